@@ -1,0 +1,13 @@
+"""Layers: the ConvS5 SSM and block, and the baselines, all on (B, T, C, H, W)."""
+
+from convssm.nn.common import ChannelLayerNorm, ResidualNorm, TimeSharedDropout
+from convssm.nn.registry import build_sequence_model, register_sequence_model, sequence_model_names
+
+__all__ = [
+    "ChannelLayerNorm",
+    "ResidualNorm",
+    "TimeSharedDropout",
+    "build_sequence_model",
+    "register_sequence_model",
+    "sequence_model_names",
+]

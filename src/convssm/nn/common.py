@@ -1,0 +1,144 @@
+"""Small pieces shared by every sequence model in ``convssm.nn``.
+
+- :class:`ChannelLayerNorm`: LayerNorm over the channel axis of (N, C, H, W) maps,
+  applied independently at every pixel (the reference's ``nn.LayerNorm`` on NHWC).
+- :class:`TimeSharedDropout`: dropout whose mask is shared by all time steps.
+- :func:`fold_time` / :func:`unfold_time`: (B, T, C, H, W) <-> (B*T, C, H, W), so every
+  convolution sees all frames in one call.
+- :func:`check_video` / :func:`check_frame`: input checks with messages that name the problem.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convssm._checks import check_tensor
+
+__all__ = [
+    "ChannelLayerNorm",
+    "TimeSharedDropout",
+    "ResidualNorm",
+    "fold_time",
+    "unfold_time",
+    "check_video",
+    "check_frame",
+]
+
+
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over channels at every pixel: (N, C, H, W) -> (N, C, H, W)."""
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.channels = channels
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (self.channels,), self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, eps={self.eps}"
+
+
+class TimeSharedDropout(nn.Module):
+    """Dropout on (B, T, C, H, W) with one mask per sequence, shared by all T frames.
+
+    In step mode (input (B, C, H, W)) dropout is only meaningful at evaluation, where it
+    is the identity; a training-mode step with p > 0 is rejected, since a per-step mask
+    would not match the parallel mode.
+    """
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.dim() != 5:
+            raise ValueError(
+                "TimeSharedDropout in training mode needs (B, T, C, H, W) input; "
+                "call .eval() before step-by-step generation"
+            )
+        b, _, c, h, w = x.shape
+        keep = torch.empty(b, 1, c, h, w, device=x.device, dtype=x.dtype).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def fold_time(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, C, H, W) -> (B*T, C, H, W)."""
+    b, t = x.shape[:2]
+    return x.reshape(b * t, *x.shape[2:])
+
+
+def unfold_time(x: torch.Tensor, batch: int) -> torch.Tensor:
+    """(B*T, C, H, W) -> (B, T, C, H, W)."""
+    return x.reshape(batch, x.shape[0] // batch, *x.shape[1:])
+
+
+def check_video(x: object, name: str, channels: int) -> torch.Tensor:
+    """Check a real (B, T, C, H, W) sequence with ``channels`` channels, finite."""
+    x = check_tensor(x, name, ndim=5, floating=True)
+    if x.shape[2] != channels:
+        raise ValueError(
+            f"{name} must have {channels} channels at dim 2 of (B, T, C, H, W), "
+            f"got shape {tuple(x.shape)}"
+        )
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} has no time steps (shape {tuple(x.shape)})")
+    return x
+
+
+def check_frame(x: object, name: str, channels: int) -> torch.Tensor:
+    """Check a real (B, C, H, W) frame with ``channels`` channels, finite."""
+    x = check_tensor(x, name, ndim=4, floating=True)
+    if x.shape[1] != channels:
+        raise ValueError(
+            f"{name} must have {channels} channels at dim 1 of (B, C, H, W), "
+            f"got shape {tuple(x.shape)}"
+        )
+    return x
+
+
+class ResidualNorm(nn.Module):
+    """The residual + LayerNorm wrapper around a sequence-mixing core (SPEC 1.6).
+
+    Post-norm (the reference's default): ``out = LN(u + dropout(core(u)))``.
+    Pre-norm: ``out = u + dropout(core(LN(u)))``.
+
+    Usage inside a block::
+
+        v = self.residual.pre(u)            # LN(u) when pre-norm, else u
+        y = core(v)
+        out = self.residual.post(u, y)      # dropout, add, LN when post-norm
+
+    Works on (B, T, C, H, W) and on single frames (B, C, H, W).
+    """
+
+    def __init__(self, dim: int, prenorm: bool = False, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.prenorm = prenorm
+        self.norm = ChannelLayerNorm(dim)
+        self.dropout = TimeSharedDropout(dropout)
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 5:
+            return unfold_time(self.norm(fold_time(x)), x.shape[0])
+        return self.norm(x)
+
+    def pre(self, u: torch.Tensor) -> torch.Tensor:
+        return self._norm(u) if self.prenorm else u
+
+    def post(self, u: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = u + self.dropout(y)
+        return out if self.prenorm else self._norm(out)
