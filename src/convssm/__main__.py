@@ -1,0 +1,5 @@
+import sys
+
+from convssm.cli.main import main
+
+sys.exit(main())
