@@ -87,9 +87,18 @@ def test_int_widens_to_float_and_yaml_exponent_without_dot_is_a_float(tmp_path):
 
 def test_overrides_parse_yaml_scalars_and_reject_unknown_paths(tmp_path):
     p = _write(tmp_path, {"train": {"steps": 10}})
-    cfg = load_config(p, ["train.steps=20", "optim.lr=5e-4", "train.progress=false",
-                          "model.encoder_widths=[8, 16]", "model.sequence_options.num_layers=2",
-                          "eval.eval_set=null", "name=run1"])  # fmt: skip
+    cfg = load_config(
+        p,
+        [
+            "train.steps=20",
+            "optim.lr=5e-4",
+            "train.progress=false",
+            "model.encoder_widths=[8, 16]",
+            "model.sequence_options.num_layers=2",
+            "eval.eval_set=null",
+            "name=run1",
+        ],
+    )
     assert cfg.train.steps == 20 and cfg.optim.lr == 5e-4 and cfg.train.progress is False
     assert cfg.model.encoder_widths == [8, 16] and cfg.name == "run1"
     assert cfg.model.sequence_options == {"num_layers": 2}

@@ -32,9 +32,15 @@ def test_two_gloo_processes_match_one_process_over_the_combined_batch(tmp_path):
     procs = []
     for rank in range(2):
         env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
-        env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1",
-                   PYTHONPATH=f"{SRC}{os.pathsep}{HERE}")  # fmt: skip
+        env.update(
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE="2",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            OMP_NUM_THREADS="1",
+            PYTHONPATH=f"{SRC}{os.pathsep}{HERE}",
+        )
         procs.append(
             subprocess.Popen(
                 [sys.executable, str(HERE / "train_ddp_worker.py"), str(tmp_path / "ddp")],
@@ -42,15 +48,19 @@ def test_two_gloo_processes_match_one_process_over_the_combined_batch(tmp_path):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
-            )  # fmt: skip
+            )
         )
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), "\n".join(outs)
 
     cfg = tiny_config(dropout=0.0, steps=4, checkpoint_every=2)
-    train_and_evaluate(cfg, tmp_path / "single", model_factory=standin_factory,
-                       train_dataset=RandomVideos(n=24, frames=6),
-                       val_dataset=RandomVideos(n=2, frames=6, seed=9))  # fmt: skip
+    train_and_evaluate(
+        cfg,
+        tmp_path / "single",
+        model_factory=standin_factory,
+        train_dataset=RandomVideos(n=24, frames=6),
+        val_dataset=RandomVideos(n=2, frames=6, seed=9),
+    )
 
     ddp = load_checkpoint(tmp_path / "ddp")
     one = load_checkpoint(tmp_path / "single")

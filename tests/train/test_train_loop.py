@@ -95,8 +95,13 @@ def test_nonfinite_loss_stops_with_a_clear_error(tmp_path):
             return v
 
     with pytest.raises(FloatingPointError, match="loss is nan at step 0"):
-        train_and_evaluate(tiny_config(), tmp_path, model_factory=standin_factory,
-                           train_dataset=NaNVideos(), val_dataset=RandomVideos(n=2))  # fmt: skip
+        train_and_evaluate(
+            tiny_config(),
+            tmp_path,
+            model_factory=standin_factory,
+            train_dataset=NaNVideos(),
+            val_dataset=RandomVideos(n=2),
+        )
 
 
 def test_checkpoint_config_json_is_model_arguments(tmp_path):

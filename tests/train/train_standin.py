@@ -35,11 +35,15 @@ class StandInPredictor(nn.Module):
     ):
         super().__init__()
         self.config = {
-            "image_channels": image_channels, "image_size": image_size,
-            "encoder_widths": list(encoder_widths), "blocks_per_stage": blocks_per_stage,
-            "dim": dim, "sequence_model": sequence_model,
-            "sequence_options": dict(sequence_options or {}), "num_actions": num_actions,
-        }  # fmt: skip
+            "image_channels": image_channels,
+            "image_size": image_size,
+            "encoder_widths": list(encoder_widths),
+            "blocks_per_stage": blocks_per_stage,
+            "dim": dim,
+            "sequence_model": sequence_model,
+            "sequence_options": dict(sequence_options or {}),
+            "num_actions": num_actions,
+        }
         self.dim = dim
         self.enc = nn.Conv2d(image_channels, dim, 3, padding=1)
         self.mix = nn.Conv2d(2 * dim, dim, 1)
@@ -94,24 +98,51 @@ class RandomVideos(Dataset):
 
 def standin_factory(cfg):
     m = cfg.model
-    return StandInPredictor(m.image_channels, m.image_size, tuple(m.encoder_widths),
-                            m.blocks_per_stage, m.dim, m.sequence_model, m.sequence_options,
-                            m.num_actions)  # fmt: skip
+    return StandInPredictor(
+        m.image_channels,
+        m.image_size,
+        tuple(m.encoder_widths),
+        m.blocks_per_stage,
+        m.dim,
+        m.sequence_model,
+        m.sequence_options,
+        m.num_actions,
+    )
 
 
 def tiny_config(dropout=0.2, **train):
     from convssm.train.config import config_from_dict
 
-    t = {"steps": 6, "batch_size": 4, "log_every": 1, "eval_every": 1000,
-         "checkpoint_every": 3, "progress": False, "seed": 3, "threads": 1}  # fmt: skip
+    t = {
+        "steps": 6,
+        "batch_size": 4,
+        "log_every": 1,
+        "eval_every": 1000,
+        "checkpoint_every": 3,
+        "progress": False,
+        "seed": 3,
+        "threads": 1,
+    }
     t.update(train)
-    return config_from_dict({
-        "name": "tiny",
-        "model": {"image_size": 16, "dim": 8, "encoder_widths": [8], "sequence_model": "standin",
-                  "sequence_options": {"dropout": dropout}},
-        "data": {"seq_len": 6, "seed": 5},
-        "optim": {"lr": 0.01, "warmup_steps": 2},
-        "train": t,
-        "eval": {"context": 3, "horizons": [3], "val_videos": 2, "batch_size": 2,
-                 "metrics": ["psnr", "ssim"]},
-    })  # fmt: skip
+    return config_from_dict(
+        {
+            "name": "tiny",
+            "model": {
+                "image_size": 16,
+                "dim": 8,
+                "encoder_widths": [8],
+                "sequence_model": "standin",
+                "sequence_options": {"dropout": dropout},
+            },
+            "data": {"seq_len": 6, "seed": 5},
+            "optim": {"lr": 0.01, "warmup_steps": 2},
+            "train": t,
+            "eval": {
+                "context": 3,
+                "horizons": [3],
+                "val_videos": 2,
+                "batch_size": 2,
+                "metrics": ["psnr", "ssim"],
+            },
+        }
+    )

@@ -92,9 +92,13 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> Distrib
         )
         owns = True
     return DistributedContext(
-        rank=rank, world_size=world, local_rank=local_rank, device=dev, backend=backend,
+        rank=rank,
+        world_size=world,
+        local_rank=local_rank,
+        device=dev,
+        backend=backend,
         owns_group=owns,
-    )  # fmt: skip
+    )
 
 
 def wrap_model(model: torch.nn.Module, ctx: DistributedContext) -> torch.nn.Module:

@@ -61,9 +61,13 @@ def build_train_dataset(cfg: ExperimentConfig) -> tuple[Dataset, bool]:
     if data.dataset == "moving_mnist":
         n = data.num_videos or cfg.train.steps * cfg.train.batch_size
         ds = _moving_mnist(
-            data, split="train", num_videos=n, num_frames=data.seq_len,
-            image_size=cfg.model.image_size, seed=data.seed,
-        )  # fmt: skip
+            data,
+            split="train",
+            num_videos=n,
+            num_frames=data.seq_len,
+            image_size=cfg.model.image_size,
+            seed=data.seed,
+        )
         return ds, data.num_videos is not None
     if data.dataset == "video_folder":
         return _video_folder(data, "train", data.seq_len), True
@@ -75,9 +79,13 @@ def build_eval_dataset(cfg: ExperimentConfig, num_videos: int, num_frames: int) 
     data, ev = cfg.data, cfg.eval
     if data.dataset == "moving_mnist":
         return _moving_mnist(
-            data, split="eval", num_videos=num_videos, num_frames=num_frames,
-            image_size=cfg.model.image_size, seed=ev.seed,
-        )  # fmt: skip
+            data,
+            split="eval",
+            num_videos=num_videos,
+            num_frames=num_frames,
+            image_size=cfg.model.image_size,
+            seed=ev.seed,
+        )
     if data.dataset == "video_folder":
         return _video_folder(data, "test", num_frames)
     raise ValueError(f"unknown data.dataset {data.dataset!r}")  # pragma: no cover

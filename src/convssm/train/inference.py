@@ -103,9 +103,13 @@ def evaluate_checkpoint(
         dataset = torch.utils.data.Subset(dataset, range(num_videos))
     loader = DataLoader(dataset, batch_size=ev.batch_size)
     truth, pred = generate_videos(
-        tm.model, (split_item(b) for b in loader), ev.context, max(ev.horizons), tm.device,
+        tm.model,
+        (split_item(b) for b in loader),
+        ev.context,
+        max(ev.horizons),
+        tm.device,
         precision or tm.config.train.precision,
-    )  # fmt: skip
+    )
     result = evaluate_predictions(truth, pred, ev.context, ev.horizons, ev.metrics)
     extra = {
         "checkpoint": str(tm.info.path),
@@ -119,8 +123,9 @@ def evaluate_checkpoint(
     paths = write_eval_outputs(
         out, result, truth if ev.save_videos else None, pred if ev.save_videos else None, extra
     )
-    paths.update(write_media(out, truth[0], pred[0], ev.context, result.per_frame,
-                             tm.config.data.seq_len))  # fmt: skip
+    paths.update(
+        write_media(out, truth[0], pred[0], ev.context, result.per_frame, tm.config.data.seq_len)
+    )
     return result, paths
 
 
@@ -156,7 +161,7 @@ def write_media(
             train_length=train_length - context
             if train_length and train_length > context
             else None,
-        ),  # fmt: skip
+        ),
     }
 
 
@@ -240,10 +245,16 @@ def generate_from_checkpoint(
 
         if tm.config.data.dataset != "moving_mnist":
             raise ValueError("this checkpoint was not trained on Moving-MNIST: pass --input")
-        ds = MovingMNIST(1, num_frames=context + horizon, image_size=tm.config.model.image_size,
-                         num_digits=tm.config.data.num_digits, split="eval",
-                         seed=moving_mnist_seed or 0, digits=tm.config.data.mnist_path,
-                         **tm.config.data.options)  # fmt: skip
+        ds = MovingMNIST(
+            1,
+            num_frames=context + horizon,
+            image_size=tm.config.model.image_size,
+            num_digits=tm.config.data.num_digits,
+            split="eval",
+            seed=moving_mnist_seed or 0,
+            digits=tm.config.data.mnist_path,
+            **tm.config.data.options,
+        )
         video = ds[0]
     if video.shape[0] < context:
         raise ValueError(f"the input has {video.shape[0]} frames, fewer than context {context}")
@@ -257,12 +268,18 @@ def generate_from_checkpoint(
         err = ((pred[:known] - truth[context:]) * 0.5).pow(2).mean(dim=(1, 2, 3))
         curves = {"mse": err.tolist()}
     else:
-        curves = {"frame change (no ground truth)": (pred.diff(dim=0) * 0.5).pow(2)
-                  .mean(dim=(1, 2, 3)).tolist() or [0.0]}  # fmt: skip
+        curves = {
+            "frame change (no ground truth)": (pred.diff(dim=0) * 0.5)
+            .pow(2)
+            .mean(dim=(1, 2, 3))
+            .tolist()
+            or [0.0]
+        }
     # no ground truth beyond the end of the input: black frames in the truth panel
     padded = torch.cat([truth, torch.full_like(pred[known:], -1.0)], dim=0)
     paths = write_media(out, padded, pred, context, curves, tm.config.data.seq_len, "generated")
     paths["npz"] = out / "generated.npz"
-    np.savez_compressed(paths["npz"], context=to_uint8(video[:context]), pred=to_uint8(pred),
-                        truth=to_uint8(truth))  # fmt: skip
+    np.savez_compressed(
+        paths["npz"], context=to_uint8(video[:context]), pred=to_uint8(pred), truth=to_uint8(truth)
+    )
     return paths

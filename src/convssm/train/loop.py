@@ -122,8 +122,9 @@ def train_and_evaluate(
         torch.set_num_threads(tc.threads)
     ctx = init_distributed(tc.device)
     try:
-        return _run(cfg, tc, workdir, ctx, resume, model_factory, train_dataset, val_dataset,
-                    stop_after)  # fmt: skip
+        return _run(
+            cfg, tc, workdir, ctx, resume, model_factory, train_dataset, val_dataset, stop_after
+        )
     finally:
         teardown(ctx)
 
@@ -153,8 +154,9 @@ def _run(cfg, tc, workdir, ctx, resume, model_factory, train_dataset, val_datase
         load_model_weights(model, state.weights, str(state.path))
         model.to(ctx.device)
     ddp_model = wrap_model(model, ctx)
-    optim = make_optimizer(model, cfg.optim.lr, cfg.optim.betas, cfg.optim.weight_decay,
-                           cfg.optim.eps)  # fmt: skip
+    optim = make_optimizer(
+        model, cfg.optim.lr, cfg.optim.betas, cfg.optim.weight_decay, cfg.optim.eps
+    )
     sched = build_scheduler(optim, cfg.optim.warmup_steps, tc.steps)
     scaler = _scaler(ctx.device, tc.precision)
     start = 0
@@ -173,12 +175,25 @@ def _run(cfg, tc, workdir, ctx, resume, model_factory, train_dataset, val_datase
         train_dataset, shuffle = build_train_dataset(cfg)
     else:
         shuffle = True
-    sampler = StepSampler(len(train_dataset), tc.batch_size, tc.grad_accum, ctx.world_size,
-                          ctx.rank, seed=cfg.data.seed, shuffle=shuffle, start_step=start,
-                          total_steps=tc.steps)  # fmt: skip
-    loader = DataLoader(train_dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
-                        collate_fn=_collate, pin_memory=ctx.device.type == "cuda",
-                        persistent_workers=False)  # fmt: skip
+    sampler = StepSampler(
+        len(train_dataset),
+        tc.batch_size,
+        tc.grad_accum,
+        ctx.world_size,
+        ctx.rank,
+        seed=cfg.data.seed,
+        shuffle=shuffle,
+        start_step=start,
+        total_steps=tc.steps,
+    )
+    loader = DataLoader(
+        train_dataset,
+        batch_sampler=sampler,
+        num_workers=cfg.data.num_workers,
+        collate_fn=_collate,
+        pin_memory=ctx.device.type == "cuda",
+        persistent_workers=False,
+    )
     if ctx.is_main and val_dataset is None:
         horizon = cfg.eval.val_horizon or min(cfg.eval.horizons)
         val_dataset = build_eval_dataset(cfg, cfg.eval.val_videos, cfg.eval.context + horizon)
@@ -189,8 +204,13 @@ def _run(cfg, tc, workdir, ctx, resume, model_factory, train_dataset, val_datase
         if logger.tensorboard_note:
             tqdm.write(logger.tensorboard_note)
     end = tc.steps if stop_after is None else min(tc.steps, stop_after)
-    bar = tqdm(total=tc.steps, initial=start, disable=not (ctx.is_main and tc.progress),
-               desc=cfg.name, dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        total=tc.steps,
+        initial=start,
+        disable=not (ctx.is_main and tc.progress),
+        desc=cfg.name,
+        dynamic_ncols=True,
+    )
     it = iter(loader)
     step, last_loss, last_ckpt, val = start, None, None, None
     t0, window_t, window_steps = time.perf_counter(), time.perf_counter(), 0
@@ -233,16 +253,25 @@ def _run(cfg, tc, workdir, ctx, resume, model_factory, train_dataset, val_datase
             rate = window_steps / max(now - window_t, 1e-9)
             window_t, window_steps = now, 0
             if ctx.is_main:
-                logger.log_train({"step": step, "loss": mean_loss, "lr": lr,
-                                  "steps_per_s": rate, "elapsed_s": now - t0})  # fmt: skip
+                logger.log_train(
+                    {
+                        "step": step,
+                        "loss": mean_loss,
+                        "lr": lr,
+                        "steps_per_s": rate,
+                        "elapsed_s": now - t0,
+                    }
+                )
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
         bar.update(1)
         if step % tc.eval_every == 0 or step == tc.steps:
             if ctx.is_main:
                 val = _validate(model, cfg, val_dataset, ctx)
                 logger.log_val(step, val)
-                bar.write(f"step {step}: " + ", ".join(
-                    f"{k} {v:.4f}" for k, v in val.items() if isinstance(v, float)))  # fmt: skip
+                bar.write(
+                    f"step {step}: "
+                    + ", ".join(f"{k} {v:.4f}" for k, v in val.items() if isinstance(v, float))
+                )
             barrier(ctx)
         if step % tc.checkpoint_every == 0 or step == tc.steps:
             last_ckpt = _save(ckpt_dir, step, model, cfg, optim, sched, scaler, sampler, ctx)
@@ -266,12 +295,19 @@ def _save(ckpt_dir, step, model, cfg, optim, sched, scaler, sampler, ctx) -> Pat
                 "step": step,
                 "samples_seen": step * cfg.train.batch_size,
                 "sampler": sampler.state_dict(),
-            },  # fmt: skip
+            },
             "world_size": ctx.world_size,
             "torch_version": str(torch.__version__),
         }
-        path = save_checkpoint(ckpt_dir, step, bare, _jsonable(model_config), dump_yaml(cfg),
-                               training_state, keep=cfg.train.keep_checkpoints)  # fmt: skip
+        path = save_checkpoint(
+            ckpt_dir,
+            step,
+            bare,
+            _jsonable(model_config),
+            dump_yaml(cfg),
+            training_state,
+            keep=cfg.train.keep_checkpoints,
+        )
     barrier(ctx)
     return path
 
