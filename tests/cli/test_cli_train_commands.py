@@ -21,6 +21,7 @@ TINY = {
     "model": {
         "image_size": 16,
         "encoder_widths": [8, 16],
+        "norm_groups": 4,
         "dim": 16,
         "sequence_model": "convs5",
         "sequence_options": {"depth": 1, "state_dim": 8, "norm_groups": 4},

@@ -3,7 +3,8 @@
 A checkpoint is a directory ``<workdir>/checkpoints/step_<NNNNNNNN>/`` holding
 
 - ``model.safetensors`` and ``config.json``: the weights and the model's constructor
-  arguments, i.e. exactly what ``VideoPredictor.from_pretrained`` reads;
+  arguments, written by the model's ``save_pretrained`` when it has one, so a checkpoint
+  directory is also a ``VideoPredictor.from_pretrained`` directory;
 - ``experiment.yaml``: the whole experiment config that produced it;
 - ``training_state.pt``: optimizer, scheduler, step, data position and RNG states
   (python, numpy, torch CPU, CUDA when present), loadable with ``weights_only=True``;
@@ -187,9 +188,13 @@ def save_checkpoint(
     final = directory / f"step_{step:08d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step_{step:08d}-", dir=directory))
     try:
-        weights = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-        save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        (tmp / "config.json").write_text(json.dumps(model_config, indent=2, sort_keys=True))
+        if hasattr(model, "save_pretrained"):  # VideoPredictor: its own config.json format
+            model.save_pretrained(tmp)
+        else:
+            state = model.state_dict().items()
+            weights = {k: v.detach().cpu().contiguous().clone() for k, v in state}
+            save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+            (tmp / "config.json").write_text(json.dumps(model_config, indent=2, sort_keys=True))
         (tmp / "experiment.yaml").write_text(experiment_yaml)
         torch.save({**training_state, "step": step}, tmp / "training_state.pt")
         files = {}
@@ -273,6 +278,8 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> CheckpointInfo:
         ) from None
     try:
         model_config = json.loads((path / "config.json").read_text())
+        if isinstance(model_config, dict) and "format" in model_config:  # save_pretrained's
+            model_config = model_config.get("config", {})
         state = torch.load(path / "training_state.pt", map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any parse failure means a corrupt file
         raise ValueError(f"checkpoint {str(path)!r} is corrupt: {err}") from None

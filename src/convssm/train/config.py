@@ -46,10 +46,12 @@ class ModelConfig:
     image_size: int = 64
     encoder_widths: list[int] = field(default_factory=lambda: [64, 128, 256])
     blocks_per_stage: int = 1
+    norm_groups: int = 32
     dim: int = 256
     sequence_model: str = "convs5"
     sequence_options: dict[str, Any] = field(default_factory=dict)
     num_actions: int = 0
+    action_embed_dim: int = 16
 
 
 @dataclass
@@ -279,6 +281,8 @@ def _validate_values(cfg: ExperimentConfig) -> None:
         "model.image_size": cfg.model.image_size,
         "model.dim": cfg.model.dim,
         "model.blocks_per_stage": cfg.model.blocks_per_stage,
+        "model.norm_groups": cfg.model.norm_groups,
+        "model.action_embed_dim": cfg.model.action_embed_dim,
         "data.seq_len": cfg.data.seq_len,
         "train.steps": cfg.train.steps,
         "train.batch_size": cfg.train.batch_size,
