@@ -121,6 +121,7 @@ class EvalConfig:
     seed: int = 1_000_003
     eval_set: str | None = None
     metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "lpips", "fvd"])
+    fvd_chunk: int = 256
     val_videos: int = 8
     val_horizon: int | None = None
     save_videos: bool = True
@@ -321,6 +322,8 @@ def _validate_values(cfg: ExperimentConfig) -> None:
         )
     if not cfg.eval.horizons or any(h <= 0 for h in cfg.eval.horizons):
         raise ValueError(f"eval.horizons must be positive, got {cfg.eval.horizons}")
+    if cfg.eval.fvd_chunk < 2:
+        raise ValueError(f"eval.fvd_chunk must be at least 2, got {cfg.eval.fvd_chunk}")
     if cfg.train.threads is not None and cfg.train.threads < 1:
         raise ValueError(f"train.threads must be positive or null, got {cfg.train.threads}")
     if cfg.eval.val_horizon is not None and cfg.eval.val_horizon <= 0:

@@ -15,6 +15,7 @@ left out: the result lists it under ``skipped`` with the reason.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import time
@@ -39,6 +40,7 @@ __all__ = [
 
 FRAME_METRICS = ("psnr", "ssim", "lpips")
 FVD_CHUNK = 256
+LPIPS_MIN_SIZE = 31
 
 
 @dataclass
@@ -148,10 +150,14 @@ def generate_videos(
     return torch.cat(truths), torch.cat(preds)
 
 
-def frame_metric_functions(names: Iterable[str]) -> tuple[dict[str, Callable], dict[str, str]]:
-    """The per-frame metric functions ``convssm.metrics`` offers for ``names``, and the skips.
+def frame_metric_functions(
+    names: Iterable[str], frame_size: tuple[int, int] | None = None
+) -> tuple[dict[str, Callable], dict[str, str]]:
+    """The per-frame metric functions for ``names`` that can run here, and the skips.
 
-    Each function maps (pred, target) videos (B, T, C, H, W) in [0, 1] to (B, T).
+    Each function maps (pred, target) videos (B, T, C, H, W) in [0, 1] to (B, T). LPIPS
+    loads its AlexNet weights once here; when they are not installed, or the frames are
+    smaller than AlexNet accepts (31 pixels), it is skipped with the reason.
     """
     import convssm.metrics as metrics
 
@@ -163,17 +169,22 @@ def frame_metric_functions(names: Iterable[str]) -> tuple[dict[str, Callable], d
         if fn is None:
             skipped[name] = f"convssm.metrics has no {name!r} in this installation"
             continue
+        if name == "lpips":
+            if frame_size is not None and min(frame_size) < LPIPS_MIN_SIZE:
+                skipped[name] = (
+                    f"LPIPS (AlexNet) needs frames of at least {LPIPS_MIN_SIZE}x{LPIPS_MIN_SIZE}, "
+                    f"got {frame_size[0]}x{frame_size[1]}"
+                )
+                continue
+            try:
+                model = metrics.LPIPS.from_pretrained()
+            except (ImportError, FileNotFoundError, OSError) as err:
+                skipped[name] = f"LPIPS weights unavailable: {err}"
+                continue
+            found[name] = functools.partial(fn, model=model)
+            continue
         found[name] = fn
     return found, skipped
-
-
-def _fvd_function() -> tuple[Callable | None, str | None]:
-    import convssm.metrics as metrics
-
-    fn = getattr(metrics, "fvd", None)
-    if fn is None:
-        return None, "convssm.metrics has no 'fvd' in this installation"
-    return fn, None
 
 
 def evaluate_predictions(
@@ -183,11 +194,12 @@ def evaluate_predictions(
     horizons: list[int],
     metric_names: Iterable[str] = ("psnr", "ssim", "lpips", "fvd"),
     batch_size: int = 16,
+    fvd_chunk: int = FVD_CHUNK,
 ) -> EvalResult:
     """Score predictions (N, H, C, H, W) against ground truth (N, context + H, C, H, W).
 
     Both in [-1, 1]. Per-frame curves cover all generated frames; per-horizon numbers the
-    first ``h`` of them.
+    first ``h`` of them. ``mse`` (per-pixel, in [0, 1]) is always reported.
     """
     start = time.perf_counter()
     metric_names = list(metric_names)
@@ -200,61 +212,62 @@ def evaluate_predictions(
         raise ValueError(f"horizons {horizons} exceed the {horizon} generated frames")
     result = EvalResult(context=context, horizons=list(horizons), num_videos=int(pred.shape[0]))
     target = truth[:, context:]
-    fns, result.skipped = frame_metric_functions(metric_names)
-    mse = ((to_unit(pred) - to_unit(target)) ** 2).mean(dim=(2, 3, 4))  # (N, H)
-    per_frame = {"mse": mse}
+    fns, result.skipped = frame_metric_functions(metric_names, tuple(pred.shape[-2:]))
+    per_frame = {"mse": ((to_unit(pred) - to_unit(target)) ** 2).mean(dim=(2, 3, 4))}
     for name, fn in fns.items():
         parts = []
         for i in range(0, pred.shape[0], batch_size):
             p, t = pred[i : i + batch_size], target[i : i + batch_size]
-            try:
-                parts.append(fn(to_unit(p), to_unit(t)).float().cpu())
-            except (ImportError, FileNotFoundError, OSError) as err:
-                result.skipped[name] = f"{name} could not run: {err}"
-                parts = None
-                break
-        if parts is not None:
-            per_frame[name] = torch.cat(parts)
+            parts.append(fn(to_unit(p), to_unit(t)).float().cpu())
+        per_frame[name] = torch.cat(parts)
     result.per_frame = {k: v.mean(0).tolist() for k, v in per_frame.items()}
     for h in horizons:
-        row: dict[str, Any] = {}
-        for k, v in per_frame.items():
-            row[k] = float(v[:, :h].mean(1).mean(0))
-        result.per_horizon[str(h)] = row
+        result.per_horizon[str(h)] = {
+            k: float(v[:, :h].mean(1).mean(0)) for k, v in per_frame.items()
+        }
     if "fvd" in metric_names:
-        _add_fvd(result, truth, pred, context, horizons)
+        _add_fvd(result, truth, pred, context, horizons, fvd_chunk)
     result.seconds = time.perf_counter() - start
     return result
 
 
 def _add_fvd(
-    result: EvalResult, truth: torch.Tensor, pred: torch.Tensor, context: int, horizons: list[int]
+    result: EvalResult,
+    truth: torch.Tensor,
+    pred: torch.Tensor,
+    context: int,
+    horizons: list[int],
+    chunk: int,
 ) -> None:
-    fn, why = _fvd_function()
-    if fn is None:
-        result.skipped["fvd"] = why
+    """FVD over whole videos (context + h frames), mean and std over chunks of ``chunk``."""
+    import convssm.metrics as metrics
+
+    if not hasattr(metrics, "FVDAccumulator"):
+        result.skipped["fvd"] = "convssm.metrics has no FVD in this installation"
         return
     n = truth.shape[0]
-    if n < 2:
-        result.skipped["fvd"] = f"FVD needs at least 2 videos, got {n}"
+    if n < chunk:
+        result.skipped["fvd"] = (
+            f"FVD needs at least one full chunk of {chunk} videos, got {n} "
+            "(set eval.fvd_chunk lower to compute it, and report the chunk size with it)"
+        )
+        return
+    try:
+        i3d = metrics.InceptionI3d.from_pretrained()
+    except (ImportError, FileNotFoundError, OSError) as err:
+        result.skipped["fvd"] = f"I3D weights unavailable: {err}"
         return
     for h in horizons:
-        real = to_unit(truth[:, : context + h])
-        fake = torch.cat([to_unit(truth[:, :context]), to_unit(pred[:, :h])], dim=1)
-        scores = []
-        try:
-            for i in range(0, n, FVD_CHUNK):
-                if n - i < 2:
-                    break
-                scores.append(float(fn(fake[i : i + FVD_CHUNK], real[i : i + FVD_CHUNK])))
-        except (ImportError, FileNotFoundError, OSError) as err:
-            result.skipped["fvd"] = f"fvd could not run: {err}"
-            return
-        row = result.per_horizon[str(h)]
-        row["fvd"] = float(np.mean(scores))
-        row["fvd_std"] = float(np.std(scores))
-        row["fvd_chunks"] = len(scores)
-        row["fvd_frames"] = context + h
+        acc = metrics.FVDAccumulator(chunk, i3d)
+        for i in range(0, n, 8):
+            real = to_unit(truth[i : i + 8, : context + h])
+            fake = torch.cat([to_unit(truth[i : i + 8, :context]), to_unit(pred[i : i + 8, :h])], 1)
+            acc.update(real, fake)
+        res = acc.compute()
+        result.per_horizon[str(h)].update(
+            fvd=res.mean, fvd_std=res.std, fvd_chunks=len(res.chunk_fvds),
+            fvd_chunk_size=res.chunk_size, fvd_frames=context + h,
+        )  # fmt: skip
 
 
 def write_eval_outputs(

@@ -110,7 +110,9 @@ def evaluate_checkpoint(
         tm.device,
         precision or tm.config.train.precision,
     )
-    result = evaluate_predictions(truth, pred, ev.context, ev.horizons, ev.metrics)
+    result = evaluate_predictions(
+        truth, pred, ev.context, ev.horizons, ev.metrics, fvd_chunk=ev.fvd_chunk
+    )
     extra = {
         "checkpoint": str(tm.info.path),
         "step": tm.info.step,
