@@ -55,6 +55,8 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
         raise ValueError(
             f"checkpoint {str(info.path)!r} has an invalid experiment.yaml: {err}"
         ) from None
+    if cfg.train.threads is not None:
+        torch.set_num_threads(cfg.train.threads)
     model = build_model(cfg.model)
     load_model_weights(model, info.weights, f"checkpoint {str(info.path)!r}")
     dev = resolve_device(device)
