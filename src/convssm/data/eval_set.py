@@ -211,7 +211,7 @@ class MovingMNISTEvalSet(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} videos")
-        return to_float(np.asarray(self.videos[index, : self.num_frames]))
+        return to_float(np.array(self.videos[index, : self.num_frames]))
 
 
 def load_eval_set(
@@ -298,4 +298,4 @@ class MnistTestSeq(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} videos")
-        return to_float(np.asarray(self.data[:, index]))
+        return to_float(np.array(self.data[:, index]))
