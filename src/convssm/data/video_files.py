@@ -123,8 +123,9 @@ def probe_video_file(path: str | Path) -> VideoFileInfo:
     except TypeError:
         raise
     except _ERRORS as err:
-        if str(path) in str(err):
-            raise ValueError(str(err)) from err
+        own = isinstance(err, ValueError) and not isinstance(err, av.FFmpegError)
+        if own and str(path) in str(err):
+            raise  # already names the file and the problem
         raise ValueError(f"unreadable video file {path}: {err}") from err
     raise ValueError(f"{path}: unsupported video file type {path.suffix!r} (npz or mp4)")
 
