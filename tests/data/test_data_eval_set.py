@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 
 import numpy as np
 import pytest
@@ -117,6 +118,21 @@ def test_corrupted_and_truncated_files_are_caught(small_set, tmp_path):
 
 
 @needs_digits
+def test_regenerating_catches_a_consistent_edit(small_set, tmp_path, source):
+    load_eval_set(small_set, regenerate=5, digits=source)
+    edited = _copy_set(small_set, tmp_path / "edited")
+    videos = np.load(edited / "videos.npy")
+    videos[2, 3] = 255 - videos[2, 3]
+    np.save(edited / "videos.npy", videos)
+    manifest = json.loads((edited / "manifest.json").read_text())
+    manifest["video_crc32"][2] = zlib.crc32(videos[2].tobytes())
+    (edited / "manifest.json").write_text(json.dumps(manifest))
+    load_eval_set(edited)  # checksums agree with the edit ...
+    with pytest.raises(ValueError, match=r"differs from what this generator produces.*\[2\]"):
+        load_eval_set(edited, regenerate=5, digits=source)  # ... the generator does not
+
+
+@needs_digits
 def test_writer_refuses_to_overwrite(small_set):
     with pytest.raises(ValueError, match="overwrite"):
         write_eval_set(small_set, num_videos=2, num_frames=3)
@@ -130,7 +146,7 @@ def test_cli_make_eval_set_and_info(tmp_path, capsys):
     es = load_eval_set(out, params=MovingMNISTParams(num_frames=6), seed=2)
     assert es.videos.shape == (3, 6, 64, 64)
     assert torch.equal(es[2], MovingMNIST(3, num_frames=6, split="eval", seed=2)[2])
-    assert main(["data", "info", str(out)]) == 0
+    assert main(["data", "info", str(out), "--regenerate", "2"]) == 0
     assert '"seed": 2' in capsys.readouterr().out
     assert main(argv + ["--quiet"]) == 1  # exists: refuses without --overwrite
     assert "overwrite" in capsys.readouterr().err

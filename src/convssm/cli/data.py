@@ -42,6 +42,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info = sub.add_parser("info", help="check an evaluation set and print its manifest")
     info.add_argument("path", metavar="PATH", help="evaluation set directory")
     info.add_argument("--no-verify", action="store_true", help="skip the per-video checksums")
+    info.add_argument(
+        "--regenerate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also re-generate N videos and compare them with the stored ones",
+    )
+    info.add_argument(
+        "--digits-source", default=None, metavar="PATH", help="digit source for --regenerate"
+    )
     info.set_defaults(func=_info)
 
     parser.set_defaults(func=lambda args: _usage(parser))
@@ -80,11 +90,17 @@ def _write(args: argparse.Namespace):
 
 def _info(args: argparse.Namespace) -> int:
     try:
-        eval_set = load_eval_set(args.path, verify=not args.no_verify)
+        eval_set = load_eval_set(
+            args.path,
+            verify=not args.no_verify,
+            regenerate=args.regenerate,
+            digits=args.digits_source if args.regenerate else None,
+        )
     except (ValueError, TypeError) as err:
         print(f"convssm data info: error: {err}", file=sys.stderr)
         return 1
     summary = {k: v for k, v in eval_set.manifest.items() if k != "video_crc32"}
     summary["verified"] = not args.no_verify
+    summary["regenerated_and_matched"] = args.regenerate
     print(json.dumps(summary, indent=1))
     return 0

