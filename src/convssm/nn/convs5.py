@@ -117,7 +117,7 @@ class ConvS5(nn.Module):
     """
 
     def __init__(
-        self, dim: int, state_dim: int, depth: int, kernel_size: int = 3, **block_options
+        self, dim: int, state_dim: int = 128, depth: int = 8, kernel_size: int = 3, **block_options
     ) -> None:
         super().__init__()
         if depth < 1:
