@@ -13,13 +13,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from convssm.train.typed import check_value
 
 __all__ = [
     "ModelConfig",
@@ -170,66 +171,6 @@ def _yaml_load(text: str, where: str) -> Any:
         raise ValueError(f"{where}: not valid YAML: {err}") from None
 
 
-# ---------------------------------------------------------------- type checking
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _check_value(value: Any, tp: Any, where: str) -> Any:
-    """Return ``value`` checked (and int->float widened) against annotation ``tp``."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _check_value(value, arg, where)
-            except (TypeError, ValueError) as err:
-                errors.append(str(err))
-        raise TypeError(f"{where}: expected {_type_name(tp)}, got {value!r}")
-    if origin is Literal:
-        if value not in args:
-            raise ValueError(f"{where}: must be one of {list(args)}, got {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
-        (item_tp,) = args
-        return [_check_value(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise TypeError(f"{where}: expected a mapping, got {type(value).__name__}")
-        for k in value:
-            if not isinstance(k, str):
-                raise TypeError(f"{where}: keys must be strings, got {k!r}")
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise TypeError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise TypeError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"{where}: unsupported annotation {tp}")  # pragma: no cover
-
-
 def _build_section(cls: type, data: Any, section: str) -> Any:
     if data is None:
         data = {}
@@ -242,7 +183,7 @@ def _build_section(cls: type, data: Any, section: str) -> Any:
         raise ValueError(
             f"unknown key {unknown[0]!r} in section {section!r}; valid keys: {', '.join(names)}"
         )
-    kwargs = {k: _check_value(v, hints[k], f"{section}.{k}") for k, v in data.items()}
+    kwargs = {k: check_value(v, hints[k], f"{section}.{k}") for k, v in data.items()}
     return cls(**kwargs)
 
 
@@ -269,7 +210,7 @@ def config_from_dict(data: Any) -> ExperimentConfig:
         )
     kwargs: dict[str, Any] = {}
     if "name" in data:
-        kwargs["name"] = _check_value(data["name"], str, "name")
+        kwargs["name"] = check_value(data["name"], str, "name")
     for key, cls in _SECTIONS.items():
         kwargs[key] = _build_section(cls, data.get(key), key)
     return ExperimentConfig(**kwargs)
