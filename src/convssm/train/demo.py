@@ -61,8 +61,8 @@ def plan_demo(cfg: ExperimentConfig, minutes: float, step_s: float) -> Experimen
     steps = max(20, min(cfg.train.steps, int(0.75 * minutes * 60.0 / max(step_s, 1e-6))))
     cfg.train.steps = steps
     cfg.optim.warmup_steps = min(cfg.optim.warmup_steps, steps // 10)
-    cfg.train.eval_every = max(steps // 2, 1)
-    cfg.train.checkpoint_every = max(steps // 4, 1)
+    cfg.train.eval_every = -(-steps // 2)  # ceil: validate half-way and at the end
+    cfg.train.checkpoint_every = -(-steps // 4)
     cfg.train.log_every = max(1, min(cfg.train.log_every, steps // 20))
     longest = 10 * cfg.data.seq_len
     if max(cfg.eval.horizons) < longest:
