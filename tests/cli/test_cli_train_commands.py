@@ -88,6 +88,20 @@ def test_evaluate_writes_metrics_per_horizon_and_videos(trained, tmp_path, capsy
     assert "horizon 6:" in capsys.readouterr().out
 
 
+def test_evaluate_overrides_only_the_eval_section(trained, tmp_path, capsys):
+    _, workdir = trained
+    out = tmp_path / "ev2"
+    argv = ["evaluate", str(workdir), "--out", str(out), "--set", "eval.horizons=[2]",
+            "--set", "eval.metrics=[lpips,fvd]", "--videos", "2"]  # fmt: skip
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics["per_horizon"]) == ["2"] and metrics["num_videos"] == 2
+    # 16x16 frames are too small for AlexNet; 2 videos are fewer than one FVD chunk
+    assert set(metrics["skipped"]) == {"lpips", "fvd"}
+    assert main(["evaluate", str(workdir), "--set", "train.steps=1"]) == 1
+    assert "only eval.* overrides" in capsys.readouterr().err
+
+
 def test_generate_from_moving_mnist_and_from_files(trained, tmp_path):
     _, workdir = trained
     out = tmp_path / "g"

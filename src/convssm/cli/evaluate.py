@@ -31,6 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--videos", type=int, default=None, metavar="N", help="evaluate only the first N videos"
     )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="eval.KEY=VALUE",
+        help="change an evaluation setting, e.g. --set eval.metrics=[psnr,ssim,lpips,fvd]",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")
     p.set_defaults(func=run)
 
@@ -45,7 +53,12 @@ def run(args: argparse.Namespace) -> int:
     ckpt = resolve_checkpoint(args.checkpoint)
     out = Path(args.out) if args.out else ckpt / "eval"
     result, paths = evaluate_checkpoint(
-        ckpt, out, eval_set=args.eval_set, num_videos=args.videos, device=args.device
+        ckpt,
+        out,
+        eval_set=args.eval_set,
+        num_videos=args.videos,
+        device=args.device,
+        overrides=args.overrides,
     )
     for h, row in result.per_horizon.items():
         shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float))

@@ -15,7 +15,12 @@ import yaml
 from torch.utils.data import DataLoader, Dataset
 
 from convssm.train.checkpoint import CheckpointInfo, load_checkpoint, load_model_weights
-from convssm.train.config import ExperimentConfig, config_from_dict
+from convssm.train.config import (
+    ExperimentConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+)
 from convssm.train.distributed import resolve_device
 from convssm.train.evaluation import (
     EvalResult,
@@ -88,13 +93,20 @@ def evaluate_checkpoint(
     num_videos: int | None = None,
     device: str = "auto",
     precision: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
 ) -> tuple[EvalResult, dict[str, Path]]:
     """The SPEC section 5 protocol with the checkpoint's ``eval`` config; writes outputs.
 
     Writes ``metrics.json``, ``videos.npz`` (uint8 truth and predictions, when
     ``eval.save_videos``), and for the first video a GIF, MP4, PNG strip and error plot.
+    ``overrides`` (``eval.key=value``) change the checkpoint's evaluation settings.
     """
     tm = load_trained(checkpoint, device)
+    for text in overrides:
+        if not text.startswith("eval."):
+            raise ValueError(f"evaluate takes only eval.* overrides, got {text!r}")
+    if overrides:
+        tm.config = config_from_dict(apply_overrides(config_to_dict(tm.config), overrides))
     ev = tm.config.eval
     frames = ev.context + max(ev.horizons)
     if eval_set is not None:
