@@ -6,5 +6,15 @@ path (see :mod:`convssm.metrics.weights` and docs/metrics.md).
 """
 
 from convssm.metrics.image import mae_openstl, mse_openstl, psnr, ssim
+from convssm.metrics.lpips import LPIPS, lpips
+from convssm.metrics.weights import MissingWeightsError
 
-__all__ = ["psnr", "ssim", "mse_openstl", "mae_openstl"]
+__all__ = [
+    "psnr",
+    "ssim",
+    "mse_openstl",
+    "mae_openstl",
+    "LPIPS",
+    "lpips",
+    "MissingWeightsError",
+]
