@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from convssm.metrics.fvd import i3d_features, preprocess_for_i3d
+from convssm.metrics.fvd import FVDAccumulator, fvd, preprocess_for_i3d
 from convssm.metrics.i3d import same_padding
 
 
@@ -35,12 +35,22 @@ def test_i3d_matches_jax_reference_logits(i3d_model, i3d_reference):
     _assert_logits_close(logits, i3d_reference["clips_logits"])
 
 
-def test_fvd_feature_pipeline_matches_jax_resize_and_i3d(i3d_model, i3d_reference):
-    # A 64x64 grey clip in [0, 1]: grey -> RGB, bilinear to 224 (jax.image.resize in the
-    # reference), [-1, 1], I3D.
+def test_fvd_feature_path_matches_jax_resize_and_i3d(i3d_model, i3d_reference):
+    # A 64x64 grey clip in [0, 1] through FVDAccumulator.update: grey -> RGB, bilinear to
+    # 224 (jax.image.resize in the reference), [-1, 1], I3D, mean logits over time.
     grey = torch.from_numpy(i3d_reference["grey_64"]).permute(0, 1, 4, 2, 3).float() / 255.0
-    feats = i3d_features(grey, i3d_model)
-    _assert_logits_close(feats, i3d_reference["grey_64_logits"])
+    acc = FVDAccumulator(chunk_size=2, model=i3d_model)
+    acc.update(grey, grey.clone())
+    real, fake = acc.chunks[0]
+    assert real.count == fake.count == 1 and acc.num_frames == 10
+    _assert_logits_close(real.mean().float()[None], i3d_reference["grey_64_logits"])
+    _assert_logits_close(fake.mean().float()[None], i3d_reference["grey_64_logits"])
+    with pytest.raises(ValueError, match="at least one full chunk of 2"):
+        acc.compute()
+    with pytest.raises(ValueError, match="frame count"):
+        acc.update(grey[:, :9], grey[:, :9])
+    with pytest.raises(ValueError, match="frame count"):
+        fvd(grey, grey[:, :9], i3d_model)
 
 
 def test_i3d_rejects_wrong_inputs(i3d_model):
@@ -50,6 +60,10 @@ def test_i3d_rejects_wrong_inputs(i3d_model):
         i3d_model(torch.zeros(1, 8, 3, 224, 224))
     with pytest.raises(ValueError, match="dimensions"):
         i3d_model(torch.zeros(9, 3, 224, 224))
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        i3d_model(torch.full((1, 9, 3, 224, 224), 1.5))
+    with pytest.raises(ValueError, match="non-finite"):
+        i3d_model(torch.full((1, 9, 3, 224, 224), float("nan")))
 
 
 def test_preprocess_shapes_ranges_and_errors():
@@ -64,20 +78,3 @@ def test_preprocess_shapes_ranges_and_errors():
         preprocess_for_i3d(x * 2)
     with pytest.raises(ValueError, match="1 or 3 channels"):
         preprocess_for_i3d(torch.rand(1, 2, 2, 32, 32))
-
-
-def test_accumulator_on_videos_is_zero_for_identical_sets(i3d_model):
-    from convssm.metrics.fvd import FVDAccumulator, fvd
-
-    gen = torch.Generator().manual_seed(0)
-    videos = torch.rand(2, 9, 1, 16, 16, generator=gen)
-    acc = FVDAccumulator(chunk_size=2, model=i3d_model, batch_size=2)
-    acc.update(videos, videos.clone())
-    res = acc.compute()
-    assert res.num_frames == 9 and res.num_videos == 2
-    assert res.mean == pytest.approx(0.0, abs=1e-6)
-    # The features went through I3D: 400 finite logits that differ between the videos.
-    real_stats = acc.chunks[0][0]
-    assert real_stats.count == 2 and bool(real_stats.covariance().abs().sum() > 0)
-    with pytest.raises(ValueError, match="frame count"):
-        fvd(videos, videos[:, :8], i3d_model)

@@ -173,7 +173,7 @@ class InceptionI3d(nn.Module):
             raise ValueError(f"unexpected I3D weights: {sorted(weights)[:5]} ...")
 
     def forward(self, videos: torch.Tensor) -> torch.Tensor:
-        videos = check_tensor(videos, "videos", ndim=5, floating=True, finite=False)
+        videos = check_tensor(videos, "videos", ndim=5, floating=True)
         b, t, c, h, w = videos.shape
         if c != 3 or (h, w) != (I3D_SIZE, I3D_SIZE):
             raise ValueError(
@@ -182,6 +182,9 @@ class InceptionI3d(nn.Module):
             )
         if t < I3D_MIN_FRAMES:
             raise ValueError(f"I3D needs at least {I3D_MIN_FRAMES} frames, got {t}")
+        lo, hi = float(videos.min()), float(videos.max())
+        if lo < -1.0 or hi > 1.0:
+            raise ValueError(f"videos must have values in [-1, 1], got range [{lo:.4g}, {hi:.4g}]")
         x = videos.to(self.logits.weight.dtype).permute(0, 2, 1, 3, 4)  # (B, 3, T, H, W)
         x = self.conv1a(x)
         x = _max_pool_same(x, (1, 3, 3), (1, 2, 2))
