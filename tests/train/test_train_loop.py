@@ -108,3 +108,12 @@ def test_checkpoint_config_json_is_model_arguments(tmp_path):
     res = _run(tiny_config(steps=3), tmp_path)
     cfg = json.loads((res.checkpoint / "config.json").read_text())
     assert cfg["encoder_widths"] == [8] and cfg["sequence_model"] == "standin"
+
+
+def test_time_limit_stops_with_a_checkpoint_and_the_run_resumes(tmp_path):
+    cfg = tiny_config(time_limit_s=1e-9)
+    res = _run(cfg, tmp_path)
+    assert res.step == 1 and res.checkpoint.name == "step_00000001"
+    cfg.train.time_limit_s = None
+    res = _run(cfg, tmp_path, resume=True)
+    assert res.step == 6 and [s for s, _ in _losses(tmp_path)] == [1, 2, 3, 4, 5, 6]

@@ -94,7 +94,8 @@ class TrainConfig:
     """The loop: steps, global batch, precision, logging and checkpoint cadence.
 
     ``threads`` sets ``torch.set_num_threads`` for the run (``null``: torch's default);
-    on a small shared CPU one thread per process is often fastest.
+    on a small shared CPU one thread per process is often fastest. ``time_limit_s`` stops
+    the run (with a checkpoint) once that many seconds of training have passed.
     """
 
     steps: int = 300_000
@@ -108,6 +109,7 @@ class TrainConfig:
     eval_every: int = 5000
     checkpoint_every: int = 5000
     keep_checkpoints: int = 3
+    time_limit_s: float | None = None
     progress: bool = True
 
 
@@ -265,6 +267,10 @@ def _validate_values(cfg: ExperimentConfig) -> None:
         raise ValueError(f"eval.horizons must be positive, got {cfg.eval.horizons}")
     if cfg.eval.fvd_chunk < 2:
         raise ValueError(f"eval.fvd_chunk must be at least 2, got {cfg.eval.fvd_chunk}")
+    if cfg.train.time_limit_s is not None and cfg.train.time_limit_s <= 0:
+        raise ValueError(
+            f"train.time_limit_s must be positive or null, got {cfg.train.time_limit_s}"
+        )
     if cfg.train.threads is not None and cfg.train.threads < 1:
         raise ValueError(f"train.threads must be positive or null, got {cfg.train.threads}")
     if cfg.eval.val_horizon is not None and cfg.eval.val_horizon <= 0:

@@ -246,6 +246,9 @@ def _run(cfg, tc, workdir, ctx, resume, model_factory, train_dataset, val_datase
         sched.step()
         step += 1
         window_steps += 1
+        out_of_time = _out_of_time(tc.time_limit_s, t0, ctx)
+        if out_of_time:
+            end = step
         if step % tc.log_every == 0 or step == end:
             mean_loss = float(all_reduce_mean(total, ctx))
             last_loss = mean_loss
@@ -273,12 +276,24 @@ def _run(cfg, tc, workdir, ctx, resume, model_factory, train_dataset, val_datase
                     + ", ".join(f"{k} {v:.4f}" for k, v in val.items() if isinstance(v, float))
                 )
             barrier(ctx)
-        if step % tc.checkpoint_every == 0 or step == tc.steps:
+        if step % tc.checkpoint_every == 0 or step == tc.steps or out_of_time:
             last_ckpt = _save(ckpt_dir, step, model, cfg, optim, sched, scaler, sampler, ctx)
+        if out_of_time and ctx.is_main:
+            bar.write(f"train.time_limit_s ({tc.time_limit_s:g} s) reached: stopped at step {step}")
     bar.close()
     if logger is not None:
         logger.close()
     return TrainResult(step, last_loss, workdir, last_ckpt or latest_checkpoint(ckpt_dir), val)
+
+
+def _out_of_time(limit: float | None, t0: float, ctx: DistributedContext) -> bool:
+    """Whether the run's time limit has passed (rank 0's clock decides for every rank)."""
+    if limit is None:
+        return False
+    flag = torch.tensor([float(time.perf_counter() - t0 > limit)], device=ctx.device)
+    if ctx.is_distributed:
+        torch.distributed.broadcast(flag, src=0)
+    return bool(flag.item())
 
 
 def _save(ckpt_dir, step, model, cfg, optim, sched, scaler, sampler, ctx) -> Path | None:
