@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     workdir = Path(args.workdir) if args.workdir else Path("runs") / cfg.name
     result = train_and_evaluate(cfg, workdir, resume=args.resume)
-    if result.checkpoint is not None:
+    if result.is_main and result.checkpoint is not None:  # one report under torchrun
         print(f"trained {result.step} steps; last checkpoint: {result.checkpoint}")
         print(f"logs: {workdir / 'train_log.jsonl'}, {workdir / 'train_log.csv'}")
     return 0

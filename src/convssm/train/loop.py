@@ -60,6 +60,7 @@ class TrainResult:
     workdir: Path
     checkpoint: Path | None
     validation: dict[str, Any] | None
+    is_main: bool = True
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -283,7 +284,8 @@ def _run(cfg, tc, workdir, ctx, resume, model_factory, train_dataset, val_datase
     bar.close()
     if logger is not None:
         logger.close()
-    return TrainResult(step, last_loss, workdir, last_ckpt or latest_checkpoint(ckpt_dir), val)
+    last_ckpt = last_ckpt or latest_checkpoint(ckpt_dir)
+    return TrainResult(step, last_loss, workdir, last_ckpt, val, ctx.is_main)
 
 
 def _out_of_time(limit: float | None, t0: float, ctx: DistributedContext) -> bool:
