@@ -117,3 +117,10 @@ def test_time_limit_stops_with_a_checkpoint_and_the_run_resumes(tmp_path):
     cfg.train.time_limit_s = None
     res = _run(cfg, tmp_path, resume=True)
     assert res.step == 6 and [s for s, _ in _losses(tmp_path)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_bf16_autocast_on_cpu_when_asked(tmp_path):
+    res = _run(tiny_config(precision="bf16", steps=2), tmp_path)
+    assert res.step == 2 and res.loss is not None and res.loss == res.loss  # finite, not NaN
+    weights = load_checkpoint(res.checkpoint).weights
+    assert all(w.dtype == torch.float32 for w in weights.values())  # master weights stay fp32
