@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
 import torch
 
 from convssm.ops import linear_scan, linear_scan_ref
+
+# The submodule (its name is shadowed by the function in convssm.ops).
+linear_scan_module = importlib.import_module("convssm.ops.linear_scan")
 
 C64_RTOL = 1e-5  # complex64 tolerance, relative to the largest |x|, stated once
 
@@ -238,3 +242,56 @@ def test_overflow_is_reported_not_returned():
     a = torch.full((2,), 2.0 + 0j, dtype=torch.complex64)  # 2**300 overflows complex64
     with pytest.raises(ValueError, match="overflowed"):
         linear_scan(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_runs_the_same_function_as_cpu():
+    g = _gen(7)
+    a, b, x0 = _decay((4,), 0.9, gen=g), _rand_c(9, 3, 4, gen=g), _rand_c(3, 4, gen=g)
+    ins = [t.cuda().requires_grad_(True) for t in (a, b, x0)]
+    x = linear_scan(*ins)
+    _close(x.cpu(), linear_scan_ref(a, b, x0), 1e-12)
+    grads = torch.autograd.grad(x.abs().square().sum(), ins)
+    cpu = [t.clone().requires_grad_(True) for t in (a, b, x0)]
+    ref = torch.autograd.grad(linear_scan(*cpu).abs().square().sum(), cpu)
+    for got, want in zip(grads, ref, strict=True):
+        _close(got.cpu(), want, 1e-12)
+
+
+@pytest.mark.parametrize("block, threads", [(7, 2), (7, 1), (4, 3)])
+def test_cpu_blocks_on_worker_threads_match_reference(monkeypatch, block, threads):
+    """Small blocks force the multi-block path: uneven last block, 1..3 worker threads."""
+    monkeypatch.setattr(linear_scan_module, "_BLOCK", block)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        g = _gen(8)
+        a = _decay((5,), 0.95, gen=g).requires_grad_(True)
+        b = _rand_c(11, 3, 2, 5, gen=g).requires_grad_(True)  # M = 30 channels
+        x0 = _rand_c(2, 1, gen=g).requires_grad_(True)  # broadcast (2, 1) -> (3, 2, 5)
+        x = linear_scan(a, b, x0)
+        xr = linear_scan_ref(a, b, x0)
+        _close(x, xr, 1e-12)
+        w = _rand_c(*b.shape, gen=g)
+        grads = torch.autograd.grad((w.conj() * x).real.sum(), [a, b, x0])
+        ref = torch.autograd.grad((w.conj() * xr).real.sum(), [a, b, x0])
+        for got, want in zip(grads, ref, strict=True):
+            _close(got, want, 1e-12)
+        small = (a, b[:3, 0].detach().requires_grad_(True), x0)  # M = 10: two blocks of 7
+        assert torch.autograd.gradcheck(linear_scan, small, eps=1e-6, atol=1e-8)
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_per_step_path_of_other_devices_matches_reference():
+    """The path CUDA takes (one loop over all channels, blocked=False), run here on CPU."""
+    g = _gen(9)
+    a = _decay((4, 1), 0.9, gen=g).requires_grad_(True)
+    b = _rand_c(6, 4, 3, gen=g).requires_grad_(True)
+    x0 = _rand_c(3, gen=g).requires_grad_(True)
+
+    def per_step(a, b, x0):
+        return linear_scan_module._LinearScanFn.apply(a, b, x0, False)
+
+    _close(per_step(a, b, x0), linear_scan_ref(a, b, x0), 1e-12)
+    assert torch.autograd.gradcheck(per_step, (a, b, x0), eps=1e-6, atol=1e-8)

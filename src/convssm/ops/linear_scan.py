@@ -13,13 +13,19 @@ operation. On a 2-core CPU the loop below runs near the speed of copying ``b``, 
 times faster than associative scans (see ``docs/benchmarks.md``), and is more accurate
 in complex64 because it does no products of many ``a``'s.
 
-Device dispatch: CPU runs ``_LinearScanFn``. CUDA (and any other device) runs the same
-Function: it is plain device-agnostic torch code. No fused GPU kernel ships here because
-none has been tested on a GPU; on a GPU this loop is launch-bound (one small kernel per
-step), and a fused Triton kernel is the planned replacement once it can be tested.
+Device dispatch: both paths are ``_LinearScanFn`` (plain torch ops, saving only x). On CPU
+the state channels are split into blocks run by worker threads, each block its own time
+loop. CUDA (and any other device) runs the same Function as one per-step loop over all
+channels: device-agnostic torch code, tested on CPU. No fused GPU kernel ships here because
+none could be tested on a GPU; on a GPU this loop is launch-bound (one small kernel per
+step), and a fused Triton kernel is the planned replacement once one can be tested.
 """
 
 from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -79,8 +85,82 @@ def linear_scan_ref(
     return torch.stack(out, 0)
 
 
+# CPU work is split into blocks of state channels smaller than ATen's parallel grain (32768
+# elements), so every op runs on one thread, and the blocks are shared out to
+# torch.get_num_threads() Python worker threads (torch ops release the GIL). Each worker then
+# runs its own time loop: no barrier per time step. Per-step ops over all channels, each split
+# by OpenMP over the cores, were 20x slower on the shared 2-core machine when other jobs kept
+# it busy (every one of the L steps waits for a descheduled thread), and no faster when idle.
+_BLOCK = 32_000  # elements: 250 KiB of complex64 per step, well inside L2
+
+_pool: ThreadPoolExecutor | None = None
+_pool_key: tuple[int, int] | None = None
+
+
+def _worker_pool(n: int) -> ThreadPoolExecutor:
+    """n worker threads, rebuilt after a fork (threads do not survive it) or a new n."""
+    global _pool, _pool_key
+    key = (os.getpid(), n)
+    if _pool is None or _pool_key != key:
+        if _pool is not None and _pool_key[0] == key[0]:
+            _pool.shutdown(wait=False)
+        _pool = ThreadPoolExecutor(n, thread_name_prefix="convssm-scan")
+        _pool_key = key
+    return _pool
+
+
+def _run_blocks(fn, m: int, blocked: bool) -> None:
+    """Call fn(j0, j1) over channel ranges covering [0, m): one range, or blocks on workers."""
+    if not blocked or m <= _BLOCK:
+        fn(0, m)
+        return
+    bounds = [(j, min(j + _BLOCK, m)) for j in range(0, m, _BLOCK)]
+    n = torch.get_num_threads()
+    if n <= 1:
+        for j0, j1 in bounds:
+            fn(j0, j1)
+        return
+
+    def work(jj: tuple[int, int]) -> None:
+        with torch.no_grad():  # grad mode is per thread; these ops write into out= buffers
+            fn(*jj)
+
+    for _ in _worker_pool(n).map(work, bounds):
+        pass
+
+
+def _scan_steps(a, b, x0, x) -> None:
+    """Forward loop on one channel range: a, x0 (M,), b and x (L, M); writes x."""
+    bs, xs = b.unbind(0), x.unbind(0)  # unbind once: cheaper than indexing per step
+    if x0 is None:
+        xs[0].copy_(bs[0])
+    else:
+        torch.addcmul(bs[0], a, x0, out=xs[0])
+    for k in range(1, len(xs)):
+        torch.addcmul(bs[k], a, xs[k - 1], out=xs[k])
+
+
+def _scan_steps_backward(ac, g, x, x0, gx, acc) -> None:
+    """Reverse loop on one channel range: gx_k = g_k + conj(a) gx_{k+1}.
+
+    Also acc += conj(x_{k-1}) gx_k when acc is given (the gradient of a, per channel).
+    """
+    gs, gxs, xs = g.unbind(0), gx.unbind(0), x.unbind(0)
+    gxs[-1].copy_(gs[-1])
+    for k in range(len(gxs) - 2, -1, -1):
+        torch.addcmul(gs[k], ac, gxs[k + 1], out=gxs[k])
+        if acc is not None:
+            acc.addcmul_(xs[k].conj(), gxs[k + 1])
+    if acc is not None and x0 is not None:
+        acc.addcmul_(x0.conj(), gxs[0])
+
+
 class _LinearScanFn(torch.autograd.Function):
     """x_k = a * x_{k-1} + b_k written into one output; saves only x for backward.
+
+    Works on b flattened to (L, M), M = prod(b.shape[1:]), a and x0 expanded to (M,).
+    ``blocked`` (CPU) splits M into blocks on worker threads; otherwise (any other device)
+    one loop covers all M channels.
 
     Backward (PyTorch's convention: for a holomorphic step the incoming gradient is
     multiplied by the conjugate derivative) is the same recurrence in reverse:
@@ -89,44 +169,51 @@ class _LinearScanFn(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor | None) -> torch.Tensor:
+    def forward(ctx, a, b, x0, blocked: bool) -> torch.Tensor:
+        length, state = b.shape[0], b.shape[1:]
+        m = math.prod(state)
+        b2 = b.reshape(length, m)  # a view when b's state dims are contiguous
+        a1 = a.expand(state).reshape(m)
+        x01 = None if x0 is None else x0.expand(state).reshape(m)
         x = torch.empty(b.shape, dtype=b.dtype, device=b.device)
-        bs, xs = b.unbind(0), x.unbind(0)  # unbind once: cheaper than indexing per step
-        if x0 is None:
-            xs[0].copy_(bs[0])
-        else:
-            torch.addcmul(bs[0], a, x0, out=xs[0])
-        for k in range(1, len(xs)):
-            torch.addcmul(bs[k], a, xs[k - 1], out=xs[k])
+        x2 = x.view(length, m)
+
+        def fn(j0, j1):
+            x0s = None if x01 is None else x01[j0:j1]
+            _scan_steps(a1[j0:j1], b2[:, j0:j1], x0s, x2[:, j0:j1])
+
+        _run_blocks(fn, m, blocked)
         ctx.save_for_backward(a, x, x0)
         ctx.has_x0 = x0 is not None
+        ctx.blocked = blocked
         return x
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g: torch.Tensor):
         a, x, x0 = ctx.saved_tensors
-        need_a, need_b, need_x0 = ctx.needs_input_grad
-        ac = a.conj().resolve_conj()
+        need_a, need_b, need_x0, _ = ctx.needs_input_grad
+        length, state = x.shape[0], x.shape[1:]
+        m = math.prod(state)
+        ac1 = a.conj().expand(state).reshape(m)
+        x01 = x0.expand(state).reshape(m) if ctx.has_x0 else None
+        g2, x2 = g.reshape(length, m), x.view(length, m)
         gx = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-        gs, gxs, xs = g.unbind(0), gx.unbind(0), x.unbind(0)
-        length = len(gxs)
-        gxs[-1].copy_(gs[-1])
-        acc = None
-        if need_a:  # acc accumulates conj(x_{k-1}) * gx_k at full state shape
-            acc = torch.zeros(x.shape[1:], dtype=x.dtype, device=x.device)
-        for k in range(length - 2, -1, -1):
-            torch.addcmul(gs[k], ac, gxs[k + 1], out=gxs[k])
-            if acc is not None:
-                acc.addcmul_(xs[k].conj(), gxs[k + 1])
-        grad_a = grad_x0 = None
-        if acc is not None:
-            if ctx.has_x0:
-                acc.addcmul_(x0.conj(), gxs[0])
-            grad_a = acc.sum_to_size(a.shape)
+        gx2 = gx.view(length, m)
+        # acc accumulates conj(x_{k-1}) * gx_k per channel, summed to a's shape at the end.
+        acc = torch.zeros(m, dtype=x.dtype, device=x.device) if need_a else None
+
+        def fn(j0, j1):
+            x0s = None if x01 is None else x01[j0:j1]
+            accs = None if acc is None else acc[j0:j1]
+            _scan_steps_backward(ac1[j0:j1], g2[:, j0:j1], x2[:, j0:j1], x0s, gx2[:, j0:j1], accs)
+
+        _run_blocks(fn, m, ctx.blocked)
+        grad_a = None if acc is None else acc.view(state).sum_to_size(a.shape)
+        grad_x0 = None
         if ctx.has_x0 and need_x0:
-            grad_x0 = (ac * gxs[0]).sum_to_size(x0.shape)
-        return grad_a, (gx if need_b else None), grad_x0
+            grad_x0 = (ac1 * gx2[0]).view(state).sum_to_size(x0.shape)
+        return grad_a, (gx if need_b else None), grad_x0, None
 
 
 def _check_finite_inputs(
@@ -169,7 +256,9 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor | None = None
     check_finite(a, "a")
     if x0 is not None:
         check_finite(x0, "x0")
-    # Same Function on every device; see the module docstring for why CUDA has no kernel.
-    x = _LinearScanFn.apply(a, b, x0)
+    # CPU: channel blocks on worker threads. CUDA and any other device: the same Function as
+    # one per-step loop over all channels (tested on CPU); there is no GPU kernel, because none
+    # could be tested on a GPU (see the module docstring).
+    x = _LinearScanFn.apply(a, b, x0, b.device.type == "cpu")
     _check_finite_inputs(a, x0, b, x)
     return x
