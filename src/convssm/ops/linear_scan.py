@@ -114,8 +114,15 @@ def _run_blocks(fn, m: int, blocked: bool) -> None:
     if not blocked or m <= _BLOCK:
         fn(0, m)
         return
-    bounds = [(j, min(j + _BLOCK, m)) for j in range(0, m, _BLOCK)]
     n = torch.get_num_threads()
+    # Equal blocks, as many as a multiple of n (so no worker is left with a short tail),
+    # each at most _BLOCK and, when large, a multiple of 8 elements (64-byte aligned slices).
+    count = -(-m // _BLOCK)
+    count = -(-count // n) * n
+    size = -(-m // count)
+    if size > 64:
+        size = -(-size // 8) * 8
+    bounds = [(j, min(j + size, m)) for j in range(0, m, size)]
     if n <= 1:
         for j0, j1 in bounds:
             fn(j0, j1)
