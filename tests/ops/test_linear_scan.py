@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import multiprocessing
+import os
 
 import pytest
 import torch
@@ -295,3 +297,21 @@ def test_per_step_path_of_other_devices_matches_reference():
 
     _close(per_step(a, b, x0), linear_scan_ref(a, b, x0), 1e-12)
     assert torch.autograd.gradcheck(per_step, (a, b, x0), eps=1e-6, atol=1e-8)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_blocks_work_in_a_forked_child(monkeypatch):
+    """DataLoader-style fork after the worker pool exists: the child must not hang."""
+    monkeypatch.setattr(linear_scan_module, "_BLOCK", 4)
+    a, b = _decay((3,), 0.9), _rand_c(5, 4, 3)
+    want = linear_scan_ref(a, b)
+    _close(linear_scan(a, b), want, 1e-12)  # the parent's pool now exists
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_scan_in_child, (a, b)).get(timeout=60)
+    _close(got, want, 1e-12)
+
+
+def _scan_in_child(a, b):
+    linear_scan_module._BLOCK = 4
+    return linear_scan(a, b)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -90,24 +91,39 @@ def linear_scan_ref(
 # elements), so every op runs on one thread, and the blocks are shared out to
 # torch.get_num_threads() Python worker threads (torch ops release the GIL). Each worker then
 # runs its own time loop: no barrier per time step. Per-step ops over all channels, each split
-# by OpenMP over the cores, were 20x slower on the shared 2-core machine when other jobs kept
-# it busy (every one of the L steps waits for a descheduled thread), and no faster when idle.
+# by OpenMP over the cores, were 3-20x slower at 262 144 channels on the shared 2-core machine
+# while other jobs kept it busy (each of the L steps waits for a descheduled thread); at
+# 32 768 channels the two were within about 2x either way (docs/benchmarks.md).
 _BLOCK = 32_000  # elements: 250 KiB of complex64 per step, well inside L2
 
 _pool: ThreadPoolExecutor | None = None
 _pool_key: tuple[int, int] | None = None
+_pool_lock = threading.Lock()
+
+
+def _forget_pool_after_fork() -> None:
+    """In a forked child the parent's worker threads and lock state are gone: start over."""
+    global _pool, _pool_key, _pool_lock
+    _pool, _pool_key, _pool_lock = None, None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _worker_pool(n: int) -> ThreadPoolExecutor:
-    """n worker threads, rebuilt after a fork (threads do not survive it) or a new n."""
+    """n worker threads, rebuilt after a fork (threads do not survive it) or for a new n.
+
+    A pool replaced because n changed is left to finish its work and then collected (not
+    shut down), so a call still using it from another thread is unaffected.
+    """
     global _pool, _pool_key
     key = (os.getpid(), n)
-    if _pool is None or _pool_key != key:
-        if _pool is not None and _pool_key[0] == key[0]:
-            _pool.shutdown(wait=False)
-        _pool = ThreadPoolExecutor(n, thread_name_prefix="convssm-scan")
-        _pool_key = key
-    return _pool
+    with _pool_lock:
+        if _pool is None or _pool_key != key:
+            _pool = ThreadPoolExecutor(n, thread_name_prefix="convssm-scan")
+            _pool_key = key
+        return _pool
 
 
 def _run_blocks(fn, m: int, blocked: bool) -> None:
