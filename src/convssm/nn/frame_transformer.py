@@ -1,0 +1,378 @@
+"""Transformer-over-frames baseline (SPEC section 2), with the same interface as ``ConvS5``.
+
+Each (dim, H, W) frame becomes ONE token: a Conv2d with kernel = stride = (H, W) maps it
+to ``embed_dim``; a causal pre-LN transformer (``scaled_dot_product_attention``) runs over
+the frame tokens; a final LayerNorm and a ConvTranspose2d with kernel = stride = (H, W)
+map every token back to a (dim, H, W) frame. Positions (sinusoidal or learned) are the
+ABSOLUTE frame index since the start of the sequence (the state remembers it), added to
+the tokens.
+
+Attention window. A query at frame t attends to frames t - window + 1 .. t in every layer
+(sliding-window causal attention). Three ways to run the same weights:
+
+- ``forward(x)`` — parallel over a whole sequence (training, conditioning);
+  ``forward(x, states)`` continues from a state of either kind below.
+- KV cache (``cache=True``, the default, used by ``step``): the state is a list with one
+  :class:`KVCache` per layer holding the keys and values of the last ``window - 1`` frames
+  and the number of frames seen. Per frame, O(window) attention work.
+- No cache (``cache=False``, or ``step_nocache``; the paper's sampling protocol): the state
+  is a :class:`FrameWindow`, the last ``window - 1`` input frames and the position of the
+  first. Each new frame re-runs the whole transformer (embedding included) over the up to
+  ``window`` frames and keeps the last output, as the reference does.
+
+How the modes agree (tested in float64 to 1e-10): parallel and KV cache agree at every
+length, beyond the window too. No cache agrees with both while at most ``window`` frames
+have been seen, and at every length when ``depth == 1``. Beyond the window with
+``depth > 1`` it cannot: stacked sliding-window layers see depth * (window - 1) frames back
+(through the keys of earlier frames, computed when those frames were current), while a
+re-run from ``window`` input frames only sees ``window - 1``. This is exactly the
+reference's protocol, which only ever samples inside its 1500-frame window.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convssm.nn.common import check_frame, check_video, fold_time
+from convssm.nn.registry import register_sequence_model
+
+__all__ = ["FrameTransformer", "KVCache", "FrameWindow", "sinusoidal_positions"]
+
+
+class KVCache(NamedTuple):
+    """One layer's cache: keys and values (B, heads, S, head_dim) of the last S frames,
+    S <= window - 1, and ``length``, the number of frames seen so far."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    length: int
+
+
+class FrameWindow(NamedTuple):
+    """No-cache state: the last S <= window - 1 input frames (B, S, dim, H, W) and the
+    absolute position of frames[:, 0] (so ``start + S`` frames have been seen)."""
+
+    frames: torch.Tensor
+    start: int
+
+
+def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
+    """The fixed sin/cos table (length, dim): sin on even, cos on odd channels, base 10000."""
+    pos = torch.arange(length, dtype=torch.float64)[:, None]
+    freq = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    table = torch.zeros(length, dim, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    return table.float()
+
+
+def window_mask(queries: int, keys: int, window: int, device: torch.device) -> torch.Tensor | None:
+    """Boolean (queries, keys) mask for sliding-window causal attention, or None if all allowed.
+
+    Keys are the ``keys - queries`` cached frames followed by the queries themselves;
+    query j is key ``keys - queries + j`` and may see keys up to ``window - 1`` frames back.
+    """
+    past = keys - queries
+    if queries == 1 and keys <= window:
+        return None
+    qpos = torch.arange(queries, device=device)[:, None] + past
+    kpos = torch.arange(keys, device=device)[None, :]
+    return (kpos <= qpos) & (kpos > qpos - window)
+
+
+class TransformerLayer(nn.Module):
+    """Pre-LN block on tokens (B, T, E): z + attn(LN(z)), then z + MLP(LN(z))."""
+
+    def __init__(self, embed_dim: int, heads: int, mlp_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(embed_dim)
+        self.qkv = nn.Linear(embed_dim, 3 * embed_dim)
+        self.proj = nn.Linear(embed_dim, embed_dim)
+        self.norm2 = nn.LayerNorm(embed_dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(embed_dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, embed_dim)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        past_k: torch.Tensor | None,
+        past_v: torch.Tensor | None,
+        window: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z (B, T, E) with optional past keys/values (B, heads, S, E/heads).
+
+        Returns the new z and the keys/values of past + current frames (B, heads, S+T, .).
+        """
+        b, t, e = z.shape
+        qkv = self.qkv(self.norm1(z)).view(b, t, 3, self.heads, e // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        if past_k is not None and past_k.shape[2] > 0:
+            k = torch.cat([past_k, k], dim=2)
+            v = torch.cat([past_v, v], dim=2)
+        if k.shape[2] == t and t <= window:
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            mask = window_mask(t, k.shape[2], window, z.device)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        a = a.transpose(1, 2).reshape(b, t, e)
+        z = z + self.dropout(self.proj(a))
+        z = z + self.dropout(self.mlp(self.norm2(z)))
+        return z, k, v
+
+
+@register_sequence_model("transformer")
+class FrameTransformer(nn.Module):
+    """Causal transformer over frame tokens on (B, T, dim, H, W); see the module docstring.
+
+    Args:
+        dim: channels of input and output frames.
+        height, width: the frame size (the token convolution covers the whole frame).
+        embed_dim: token width; must be divisible by ``heads``.
+        depth: number of transformer layers.
+        heads: attention heads.
+        mlp_dim: hidden width of each layer's MLP.
+        window: frames a query may attend to, itself included (reference: 1500).
+        positions: "sinusoidal" (fixed) or "learned" absolute frame positions.
+        max_len: the number of frame positions; a state may not run past it.
+        dropout: on the attention and MLP residual branches.
+        cache: which state ``step``/``init_state`` use by default: KV cache (True) or the
+            paper's no-cache sliding window of input frames (False).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        height: int,
+        width: int,
+        embed_dim: int,
+        depth: int,
+        heads: int,
+        mlp_dim: int,
+        window: int = 1500,
+        positions: str = "sinusoidal",
+        max_len: int = 2048,
+        dropout: float = 0.0,
+        cache: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, value in [
+            ("dim", dim),
+            ("height", height),
+            ("width", width),
+            ("embed_dim", embed_dim),
+            ("depth", depth),
+            ("heads", heads),
+            ("mlp_dim", mlp_dim),
+            ("window", window),
+            ("max_len", max_len),
+        ]:
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if embed_dim % heads:
+            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by heads ({heads})")
+        if positions not in ("sinusoidal", "learned"):
+            raise ValueError(f"positions must be 'sinusoidal' or 'learned', got {positions!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.dim, self.height, self.width = dim, height, width
+        self.embed_dim, self.depth, self.heads = embed_dim, depth, heads
+        self.window, self.max_len, self.positions = window, max_len, positions
+        self.cache = cache
+        self.embed = nn.Conv2d(dim, embed_dim, (height, width), stride=(height, width))
+        if positions == "learned":
+            self.pos = nn.Parameter(torch.randn(max_len, embed_dim) * 0.02)
+        else:
+            self.register_buffer("pos", sinusoidal_positions(max_len, embed_dim), persistent=False)
+        self.layers = nn.ModuleList(
+            TransformerLayer(embed_dim, heads, mlp_dim, dropout) for _ in range(depth)
+        )
+        self.final_norm = nn.LayerNorm(embed_dim)
+        self.unembed = nn.ConvTranspose2d(embed_dim, dim, (height, width), stride=(height, width))
+
+    # ----- pieces -------------------------------------------------------------------------
+
+    def _check_input(self, x: torch.Tensor, name: str, ndim: int) -> torch.Tensor:
+        x = (check_video if ndim == 5 else check_frame)(x, name, self.dim)
+        if tuple(x.shape[-2:]) != (self.height, self.width):
+            raise ValueError(
+                f"{name} frames must be {self.height}x{self.width} (this model's token "
+                f"convolution covers the whole frame), got shape {tuple(x.shape)}"
+            )
+        want = self.embed.weight.dtype
+        if x.dtype != want:
+            raise TypeError(f"{name} has dtype {x.dtype} but the model's parameters are {want}")
+        return x
+
+    def _tokens(self, x: torch.Tensor, first: int) -> torch.Tensor:
+        """Frames (B, T, dim, H, W) at positions first.. -> tokens (B, T, E) with positions."""
+        b, t = x.shape[:2]
+        if first + t > self.max_len:
+            raise ValueError(
+                f"sequence reaches frame {first + t} but max_len is {self.max_len}; "
+                "build the model with a larger max_len"
+            )
+        tok = self.embed(fold_time(x)).view(b, t, self.embed_dim)
+        return tok + self.pos[first : first + t].to(tok.dtype)
+
+    def _frames(self, z: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, T, E) -> frames (B, T, dim, H, W) (final LayerNorm, then the deconv)."""
+        b, t = z.shape[:2]
+        z = self.final_norm(z).reshape(b * t, self.embed_dim, 1, 1)
+        return self.unembed(z).view(b, t, self.dim, self.height, self.width)
+
+    def _run(
+        self, x: torch.Tensor, first: int, past: list[KVCache] | None
+    ) -> tuple[torch.Tensor, list[KVCache]]:
+        """Frames x (B, T, ...) at positions first..first+T-1, after ``past`` keys/values."""
+        z = self._tokens(x, first)
+        length = first + x.shape[1]
+        new = []
+        for k, layer in enumerate(self.layers):
+            pk, pv = (past[k].keys, past[k].values) if past is not None else (None, None)
+            z, keys, values = layer(z, pk, pv, self.window)
+            cut = max(keys.shape[2] - (self.window - 1), 0)  # keep the last window - 1
+            new.append(KVCache(keys[:, :, cut:], values[:, :, cut:], length))
+        return self._frames(z), new
+
+    # ----- states -------------------------------------------------------------------------
+
+    def init_state(self, batch: int, height: int, width: int) -> list[KVCache] | FrameWindow:
+        """An empty state of the default kind (``cache``): KV caches or a frame window."""
+        return (
+            self.init_cache(batch, height, width)
+            if self.cache
+            else self.init_window(batch, height, width)
+        )
+
+    def _check_size(self, height: int, width: int) -> None:
+        if (height, width) != (self.height, self.width):
+            raise ValueError(
+                f"this model works on {self.height}x{self.width} frames, got {height}x{width}"
+            )
+
+    def init_cache(self, batch: int, height: int, width: int) -> list[KVCache]:
+        """Empty KV caches, one per layer: keys/values (batch, heads, 0, embed_dim/heads)."""
+        self._check_size(height, width)
+        w = self.embed.weight
+        empty = w.new_zeros(batch, self.heads, 0, self.embed_dim // self.heads)
+        return [KVCache(empty, empty, 0) for _ in range(self.depth)]
+
+    def init_window(self, batch: int, height: int, width: int) -> FrameWindow:
+        """An empty no-cache state: (batch, 0, dim, height, width) frames starting at 0."""
+        self._check_size(height, width)
+        w = self.embed.weight
+        return FrameWindow(w.new_zeros(batch, 0, self.dim, height, width), 0)
+
+    def _check_cache(self, states: object, batch: int) -> list[KVCache]:
+        if not isinstance(states, (list, tuple)) or len(states) != self.depth:
+            raise ValueError(f"states must be a list of {self.depth} KVCache entries or None")
+        out = []
+        for k, c in enumerate(states):
+            if c is None:
+                c = self.init_cache(batch, self.height, self.width)[k]
+            if not isinstance(c, KVCache):
+                raise TypeError(f"states[{k}] must be a KVCache, got {type(c).__name__}")
+            want = (batch, self.heads, None, self.embed_dim // self.heads)
+            for name, t in (("keys", c.keys), ("values", c.values)):
+                if t.dim() != 4 or any(
+                    w is not None and w != s for w, s in zip(want, t.shape, strict=True)
+                ):
+                    raise ValueError(
+                        f"states[{k}].{name} must have shape (B={batch}, heads={self.heads}, "
+                        f"S, {self.embed_dim // self.heads}), got {tuple(t.shape)}"
+                    )
+            if c.keys.shape[2] > min(c.length, self.window - 1):
+                raise ValueError(
+                    f"states[{k}] holds {c.keys.shape[2]} frames but has seen {c.length} "
+                    f"with window {self.window}"
+                )
+            if out and c.length != out[0].length:
+                raise ValueError("the layers' KV caches disagree on the number of frames seen")
+            out.append(c)
+        return out
+
+    def _check_window(self, state: FrameWindow, batch: int) -> FrameWindow:
+        frames = state.frames
+        if not isinstance(frames, torch.Tensor):
+            raise TypeError(f"FrameWindow.frames must be a tensor, got {type(frames).__name__}")
+        if (
+            frames.dim() != 5
+            or frames.shape[0] != batch
+            or (tuple(frames.shape[2:]) != (self.dim, self.height, self.width))
+        ):
+            raise ValueError(
+                f"FrameWindow.frames must be (B={batch}, S, {self.dim}, {self.height}, "
+                f"{self.width}), got {tuple(frames.shape)}"
+            )
+        if frames.shape[1] > self.window - 1 or state.start < 0:
+            raise ValueError(
+                f"FrameWindow holds {frames.shape[1]} frames from {state.start}; at most "
+                f"window - 1 = {self.window - 1} frames from a position >= 0 are allowed"
+            )
+        return state
+
+    # ----- the interface ------------------------------------------------------------------
+
+    def forward(
+        self, x: torch.Tensor, states: list[KVCache] | FrameWindow | None = None
+    ) -> tuple[torch.Tensor, list[KVCache] | FrameWindow]:
+        """x: (B, T, dim, H, W) -> (y (B, T, dim, H, W), the state after x).
+
+        ``states``: None (start of a sequence; the returned state is of the default kind),
+        a list of :class:`KVCache` (continue with cached keys/values), or a
+        :class:`FrameWindow` (re-run the stored frames together with x, no cache).
+        """
+        x = self._check_input(x, "x", 5)
+        b = x.shape[0]
+        if states is None:
+            y, cache = self._run(x, 0, None)
+            if self.cache:
+                return y, cache
+            return y, self._next_window(x, 0)
+        if isinstance(states, FrameWindow):
+            state = self._check_window(states, b)
+            prev = state.frames.shape[1]
+            full = torch.cat([state.frames, x], dim=1)
+            y, _ = self._run(full, state.start, None)
+            return y[:, prev:], self._next_window(full, state.start)
+        cache = self._check_cache(states, b)
+        return self._run(x, cache[0].length, cache)
+
+    def _next_window(self, frames: torch.Tensor, start: int) -> FrameWindow:
+        keep = min(self.window - 1, frames.shape[1])
+        n = frames.shape[1]
+        return FrameWindow(frames[:, n - keep :], start + n - keep)
+
+    def step(
+        self, x_t: torch.Tensor, states: list[KVCache] | FrameWindow | None
+    ) -> tuple[torch.Tensor, list[KVCache] | FrameWindow]:
+        """x_t: (B, dim, H, W) -> (y_t (B, dim, H, W), new state), with either state kind."""
+        x_t = self._check_input(x_t, "x_t", 4)
+        if states is None:
+            states = self.init_state(x_t.shape[0], self.height, self.width)
+        y, states = self.forward(x_t[:, None], states)
+        return y[:, 0], states
+
+    def step_cached(
+        self, x_t: torch.Tensor, cache: list[KVCache] | None
+    ) -> tuple[torch.Tensor, list[KVCache]]:
+        """One frame with a KV cache (None = empty): O(window) work per frame."""
+        if cache is None:
+            cache = self.init_cache(x_t.shape[0], self.height, self.width)
+        return self.step(x_t, cache)
+
+    def step_nocache(
+        self, x_t: torch.Tensor, history: FrameWindow | None
+    ) -> tuple[torch.Tensor, FrameWindow]:
+        """One frame by re-running the window of past input frames (None = empty)."""
+        if history is None:
+            history = self.init_window(x_t.shape[0], self.height, self.width)
+        return self.step(x_t, history)
