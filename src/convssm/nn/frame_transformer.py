@@ -10,15 +10,17 @@ the tokens.
 Attention window. A query at frame t attends to frames t - window + 1 .. t in every layer
 (sliding-window causal attention). Three ways to run the same weights:
 
-- ``forward(x)`` — parallel over a whole sequence (training, conditioning);
-  ``forward(x, states)`` continues from a state of either kind below.
-- KV cache (``cache=True``, the default, used by ``step``): the state is a list with one
+- ``forward(x, states)`` — parallel over a sequence (training, conditioning), continuing
+  from a state of either kind below (None: an empty state of the default kind).
+- KV cache (``cache=True``, the default): the state is a list with one
   :class:`KVCache` per layer holding the keys and values of the last ``window - 1`` frames
   and the number of frames seen. Per frame, O(window) attention work.
 - No cache (``cache=False``, or ``step_nocache``; the paper's sampling protocol): the state
   is a :class:`FrameWindow`, the last ``window - 1`` input frames and the position of the
   first. Each new frame re-runs the whole transformer (embedding included) over the up to
-  ``window`` frames and keeps the last output, as the reference does.
+  ``window`` frames and keeps the last output, as the reference does. ``forward`` with such
+  a state computes every output that way too (one causal run while everything fits in
+  the window, one re-run per frame after that).
 
 How the modes agree (tested in float64 to 1e-10): parallel and KV cache agree at every
 length, beyond the window too. No cache agrees with both while at most ``window`` frames
@@ -326,25 +328,37 @@ class FrameTransformer(nn.Module):
     ) -> tuple[torch.Tensor, list[KVCache] | FrameWindow]:
         """x: (B, T, dim, H, W) -> (y (B, T, dim, H, W), the state after x).
 
-        ``states``: None (start of a sequence; the returned state is of the default kind),
-        a list of :class:`KVCache` (continue with cached keys/values), or a
-        :class:`FrameWindow` (re-run the stored frames together with x, no cache).
+        ``states``: None (an empty state of the default kind, ``cache``), a list of
+        :class:`KVCache` (continue with cached keys/values), or a :class:`FrameWindow`
+        (no cache: every output re-run from its last <= ``window`` input frames).
         """
         x = self._check_input(x, "x", 5)
         b = x.shape[0]
         if states is None:
-            y, cache = self._run(x, 0, None)
-            if self.cache:
-                return y, cache
-            return y, self._next_window(x, 0)
+            states = self.init_state(b, self.height, self.width)
         if isinstance(states, FrameWindow):
-            state = self._check_window(states, b)
-            prev = state.frames.shape[1]
-            full = torch.cat([state.frames, x], dim=1)
-            y, _ = self._run(full, state.start, None)
-            return y[:, prev:], self._next_window(full, state.start)
+            return self._forward_nocache(x, self._check_window(states, b))
         cache = self._check_cache(states, b)
         return self._run(x, cache[0].length, cache)
+
+    def _forward_nocache(
+        self, x: torch.Tensor, state: FrameWindow
+    ) -> tuple[torch.Tensor, FrameWindow]:
+        """Each output from a re-run over its last <= window input frames (the paper's way)."""
+        frames, start = state.frames, state.start
+        if frames.shape[1] + x.shape[1] <= self.window:
+            # One causal run covers it: the output at j sees exactly the frames a re-run
+            # ending at j would see.
+            full = torch.cat([frames, x], dim=1)
+            y, _ = self._run(full, start, None)
+            return y[:, frames.shape[1] :], self._next_window(full, start)
+        ys = []
+        for x_t in x.unbind(1):
+            full = torch.cat([frames, x_t[:, None]], dim=1)
+            y, _ = self._run(full, start, None)
+            ys.append(y[:, -1])
+            frames, start = self._next_window(full, start)
+        return torch.stack(ys, dim=1), FrameWindow(frames, start)
 
     def _next_window(self, frames: torch.Tensor, start: int) -> FrameWindow:
         keep = min(self.window - 1, frames.shape[1])
