@@ -14,7 +14,12 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["register_sequence_model", "build_sequence_model", "sequence_model_names"]
+__all__ = [
+    "register_sequence_model",
+    "build_sequence_model",
+    "sequence_model_class",
+    "sequence_model_names",
+]
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
 
@@ -42,11 +47,7 @@ def build_sequence_model(name: str, dim: int, **options: Any) -> nn.Module:
     Raises:
         ValueError: unknown name, or an option the model does not take.
     """
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"unknown sequence model {name!r}; registered: {', '.join(sequence_model_names())}"
-        )
-    cls = _REGISTRY[name]
+    cls = sequence_model_class(name)
     params = inspect.signature(cls.__init__).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     unknown = sorted(set(options) - set(params) - {"self"})
@@ -56,3 +57,12 @@ def build_sequence_model(name: str, dim: int, **options: Any) -> nn.Module:
             f"unknown option(s) {unknown} for sequence model {name!r}; it takes {known}"
         )
     return cls(dim=dim, **options)
+
+
+def sequence_model_class(name: str) -> type[nn.Module]:
+    """The class registered as ``name`` (ValueError for an unknown name)."""
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"unknown sequence model {name!r}; registered: {', '.join(sequence_model_names())}"
+        )
+    return _REGISTRY[name]

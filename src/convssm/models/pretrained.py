@@ -1,0 +1,130 @@
+"""Self-describing model directories: ``config.json`` (the constructor arguments) beside
+``model.safetensors`` (the weights), written atomically.
+
+    model.save_pretrained("runs/convs5_small/final")
+    model = VideoPredictor.from_pretrained("runs/convs5_small/final")
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+__all__ = ["PretrainedMixin", "atomic_write_bytes", "CONFIG_NAME", "WEIGHTS_NAME"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class PretrainedMixin:
+    """``save_pretrained`` / ``from_pretrained`` for a module with a JSON-able ``config``."""
+
+    config: dict[str, Any]
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write config.json and model.safetensors into ``directory`` (created if needed)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        _atomic_save_safetensors(state, directory / WEIGHTS_NAME)
+        meta = {
+            "format": f"convssm.{type(self).__name__}",
+            "format_version": FORMAT_VERSION,
+            "config": self.config,
+        }
+        atomic_write_bytes(directory / CONFIG_NAME, json.dumps(meta, indent=2).encode())
+        return directory
+
+    @classmethod
+    def read_pretrained_config(cls, directory: str | os.PathLike) -> dict[str, Any]:
+        """The constructor arguments stored in ``directory/config.json``, checked."""
+        path = Path(directory) / CONFIG_NAME
+        if not Path(directory).is_dir():
+            raise FileNotFoundError(f"no model directory at {directory}")
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: not a saved convssm model directory")
+        try:
+            meta = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path} is not valid JSON: {err}") from err
+        want = f"convssm.{cls.__name__}"
+        if not isinstance(meta, dict) or meta.get("format") != want:
+            got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+            raise ValueError(f"{path} describes {got!r}, not {want!r}")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{path} has format_version {meta.get('format_version')}, "
+                f"this convssm reads {FORMAT_VERSION}"
+            )
+        config = meta.get("config")
+        params = inspect.signature(cls.__init__).parameters
+        unknown = sorted(set(config or {}) - set(params) - {"self"})
+        if not isinstance(config, dict) or unknown:
+            raise ValueError(f"{path}: unknown config key(s) {unknown}")
+        return config
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu"):
+        """Build the model from ``directory/config.json`` and load its weights."""
+        config = cls.read_pretrained_config(directory)
+        weights = Path(directory) / WEIGHTS_NAME
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights} is missing")
+        try:
+            state = load_file(str(weights), device=map_location)
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ValueError(f"{weights} is corrupt or unreadable: {err}") from err
+        model = cls(**config)
+        missing, unexpected = (
+            sorted(set(model.state_dict()) - set(state)),
+            sorted(set(state) - set(model.state_dict())),
+        )
+        if missing or unexpected:
+            raise ValueError(
+                f"{weights} does not match its config: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}"
+            )
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            raise ValueError(f"{weights} does not match its config: {err}") from err
+        return model.to(map_location)

@@ -1,0 +1,161 @@
+"""ConvS5Block (one layer, SPEC 1.6) and ConvS5 (a stack of them, one state per layer).
+
+One block, post-norm (the reference's default)::
+
+    y   = ConvS5SSM(u, x0)
+    h   = GroupNorm → GELU → conv k_D → GroupNorm → GELU → conv k_D   (on y)
+    y   = GELU(y + h)
+    out = LayerNorm_channels(u + Dropout(y))        # one dropout mask for all time steps
+
+Pre-norm: ``out = u + Dropout(block(LayerNorm(u)))``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from convssm.nn.common import ResidualNorm, check_frame, check_video, fold_time, unfold_time
+from convssm.nn.convs5_ssm import ConvS5SSM
+from convssm.nn.registry import register_sequence_model
+
+__all__ = ["ConvS5Block", "ConvS5", "ResNetOutput"]
+
+
+class ResNetOutput(nn.Module):
+    """The "resnet" output block on frames: (N, U, H, W) -> (N, U, H, W).
+
+    ``GELU(y + conv(GELU(GN(conv(GELU(GN(y)))))))``.
+    """
+
+    def __init__(self, dim: int, kernel_size: int = 3, norm_groups: int = 32) -> None:
+        super().__init__()
+        if dim % norm_groups:
+            raise ValueError(
+                f"dim ({dim}) must be divisible by norm_groups ({norm_groups}) for GroupNorm; "
+                "pass norm_groups that divides dim"
+            )
+        self.norm1 = nn.GroupNorm(norm_groups, dim)
+        self.conv1 = nn.Conv2d(dim, dim, kernel_size, padding="same")
+        self.norm2 = nn.GroupNorm(norm_groups, dim)
+        self.conv2 = nn.Conv2d(dim, dim, kernel_size, padding="same")
+        self.act = nn.GELU()
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(self.act(self.norm1(y)))
+        h = self.conv2(self.act(self.norm2(h)))
+        return self.act(y + h)
+
+
+class ConvS5Block(nn.Module):
+    """One ConvS5 layer: SSM, resnet output block, dropout, residual, LayerNorm.
+
+    Args:
+        dim: U, channels in and out.
+        state_dim: P, complex state channels.
+        kernel_size: k_B = k_C of the SSM.
+        output_kernel_size: k_D of the output block's convolutions.
+        norm_groups: GroupNorm groups in the output block (dim must be divisible).
+        prenorm: pre-norm instead of the default post-norm.
+        dropout: dropout probability, one mask shared by all time steps.
+        **ssm_options: passed to :class:`ConvS5SSM` (blocks, clip_eigs, discretization, ...).
+
+    Shapes: forward x (B, T, U, H, W), state (B, P, H, W) -> (B, T, U, H, W), state;
+    step x_t (B, U, H, W).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        state_dim: int,
+        kernel_size: int = 3,
+        *,
+        output_kernel_size: int = 3,
+        norm_groups: int = 32,
+        prenorm: bool = False,
+        dropout: float = 0.0,
+        **ssm_options,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.ssm = ConvS5SSM(dim, state_dim, kernel_size, **ssm_options)
+        self.output = ResNetOutput(dim, output_kernel_size, norm_groups)
+        self.residual = ResidualNorm(dim, prenorm=prenorm, dropout=dropout)
+
+    def init_state(self, batch: int, height: int, width: int) -> torch.Tensor:
+        return self.ssm.init_state(batch, height, width)
+
+    def forward(
+        self, x: torch.Tensor, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        y, state = self.ssm(self.residual.pre(x), state)
+        y = unfold_time(self.output(fold_time(y)), x.shape[0])
+        return self.residual.post(x, y), state
+
+    def step(
+        self, x_t: torch.Tensor, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        y, state = self.ssm.step(self.residual.pre(x_t), state)
+        return self.residual.post(x_t, self.output(y)), state
+
+
+@register_sequence_model("convs5")
+class ConvS5(nn.Module):
+    """A stack of :class:`ConvS5Block`, each with its own state.
+
+    Args:
+        dim: channels of input and output (and of every layer).
+        state_dim: P of every layer.
+        depth: number of layers.
+        kernel_size: SSM kernel size k_B = k_C.
+        **block_options: passed to every :class:`ConvS5Block`.
+
+    Shapes:
+        forward: x (B, T, dim, H, W), states list of (B, P, H, W) complex or None
+                 -> y (B, T, dim, H, W), states (the last state of every layer)
+        step:    x_t (B, dim, H, W), states -> y_t (B, dim, H, W), states
+    """
+
+    def __init__(
+        self, dim: int, state_dim: int = 128, depth: int = 8, kernel_size: int = 3, **block_options
+    ) -> None:
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        self.dim, self.state_dim, self.depth = dim, state_dim, depth
+        self.layers = nn.ModuleList(
+            ConvS5Block(dim, state_dim, kernel_size, **block_options) for _ in range(depth)
+        )
+
+    def init_state(self, batch: int, height: int, width: int) -> list[torch.Tensor]:
+        return [layer.init_state(batch, height, width) for layer in self.layers]
+
+    def _check_states(self, states: object) -> list:
+        if states is None:
+            return [None] * self.depth
+        if not isinstance(states, list | tuple) or len(states) != self.depth:
+            got = len(states) if isinstance(states, list | tuple) else type(states).__name__
+            raise ValueError(f"states must be a list of {self.depth} layer states, got {got}")
+        return list(states)
+
+    def forward(
+        self, x: torch.Tensor, states: list[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        check_video(x, "x", self.dim)
+        states = self._check_states(states)
+        new_states = []
+        for layer, state in zip(self.layers, states, strict=True):
+            x, state = layer(x, state)
+            new_states.append(state)
+        return x, new_states
+
+    def step(
+        self, x_t: torch.Tensor, states: list[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        check_frame(x_t, "x_t", self.dim)
+        states = self._check_states(states)
+        new_states = []
+        for layer, state in zip(self.layers, states, strict=True):
+            x_t, state = layer.step(x_t, state)
+            new_states.append(state)
+        return x_t, new_states

@@ -1,0 +1,139 @@
+"""VideoPredictor: teacher forcing, generation that agrees with the parallel mode, actions,
+save/load, and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from convssm.models import VideoPredictor
+
+
+def _small(**kw):
+    args = dict(
+        image_size=16,
+        encoder_widths=(8, 16),
+        norm_groups=4,
+        dim=16,
+        sequence_options=dict(state_dim=8, depth=2, norm_groups=4),
+    )
+    args.update(kw)
+    return VideoPredictor(**args)
+
+
+def _video(b=2, t=6, size=16, c=1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, t, c, size, size, generator=g) * 2 - 1
+
+
+def test_teacher_forcing_shapes_and_loss():
+    torch.manual_seed(0)
+    model = _small()
+    video = _video()
+    out = model(video)
+    assert out.predictions.shape == (2, 5, 1, 16, 16)
+    assert out.predictions.abs().max() <= 1
+    target = video[:, 1:]
+    want = (
+        0.5 * ((out.predictions - target) ** 2).mean()
+        + 0.5 * (out.predictions - target).abs().mean()
+    )
+    torch.testing.assert_close(out.loss, want)
+    out.loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_generation_equals_teacher_forced_parallel_mode():
+    """Feeding the generated frames back through forward() reproduces them: step == parallel."""
+    torch.manual_seed(1)
+    model = _small().double().eval()
+    context = _video(t=5).double()
+    horizon = 40
+    gen = model.generate(context, horizon)
+    assert gen.shape == (2, horizon, 1, 16, 16)
+    inputs = torch.cat([context, gen], 1)
+    with torch.no_grad():
+        pred = model(inputs).predictions[:, context.shape[1] - 1 :]
+    torch.testing.assert_close(pred, gen, rtol=1e-9, atol=1e-9)
+
+
+def test_generation_memory_does_not_depend_on_history():
+    model = _small().eval()
+    frames = list(model.iter_generate(_video(t=3), 4))
+    assert len(frames) == 4 and frames[0].shape == (2, 1, 16, 16)
+
+
+def test_actions_condition_the_prediction():
+    torch.manual_seed(2)
+    model = _small(num_actions=3).eval()
+    video = _video(t=4)
+    a0 = torch.zeros(2, 3, dtype=torch.long)
+    a1 = torch.full((2, 3), 2, dtype=torch.long)
+    assert not torch.allclose(model(video, a0).predictions, model(video, a1).predictions)
+    gen = model.generate(video, 3, torch.zeros(2, 6, dtype=torch.long))
+    assert gen.shape == (2, 3, 1, 16, 16)
+    with pytest.raises(ValueError, match="needs actions"):
+        model(video)
+    with pytest.raises(ValueError, match=r"shape \(B=2, T>=6\)"):
+        model.generate(video, 3, torch.zeros(2, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"lie in \[0, 3\)"):
+        model(video, torch.full((2, 3), 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="takes no actions"):
+        _small()(video, a0)
+
+
+def test_save_and_load_pretrained(tmp_path):
+    torch.manual_seed(3)
+    model = _small().eval()
+    model.save_pretrained(tmp_path / "m")
+    loaded = VideoPredictor.from_pretrained(tmp_path / "m").eval()
+    video = _video(t=4)
+    torch.testing.assert_close(loaded.generate(video, 3), model.generate(video, 3))
+    assert loaded.config == model.config
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
+
+
+def test_pretrained_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model directory"):
+        VideoPredictor.from_pretrained(tmp_path / "missing")
+    d = _small().save_pretrained(tmp_path / "m")
+    (d / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="corrupt"):
+        VideoPredictor.from_pretrained(d)
+    d = _small().save_pretrained(tmp_path / "m2")
+    meta = json.loads((d / "config.json").read_text())
+    meta["config"]["bogus"] = 1
+    (d / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="bogus"):
+        VideoPredictor.from_pretrained(d)
+    (d / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        VideoPredictor.from_pretrained(d)
+
+
+def test_bad_video_is_named():
+    model = _small()
+    with pytest.raises(ValueError, match="5 dimensions"):
+        model(torch.zeros(2, 1, 16, 16))
+    with pytest.raises(ValueError, match="1 channels"):
+        model(torch.zeros(2, 3, 3, 16, 16))
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        model(torch.full((1, 3, 1, 16, 16), 255.0))
+    with pytest.raises(ValueError, match="divisible by 2"):
+        model(torch.zeros(1, 3, 1, 15, 16))
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        model(torch.zeros(1, 1, 1, 16, 16))
+    with pytest.raises(ValueError, match="horizon"):
+        model.generate(torch.zeros(1, 2, 1, 16, 16), 0)
+
+
+def test_reference_size_is_about_21_7_million():
+    """SPEC 3: ConvS5 8 layers, dim 256, P 128 on Moving-MNIST has ~21.7 M parameters."""
+    model = VideoPredictor()
+    n = sum(p.numel() for p in model.parameters())
+    assert 21.0e6 < n < 22.5e6, n
