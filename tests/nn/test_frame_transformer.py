@@ -118,6 +118,14 @@ def test_states_of_the_default_kind() -> None:
     assert isinstance(states, FrameWindow) and states.frames.shape[1] == 3
 
 
+def test_token_matmuls_equal_the_convolutions() -> None:
+    model = _model()
+    frames = _video(3).flatten(0, 1)
+    assert _close(model.embed_frames(frames), model.embed(frames)[:, :, 0, 0])
+    tokens = torch.randn(6, 16, dtype=torch.float64)
+    assert _close(model.unembed_tokens(tokens), model.unembed(tokens[:, :, None, None]))
+
+
 def test_window_mask_matches_brute_force() -> None:
     for queries, keys, window in [(5, 5, 3), (3, 7, 4), (1, 3, 5), (1, 6, 4), (6, 6, 10)]:
         mask = window_mask(queries, keys, window, torch.device("cpu"))

@@ -221,19 +221,41 @@ class FrameTransformer(nn.Module):
                 f"sequence reaches frame {first + t} but max_len is {self.max_len}; "
                 "build the model with a larger max_len"
             )
-        tok = self.embed(fold_time(x)).view(b, t, self.embed_dim)
+        tok = self.embed_frames(fold_time(x)).view(b, t, self.embed_dim)
         return tok + self.pos[first : first + t].to(tok.dtype)
 
     def _frames(self, z: torch.Tensor) -> torch.Tensor:
         """Tokens (B, T, E) -> frames (B, T, dim, H, W) (final LayerNorm, then the deconv)."""
         b, t = z.shape[:2]
-        z = self.final_norm(z).reshape(b * t, self.embed_dim, 1, 1)
-        return self.unembed(z).view(b, t, self.dim, self.height, self.width)
+        y = self.unembed_tokens(self.final_norm(z).reshape(b * t, self.embed_dim))
+        return y.view(b, t, self.dim, self.height, self.width)
+
+    def embed_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, dim, H, W) -> (N, E): ``self.embed`` (kernel = stride = frame) as one matmul.
+
+        A convolution whose kernel covers the whole frame is a linear map of the flattened
+        frame; as a matmul it is ~20x faster on CPU (forward + backward) than the
+        convolution call, which stays the reference (``self.embed(frames)``).
+        """
+        w = self.embed.weight
+        flat = frames.reshape(frames.shape[0], -1)
+        return F.linear(flat, w.reshape(w.shape[0], -1), self.embed.bias)
+
+    def unembed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(N, E) -> (N, dim, H, W): ``self.unembed`` (transposed conv) as one matmul."""
+        w = self.unembed.weight  # (E, dim, H, W)
+        y = tokens @ w.reshape(w.shape[0], -1)
+        y = y.view(tokens.shape[0], self.dim, self.height, self.width)
+        return y + self.unembed.bias[:, None, None]
 
     def _run(
-        self, x: torch.Tensor, first: int, past: list[KVCache] | None
+        self, x: torch.Tensor, first: int, past: list[KVCache] | None, outputs_from: int = 0
     ) -> tuple[torch.Tensor, list[KVCache]]:
-        """Frames x (B, T, ...) at positions first..first+T-1, after ``past`` keys/values."""
+        """Frames x (B, T, ...) at positions first..first+T-1, after ``past`` keys/values.
+
+        Returns the output frames of x[:, outputs_from:] (the no-cache re-runs decode only
+        the frames they return) and the updated caches.
+        """
         z = self._tokens(x, first)
         length = first + x.shape[1]
         new = []
@@ -242,7 +264,7 @@ class FrameTransformer(nn.Module):
             z, keys, values = layer(z, pk, pv, self.window)
             cut = max(keys.shape[2] - (self.window - 1), 0)  # keep the last window - 1
             new.append(KVCache(keys[:, :, cut:], values[:, :, cut:], length))
-        return self._frames(z), new
+        return self._frames(z[:, outputs_from:]), new
 
     # ----- states -------------------------------------------------------------------------
 
@@ -350,13 +372,13 @@ class FrameTransformer(nn.Module):
             # One causal run covers it: the output at j sees exactly the frames a re-run
             # ending at j would see.
             full = torch.cat([frames, x], dim=1)
-            y, _ = self._run(full, start, None)
-            return y[:, frames.shape[1] :], self._next_window(full, start)
+            y, _ = self._run(full, start, None, outputs_from=frames.shape[1])
+            return y, self._next_window(full, start)
         ys = []
         for x_t in x.unbind(1):
             full = torch.cat([frames, x_t[:, None]], dim=1)
-            y, _ = self._run(full, start, None)
-            ys.append(y[:, -1])
+            y, _ = self._run(full, start, None, outputs_from=full.shape[1] - 1)
+            ys.append(y[:, 0])
             frames, start = self._next_window(full, start)
         return torch.stack(ys, dim=1), FrameWindow(frames, start)
 
