@@ -12,10 +12,14 @@ from other processes hits them alike:
 - ``transformer (no cache)``: ``FrameTransformer.step_nocache`` - the reference's
   sampling, re-running the model over all (up to 1500) frames for every new one.
 
-The per-frame time at n is the median of the steps with n-5..n+5 frames before them.
-Reported: the curves at n = 100, 200, ..., 1000; the total time for 800 frames generated
-after 100 context frames, as ratios to ConvS5; whether ConvS5's per-frame time is flat
-within 10 % from frame 100 to frame 1000. ``--paper-point`` adds one CPU measurement at
+Per-frame time at n (the table, the markers in the plot): the state of every generator
+is saved at n = 100, 200, ..., 1000 during generation; afterwards one step from each saved
+state is timed in turn, ``--rounds`` times, and the median is reported. The checkpoints
+are thus measured side by side, so that load from other processes (large on the shared
+machine) cannot masquerade as growth. The faint lines in the plot are the steps timed
+during generation itself (median of 11). Also reported: the total time for 800 frames
+generated after 100 context frames, as ratios to ConvS5; whether ConvS5's per-frame time
+is flat within 10 % from frame 100 to frame 1000. ``--paper-point`` adds one CPU measurement at
 the paper's widths (8 layers; ConvS5 width 256, state_dim 128; the reference Transformer,
 embed 1024, 16 heads, MLP 4096) with 900 frames already generated.
 
@@ -68,8 +72,16 @@ def _timed(fn, *args):
 
 
 @torch.no_grad()
-def generation_curve(context: int, last: int) -> dict[str, list[float]]:
-    """Step times per generator; entry j is the step with context + j frames before it."""
+def generation_curve(
+    context: int, last: int, checkpoints: list[int], rounds: int
+) -> tuple[dict[str, list[float]], dict[str, dict[int, float]]]:
+    """Generate, timing every step; then re-time the steps at the checkpoints side by side.
+
+    Returns (step seconds per generator, entry j = the step with context + j frames before
+    it; per-frame seconds per generator and checkpoint n, the median over ``rounds``
+    rounds, each round timing one step from the state saved at every checkpoint in turn,
+    so that load from other processes hits all checkpoints alike).
+    """
     s5, tf = build(64, 4)
     x = torch.randn(BATCH, context, 64, SIZE, SIZE)
     y_s5, st_s5 = s5(x)
@@ -81,13 +93,26 @@ def generation_curve(context: int, last: int) -> dict[str, list[float]]:
         "transformer (no cache)": [tf.step_nocache, y_nc[:, -1], st_nc],
     }
     times = {label: [] for label in LABELS}
-    for _ in range(context, last + 1):
+    saved = {label: {} for label in LABELS}
+    for n in range(context, last + 1):
         for label in LABELS:
             fn, x_t, state = steps[label]
+            if n in checkpoints:
+                saved[label][n] = (x_t, state)
             dt, (y_t, state) = _timed(fn, x_t, state)
             steps[label][1:] = [y_t, state]
             times[label].append(dt)
-    return times
+    side_by_side = {label: {n: [] for n in checkpoints} for label in LABELS}
+    for _ in range(rounds):
+        for label in LABELS:
+            for n in checkpoints:
+                x_t, state = saved[label][n]
+                side_by_side[label][n].append(_timed(steps[label][0], x_t, state)[0])
+    medians = {
+        label: {n: statistics.median(ts) for n, ts in per_n.items()}
+        for label, per_n in side_by_side.items()
+    }
+    return times, medians
 
 
 def per_frame_at(times: list[float], context: int, n: int) -> float:
@@ -123,6 +148,7 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=100)
     parser.add_argument("--last", type=int, default=1000)
     parser.add_argument("--generated", type=int, default=800)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--paper-point", action="store_true")
     parser.add_argument("--out", default="benchmarks/results/generation.json")
     parser.add_argument("--plot", default="docs/figures/generation_time.png")
@@ -130,19 +156,21 @@ def main() -> None:
     torch.set_num_threads(2)
     ctx = args.context
 
-    times = generation_curve(ctx, args.last)
     checkpoints = list(range(ctx, args.last + 1, 100))
+    times, medians = generation_curve(ctx, args.last, checkpoints, args.rounds)
     header = " ".join(f"{label:>23}" for label in LABELS)
     print(f"{'frames before':>13} {header}   (ms/frame)")
     curve = []
     for n in checkpoints:
-        row = {label: per_frame_at(times[label], ctx, n) for label in LABELS}
+        row = {label: medians[label][n] for label in LABELS}
         curve.append(dict(frames_before=n, **row))
         print(f"{n:>13} " + " ".join(f"{1e3 * row[label]:>23.2f}" for label in LABELS))
 
     totals = {label: sum(times[label][: args.generated]) for label in LABELS}
     s5_first, s5_last = curve[0]["convs5"], curve[-1]["convs5"]
     drift = s5_last / s5_first - 1
+    s5_all = [row["convs5"] for row in curve]
+    spread = max(s5_all) / min(s5_all) - 1
     summary = dict(
         generated=args.generated,
         context=ctx,
@@ -150,6 +178,7 @@ def main() -> None:
         ratio_nocache_over_convs5=totals["transformer (no cache)"] / totals["convs5"],
         ratio_kvcache_over_convs5=totals["transformer (KV cache)"] / totals["convs5"],
         convs5_drift_first_to_last=drift,
+        convs5_spread_max_over_min=spread,
         convs5_flat_within_10pct=abs(drift) <= 0.10,
     )
     print(f"\n{args.generated} frames after {ctx} context frames, total seconds:")
@@ -158,7 +187,8 @@ def main() -> None:
         print(f"  {label:<24} {totals[label]:8.2f}  ({ratio:.2f}x convs5)")
     print(
         f"ConvS5 per-frame time at {checkpoints[-1]} vs {checkpoints[0]}: {100 * drift:+.1f} % "
-        f"({'flat' if abs(drift) <= 0.10 else 'NOT flat'} within 10 %)"
+        f"({'flat' if abs(drift) <= 0.10 else 'NOT flat'} within 10 %); "
+        f"max/min over all checkpoints {100 * spread:+.1f} %"
     )
     if args.paper_point:
         point = paper_point(900)
@@ -185,24 +215,26 @@ def main() -> None:
     result = dict(meta=meta, curve=curve, summary=summary, step_seconds=times)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
-    plot(times, ctx, Path(args.plot))
+    plot(times, curve, ctx, Path(args.plot))
 
 
-def plot(times: dict[str, list[float]], context: int, path: Path) -> None:
+def plot(times: dict[str, list[float]], curve: list[dict], context: int, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for label in LABELS:
+    for color, label in zip(("C0", "C1", "C2"), LABELS, strict=True):
         ts = times[label]
         xs = list(range(context, context + len(ts), 10))
         ys = [1e3 * per_frame_at(ts, context, n) for n in xs]
-        ax.plot(xs, ys, label=label)
+        ax.plot(xs, ys, color=color, alpha=0.3, linewidth=1)
+        pts = [(row["frames_before"], 1e3 * row[label]) for row in curve]
+        ax.plot(*zip(*pts, strict=True), color=color, marker="o", label=label)
     ax.set_yscale("log")
     ax.set_xlabel("frames already generated (100 context frames, then generated)")
-    ax.set_ylabel("time per generated frame (ms, median of 11)")
+    ax.set_ylabel("ms per generated frame")
     ax.set_title("Generation, 4 layers, width 64, 16x16, batch 2 (2-core CPU)")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
