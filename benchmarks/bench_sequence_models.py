@@ -87,13 +87,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--lengths", type=int, nargs="+", default=[32, 64, 128, 300])
-    parser.add_argument("--paper-length", type=int, default=64)
+    parser.add_argument("--paper-length", type=int, default=64, help="0: skip width 256")
     parser.add_argument("--out", default="benchmarks/results/sequence_models.json")
     parser.add_argument("--plot", default="docs/figures/train_step_time.png")
+    parser.add_argument(
+        "--plot-from", nargs="+", metavar="JSON", help="only redraw the plot from saved runs"
+    )
     args = parser.parse_args()
+    if args.plot_from:
+        runs = {Path(f).stem: json.loads(Path(f).read_text())["rows"] for f in args.plot_from}
+        plot(runs, Path(args.plot))
+        return
     torch.set_num_threads(2)
 
-    runs = [(64, length) for length in args.lengths] + [(256, args.paper_length)]
+    runs = [(64, length) for length in args.lengths]
+    if args.paper_length:
+        runs.append((256, args.paper_length))
     rows = []
     print(f"{'width':>5} {'L':>4} {'model':<24} {'s/step':>8} {'ConvLSTM / this':>16}")
     for width, length in runs:
@@ -126,26 +135,34 @@ def main() -> None:
     )
     out.write_text(json.dumps(dict(meta=meta, rows=rows, summary=summary), indent=2) + "\n")
     print(f"wrote {out}")
-    plot(rows, Path(args.plot))
+    plot({out.stem: rows}, Path(args.plot))
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(runs: dict[str, list[dict]], path: Path) -> None:
+    """Width-64 training-step time against L, one line per model and run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label in ("convs5", "convlstm", "transformer"):
-        pts = sorted(
-            (r["length"], r["seconds"]) for r in rows if r["width"] == 64 and r["model"] == label
-        )
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    styles = ["-", "--", ":", "-."]
+    for k, (run, rows) in enumerate(runs.items()):
+        models = ("convs5", "convlstm", "transformer")
+        for color, label in zip(("C0", "C1", "C2"), models, strict=True):
+            pts = sorted(
+                (r["length"], r["seconds"])
+                for r in rows
+                if r["width"] == 64 and r["model"] == label
+            )
+            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+            name = f"{label} ({run})" if len(runs) > 1 else label
+            ax.plot(xs, ys, styles[k % 4], color=color, marker="os^d"[k % 4], label=name)
     ax.set_xlabel("sequence length L (frames)")
     ax.set_ylabel("forward + backward (s, median)")
     ax.set_title("Training step, 4 layers, width 64, 16x16, batch 2 (2-core CPU)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
