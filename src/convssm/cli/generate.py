@@ -1,0 +1,60 @@
+"""``convssm generate CHECKPOINT [--input video.mp4|file.npz | --moving-mnist-seed S]
+[--context N] [--horizon N] [--out DIR]``: GIF, MP4, PNG strip and PNG error plot."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from convssm.cli._errors import reports_errors
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "generate",
+        help="continue a video with a trained model and draw the result",
+        description="Condition on the first N frames of a video file (mp4, or npz with "
+        "'video') or of a fresh Moving-MNIST sample, and generate the horizon.",
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory or run workdir")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--input", default=None, metavar="FILE", help="video.mp4 or file.npz")
+    src.add_argument(
+        "--moving-mnist-seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="a fresh held-out Moving-MNIST video from seed S (the default, S=0)",
+    )
+    p.add_argument("--context", type=int, default=None, help="context frames (config default)")
+    p.add_argument("--horizon", type=int, default=None, help="frames to generate (config default)")
+    p.add_argument(
+        "--out", default=None, metavar="DIR", help="output (default CHECKPOINT/generate)"
+    )
+    p.add_argument("--device", default="auto", help="cpu, cuda, ... (default auto)")
+    p.set_defaults(func=run)
+
+
+@reports_errors("generate")
+def run(args: argparse.Namespace) -> int:
+    from convssm.train.checkpoint import resolve_checkpoint
+    from convssm.train.inference import generate_from_checkpoint
+
+    for name in ("context", "horizon"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be positive, got {value}")
+    ckpt = resolve_checkpoint(args.checkpoint)
+    out = Path(args.out) if args.out else ckpt / "generate"
+    paths = generate_from_checkpoint(
+        ckpt,
+        out,
+        input_path=args.input,
+        moving_mnist_seed=args.moving_mnist_seed,
+        context=args.context,
+        horizon=args.horizon,
+        device=args.device,
+    )
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0

@@ -1,0 +1,52 @@
+"""``convssm train CONFIG [--workdir DIR] [--set k=v ...] [--resume]``.
+
+Runs as one process, or under ``torchrun --nproc-per-node N -m convssm train CONFIG``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from convssm.cli._errors import reports_errors
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a video prediction model from a YAML config",
+        description="Train from an experiment YAML (see configs/). Works unchanged under "
+        "torchrun (gloo on CPU, NCCL on GPU).",
+    )
+    p.add_argument(
+        "config", metavar="CONFIG", help="experiment YAML, e.g. configs/cpu/convs5_small.yaml"
+    )
+    p.add_argument("--workdir", default=None, help="output directory (default runs/<name>)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.steps=100 (repeatable)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue exactly from the newest checkpoint in the workdir",
+    )
+    p.set_defaults(func=run)
+
+
+@reports_errors("train")
+def run(args: argparse.Namespace) -> int:
+    from convssm.train.config import load_config
+    from convssm.train.loop import train_and_evaluate
+
+    cfg = load_config(args.config, args.overrides)
+    workdir = Path(args.workdir) if args.workdir else Path("runs") / cfg.name
+    result = train_and_evaluate(cfg, workdir, resume=args.resume)
+    if result.is_main and result.checkpoint is not None:  # one report under torchrun
+        print(f"trained {result.step} steps; last checkpoint: {result.checkpoint}")
+        print(f"logs: {workdir / 'train_log.jsonl'}, {workdir / 'train_log.csv'}")
+    return 0

