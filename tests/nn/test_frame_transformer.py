@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from convssm.nn import FrameTransformer, FrameWindow, KVCache, build_sequence_model
-from convssm.nn.frame_transformer import sinusoidal_positions, window_mask
+from convssm.nn.causal_transformer import sinusoidal_positions, window_mask
 
 TOL = 1e-10
 
