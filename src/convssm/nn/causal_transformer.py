@@ -1,0 +1,83 @@
+"""The pieces of a causal pre-LN transformer over tokens, with sliding-window attention.
+
+Used by :class:`~convssm.nn.frame_transformer.FrameTransformer` (one token per frame).
+Attention is torch's ``scaled_dot_product_attention``; :func:`window_mask` is the mask
+for queries that follow cached keys and may look at most ``window - 1`` tokens back.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["TransformerLayer", "sinusoidal_positions", "window_mask"]
+
+
+def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
+    """The fixed sin/cos table (length, dim): sin on even, cos on odd channels, base 10000."""
+    pos = torch.arange(length, dtype=torch.float64)[:, None]
+    freq = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    table = torch.zeros(length, dim, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    return table.float()
+
+
+def window_mask(queries: int, keys: int, window: int, device: torch.device) -> torch.Tensor | None:
+    """Boolean (queries, keys) mask for sliding-window causal attention, or None if all allowed.
+
+    Keys are the ``keys - queries`` cached frames followed by the queries themselves;
+    query j is key ``keys - queries + j`` and may see keys up to ``window - 1`` frames back.
+    """
+    past = keys - queries
+    if queries == 1 and keys <= window:
+        return None
+    qpos = torch.arange(queries, device=device)[:, None] + past
+    kpos = torch.arange(keys, device=device)[None, :]
+    return (kpos <= qpos) & (kpos > qpos - window)
+
+
+class TransformerLayer(nn.Module):
+    """Pre-LN block on tokens (B, T, E): z + attn(LN(z)), then z + MLP(LN(z))."""
+
+    def __init__(self, embed_dim: int, heads: int, mlp_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(embed_dim)
+        self.qkv = nn.Linear(embed_dim, 3 * embed_dim)
+        self.proj = nn.Linear(embed_dim, embed_dim)
+        self.norm2 = nn.LayerNorm(embed_dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(embed_dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, embed_dim)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        past_k: torch.Tensor | None,
+        past_v: torch.Tensor | None,
+        window: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z (B, T, E) with optional past keys/values (B, heads, S, E/heads).
+
+        Returns the new z and the keys/values of past + current frames (B, heads, S+T, .).
+        """
+        b, t, e = z.shape
+        qkv = self.qkv(self.norm1(z)).view(b, t, 3, self.heads, e // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        if past_k is not None and past_k.shape[2] > 0:
+            k = torch.cat([past_k, k], dim=2)
+            v = torch.cat([past_v, v], dim=2)
+        if k.shape[2] == t and t <= window:
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            mask = window_mask(t, k.shape[2], window, z.device)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        a = a.transpose(1, 2).reshape(b, t, e)
+        z = z + self.dropout(self.proj(a))
+        z = z + self.dropout(self.mlp(self.norm2(z)))
+        return z, k, v
