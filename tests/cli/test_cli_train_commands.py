@@ -8,14 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-import convssm.metrics
 from convssm.cli.main import main
-
-models = pytest.importorskip("convssm.models")
-if not hasattr(models, "VideoPredictor"):
-    pytest.skip("convssm.models.VideoPredictor is not merged yet", allow_module_level=True)
-if not hasattr(pytest.importorskip("convssm.data"), "MovingMNIST"):
-    pytest.skip("convssm.data.MovingMNIST is not merged yet", allow_module_level=True)
+from convssm.models import VideoPredictor
 
 TINY = {
     "name": "tiny",
@@ -56,7 +50,7 @@ def test_train_writes_checkpoints_and_logs(trained):
 
 def test_checkpoint_is_a_pretrained_model_dir(trained):
     _, workdir = trained
-    model = models.VideoPredictor.from_pretrained(workdir / "checkpoints" / "step_00000003")
+    model = VideoPredictor.from_pretrained(workdir / "checkpoints" / "step_00000003")
     assert model.config["dim"] == 16
 
 
@@ -77,11 +71,8 @@ def test_evaluate_writes_metrics_per_horizon_and_videos(trained, tmp_path, capsy
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert set(metrics["per_horizon"]) == {"3", "6"}
     assert len(metrics["per_frame"]["mse"]) == 6 and metrics["num_videos"] == 3
-    if hasattr(convssm.metrics, "psnr"):
-        assert {"psnr", "ssim", "mse"} <= set(metrics["per_horizon"]["6"])
-        assert len(metrics["per_frame"]["psnr"]) == 6
-    else:  # metrics not installed: recorded as skipped with the reason
-        assert set(metrics["skipped"]) == {"psnr", "ssim"}
+    assert {"psnr", "ssim", "mse"} <= set(metrics["per_horizon"]["6"])
+    assert len(metrics["per_frame"]["psnr"]) == 6
     videos = np.load(tmp_path / "ev" / "videos.npz")
     assert videos["truth"].shape == (3, 9, 1, 16, 16) and videos["pred"].dtype == np.uint8
     assert (tmp_path / "ev" / "sample_strip.png").is_file()

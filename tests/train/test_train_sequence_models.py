@@ -7,19 +7,12 @@ import math
 import pytest
 import torch
 
-import convssm.metrics
+from convssm.models import VideoPredictor
+from convssm.nn import sequence_model_names
 from convssm.train.checkpoint import load_checkpoint
 from convssm.train.config import config_from_dict
 from convssm.train.loop import train_and_evaluate
 from convssm.train.runlog import read_jsonl
-
-models = pytest.importorskip("convssm.models")
-if not hasattr(models, "VideoPredictor"):
-    pytest.skip("convssm.models.VideoPredictor is not merged yet", allow_module_level=True)
-if not hasattr(pytest.importorskip("convssm.data"), "MovingMNIST"):
-    pytest.skip("convssm.data.MovingMNIST is not merged yet", allow_module_level=True)
-
-from convssm.nn import sequence_model_names  # noqa: E402
 
 OPTIONS = {
     "convs5": {"depth": 2, "state_dim": 8, "norm_groups": 4},
@@ -31,8 +24,6 @@ OPTIONS = {
 
 @pytest.mark.parametrize("name", sorted(OPTIONS))
 def test_a_few_training_steps(name, tmp_path):
-    if name not in sequence_model_names():
-        pytest.skip(f"sequence model {name!r} is not merged yet")
     cfg = config_from_dict({
         "name": f"tiny_{name}",
         "model": {"image_size": 16, "encoder_widths": [8, 16], "norm_groups": 4, "dim": 16,
@@ -49,12 +40,13 @@ def test_a_few_training_steps(name, tmp_path):
     assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
     val = read_jsonl(tmp_path / "val_log.jsonl")[-1]
     assert math.isfinite(val["mse@4"])
-    if hasattr(convssm.metrics, "psnr"):
-        assert math.isfinite(val["psnr@4"]) and math.isfinite(val["ssim@4"])
-    else:  # metrics not installed: said so, not silently left out
-        assert "psnr" in val["skipped"]
+    assert math.isfinite(val["psnr@4"]) and math.isfinite(val["ssim@4"])
     info = load_checkpoint(result.checkpoint)
     assert info.model_config["sequence_model"] == name
-    model = models.VideoPredictor.from_pretrained(result.checkpoint)
+    model = VideoPredictor.from_pretrained(result.checkpoint)
     x = torch.zeros(1, 3, 1, 16, 16)
     assert model.generate(x, 2).shape == (1, 2, 1, 16, 16)
+
+
+def test_every_registered_sequence_model_is_exercised():
+    assert sorted(OPTIONS) == sequence_model_names()
