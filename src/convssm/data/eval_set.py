@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from convssm._files import atomic_write_text
 from convssm.data.digits import DigitSource, load_digits
 from convssm.data.moving_mnist import (
     GENERATOR_VERSION,
@@ -119,9 +120,7 @@ def write_eval_set(
         "dtype": "uint8",
         "video_crc32": crcs,
     }
-    tmp_manifest = out / (MANIFEST + ".partial")
-    tmp_manifest.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp_manifest, manifest_path)
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=1))
     return manifest_path
 
 

@@ -10,49 +10,19 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-__all__ = ["PretrainedMixin", "atomic_write_bytes", "CONFIG_NAME", "WEIGHTS_NAME"]
+from convssm._files import atomic_write, atomic_write_text
+
+__all__ = ["PretrainedMixin", "CONFIG_NAME", "WEIGHTS_NAME"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT_VERSION = 1
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class PretrainedMixin:
@@ -65,13 +35,13 @@ class PretrainedMixin:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        _atomic_save_safetensors(state, directory / WEIGHTS_NAME)
+        atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(state, tmp))
         meta = {
             "format": f"convssm.{type(self).__name__}",
             "format_version": FORMAT_VERSION,
             "config": self.config,
         }
-        atomic_write_bytes(directory / CONFIG_NAME, json.dumps(meta, indent=2).encode())
+        atomic_write_text(directory / CONFIG_NAME, json.dumps(meta, indent=2))
         return directory
 
     @classmethod

@@ -36,6 +36,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from convssm._files import atomic_write_text, fsync_dir, fsync_file
+
 __all__ = [
     "FORMAT_VERSION",
     "CheckpointInfo",
@@ -109,43 +111,12 @@ def _as_tuple(x: Any) -> Any:
 # ---------------------------------------------------------------- files
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as f:
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _write_atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def list_checkpoints(directory: str | Path) -> list[Path]:
@@ -199,12 +170,12 @@ def save_checkpoint(
         torch.save({**training_state, "step": step}, tmp / "training_state.pt")
         files = {}
         for name in _REQUIRED:
-            _fsync_file(tmp / name)
+            fsync_file(tmp / name)
             files[name] = {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)}
         manifest = {"format_version": FORMAT_VERSION, "step": step, "files": files}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        _fsync_file(tmp / "manifest.json")
-        _fsync_dir(tmp)
+        fsync_file(tmp / "manifest.json")
+        fsync_dir(tmp)
         if final.exists():  # re-saving the same step: move the old one aside first
             old = directory / f".tmp-step_{step:08d}-old"
             os.replace(final, old)
@@ -213,8 +184,8 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(directory)
-    _write_atomic_text(directory / "latest", final.name + "\n")
+    fsync_dir(directory)
+    atomic_write_text(directory / "latest", final.name + "\n")
     for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
