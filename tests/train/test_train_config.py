@@ -132,8 +132,10 @@ def test_yaml_and_json_round_trip():
 
 
 def test_every_shipped_config_loads():
-    files = sorted(CONFIGS.rglob("*.yaml"))
+    experiments = CONFIGS.parent / "experiments"
+    files = sorted(CONFIGS.rglob("*.yaml")) + sorted(experiments.rglob("*.yaml"))
     assert files, "no configs shipped"
+    assert any(f.is_relative_to(experiments) for f in files)
     for f in files:
         cfg = load_config(f)
         assert cfg.name, f
