@@ -26,26 +26,15 @@ import torch
 from convssm.nn import sequence_model_names
 from convssm.train.checkpoint import load_checkpoint, save_checkpoint
 from convssm.train.config import load_config
-from convssm.train.factory import build_model, build_train_dataset
+from convssm.train.demo import step_times
+from convssm.train.factory import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _step_times(cfg, threads: int, repeats: int) -> list[float]:
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    model = build_model(cfg.model)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    dataset, _ = build_train_dataset(cfg)
-    batch = torch.stack([dataset[i] for i in range(cfg.train.batch_size)])
-    times = []
-    for _ in range(repeats + 1):
-        t0 = time.perf_counter()
-        model(batch).loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - t0)
-    return times[1:]
+    cfg.train.threads = threads
+    return step_times(cfg, repeats)
 
 
 def _checkpoint_times(cfg) -> tuple[float, float, int]:

@@ -20,7 +20,14 @@ from convssm.train.factory import build_model, build_train_dataset
 from convssm.train.inference import evaluate_checkpoint, generate_from_checkpoint
 from convssm.train.loop import train_and_evaluate
 
-__all__ = ["DEMO_CONFIG", "find_demo_config", "seconds_per_step", "plan_demo", "run_demo"]
+__all__ = [
+    "DEMO_CONFIG",
+    "find_demo_config",
+    "step_times",
+    "seconds_per_step",
+    "plan_demo",
+    "run_demo",
+]
 
 DEMO_CONFIG = Path("configs") / "cpu" / "convs5_small.yaml"
 TRAIN_SHARE = 0.8  # of the time budget; the rest is start-up, validation, evaluation, pictures
@@ -37,8 +44,9 @@ def find_demo_config() -> Path:
     )
 
 
-def seconds_per_step(cfg: ExperimentConfig, probes: int = 5) -> float:
-    """Median wall time of one optimizer step (forward + backward + AdamW) for ``cfg``."""
+def step_times(cfg: ExperimentConfig, probes: int = 5) -> list[float]:
+    """Wall times of ``probes`` optimizer steps (forward + backward + AdamW) for ``cfg``,
+    after one warm-up step, on one batch of its training data (CPU)."""
     if cfg.train.threads is not None:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(0)
@@ -55,7 +63,13 @@ def seconds_per_step(cfg: ExperimentConfig, probes: int = 5) -> float:
         opt.step()
         opt.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - t0)
-    return sorted(times[1:])[len(times[1:]) // 2]
+    return times[1:]
+
+
+def seconds_per_step(cfg: ExperimentConfig, probes: int = 5) -> float:
+    """Median wall time of one optimizer step (forward + backward + AdamW) for ``cfg``."""
+    times = sorted(step_times(cfg, probes))
+    return times[len(times) // 2]
 
 
 def plan_demo(cfg: ExperimentConfig, minutes: float, step_s: float) -> ExperimentConfig:
