@@ -24,6 +24,7 @@ __all__ = [
     "unfold_time",
     "check_video",
     "check_frame",
+    "run_layers",
 ]
 
 
@@ -142,3 +143,19 @@ class ResidualNorm(nn.Module):
     def post(self, u: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         out = u + self.dropout(y)
         return out if self.prenorm else self._norm(out)
+
+
+def run_layers(
+    layers: nn.ModuleList, x: torch.Tensor, states: list, *, step: bool = False
+) -> tuple[torch.Tensor, list]:
+    """Thread ``x`` through a stack of layers, each with its own state.
+
+    ``step=False`` calls ``layer(x, state)`` on (B, T, C, H, W); ``step=True`` calls
+    ``layer.step(x, state)`` on one frame (B, C, H, W). Returns the output and the new
+    state of every layer, in order.
+    """
+    new_states = []
+    for layer, state in zip(layers, states, strict=True):
+        x, state = layer.step(x, state) if step else layer(x, state)
+        new_states.append(state)
+    return x, new_states

@@ -27,7 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convssm.nn.common import ResidualNorm, check_frame, check_video, fold_time, unfold_time
+from convssm.nn.common import (
+    ResidualNorm,
+    check_frame,
+    check_video,
+    fold_time,
+    run_layers,
+    unfold_time,
+)
 from convssm.nn.registry import register_sequence_model
 
 __all__ = ["ConvLSTMCell", "ConvLSTMBlock", "ConvLSTM", "convlstm_reference"]
@@ -212,11 +219,7 @@ class ConvLSTM(nn.Module):
         x = check_video(x, "x", self.dim)
         self._check_dtype(x, "x")
         states = self._check_states(states, x[:, 0])
-        new_states = []
-        for layer, state in zip(self.layers, states, strict=True):
-            x, state = layer(x, state)
-            new_states.append(state)
-        return x, new_states
+        return run_layers(self.layers, x, states)
 
     def step(
         self, x_t: torch.Tensor, states: list[LSTMState | None] | None
@@ -225,8 +228,4 @@ class ConvLSTM(nn.Module):
         x_t = check_frame(x_t, "x_t", self.dim)
         self._check_dtype(x_t, "x_t")
         states = self._check_states(states, x_t)
-        new_states = []
-        for layer, state in zip(self.layers, states, strict=True):
-            x_t, state = layer.step(x_t, state)
-            new_states.append(state)
-        return x_t, new_states
+        return run_layers(self.layers, x_t, states, step=True)

@@ -15,7 +15,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from convssm.nn.common import ResidualNorm, check_frame, check_video, fold_time, unfold_time
+from convssm.nn.common import (
+    ResidualNorm,
+    check_frame,
+    check_video,
+    fold_time,
+    run_layers,
+    unfold_time,
+)
 from convssm.nn.convs5_ssm import ConvS5SSM
 from convssm.nn.registry import register_sequence_model
 
@@ -143,19 +150,11 @@ class ConvS5(nn.Module):
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         check_video(x, "x", self.dim)
         states = self._check_states(states)
-        new_states = []
-        for layer, state in zip(self.layers, states, strict=True):
-            x, state = layer(x, state)
-            new_states.append(state)
-        return x, new_states
+        return run_layers(self.layers, x, states)
 
     def step(
         self, x_t: torch.Tensor, states: list[torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         check_frame(x_t, "x_t", self.dim)
         states = self._check_states(states)
-        new_states = []
-        for layer, state in zip(self.layers, states, strict=True):
-            x_t, state = layer.step(x_t, state)
-            new_states.append(state)
-        return x_t, new_states
+        return run_layers(self.layers, x_t, states, step=True)
