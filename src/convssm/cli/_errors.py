@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 from functools import wraps
 
-__all__ = ["reports_errors"]
+__all__ = ["reports_errors", "add_overrides_argument"]
 
 
 def reports_errors(command: str) -> Callable:
@@ -24,3 +25,12 @@ def reports_errors(command: str) -> Callable:
         return run
 
     return wrap
+
+
+def add_overrides_argument(
+    parser: argparse.ArgumentParser, help: str, metavar: str = "KEY=VALUE"
+) -> None:
+    """The repeatable ``--set KEY=VALUE`` option, collected into ``args.overrides``."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar=metavar, help=help
+    )

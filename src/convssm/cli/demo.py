@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from convssm.cli._errors import reports_errors
+from convssm.cli._errors import add_overrides_argument, reports_errors
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,14 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="demo_output", metavar="DIR", help="output (demo_output)")
     p.add_argument("--minutes", type=float, default=3.0, help="time budget (3 minutes)")
     p.add_argument("--config", default=None, help="config (configs/cpu/convs5_small.yaml)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value (repeatable)",
-    )
+    add_overrides_argument(p, "override a config value (repeatable)")
     p.set_defaults(func=run)
 
 

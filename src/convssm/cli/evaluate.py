@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from convssm.cli._errors import reports_errors
+from convssm.cli._errors import add_overrides_argument, reports_errors
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,13 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--videos", type=int, default=None, metavar="N", help="evaluate only the first N videos"
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
+    add_overrides_argument(
+        p,
+        "change an evaluation setting, e.g. --set eval.metrics=[psnr,ssim,lpips,fvd]",
         metavar="eval.KEY=VALUE",
-        help="change an evaluation setting, e.g. --set eval.metrics=[psnr,ssim,lpips,fvd]",
     )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")
     p.set_defaults(func=run)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from convssm.cli._errors import reports_errors
+from convssm.cli._errors import add_overrides_argument, reports_errors
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,14 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "config", metavar="CONFIG", help="experiment YAML, e.g. configs/cpu/convs5_small.yaml"
     )
     p.add_argument("--workdir", default=None, help="output directory (default runs/<name>)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.steps=100 (repeatable)",
-    )
+    add_overrides_argument(p, "override a config value, e.g. --set train.steps=100 (repeatable)")
     p.add_argument(
         "--resume",
         action="store_true",
