@@ -8,7 +8,8 @@ A recipe is a small YAML file (``recipes/*.yaml``) with five sections:
 - ``optim``: ``lr``, ``warmup_steps``, ``batch_size``, ``grad_clip`` (null: none);
 - ``train``: ``steps`` (or null with ``minutes``: steps from a timing probe so the cosine
   schedule fits the budget), ``rollout_context`` (null: teacher forcing only; an int C:
-  :func:`convssm.train.rollout.rollout_loss` with C context frames), ``detach_feedback``,
+  ``VideoPredictor(..., rollout_context=C)``: C true context frames,
+  the rest predicted free-running from the model's own output), ``detach_feedback``,
   ``precision`` (fp32 | bf16), ``scores`` (how many scored checkpoints along the way);
 - ``eval``: ``videos``, ``context`` (10), ``horizon`` (100), ``seed`` — a fixed, seeded set
   from the *evaluation* digits, which training never sees.
@@ -43,7 +44,6 @@ from convssm._files import atomic_write
 from convssm.data import MovingMNIST
 from convssm.metrics import psnr, ssim, trivial_predictor_scores
 from convssm.models import VideoPredictor
-from convssm.train.rollout import rollout_loss
 from convssm.train.schedule import build_scheduler, make_optimizer
 
 STRIP_FRAMES = (1, 2, 3, 5, 10, 20, 30, 50, 100)
@@ -187,10 +187,8 @@ def _lpips_or_none(device: torch.device):
 
 
 def loss_of(model: VideoPredictor, batch: torch.Tensor, recipe: Recipe) -> torch.Tensor:
-    context = recipe.train["rollout_context"]
-    if context is None:
-        return model(batch).loss
-    return rollout_loss(model, batch, context, detach_feedback=recipe.train["detach_feedback"])
+    return model(batch, rollout_context=recipe.train["rollout_context"],
+                 detach_feedback=recipe.train["detach_feedback"]).loss
 
 
 def _plan_steps(model, opt, loader_iter, recipe, device, budget_s: float) -> int:

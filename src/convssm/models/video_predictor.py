@@ -137,17 +137,44 @@ class VideoPredictor(PretrainedMixin, nn.Module):
 
     # ------------------------------------------------------------------ modes
     def forward(
-        self, video: torch.Tensor, actions: torch.Tensor | None = None
+        self,
+        video: torch.Tensor,
+        actions: torch.Tensor | None = None,
+        *,
+        rollout_context: int | None = None,
+        detach_feedback: bool = False,
     ) -> VideoPredictorOutput:
-        """Teacher forcing on video (B, T, C, H, W), T ≥ 2; actions (B, T) or None."""
+        """Predict frames 1..T−1 of video (B, T, C, H, W), T ≥ 2; actions (B, T) or None.
+
+        Teacher forcing by default: every frame is predicted from the true frames before it.
+        With ``rollout_context = C`` (1 ≤ C ≤ T − 1), only frames 1..C are: the rest are
+        predicted free-running, exactly as :meth:`iter_generate` does it, each from the
+        model's own previous prediction fed back through the recurrent step — a multi-step
+        training objective, differentiable through the fed-back frames unless
+        ``detach_feedback``. ``rollout_context = T − 1`` is teacher forcing.
+        """
         video = self._check_video(video, "video")
-        if video.shape[1] < 2:
+        length = video.shape[1]
+        if length < 2:
+            raise ValueError(f"video needs at least 2 frames for teacher forcing, got {length}")
+        actions = self._check_actions(actions, video.shape[0], length - 1)
+        context = length - 1 if rollout_context is None else rollout_context
+        if not isinstance(context, int) or isinstance(context, bool):
+            raise TypeError(f"rollout_context must be an int, got {type(context).__name__}")
+        if not 1 <= context <= length - 1:
             raise ValueError(
-                f"video needs at least 2 frames for teacher forcing, got {video.shape[1]}"
+                f"rollout_context must be in [1, T−1] = [1, {length - 1}], got {context}"
             )
-        actions = self._check_actions(actions, video.shape[0], video.shape[1] - 1)
-        y, _ = self.sequence(self.encode(video[:, :-1], actions))
-        pred = self.decode(y)
+        y, states = self.sequence(self.encode(video[:, :context], actions))
+        predictions = [self.decode(y)]
+        frame = predictions[0][:, -1:]
+        for k in range(context, length - 1):
+            fed = frame.detach() if detach_feedback else frame
+            a = None if actions is None else actions[:, k : k + 1]
+            y_t, states = self.sequence.step(self.encode(fed, a)[:, 0], states)
+            frame = self.decode(y_t[:, None])
+            predictions.append(frame)
+        pred = torch.cat(predictions, dim=1)
         return VideoPredictorOutput(pred, prediction_loss(pred, video[:, 1:]))
 
     @torch.no_grad()
