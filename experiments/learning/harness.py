@@ -9,7 +9,8 @@ A recipe is a small YAML file (``recipes/*.yaml``) with five sections:
 - ``train``: ``steps`` (or null with ``minutes``: steps from a timing probe so the cosine
   schedule fits the budget), ``rollout_context`` (null: teacher forcing only; an int C:
   ``VideoPredictor(..., rollout_context=C)``: C true context frames,
-  the rest predicted free-running from the model's own output), ``detach_feedback``,
+  the rest predicted free-running from the model's own output), ``rollout_start`` (the
+  fraction of the steps trained by teacher forcing before the rollout loss starts)), ``detach_feedback``,
   ``precision`` (fp32 | bf16), ``scores`` (how many scored checkpoints along the way);
 - ``eval``: ``videos``, ``context`` (10), ``horizon`` (100), ``seed`` — a fixed, seeded set
   from the *evaluation* digits, which training never sees.
@@ -63,14 +64,15 @@ class Recipe:
         self.optim = {"lr": 1e-3, "warmup_steps": 200, "batch_size": 16, "grad_clip": 1.0,
                       **self.optim}
         self.train = {"steps": None, "minutes": None, "rollout_context": None,
-                      "detach_feedback": False, "precision": "fp32", "scores": 8, "seed": 0,
+                      "detach_feedback": False, "rollout_start": 0.0, "precision": "fp32",
+                      "scores": 8, "seed": 0,
                       **self.train}
         self.eval = {"videos": 32, "context": 10, "horizon": 100, "seed": 1234, "batch": 32,
                      **self.eval}
         for section, allowed in (("data", {"image_size", "digit_size", "num_digits", "seq_len",
                                             "step"}),
                                  ("optim", {"lr", "warmup_steps", "batch_size", "grad_clip"}),
-                                 ("train", {"steps", "minutes", "rollout_context",
+                                 ("train", {"steps", "minutes", "rollout_context", "rollout_start",
                                             "detach_feedback", "precision", "scores", "seed"}),
                                  ("eval", {"videos", "context", "horizon", "seed", "batch"})):
             unknown = set(getattr(self, section)) - allowed
@@ -186,8 +188,10 @@ def _lpips_or_none(device: torch.device):
     return lambda p, t: lpips(p, t, net)
 
 
-def loss_of(model: VideoPredictor, batch: torch.Tensor, recipe: Recipe) -> torch.Tensor:
-    return model(batch, rollout_context=recipe.train["rollout_context"],
+def loss_of(model: VideoPredictor, batch: torch.Tensor, recipe: Recipe,
+            teacher_forcing: bool = False) -> torch.Tensor:
+    context = None if teacher_forcing else recipe.train["rollout_context"]
+    return model(batch, rollout_context=context,
                  detach_feedback=recipe.train["detach_feedback"]).loss
 
 
@@ -255,10 +259,11 @@ def train_recipe(recipe: Recipe, out: Path, device: torch.device) -> list[dict]:
     lpips_fn = _lpips_or_none(device)
     every = max(1, steps // recipe.train["scores"])
     t0, loss_sum, loss_n = time.time() - elapsed, torch.zeros((), device=device), 0
+    tf_steps = int(recipe.train["rollout_start"] * steps)
     for step in range(start, steps):
         batch = next(batches).to(device, non_blocking=True)
         with autocast(device, recipe.train["precision"]):
-            loss = loss_of(model, batch, recipe)
+            loss = loss_of(model, batch, recipe, teacher_forcing=step < tf_steps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if o["grad_clip"]:
