@@ -225,12 +225,25 @@ def test_videos_never_enter_walls_and_follow_their_actions():
         for t in range(len(tr.actions)):
             x, y, k = int(units[t, 0]), int(units[t, 1]), int(tr.heading[t])
             assert motion.free(x, y)
-            if t + 1 < len(tr.actions):
+            if t + 1 < len(tr.actions):  # actions[t + 1] led from frame t to frame t + 1
                 nxt = (int(units[t + 1, 0]), int(units[t + 1, 1]), int(tr.heading[t + 1]))
-                assert motion.step(x, y, k, int(tr.actions[t])) == nxt
-                target = motion.target(x, y, k, int(tr.actions[t]))
-                blocked += target != nxt
+                action = int(tr.actions[t + 1])
+                assert motion.step(x, y, k, action) == nxt
+                blocked += motion.target(x, y, k, action) != nxt
     assert blocked > 0  # the random bursts do walk into walls
+
+
+def test_video_frames_follow_the_actions():
+    ds = MazeWorld(3, num_frames=300, image_size=16, seed=11)
+    for i in range(3):
+        ep = ds.episode(i)
+        video, actions = ds.video_uint8(i)
+        tr = ep.trajectory
+        same = (video[1:] == video[:-1]).all(axis=(1, 2, 3))
+        moved = (np.diff(tr.position, axis=0) != 0).any(axis=1) | (np.diff(tr.heading) != 0)
+        np.testing.assert_array_equal(same, ~moved)  # a frame changes iff the camera moved
+        turns = np.isin(actions[1:], [TURN_LEFT, TURN_RIGHT])
+        assert not same[turns].any()  # turning always changes the view
 
 
 def test_policy_revisits_places_and_uses_every_action():

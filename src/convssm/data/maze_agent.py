@@ -4,7 +4,9 @@ State: a position ``(x, y)`` held as integers in ``1 / POSITION_UNITS`` of a cel
 are exact and undoing one returns the very same position) and a heading index ``k`` of
 ``K`` (angle ``2 pi k / K``; ``K`` a multiple of 4).
 
-Actions (``ACTIONS``), each applied between frame ``t`` and frame ``t + 1``:
+Actions (``ACTIONS``); ``actions[t]`` is the action that led from frame ``t - 1`` to frame ``t``
+(TECO's convention for its DMLab data; the action of frame 0 led to it from a starting state
+that is not shown):
 
 ====  ==============  ==========================================================
 code  name            effect
@@ -126,7 +128,8 @@ class Trajectory:
     Attributes:
         position: (T, 2) float64 (x, y) in cells, exact multiples of 1 / POSITION_UNITS.
         heading: (T,) int64 heading index of every frame.
-        actions: (T,) int64; ``actions[t]`` leads from frame ``t`` to frame ``t + 1``.
+        actions: (T,) int64; ``actions[t]`` led from frame ``t - 1`` to frame ``t`` (and to
+            frame 0 from the unseen starting state).
         waypoints: (W, 2) (row, col) of the patrolled cells, the start first.
     """
 
@@ -180,8 +183,6 @@ def run_policy(
     heading = np.empty(num_frames, dtype=np.int64)
     actions = np.empty(num_frames, dtype=np.int64)
     for t in range(num_frames):
-        pos[t] = x, y
-        heading[t] = k
         if burst == 0 and rng.random() < random_action_prob:
             burst, burst_action = int(rng.integers(1, 5)), int(rng.integers(len(ACTIONS)))
         if not burst:
@@ -204,8 +205,10 @@ def run_policy(
                 if lateral <= on_axis:
                     aim = nxt
             action = _towards(motion, x, y, k, *aim)
-        actions[t] = action
         x, y, k = motion.step(x, y, k, action)
+        pos[t] = x, y
+        heading[t] = k
+        actions[t] = action
     return Trajectory(
         position=pos.astype(np.float64) / q,
         heading=heading,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +35,14 @@ def maze_manifest_path(root: str | os.PathLike, split: str) -> Path:
 
 
 def _write_npz(path: Path, video: np.ndarray, actions: np.ndarray) -> None:
+    """An npz as ``np.savez_compressed`` writes it, at zlib level 1 (3-4x faster than its 6,
+    files ~10 % larger), atomically."""
+
     def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
-            np.savez_compressed(f, video=video, actions=actions)
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            for name, array in (("video", video), ("actions", actions)):
+                with zf.open(name + ".npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
 
     atomic_write(path, write)
 

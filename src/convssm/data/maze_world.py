@@ -116,8 +116,9 @@ class MazeWorld(Dataset):
 
     Items:
         dict with ``"video"`` (T, 3, H, W) float32 in [-1, 1] and ``"actions"`` (T,) int64
-        in ``[0, 6)`` (``ACTIONS``); ``actions[t]`` is taken at frame ``t`` and leads to
-        frame ``t + 1``.
+        in ``[0, 6)`` (``ACTIONS``); ``actions[t]`` is the action that led from frame
+        ``t - 1`` to frame ``t`` (TECO's convention; ``actions[0]`` led to the first frame
+        from a starting state that is not shown).
     """
 
     actions = ACTIONS
