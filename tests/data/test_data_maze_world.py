@@ -55,10 +55,12 @@ def test_render_matches_scalar_reference(size):
     for i in range(2):
         ep = ds.episode(i)
         pos, heading = ep.trajectory.position[::13], ep.trajectory.heading[::13]
-        fast = render(ep.layout, pos, heading, num_headings=K, image_size=size)
+        fast = render(ep.layout, pos, heading, num_headings=K, image_size=size, chunk=4)
         ref = render_ref(ep.layout, pos, heading, num_headings=K, image_size=size)
         assert fast.shape == (len(pos), size, size)
-        np.testing.assert_array_equal(fast, ref)
+        np.testing.assert_array_equal(fast, ref)  # (three chunks of frames and a partial one)
+        whole = render(ep.layout, pos, heading, num_headings=K, image_size=size, chunk=1000)
+        np.testing.assert_array_equal(whole, fast)
 
 
 def test_cast_rays_matches_reference_on_random_rays():
@@ -279,9 +281,11 @@ def test_atlas_and_texel_conversions():
     assert atlas.num_textures % FOG_LEVELS == 0
     assert len(atlas.rgb) == atlas.num_textures * TEXTURE_SIZE**2
     texels = np.random.default_rng(0).integers(0, len(atlas.rgb), size=(2, 5, 6))
-    rgb = texels_to_rgb(texels)
+    rgb = texels_to_rgb(texels, chunk=1)
     np.testing.assert_array_equal(rgb, atlas.rgb[texels])
-    planes = texels_to_planes(texels)
+    np.testing.assert_array_equal(texels_to_rgb(texels), rgb)
+    planes = texels_to_planes(texels, chunk=1)
+    np.testing.assert_array_equal(texels_to_planes(texels), planes)
     assert planes.shape == (2, 3, 5, 6) and planes.flags.c_contiguous
     np.testing.assert_array_equal(
         planes, (rgb.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(127.5)) - 1

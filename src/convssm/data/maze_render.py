@@ -211,6 +211,7 @@ def render(
     *,
     num_headings: int,
     image_size: int,
+    chunk: int = 16,
 ) -> np.ndarray:
     """Texel indices of every pixel of every frame.
 
@@ -218,6 +219,7 @@ def render(
         layout: the maze.
         position: (T, 2) float64 camera positions (x, y) in grid units, in open cells.
         heading: (T,) int heading indices in ``[0, num_headings)``.
+        chunk: frames per pass over the pixels (the result does not depend on it).
     Returns:
         (T, H, W) intp indices into ``texture_atlas()`` (H = W = ``image_size``).
     """
@@ -229,40 +231,59 @@ def render(
     perp, value, side, u = cast_rays(
         grid, np.repeat(px, w), np.repeat(py, w), rdx.reshape(-1), rdy.reshape(-1)
     )
-    # Walls: per column a texture, a texel column, a row span and the texel-row line.
-    base = wall_texture(value.astype(np.int64) - 1, side, _fog(perp)) * _TEXELS + u
+    # Per column: wall texel base, wall row span, texel-row line, floor ray (float32).
     top, bottom = _wall_rows(perp, h, focal)
     a, b = _wall_v(perp, h, focal)
+    base = wall_texture(value.astype(np.int64) - 1, side, _fog(perp)) * _TEXELS + u
+    columns = {
+        "base": base.astype(np.int32).reshape(t, 1, w),
+        "top": top.astype(np.int32).reshape(t, 1, w),
+        "span": (bottom - top).astype(np.uint32).reshape(t, 1, w),
+        "a": a.reshape(t, 1, w),
+        "b": b.reshape(t, 1, w),
+        "perp": perp.astype(np.float32).reshape(t, 1, w),
+        "rdx": (rdx * TEXTURE_SIZE).astype(np.float32)[:, None, :],
+        "rdy": (rdy * TEXTURE_SIZE).astype(np.float32)[:, None, :],
+        "px": (px * TEXTURE_SIZE).astype(np.float32)[:, None, None],
+        "py": (py * TEXTURE_SIZE).astype(np.float32)[:, None, None],
+    }
+    maps = floor_maps(layout)
+    out = np.empty((t, h, w), dtype=np.intp)  # gathers take intp indices without a copy
+    for t0 in range(0, t, chunk):  # a few frames at a time: temporaries stay in cache
+        part = {k: v[t0 : t0 + chunk] for k, v in columns.items()}
+        _pixels(part, maps, grid.shape[0], focal, out[t0 : t0 + chunk])
+    return out
+
+
+def _pixels(col: dict, maps: tuple, grid_size: int, focal: float, out: np.ndarray) -> None:
+    """Fill ``out`` (T, H, W) with texel indices from per-column values ``col`` (T, 1, W)."""
+    h = out.shape[1]
     rows = np.arange(h, dtype=np.int32)[None, :, None]  # (1, H, 1)
-    out = rows.astype(np.float32) * a.reshape(t, 1, w)  # (T, H, W)
-    out += b.reshape(t, 1, w)
-    v = out.astype(np.int32)  # > -1 on wall rows, so truncation gives >= 0 there
+    vf = rows.astype(np.float32) * col["a"]  # (T, H, W)
+    vf += col["b"]
+    v = vf.astype(np.int32)  # > -1 on wall rows, so truncation gives >= 0 there
     np.minimum(v, TEXTURE_SIZE - 1, out=v)
     v *= TEXTURE_SIZE
-    v += base.astype(np.int32).reshape(t, 1, w)
+    v += col["base"]
     # top <= y < bottom as one unsigned comparison: (y - top) mod 2^32 < bottom - top.
-    is_wall = (rows - top.astype(np.int32).reshape(t, 1, w)).view(np.uint32) < (
-        (bottom - top).astype(np.uint32).reshape(t, 1, w)
-    )
+    is_wall = (rows - col["top"]).view(np.uint32) < col["span"]
     # Floor and ceiling: the point at each floor row's distance (no further than the wall).
     half = h // 2
     dist, fog = _floor_rows(h, focal)
-    d = np.minimum(dist.astype(np.float32)[None, :, None], perp.astype(np.float32).reshape(t, 1, w))
-    size = grid.shape[0] * TEXTURE_SIZE
-    ix = d * (rdx * TEXTURE_SIZE).astype(np.float32)[:, None, :]  # (T, half, W)
-    ix += (px * TEXTURE_SIZE).astype(np.float32)[:, None, None]
-    iy = d * (rdy * TEXTURE_SIZE).astype(np.float32)[:, None, :]
-    iy += (py * TEXTURE_SIZE).astype(np.float32)[:, None, None]
+    d = np.minimum(dist.astype(np.float32)[None, :, None], col["perp"])  # (T, half, W)
+    ix = d * col["rdx"]
+    ix += col["px"]
+    iy = d * col["rdy"]
+    iy += col["py"]
     flat = iy.astype(np.intp)
-    flat *= size
+    flat *= grid_size * TEXTURE_SIZE
     flat += ix.astype(np.intp)
-    floor_map, ceiling_map = floor_maps(layout)
-    fog = fog.astype(np.int32)[None, :, None]
-    fc = np.zeros((t, h, w), dtype=np.intp)  # gathers take intp indices without a copy
-    np.add(floor_map[flat], fog, out=fc[:, h - half :])
-    np.add(ceiling_map[flat], fog, out=fc[:, :half][:, ::-1])
-    np.copyto(fc, v, where=is_wall)
-    return fc
+    fog = fog.astype(np.intp)[None, :, None]
+    np.add(maps[0][flat], fog, out=out[:, h - half :])
+    np.add(maps[1][flat], fog, out=out[:, :half][:, ::-1])
+    if h % 2:
+        out[:, half] = 0  # the horizon row of an odd height is always wall
+    np.copyto(out, v, where=is_wall)
 
 
 def render_ref(
@@ -314,13 +335,20 @@ def render_ref(
     return out
 
 
-def texels_to_rgb(texels: np.ndarray) -> np.ndarray:
-    """(T, H, W) atlas indices -> (T, H, W, 3) uint8."""
+def texels_to_rgb(texels: np.ndarray, chunk: int = 16) -> np.ndarray:
+    """(T, H, W) atlas indices -> (T, H, W, 3) uint8 (gathered ``chunk`` frames at a time)."""
     rgb = texture_atlas().rgb.view("V3").reshape(-1)  # one 3-byte record per texel
-    return np.take(rgb, texels).view(np.uint8).reshape(texels.shape + (3,))
+    out = np.empty(texels.shape, dtype=rgb.dtype)
+    for t0 in range(0, texels.shape[0], chunk):
+        np.take(rgb, texels[t0 : t0 + chunk], out=out[t0 : t0 + chunk])
+    return out.view(np.uint8).reshape(texels.shape + (3,))
 
 
-def texels_to_planes(texels: np.ndarray) -> np.ndarray:
+def texels_to_planes(texels: np.ndarray, chunk: int = 16) -> np.ndarray:
     """(T, H, W) atlas indices -> (T, 3, H, W) float32 in [-1, 1] (``rgb / 127.5 - 1``)."""
     planes = texture_atlas().planes
-    return np.stack([np.take(planes[c], texels) for c in range(3)], axis=1)
+    out = np.empty((texels.shape[0], 3) + texels.shape[1:], dtype=np.float32)
+    for t0 in range(0, texels.shape[0], chunk):
+        for c in range(3):
+            np.take(planes[c], texels[t0 : t0 + chunk], out=out[t0 : t0 + chunk, c])
+    return out
