@@ -196,3 +196,23 @@ def test_latent_generator_encodes_samples_decodes_reproducibly(maze):
     torch.testing.assert_close(again(videos[:2, :5], 3, actions[:2]), out)
     result, _ = evaluate_teco(gen, _batches(videos, actions, 3), SMALL, metrics=["psnr"])
     assert set(result.settings) == {"actions", "no_actions"}
+
+
+def test_config_keys_and_overrides():
+    from convssm.train.config import apply_overrides, config_from_dict, config_to_dict
+
+    sets = ["eval.protocol=teco", "eval.teco.frames=12", "eval.teco.context_with_actions=6",
+            "eval.teco.context_without_actions=3", "eval.teco.settings=[actions]"]  # fmt: skip
+    cfg = config_from_dict(apply_overrides({}, sets))
+    assert cfg.eval.protocol == "teco"
+    assert cfg.eval.teco.setting_list() == [TecoSetting("actions", 6, 6, True)]
+    assert config_from_dict(config_to_dict(cfg)).eval.teco == cfg.eval.teco  # round trip
+    assert config_from_dict({}).eval.protocol == "spec5"  # old configs keep SPEC 5
+    with pytest.raises(ValueError, match="unknown key 'frame' in section 'eval.teco'"):
+        config_from_dict(apply_overrides({}, ["eval.teco.frame=12"]))
+    with pytest.raises(ValueError, match="eval.teco.context_with_actions"):
+        config_from_dict(apply_overrides({}, ["eval.teco.context_with_actions=300"]))
+    with pytest.raises(ValueError, match="eval.protocol"):
+        config_from_dict(apply_overrides({}, ["eval.protocol=dmlab"]))
+    with pytest.raises(ValueError, match="has no sub-keys"):
+        apply_overrides({}, ["eval.fvd_chunk.x=1"])
