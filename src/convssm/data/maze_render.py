@@ -2,23 +2,24 @@
 
 Camera (grid units, x along columns, y along rows): position ``p``, unit direction
 ``dir = (cos a, sin a)``, camera plane ``plane = PLANE * (-sin a, cos a)`` (field of view
-``2 atan(PLANE)``: 90 degrees, DMLab's default). Column ``x`` of a ``W``-wide image casts the ray
-``r = dir + plane * ((2x + 1) / W - 1)``; larger columns look to the right of ``dir``.
+``2 atan(PLANE)``: 90 degrees, DMLab's default). Column ``x`` of a ``W``-wide image casts
+the ray ``r = dir + plane * ((2x + 1) / W - 1)``; larger columns look to the right of ``dir``.
 Square pixels: a unit at depth ``d`` spans ``f / d`` pixels, ``f = W / (2 PLANE)``.
 Walls are one cell high, the eye is half a cell above the floor.
 
 - Walls: a DDA walk through the grid finds the first wall cell on each ray and the
   perpendicular distance ``d`` to it (distance along ``dir``). Row ``y`` (offset
-  ``o = y + 0.5 - H / 2`` from the horizon) shows that wall iff ``|o d / H| < 1/2``, texel
-  row ``int((o d / H + 1/2) TS)``.
+  ``o = y + 0.5 - H / 2`` from the horizon) shows that wall iff ``|o| < f / (2 d)`` (a row
+  span ``[top, bottom)`` per column), at texel row ``int(TS (o d / f + 1/2))`` (float32).
 - Floor and ceiling (where no wall is): row ``y`` below the horizon sees the floor at
   distance ``d_y = f / (2 o)``, at the point ``p + d_y r``; the ceiling row mirrored about the
   horizon sees the ceiling above the same point.
 
 Every pixel becomes one index into the texture atlas (``maze_layout.texture_atlas``), so a
-video is one gather. :func:`render` is the fast path (numpy over all frames and columns at
-once); :func:`render_ref` computes every pixel with scalar Python arithmetic, the same
-operations in the same order, and the tests pin the two together.
+video is one gather. :func:`render` is the fast path (numpy over all columns of 16 frames
+at a time, after one DDA for all columns of all frames); :func:`render_ref` computes every
+pixel with scalar Python arithmetic, the same operations in the same order, and the tests
+pin the two together.
 """
 
 from __future__ import annotations
@@ -40,7 +41,16 @@ from convssm.data.maze_layout import (
     wall_texture,
 )
 
-__all__ = ["PLANE", "cast_rays", "cast_rays_ref", "render", "render_ref", "texels_to_rgb"]
+__all__ = [
+    "PLANE",
+    "cast_rays",
+    "cast_rays_ref",
+    "floor_maps",
+    "render",
+    "render_ref",
+    "texels_to_rgb",
+    "texels_to_planes",
+]
 
 PLANE = 1.0
 _FAR = 1e30
