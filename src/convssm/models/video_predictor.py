@@ -26,6 +26,7 @@ from convssm._checks import check_tensor
 from convssm.models.autoencoder import FrameDecoder, FrameEncoder
 from convssm.models.pretrained import PretrainedMixin
 from convssm.nn import build_sequence_model
+from convssm.nn.init import flax_conv_, flax_embedding_
 from convssm.nn.registry import sequence_model_class
 
 __all__ = ["VideoPredictor", "VideoPredictorOutput", "prediction_loss"]
@@ -104,11 +105,14 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             "action_embed_dim": action_embed_dim,
         }
         self.encoder = FrameEncoder(image_channels, widths, blocks_per_stage, norm_groups)
-        self.action_embed = nn.Embedding(num_actions, action_embed_dim) if num_actions else None
+        # flax's default initialisers, as the reference's nn.Embed and 1×1 nn.Conv (SPEC 3)
+        self.action_embed = (
+            flax_embedding_(nn.Embedding(num_actions, action_embed_dim)) if num_actions else None
+        )
         extra = action_embed_dim if num_actions else 0
-        self.proj_in = nn.Conv2d(widths[-1] + extra, dim, 1)
+        self.proj_in = flax_conv_(nn.Conv2d(widths[-1] + extra, dim, 1))
         self.sequence = build_sequence_model(sequence_model, dim, **options)
-        self.proj_out = nn.Conv2d(dim, widths[-1], 1)
+        self.proj_out = flax_conv_(nn.Conv2d(dim, widths[-1], 1))
         self.decoder = FrameDecoder(image_channels, widths, blocks_per_stage, norm_groups)
 
     # ------------------------------------------------------------------ checks
