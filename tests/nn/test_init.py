@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convssm.nn import ConvLSTM, ConvS5Block, FrameTransformer
+from convssm.nn import ConvLSTM, ConvS5Block, FrameTransformer, build_sequence_model
 from convssm.nn.convs5 import ResNetOutput
 from convssm.nn.init import (
     FLAX_NORM_EPS,
@@ -166,6 +166,11 @@ def test_default_activation_is_flax_gelu_on_known_inputs():
     assert (exact(x) - act(x)).abs().max() > 1e-4  # the two forms are told apart
     with pytest.raises(ValueError, match="unknown activation 'gelu_fast'"):
         ConvS5Block(8, 4, norm_groups=2, activation="gelu_fast")
+    # the option reaches every block from a config's sequence_options
+    stack = build_sequence_model(
+        "convs5", 8, state_dim=4, depth=2, norm_groups=2, activation="gelu_exact"
+    )
+    assert all(layer.output.act.approximate == "none" for layer in stack.layers)
 
 
 def flax_resnet_block(y: torch.Tensor, block: ResNetOutput, groups: int) -> torch.Tensor:
