@@ -10,7 +10,8 @@ A recipe is a small YAML file (``recipes/*.yaml``) with five sections:
   schedule fits the budget), ``rollout_context`` (null: teacher forcing only; an int C:
   ``VideoPredictor(..., rollout_context=C)``: C true context frames,
   the rest predicted free-running from the model's own output), ``rollout_start`` (the
-  fraction of the steps trained by teacher forcing before the rollout loss starts)), ``detach_feedback``,
+  fraction of the steps trained by teacher forcing before the rollout loss starts)),
+  ``detach_feedback``,
   ``precision`` (fp32 | bf16), ``scores`` (how many scored checkpoints along the way);
 - ``eval``: ``videos``, ``context`` (10), ``horizon`` (100), ``seed`` — a fixed, seeded set
   from the *evaluation* digits, which training never sees.
@@ -48,6 +49,7 @@ from convssm.models import VideoPredictor
 from convssm.train.schedule import build_scheduler, make_optimizer
 
 STRIP_FRAMES = (1, 2, 3, 5, 10, 20, 30, 50, 100)
+CARD_VIDEOS = 4  # a published model's card scores: the first videos of its held-out set
 SECTIONS = ("model", "data", "optim", "train", "eval")
 
 
@@ -61,27 +63,60 @@ class Recipe:
     eval: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.optim = {"lr": 1e-3, "warmup_steps": 200, "batch_size": 16, "grad_clip": 1.0,
-                      **self.optim}
-        self.train = {"steps": None, "minutes": None, "rollout_context": None,
-                      "detach_feedback": False, "rollout_start": 0.0, "precision": "fp32",
-                      "scores": 8, "seed": 0,
-                      **self.train}
-        self.eval = {"videos": 32, "context": 10, "horizon": 100, "seed": 1234, "batch": 32,
-                     **self.eval}
-        for section, allowed in (("data", {"image_size", "digit_size", "num_digits", "seq_len",
-                                            "step"}),
-                                 ("optim", {"lr", "warmup_steps", "batch_size", "grad_clip"}),
-                                 ("train", {"steps", "minutes", "rollout_context", "rollout_start",
-                                            "detach_feedback", "precision", "scores", "seed"}),
-                                 ("eval", {"videos", "context", "horizon", "seed", "batch"})):
+        self.optim = {
+            "lr": 1e-3,
+            "warmup_steps": 200,
+            "batch_size": 16,
+            "grad_clip": 1.0,
+            **self.optim,
+        }
+        self.train = {
+            "steps": None,
+            "minutes": None,
+            "rollout_context": None,
+            "detach_feedback": False,
+            "rollout_start": 0.0,
+            "precision": "fp32",
+            "scores": 8,
+            "seed": 0,
+            **self.train,
+        }
+        self.eval = {
+            "videos": 32,
+            "context": 10,
+            "horizon": 100,
+            "seed": 1234,
+            "batch": 32,
+            **self.eval,
+        }
+        for section, allowed in (
+            ("data", {"image_size", "digit_size", "num_digits", "seq_len", "step"}),
+            ("optim", {"lr", "warmup_steps", "batch_size", "grad_clip"}),
+            (
+                "train",
+                {
+                    "steps",
+                    "minutes",
+                    "rollout_context",
+                    "rollout_start",
+                    "detach_feedback",
+                    "precision",
+                    "scores",
+                    "seed",
+                },
+            ),
+            ("eval", {"videos", "context", "horizon", "seed", "batch"}),
+        ):
             unknown = set(getattr(self, section)) - allowed
             if unknown:
-                raise ValueError(f"recipe {self.name!r}: unknown key(s) {sorted(unknown)} in "
-                                 f"section {section!r}; valid: {sorted(allowed)}")
+                raise ValueError(
+                    f"recipe {self.name!r}: unknown key(s) {sorted(unknown)} in "
+                    f"section {section!r}; valid: {sorted(allowed)}"
+                )
         if (self.train["steps"] is None) == (self.train["minutes"] is None):
-            raise ValueError(f"recipe {self.name!r}: give exactly one of train.steps and "
-                             "train.minutes")
+            raise ValueError(
+                f"recipe {self.name!r}: give exactly one of train.steps and train.minutes"
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> Recipe:
@@ -93,8 +128,9 @@ class Recipe:
         for key, value in (overrides or {}).items():
             section, _, name = key.partition(".")
             if section not in SECTIONS or not name:
-                raise ValueError(f"override {key!r} must look like SECTION.KEY, SECTION in "
-                                 f"{SECTIONS}")
+                raise ValueError(
+                    f"override {key!r} must look like SECTION.KEY, SECTION in {SECTIONS}"
+                )
             raw.setdefault(section, {})
             target = raw[section]
             *parents, leaf = name.split(".")
@@ -109,9 +145,16 @@ class Recipe:
 
 def moving_mnist(recipe: Recipe, split: str, num_videos: int, frames: int, seed: int):
     d = recipe.data
-    return MovingMNIST(num_videos, num_frames=frames, image_size=d["image_size"],
-                       num_digits=d.get("num_digits", 1), digit_size=d["digit_size"],
-                       step=d.get("step", 0.15), split=split, seed=seed)
+    return MovingMNIST(
+        num_videos,
+        num_frames=frames,
+        image_size=d["image_size"],
+        num_digits=d.get("num_digits", 1),
+        digit_size=d["digit_size"],
+        step=d.get("step", 0.15),
+        split=split,
+        seed=seed,
+    )
 
 
 def eval_videos(recipe: Recipe) -> torch.Tensor:
@@ -130,8 +173,9 @@ def autocast(device: torch.device, precision: str):
 
 
 @torch.no_grad()
-def generate_eval(model: VideoPredictor, videos: torch.Tensor, recipe: Recipe,
-                  device: torch.device) -> torch.Tensor:
+def generate_eval(
+    model: VideoPredictor, videos: torch.Tensor, recipe: Recipe, device: torch.device
+) -> torch.Tensor:
     """Generated frames (N, horizon, 1, H, W) in [0, 1] after ``eval.context`` true frames."""
     e, out = recipe.eval, []
     model.eval()
@@ -149,8 +193,7 @@ def score(pred: torch.Tensor, videos: torch.Tensor, context: int, lpips_fn=None)
     last = (videos[:, context - 1] + 1) / 2
     h = truth.shape[1]
     horizons = [x for x in (10, 100) if x <= h]
-    res = trivial_predictor_scores(pred, truth, last, horizons,
-                                   (50, 100) if h >= 100 else None)
+    res = trivial_predictor_scores(pred, truth, last, horizons, (50, 100) if h >= 100 else None)
     p, s = psnr(pred, truth), ssim(pred, truth)
     for x in horizons:
         res[f"psnr@{x}"] = float(p[:, :x].clamp(max=100).mean())
@@ -158,6 +201,13 @@ def score(pred: torch.Tensor, videos: torch.Tensor, context: int, lpips_fn=None)
         if lpips_fn is not None:
             res[f"lpips@{x}"] = float(lpips_fn(pred[:, :x], truth[:, :x]).mean())
     return res
+
+
+def card_scores(model: VideoPredictor, recipe: Recipe) -> dict:
+    """:func:`score` on the first :data:`CARD_VIDEOS` held-out videos, CPU, float32."""
+    videos = eval_videos(recipe)[:CARD_VIDEOS]
+    pred = generate_eval(model.cpu().float(), videos, recipe, torch.device("cpu"))
+    return score(pred, videos, recipe.eval["context"])
 
 
 def write_strip(pred: torch.Tensor, videos: torch.Tensor, context: int, path: Path) -> None:
@@ -171,8 +221,7 @@ def write_strip(pred: torch.Tensor, videos: torch.Tensor, context: int, path: Pa
         rows.append(torch.ones(2, rows[-1].shape[1]))
     img = (torch.cat(rows[:-1]).clamp(0, 1) * 255).round().byte().numpy()
     scale = max(1, 256 // img.shape[0])
-    pic = Image.fromarray(img).resize((img.shape[1] * scale, img.shape[0] * scale),
-                                      Image.NEAREST)
+    pic = Image.fromarray(img).resize((img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST)
     atomic_write(path, lambda tmp: pic.save(tmp, format="PNG"))
 
 
@@ -188,11 +237,13 @@ def _lpips_or_none(device: torch.device):
     return lambda p, t: lpips(p, t, net)
 
 
-def loss_of(model: VideoPredictor, batch: torch.Tensor, recipe: Recipe,
-            teacher_forcing: bool = False) -> torch.Tensor:
+def loss_of(
+    model: VideoPredictor, batch: torch.Tensor, recipe: Recipe, teacher_forcing: bool = False
+) -> torch.Tensor:
     context = None if teacher_forcing else recipe.train["rollout_context"]
-    return model(batch, rollout_context=context,
-                 detach_feedback=recipe.train["detach_feedback"]).loss
+    return model(
+        batch, rollout_context=context, detach_feedback=recipe.train["detach_feedback"]
+    ).loss
 
 
 def _plan_steps(model, opt, loader_iter, recipe, device, budget_s: float) -> int:
@@ -234,16 +285,27 @@ def train_recipe(recipe: Recipe, out: Path, device: torch.device) -> list[dict]:
     state_path = out / "state.pt"
     state = torch.load(state_path, map_location=device) if state_path.exists() else None
     start = state["step"] if state else 0
-    loader = DataLoader(train_set, batch_size=o["batch_size"],
-                        sampler=range(start * o["batch_size"], 10**9), num_workers=1,
-                        prefetch_factor=4, persistent_workers=True)
+    loader = DataLoader(
+        train_set,
+        batch_size=o["batch_size"],
+        sampler=range(start * o["batch_size"], 10**9),
+        num_workers=1,
+        prefetch_factor=4,
+        persistent_workers=True,
+    )
     batches = iter(loader)
     steps = state["total_steps"] if state else recipe.train["steps"]
     if steps is None:
-        steps = _plan_steps(model, opt, batches, recipe, device,
-                            60 * recipe.train["minutes"])
-        batches = iter(DataLoader(train_set, batch_size=o["batch_size"],
-                                  sampler=range(0, 10**9), num_workers=1, prefetch_factor=4))
+        steps = _plan_steps(model, opt, batches, recipe, device, 60 * recipe.train["minutes"])
+        batches = iter(
+            DataLoader(
+                train_set,
+                batch_size=o["batch_size"],
+                sampler=range(0, 10**9),
+                num_workers=1,
+                prefetch_factor=4,
+            )
+        )
     sched = build_scheduler(opt, o["warmup_steps"], steps)
     scores: list[dict] = []
     elapsed = 0.0
@@ -253,8 +315,7 @@ def train_recipe(recipe: Recipe, out: Path, device: torch.device) -> list[dict]:
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         scores, elapsed = state["scores"], state["elapsed_s"]
-    (out / "recipe.yaml").write_text(yaml.safe_dump({**recipe.to_dict(),
-                                                     "planned_steps": steps}))
+    (out / "recipe.yaml").write_text(yaml.safe_dump({**recipe.to_dict(), "planned_steps": steps}))
     videos = eval_videos(recipe)
     lpips_fn = _lpips_or_none(device)
     every = max(1, steps // recipe.train["scores"])
@@ -281,26 +342,44 @@ def train_recipe(recipe: Recipe, out: Path, device: torch.device) -> list[dict]:
                 raise FloatingPointError(f"{recipe.name}: loss is {mean_loss} at step {done}")
             wall = time.time() - t0
             pred = generate_eval(model, videos, recipe, device)
-            row = {"step": done, "wall_s": round(wall, 1), "loss": mean_loss,
-                   **score(pred, videos, recipe.eval["context"], lpips_fn)}
+            row = {
+                "step": done,
+                "wall_s": round(wall, 1),
+                "loss": mean_loss,
+                **score(pred, videos, recipe.eval["context"], lpips_fn),
+            }
             scores.append(row)
             write_strip(pred, videos, recipe.eval["context"], out / f"strip_{done:06d}.png")
             model.save_pretrained(out / "model")
-            snapshot = {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
-                        "step": done, "total_steps": steps, "scores": scores,
-                        "elapsed_s": time.time() - t0}
+            snapshot = {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "rng": torch.get_rng_state(),
+                "step": done,
+                "total_steps": steps,
+                "scores": scores,
+                "elapsed_s": time.time() - t0,
+            }
             atomic_write(state_path, lambda tmp, obj=snapshot: torch.save(obj, tmp))
             with open(out / "scores.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
-            print(f"[{recipe.name}] step {done}/{steps} {wall:.0f}s loss {mean_loss:.4f} "
-                  f"rel_best@10 {row.get('rel_best@10', float('nan')):.3f} "
-                  f"rel_empty@100 {row.get('rel_empty@100', float('nan')):.3f} "
-                  f"bright {row.get('brightness@50-100', float('nan')):.2f}", flush=True)
-    summary = {"recipe": recipe.to_dict(), "steps": steps, "device": str(device),
-               "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
-               else "cpu", "threads": torch.get_num_threads(),
-               "total_wall_s": round(time.time() - t_start, 1), "scores": scores,
-               "seed_rng": np.random.SeedSequence(recipe.train["seed"]).entropy}
+            print(
+                f"[{recipe.name}] step {done}/{steps} {wall:.0f}s loss {mean_loss:.4f} "
+                f"rel_best@10 {row.get('rel_best@10', float('nan')):.3f} "
+                f"rel_empty@100 {row.get('rel_empty@100', float('nan')):.3f} "
+                f"bright {row.get('brightness@50-100', float('nan')):.2f}",
+                flush=True,
+            )
+    summary = {
+        "recipe": recipe.to_dict(),
+        "steps": steps,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "total_wall_s": round(time.time() - t_start, 1),
+        "scores": scores,
+        "seed_rng": np.random.SeedSequence(recipe.train["seed"]).entropy,
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return scores

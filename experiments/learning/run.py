@@ -24,8 +24,20 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import Recipe, train_recipe  # noqa: E402
 
-COLUMNS = ("step", "wall_s", "loss", "rel_best@10", "rel_empty@100", "brightness@50-100",
-           "psnr@10", "ssim@10", "lpips@10", "psnr@100", "ssim@100", "lpips@100")
+COLUMNS = (
+    "step",
+    "wall_s",
+    "loss",
+    "rel_best@10",
+    "rel_empty@100",
+    "brightness@50-100",
+    "psnr@10",
+    "ssim@10",
+    "lpips@10",
+    "psnr@100",
+    "ssim@100",
+    "lpips@100",
+)
 
 
 def summarize(root: Path) -> list[dict]:
@@ -48,8 +60,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("recipes", nargs="*", type=Path)
     ap.add_argument("--out", type=Path, default=Path("runs/learning"))
-    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                    help="override a recipe value (YAML-parsed), repeatable")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a recipe value (YAML-parsed), repeatable",
+    )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--parallel", action="store_true", help="one process per recipe, at once")
@@ -68,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         procs = [subprocess.Popen([*base, str(r)]) for r in args.recipes]
         codes = [p.wait() for p in procs]
         if any(codes):
-            sys.exit(f"recipes failed: {[str(r) for r, c in zip(args.recipes, codes) if c]}")
+            failed = [str(r) for r, c in zip(args.recipes, codes, strict=True) if c]
+            sys.exit(f"recipes failed: {failed}")
         return
     overrides = {}
     for item in args.set:

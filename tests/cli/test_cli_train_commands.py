@@ -159,9 +159,9 @@ def test_corrupt_checkpoint_and_bad_inputs_are_reported(trained, tmp_path, capsy
 def _published(root):
     """A tiny model folder as the demo expects one: save_pretrained plus training.json."""
     torch.manual_seed(0)
+    options = {"depth": 1, "state_dim": 8, "norm_groups": 4}
     model = VideoPredictor(image_size=16, encoder_widths=[8, 16], norm_groups=4, dim=16,
-                           sequence_model="convs5",
-                           sequence_options={"depth": 1, "state_dim": 8, "norm_groups": 4})  # fmt: skip
+                           sequence_model="convs5", sequence_options=options)  # fmt: skip
     folder = model.save_pretrained(root / "published")
     data = {"image_size": 16, "digit_size": 8, "num_digits": 1, "seq_len": 4}
     (folder / "training.json").write_text(json.dumps({"data": data}))

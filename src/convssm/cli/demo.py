@@ -16,8 +16,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default="demo_output", metavar="DIR", help="output (demo_output)")
     p.add_argument("--minutes", type=float, default=3.5, help="time budget (3.5 minutes)")
-    p.add_argument("--model", default=None, metavar="DIR",
-                   help="published model to show (pretrained/moving_mnist/convs5_1digit)")
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="DIR",
+        help="published model to show (pretrained/moving_mnist/convs5_1digit)",
+    )
     p.add_argument("--config", default=None, help="config (configs/cpu/convs5_small.yaml)")
     add_overrides_argument(p, "override a config value (repeatable)")
     p.set_defaults(func=run)

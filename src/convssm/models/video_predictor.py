@@ -122,7 +122,10 @@ class VideoPredictor(PretrainedMixin, nn.Module):
 
     # ------------------------------------------------------------------ pieces
     def encode(self, frames: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, C, H, W) frames and (B, T) actions -> (B, T, dim, h, w) latents."""
+        """(B, T, C, H, W) frames and (B, T) actions -> (B, T, dim, h, w) latents.
+
+        ``actions[:, i]`` is embedded with ``frames[:, i]``: the action taken after that
+        frame (callers shift TECO-convention actions by one, as ``forward`` does)."""
         b, t = frames.shape[:2]
         z = self.encoder(frames.reshape(b * t, *frames.shape[2:]))
         if self.action_embed is not None:
@@ -148,6 +151,10 @@ class VideoPredictor(PretrainedMixin, nn.Module):
     ) -> VideoPredictorOutput:
         """Predict frames 1..T−1 of video (B, T, C, H, W), T ≥ 2; actions (B, T) or None.
 
+        Actions follow TECO's convention (and its data sets'): ``actions[:, t]`` is the
+        action that led to frame t, so frame t + 1 is predicted from frames ≤ t and actions
+        ≤ t + 1; ``actions[:, 0]`` is not used.
+
         Teacher forcing by default: every frame is predicted from the true frames before it.
         With ``rollout_context = C`` (1 ≤ C ≤ T − 1), only frames 1..C are: the rest are
         predicted free-running, exactly as :meth:`iter_generate` does it, each from the
@@ -159,7 +166,7 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         length = video.shape[1]
         if length < 2:
             raise ValueError(f"video needs at least 2 frames for teacher forcing, got {length}")
-        actions = self._check_actions(actions, video.shape[0], length - 1)
+        actions = self._check_actions(actions, video.shape[0], length)
         context = length - 1 if rollout_context is None else rollout_context
         if not isinstance(context, int) or isinstance(context, bool):
             raise TypeError(f"rollout_context must be an int, got {type(context).__name__}")
@@ -167,12 +174,14 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             raise ValueError(
                 f"rollout_context must be in [1, T−1] = [1, {length - 1}], got {context}"
             )
-        y, states = self.sequence(self.encode(video[:, :context], actions))
+        # actions[:, t] led to frame t: input frame t goes in with actions[:, t + 1]
+        next_actions = None if actions is None else actions[:, 1:]
+        y, states = self.sequence(self.encode(video[:, :context], next_actions))
         predictions = [self.decode(y)]
         frame = predictions[0][:, -1:]
         for k in range(context, length - 1):
             fed = frame.detach() if detach_feedback else frame
-            a = None if actions is None else actions[:, k : k + 1]
+            a = None if actions is None else actions[:, k + 1 : k + 2]
             y_t, states = self.sequence.step(self.encode(fed, a)[:, 0], states)
             frame = self.decode(y_t[:, None])
             predictions.append(frame)
@@ -185,18 +194,20 @@ class VideoPredictor(PretrainedMixin, nn.Module):
     ) -> Iterator[torch.Tensor]:
         """Yield ``horizon`` predicted frames (B, C, H, W) after context (B, T_c, C, H, W).
 
-        actions: (B, T_c + horizon − 1) or longer, the action accompanying each input frame.
+        actions: (B, T_c + horizon) or longer, ``actions[:, t]`` the action that led to frame
+        t (TECO's convention; ``actions[:, 0]`` is not used).
         """
         context = self._check_video(context, "context")
         if horizon < 1:
             raise ValueError(f"horizon must be at least 1, got {horizon}")
         t_c = context.shape[1]
-        actions = self._check_actions(actions, context.shape[0], t_c + horizon - 1)
-        y, states = self.sequence(self.encode(context, actions))
+        actions = self._check_actions(actions, context.shape[0], t_c + horizon)
+        next_actions = None if actions is None else actions[:, 1:]
+        y, states = self.sequence(self.encode(context, next_actions))
         frame = self.decode(y[:, -1:])
         yield frame[:, 0]
         for k in range(1, horizon):
-            a = None if actions is None else actions[:, t_c + k - 1 : t_c + k]
+            a = None if actions is None else actions[:, t_c + k : t_c + k + 1]
             z = self.encode(frame, a)[:, 0]
             y_t, states = self.sequence.step(z, states)
             frame = self.decode(y_t[:, None])

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from convssm._files import atomic_write_text
-
 from convssm.train.config import ExperimentConfig, load_config
 from convssm.train.evaluation import autocast_context
 from convssm.train.factory import build_model, build_train_dataset

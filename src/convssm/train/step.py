@@ -79,9 +79,7 @@ def train_step(state: TrainState, batch: Any) -> dict[str, Any]:
         accumulate = ctx.is_distributed and micro < tc.grad_accum - 1  # all-reduce on the last
         with state.ddp_model.no_sync() if accumulate else contextlib.nullcontext():
             with autocast_context(ctx.device, tc.precision):
-                loss = sequence_loss(
-                    state.ddp_model, v, a, tc.rollout_context, tc.detach_feedback
-                )
+                loss = sequence_loss(state.ddp_model, v, a, tc.rollout_context, tc.detach_feedback)
                 loss = loss / tc.grad_accum
             state.scaler.scale(loss).backward()
         total += loss.detach().float()
