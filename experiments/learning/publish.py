@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import torch
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import CARD_VIDEOS, Recipe, card_scores  # noqa: E402
@@ -39,7 +40,9 @@ def _table(rows: list[dict], keys: tuple[str, ...]) -> str:
 
 
 def publish(run: Path, target: Path, command: str, notes: str = "") -> Path:
-    recipe = Recipe.load(run / "recipe.yaml")
+    raw = yaml.safe_load((run / "recipe.yaml").read_text())
+    raw.pop("planned_steps", None)  # written by the harness beside the recipe
+    recipe = Recipe(**raw)
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() \
         else {}  # fmt: skip
     scores = [json.loads(x) for x in (run / "scores.jsonl").read_text().splitlines() if x]
