@@ -182,40 +182,11 @@ def write_media(
 
 
 def read_input_video(path: str | Path) -> torch.Tensor:
-    """A video file (mp4, or npz with ``video``) -> (T, C, H, W) float in [-1, 1].
+    """A video file (mp4, or npz with ``video``) -> (T, C, H, W) float in [-1, 1], read by
+    :func:`convssm.data.read_video`."""
+    from convssm.data import read_video
 
-    npz ``video`` may be (T, H, W), (T, H, W, C) or (T, C, H, W) uint8.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"input video {str(path)!r} does not exist")
-    if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if "video" not in data:
-                    raise ValueError(f"{str(path)!r} has no 'video' array (has {data.files})")
-                video = np.asarray(data["video"])
-        except (OSError, EOFError) as err:
-            raise ValueError(f"unreadable npz {str(path)!r}: {err}") from None
-    elif path.suffix.lower() in (".mp4", ".mov", ".avi", ".mkv", ".webm"):
-        import av
-
-        try:
-            with av.open(str(path)) as container:
-                video = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
-        except (av.FFmpegError, ValueError) as err:
-            raise ValueError(f"unreadable video {str(path)!r}: {err}") from None
-    else:
-        raise ValueError(f"input {str(path)!r}: expected an .mp4 or .npz file")
-    if video.dtype != np.uint8:
-        raise ValueError(f"{str(path)!r}: video must be uint8, got {video.dtype}")
-    if video.ndim == 3:
-        video = video[:, None]
-    elif video.ndim == 4 and video.shape[-1] in (1, 3) and video.shape[1] not in (1, 3):
-        video = np.moveaxis(video, -1, 1)
-    if video.ndim != 4 or video.shape[1] not in (1, 3):
-        raise ValueError(f"{str(path)!r}: cannot read video of shape {video.shape}")
-    return torch.from_numpy(np.ascontiguousarray(video)).float().div(127.5).sub(1.0)
+    return torch.from_numpy(read_video(path)).float().div(127.5).sub(1.0)
 
 
 def _fit_to_model(video: torch.Tensor, model_cfg: Any, where: str) -> torch.Tensor:
