@@ -14,6 +14,7 @@ Pixel-space video prediction as in SPEC 3. Frames are in [−1, 1], shaped (B, T
 from __future__ import annotations
 
 import inspect
+import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +89,8 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         self.num_actions = num_actions
         options = dict(sequence_options or {})
         params = inspect.signature(sequence_model_class(sequence_model).__init__).parameters
+        # a sequence model with a fixed grid (the frame Transformer) only runs at image_size
+        self.fixed_size = "height" in params and "width" in params
         for key in ("height", "width"):
             if key in params and key not in options:
                 options[key] = self.latent_size
@@ -112,7 +115,19 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         self.decoder = FrameDecoder(image_channels, widths, blocks_per_stage, norm_groups)
 
     # ------------------------------------------------------------------ checks
+    @property
+    def dtype(self) -> torch.dtype:
+        """The parameters' dtype: floating inputs of any precision are cast to it."""
+        return self.proj_in.weight.dtype
+
     def _check_video(self, video: object, name: str) -> torch.Tensor:
+        """Check a (B, T, C, H, W) floating video and cast it to the model's dtype.
+
+        The dtype rule: float16, bfloat16, float32 and float64 inputs are all accepted and
+        cast to :attr:`dtype` (outputs are in that dtype); integer and complex inputs are
+        refused naming their dtype. Under ``torch.autocast`` the convolutions then run in
+        the autocast dtype as usual.
+        """
         video = check_tensor(video, name, ndim=5, floating=True)
         b, t, c, h, w = video.shape
         if c != self.image_channels:
@@ -120,8 +135,16 @@ class VideoPredictor(PretrainedMixin, nn.Module):
                 f"{name} must have {self.image_channels} channels at dim 2 of (B, T, C, H, W), "
                 f"got shape {tuple(video.shape)}"
             )
+        if self.fixed_size and (h, w) != (self.image_size, self.image_size):
+            raise ValueError(
+                f"this {self.config['sequence_model']} model was trained at "
+                f"{self.image_size}x{self.image_size} frames and runs only at that size, "
+                f"got {name} frames of {h}x{w}"
+            )
         if h % self.downsample or w % self.downsample:
             raise ValueError(f"{name} height and width must be divisible by {self.downsample}")
+        if video.dtype != self.dtype:
+            video = video.to(self.dtype)
         if video.numel() and float(video.detach().abs().max()) > 1 + 1e-3:
             raise ValueError(f"{name} must be scaled to [-1, 1]; found values outside it")
         return video
@@ -185,6 +208,14 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         actions: (B, T_c + horizon − 1) or longer, the action accompanying each input frame.
         """
         context = self._check_video(context, "context")
+        if isinstance(horizon, bool):
+            raise TypeError(f"horizon must be an int, got {horizon!r}")
+        try:
+            horizon = operator.index(horizon)
+        except TypeError:
+            raise TypeError(
+                f"horizon must be an int (a number of frames), got {horizon!r}"
+            ) from None
         if horizon < 1:
             raise ValueError(f"horizon must be at least 1, got {horizon}")
         t_c = context.shape[1]
