@@ -27,6 +27,7 @@ import random
 import re
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ __all__ = [
     "resolve_checkpoint",
     "list_checkpoints",
     "latest_checkpoint",
+    "load_latest_intact",
     "capture_rng_state",
     "restore_rng_state",
     "load_model_weights",
@@ -262,6 +264,25 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> CheckpointInfo:
         weights=weights,
         training_state=state,
     )
+
+
+def load_latest_intact(directory: str | Path) -> CheckpointInfo | None:
+    """The newest checkpoint under ``directory`` that loads and verifies, or ``None``.
+
+    A newer checkpoint that fails (truncated, altered, unreadable) is skipped with a
+    ``RuntimeWarning`` naming it and why, so a run resumes from the previous intact one.
+    """
+    for path in reversed(list_checkpoints(directory)):
+        try:
+            return load_checkpoint(path)
+        except ValueError as err:
+            warnings.warn(
+                f"skipping checkpoint {str(path)!r}, which is not intact ({err}); "
+                "trying the one before it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return None
 
 
 def load_model_weights(

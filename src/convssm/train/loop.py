@@ -1,7 +1,7 @@
 """``train_and_evaluate``: the training loop, one process or many under ``torchrun``.
 
 A plain PyTorch loop: AdamW with warm-up and cosine decay, autocast on GPU (bf16, or fp16
-with a gradient scaler), gradient accumulation, a tqdm bar, JSONL/CSV (and TensorBoard)
+with a gradient scaler), gradient accumulation, a progress bar (plain lines when not on a terminal), JSONL/CSV (and TensorBoard)
 logs, periodic validation with generation and metrics, periodic atomic checkpoints.
 
 Exact resume: the batches of step ``s`` are a function of ``s`` (:class:`StepSampler`) and
@@ -12,6 +12,7 @@ from a checkpoint computes the same losses as an uninterrupted one (bit for bit 
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,12 +23,13 @@ import numpy as np
 import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
+from convssm._progress import Progress
 from convssm.train.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
-    load_checkpoint,
+    list_checkpoints,
+    load_latest_intact,
     load_model_weights,
     restore_rng_state,
     save_checkpoint,
@@ -134,10 +136,11 @@ def _run(cfg, tc, workdir, ctx, resume, model_factory, train_dataset, val_datase
     ckpt_dir = workdir / "checkpoints"
     state = None
     if resume:
-        last = latest_checkpoint(ckpt_dir)
-        if last is None:
-            raise ValueError(f"--resume: no checkpoint under {str(ckpt_dir)!r}")
-        info = load_checkpoint(last)
+        info = load_latest_intact(ckpt_dir)  # warns naming each corrupt one it skips
+        if info is None:
+            found = "no intact checkpoint" if list_checkpoints(ckpt_dir) else "no checkpoint"
+            raise ValueError(f"--resume: {found} under {str(ckpt_dir)!r}")
+        last = info.path
         saved = config_from_dict(yaml.safe_load(info.experiment_yaml))
         for section in ("model", "data", "optim"):
             if getattr(saved, section) != getattr(cfg, section):
@@ -203,14 +206,10 @@ def _run(cfg, tc, workdir, ctx, resume, model_factory, train_dataset, val_datase
     if ctx.is_main:
         (workdir / "config.yaml").write_text(dump_yaml(cfg))
         if logger.tensorboard_note:
-            tqdm.write(logger.tensorboard_note)
+            print(logger.tensorboard_note, file=sys.stderr)
     end = tc.steps if stop_after is None else min(tc.steps, stop_after)
-    bar = tqdm(
-        total=tc.steps,
-        initial=start,
-        disable=not (ctx.is_main and tc.progress),
-        desc=cfg.name,
-        dynamic_ncols=True,
+    bar = Progress(  # a bar on a terminal, plain periodic lines in a log file
+        tc.steps, initial=start, disable=not (ctx.is_main and tc.progress), desc=cfg.name
     )
     it = iter(loader)
     step, last_loss, last_ckpt, val = start, None, None, None
