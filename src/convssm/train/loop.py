@@ -1,8 +1,9 @@
 """``train_and_evaluate``: the training loop, one process or many under ``torchrun``.
 
 A plain PyTorch loop: AdamW with warm-up and cosine decay, autocast on GPU (bf16, or fp16
-with a gradient scaler), gradient accumulation, a progress bar (plain lines when not on a terminal), JSONL/CSV (and TensorBoard)
-logs, periodic validation with generation and metrics, periodic atomic checkpoints.
+with a gradient scaler), gradient accumulation, a progress bar (plain lines when not on a
+terminal), JSONL/CSV (and TensorBoard) logs, periodic validation with generation and
+metrics, periodic atomic checkpoints.
 
 Exact resume: the batches of step ``s`` are a function of ``s`` (:class:`StepSampler`) and
 the torch RNG is re-seeded from ``(seed, step, rank)`` before every step, so a run resumed
