@@ -27,7 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fixed set from `convssm data make-eval-set`, or mnist_test_seq.npy "
         "(default: the config's seeded held-out videos)",
     )
-    p.add_argument("--out", default=None, metavar="DIR", help="output (default CHECKPOINT/eval)")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output (default: RUN/eval/step_N beside the run, never inside a checkpoint)",
+    )
     p.add_argument(
         "--videos", type=int, default=None, metavar="N", help="evaluate only the first N videos"
     )
@@ -43,12 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 @reports_errors("evaluate")
 def run(args: argparse.Namespace) -> int:
     from convssm.train.checkpoint import resolve_checkpoint
-    from convssm.train.inference import evaluate_checkpoint
+    from convssm.train.inference import default_out_dir, evaluate_checkpoint
 
     if args.videos is not None and args.videos < 1:
         raise ValueError(f"--videos must be positive, got {args.videos}")
     ckpt = resolve_checkpoint(args.checkpoint)
-    out = Path(args.out) if args.out else ckpt / "eval"
+    out = Path(args.out) if args.out else default_out_dir(ckpt, "eval")
     result, paths = evaluate_checkpoint(
         ckpt,
         out,

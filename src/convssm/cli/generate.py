@@ -29,7 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--context", type=int, default=None, help="context frames (config default)")
     p.add_argument("--horizon", type=int, default=None, help="frames to generate (config default)")
     p.add_argument(
-        "--out", default=None, metavar="DIR", help="output (default CHECKPOINT/generate)"
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output (default: RUN/generate/step_N beside the run)",
     )
     p.add_argument("--device", default="auto", help="cpu, cuda, ... (default auto)")
     p.set_defaults(func=run)
@@ -38,14 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 @reports_errors("generate")
 def run(args: argparse.Namespace) -> int:
     from convssm.train.checkpoint import resolve_checkpoint
-    from convssm.train.inference import generate_from_checkpoint
+    from convssm.train.inference import default_out_dir, generate_from_checkpoint
 
     for name in ("context", "horizon"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be positive, got {value}")
     ckpt = resolve_checkpoint(args.checkpoint)
-    out = Path(args.out) if args.out else ckpt / "generate"
+    out = Path(args.out) if args.out else default_out_dir(ckpt, "generate")
     paths = generate_from_checkpoint(
         ckpt,
         out,

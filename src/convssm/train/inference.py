@@ -34,6 +34,7 @@ from convssm.train.media import plot_error_curves, side_by_side, write_gif, writ
 
 __all__ = [
     "TrainedModel",
+    "default_out_dir",
     "load_trained",
     "open_eval_set",
     "evaluate_checkpoint",
@@ -49,6 +50,18 @@ class TrainedModel:
     config: ExperimentConfig
     info: CheckpointInfo
     device: torch.device
+
+
+def default_out_dir(checkpoint: str | Path, kind: str) -> Path:
+    """Where ``convssm evaluate`` / ``generate`` write by default: beside the run.
+
+    A checkpoint ``<run>/checkpoints/step_N`` gives ``<run>/<kind>/step_N`` (never inside the
+    checkpoint, which rotation deletes); any other model folder gives ``<folder>/<kind>``.
+    """
+    checkpoint = Path(checkpoint)
+    if checkpoint.parent.name == "checkpoints" and checkpoint.name.startswith("step_"):
+        return checkpoint.parent.parent / kind / checkpoint.name
+    return checkpoint / kind
 
 
 def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
