@@ -1,6 +1,10 @@
 """VideoPredictor: per-frame encoder → any registered sequence model → per-frame decoder.
 
-Pixel-space video prediction as in SPEC 3. Frames are in [−1, 1], shaped (B, T, C, H, W).
+Pixel-space video prediction as in SPEC 3. Frames are in [−1, 1], shaped (B, T, C, H, W) —
+or, for a model built with ``normalization`` statistics, physical fields in their own units:
+its :class:`~convssm.models.normalizer.Normalizer` maps inputs onto the working range on the
+way in and predictions back to physical units on the way out (the loss is computed in the
+working range, so every channel weighs the same whatever its units).
 
 - ``forward(video)``: teacher forcing; frames 0..T−2 in, frames 1..T−1 predicted;
   loss = 0.5·MSE + 0.5·L1, both per-pixel means (the reference sums over width and channels
@@ -25,6 +29,7 @@ from torch import nn
 
 from convssm._checks import check_tensor
 from convssm.models.autoencoder import FrameDecoder, FrameEncoder
+from convssm.models.normalizer import Normalizer
 from convssm.models.pretrained import PretrainedMixin
 from convssm.nn import build_sequence_model
 from convssm.nn.registry import sequence_model_class
@@ -34,7 +39,8 @@ __all__ = ["VideoPredictor", "VideoPredictorOutput", "prediction_loss"]
 
 @dataclass
 class VideoPredictorOutput:
-    """predictions (B, T−1, C, H, W) for frames 1..T−1; loss a scalar tensor."""
+    """predictions (B, T−1, C, H, W) for frames 1..T−1 (in the input's units); loss a scalar
+    tensor (in the working range)."""
 
     predictions: torch.Tensor
     loss: torch.Tensor
@@ -61,6 +67,9 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             the model takes them and they are not given, are set to the latent grid size.
         num_actions: size of the action vocabulary; 0 for no actions.
         action_embed_dim: channels of the action embedding tiled over the latent grid.
+        normalization: per-channel statistics of the training data (``count``, ``mean``,
+            ``std``, ``min``, ``max``, lists of C numbers) for a model of physical fields;
+            ``None`` (default) for frames already in [−1, 1].
     """
 
     def __init__(
@@ -75,6 +84,7 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         sequence_options: dict[str, Any] | None = None,
         num_actions: int = 0,
         action_embed_dim: int = 16,
+        normalization: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         widths = [int(w) for w in encoder_widths]
@@ -106,6 +116,9 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             "num_actions": num_actions,
             "action_embed_dim": action_embed_dim,
         }
+        self.normalizer = Normalizer(normalization, image_channels)
+        if normalization is not None:  # absent from older configs, which keep loading
+            self.config["normalization"] = self.normalizer.stats
         self.encoder = FrameEncoder(image_channels, widths, blocks_per_stage, norm_groups)
         self.action_embed = nn.Embedding(num_actions, action_embed_dim) if num_actions else None
         extra = action_embed_dim if num_actions else 0
@@ -121,7 +134,8 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         return self.proj_in.weight.dtype
 
     def _check_video(self, video: object, name: str) -> torch.Tensor:
-        """Check a (B, T, C, H, W) floating video and cast it to the model's dtype.
+        """Check a (B, T, C, H, W) floating video, cast it to the model's dtype and map it
+        onto the working range (the identity for a model without normalisation).
 
         The dtype rule: float16, bfloat16, float32 and float64 inputs are all accepted and
         cast to :attr:`dtype` (outputs are in that dtype); integer and complex inputs are
@@ -145,6 +159,8 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             raise ValueError(f"{name} height and width must be divisible by {self.downsample}")
         if video.dtype != self.dtype:
             video = video.to(self.dtype)
+        if self.normalizer.enabled:  # physical units: any range
+            return self.normalizer.normalize(video)
         if video.numel() and float(video.detach().abs().max()) > 1 + 1e-3:
             raise ValueError(f"{name} must be scaled to [-1, 1]; found values outside it")
         return video
@@ -196,8 +212,9 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             )
         actions = self._check_actions(actions, video.shape[0], video.shape[1] - 1)
         y, _ = self.sequence(self.encode(video[:, :-1], actions))
-        pred = self.decode(y)
-        return VideoPredictorOutput(pred, prediction_loss(pred, video[:, 1:]))
+        pred = self.decode(y)  # in the working range, as is the loss
+        loss = prediction_loss(pred, video[:, 1:])
+        return VideoPredictorOutput(self.normalizer.denormalize(pred), loss)
 
     @torch.no_grad()
     def iter_generate(
@@ -221,14 +238,14 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         t_c = context.shape[1]
         actions = self._check_actions(actions, context.shape[0], t_c + horizon - 1)
         y, states = self.sequence(self.encode(context, actions))
-        frame = self.decode(y[:, -1:])
-        yield frame[:, 0]
+        frame = self.decode(y[:, -1:])  # fed back in the working range
+        yield self.normalizer.denormalize(frame[:, 0])
         for k in range(1, horizon):
             a = None if actions is None else actions[:, t_c + k - 1 : t_c + k]
             z = self.encode(frame, a)[:, 0]
             y_t, states = self.sequence.step(z, states)
             frame = self.decode(y_t[:, None])
-            yield frame[:, 0]
+            yield self.normalizer.denormalize(frame[:, 0])
 
     @torch.no_grad()
     def generate(
