@@ -66,5 +66,5 @@ def test_a_model_with_statistics_speaks_physical_units(tmp_path):
     assert 270 < float(gen[:, :, 0].mean()) < 310  # kelvin in, kelvin out
     folder = physical.save_pretrained(tmp_path / "m")
     loaded = VideoPredictor.from_pretrained(folder).double().eval()
-    assert loaded.config["normalization"] == STATS
+    assert loaded.config.normalization == STATS
     torch.testing.assert_close(loaded.generate(x[:, :3], 4), gen)
