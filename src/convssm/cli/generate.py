@@ -1,5 +1,6 @@
-"""``convssm generate CHECKPOINT [--input video.mp4|file.npz | --moving-mnist-seed S]
-[--context N] [--horizon N] [--out DIR]``: GIF, MP4, PNG strip and PNG error plot."""
+"""``convssm generate MODEL [--input video.mp4|file.npz|array.npy|.h5|.zarr [--key K] |
+--moving-mnist-seed S] [--context N] [--horizon N] [--out DIR]``: GIF, MP4, PNG strip and
+PNG error plot, and the predictions (in the input's format for an array)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "generate",
         help="continue a video with a trained model and draw the result",
         description="Condition on the first N frames of a video file (mp4, or npz with "
-        "'video') or of a fresh Moving-MNIST sample, and generate the horizon.",
+        "'video'), of every sequence of an array file (.npy, .h5, .zarr: predictions are "
+        "written in its format and units), or of a fresh Moving-MNIST sample, and generate "
+        "the horizon.",
     )
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory or run workdir")
+    p.add_argument(
+        "checkpoint",
+        metavar="MODEL",
+        help="checkpoint directory, run workdir, or published model folder",
+    )
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--input", default=None, metavar="FILE", help="video.mp4 or file.npz")
+    src.add_argument(
+        "--input",
+        default=None,
+        metavar="FILE",
+        help="video.mp4, file.npz, or an (N, T, C, H, W) / (T, C, H, W) array .npy/.h5/.zarr",
+    )
     src.add_argument(
         "--moving-mnist-seed",
         type=int,
@@ -26,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="a fresh held-out Moving-MNIST video from seed S (the default, S=0)",
     )
+    p.add_argument("--key", default=None, help="dataset / array name inside an --input array")
     p.add_argument("--context", type=int, default=None, help="context frames (config default)")
     p.add_argument("--horizon", type=int, default=None, help="frames to generate (config default)")
     p.add_argument(
@@ -53,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         ckpt,
         out,
         input_path=args.input,
+        key=args.key,
         moving_mnist_seed=args.moving_mnist_seed,
         context=args.context,
         horizon=args.horizon,

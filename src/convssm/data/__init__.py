@@ -5,7 +5,14 @@ This level imports only ``convssm.ops`` and the shared helpers (never nn, models
 """
 
 from convssm.data.array_dataset import ArrayDataset
-from convssm.data.arrays import ARRAY_FORMATS, ArrayFile, open_array, read_array, write_array
+from convssm.data.arrays import (
+    ARRAY_FORMATS,
+    ArrayFile,
+    array_format,
+    open_array,
+    read_array,
+    write_array,
+)
 from convssm.data.digits import (
     DigitSource,
     load_digits,
@@ -30,6 +37,7 @@ __all__ = [
     "ARRAY_FORMATS",
     "ArrayDataset",
     "ArrayFile",
+    "array_format",
     "ChannelStats",
     "DigitSource",
     "GENERATOR_VERSION",

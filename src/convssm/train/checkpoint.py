@@ -57,6 +57,8 @@ __all__ = [
     "list_checkpoints",
     "latest_checkpoint",
     "load_latest_intact",
+    "read_experiment_yaml",
+    "write_experiment_yaml",
     "capture_rng_state",
     "restore_rng_state",
     "load_model_weights",
@@ -311,6 +313,29 @@ def _read_config(path: Path, version: int) -> ExperimentConfig:
         return config_from_dict(data)
     except (TypeError, ValueError, yaml.YAMLError) as err:
         raise ValueError(f"checkpoint {str(path)!r}: invalid experiment config: {err}") from None
+
+
+def write_experiment_yaml(directory: str | Path, config: ExperimentConfig) -> Path:
+    """Write ``directory/experiment.yaml`` (all sections but ``model``, which config.json
+    holds), atomically: for a published model folder, its data and evaluation settings."""
+    path = Path(directory) / "experiment.yaml"
+    atomic_write_text(path, _experiment_yaml(config))
+    return path
+
+
+def read_experiment_yaml(directory: str | Path, model: Any) -> ExperimentConfig:
+    """The experiment config of a published folder: its ``experiment.yaml`` with ``model``
+    (the folder's VideoPredictorConfig) as the model section."""
+    path = Path(directory) / "experiment.yaml"
+    try:
+        data = yaml.safe_load(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"it holds a {type(data).__name__}, not a mapping")
+        if "model" in data:
+            raise ValueError("it has a 'model' section; config.json beside it holds the model")
+        return config_from_dict({**data, "model": model.to_dict()})
+    except (TypeError, ValueError, yaml.YAMLError) as err:
+        raise ValueError(f"{str(path)!r}: invalid experiment config: {err}") from None
 
 
 def load_model_weights(

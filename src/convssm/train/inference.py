@@ -1,6 +1,13 @@
-"""Use a trained checkpoint: load it, run the SPEC section 5 evaluation, generate videos.
+"""Use a trained model: load it, run the SPEC section 5 evaluation, generate videos.
 
-These are the library functions behind ``convssm evaluate`` and ``convssm generate``.
+These are the library functions behind ``convssm evaluate`` and ``convssm generate``. A
+model is a training checkpoint (``<run>/checkpoints/step_N``, or a run's workdir for its
+newest) or a published model folder (``config.json`` + ``model.safetensors``, as written by
+``save_pretrained``; an ``experiment.yaml`` beside them supplies the data and evaluation
+settings, the defaults otherwise). Inputs are videos (mp4, npz) or arrays (``.npy``, ``.h5``,
+``.zarr``, with a key where the format has them); predictions from an array are written in
+that array's format. A model of physical fields (``normalization`` in its config) takes and
+returns the data's units and is scored per channel (:mod:`convssm.train.evaluation`).
 """
 
 from __future__ import annotations
@@ -13,8 +20,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from convssm.train.checkpoint import CheckpointInfo, load_checkpoint, load_model_weights
+from convssm.train.checkpoint import (
+    CheckpointInfo,
+    load_checkpoint,
+    load_model_weights,
+    read_experiment_yaml,
+)
 from convssm.train.config import (
+    DataConfig,
     ExperimentConfig,
     apply_overrides,
     config_from_dict,
@@ -29,6 +42,12 @@ from convssm.train.evaluation import (
     write_eval_outputs,
 )
 from convssm.train.factory import build_eval_dataset, build_model, split_item
+from convssm.train.field_io import (
+    display_frames,
+    is_array_file,
+    read_input_array,
+    write_predictions,
+)
 from convssm.train.media import plot_error_curves, side_by_side, write_gif, write_mp4, write_strip
 
 __all__ = [
@@ -45,10 +64,24 @@ __all__ = [
 
 @dataclass
 class TrainedModel:
+    """A loaded model, its experiment config and where it came from.
+
+    ``info`` is the checkpoint's (``None`` for a published folder); ``path`` the folder;
+    ``step`` the training step (``None`` when a published folder does not say).
+    """
+
     model: torch.nn.Module
     config: ExperimentConfig
-    info: CheckpointInfo
+    info: CheckpointInfo | None
     device: torch.device
+    path: Path
+    step: int | None = None
+
+    @property
+    def normalize(self):
+        """The model's map from physical units onto [-1, 1], or ``None`` for video models."""
+        normalizer = getattr(self.model, "normalizer", None)
+        return normalizer.normalize if normalizer is not None and normalizer.enabled else None
 
 
 def default_out_dir(checkpoint: str | Path, kind: str) -> Path:
@@ -63,16 +96,37 @@ def default_out_dir(checkpoint: str | Path, kind: str) -> Path:
     return checkpoint / kind
 
 
+def _is_published(path: Path) -> bool:
+    return (
+        path.is_dir()
+        and not (path / "manifest.json").is_file()
+        and (path / "config.json").is_file()
+        and (path / "model.safetensors").is_file()
+    )
+
+
 def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
-    """Model (eval mode, on ``device``) and experiment config from a checkpoint."""
+    """Model (eval mode, on ``device``) and experiment config from a checkpoint, a run's
+    workdir or a published model folder (see the module docstring)."""
+    dev = resolve_device(device)
+    path = Path(checkpoint)
+    if _is_published(path):
+        from convssm.models import VideoPredictor
+
+        model = VideoPredictor.from_pretrained(path)  # checks the weights' SHA-256
+        if (path / "experiment.yaml").is_file():
+            cfg = read_experiment_yaml(path, model.config)
+        else:  # a bare model: default data and evaluation settings around it
+            kind = "array" if model.config.normalization is not None else "moving_mnist"
+            cfg = ExperimentConfig(model=model.config, data=DataConfig(dataset=kind))
+        return TrainedModel(model.to(dev).eval(), cfg, None, dev, path, None)
     info = load_checkpoint(checkpoint)
     cfg = info.config
     if cfg.train.threads is not None:
         torch.set_num_threads(cfg.train.threads)
     model = build_model(cfg.model)
     load_model_weights(model, info.weights, f"checkpoint {str(info.path)!r}")
-    dev = resolve_device(device)
-    return TrainedModel(model.to(dev).eval(), cfg, info, dev)
+    return TrainedModel(model.to(dev).eval(), cfg, info, dev, info.path, info.step)
 
 
 def open_eval_set(path: str | Path, num_frames: int) -> Dataset:
@@ -97,16 +151,22 @@ def evaluate_checkpoint(
     out_dir: str | Path,
     *,
     eval_set: str | Path | None = None,
+    input_path: str | Path | None = None,
+    key: str | None = None,
     num_videos: int | None = None,
     device: str = "auto",
     precision: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
 ) -> tuple[EvalResult, dict[str, Path]]:
-    """The SPEC section 5 protocol with the checkpoint's ``eval`` config; writes outputs.
+    """The SPEC section 5 protocol with the model's ``eval`` config; writes outputs.
 
-    Writes ``metrics.json``, ``videos.npz`` (uint8 truth and predictions, when
-    ``eval.save_videos``), and for the first video a GIF, MP4, PNG strip and error plot.
-    ``overrides`` (``eval.key=value``) change the checkpoint's evaluation settings.
+    Videos come from ``eval_set`` (a Moving-MNIST eval-set folder or mnist_test_seq.npy),
+    from ``input_path`` (an array file, ``key`` inside it: every sequence, conditioned on its
+    first ``eval.context`` frames; its predictions are also written in its format), or else
+    from the config's held-out split. Writes ``metrics.json``, ``videos.npz`` (uint8 truth
+    and predictions, float32 in the data's units for fields; when ``eval.save_videos``),
+    and for the first video a GIF, MP4, PNG strip and error plot. ``overrides``
+    (``eval.key=value``) change the evaluation settings. Fields are scored per channel.
     """
     tm = load_trained(checkpoint, device)
     for text in overrides:
@@ -114,9 +174,22 @@ def evaluate_checkpoint(
             raise ValueError(f"evaluate takes only eval.* overrides, got {text!r}")
     if overrides:
         tm.config = config_from_dict(apply_overrides(config_to_dict(tm.config), overrides))
+    if eval_set is not None and input_path is not None:
+        raise ValueError("give either an evaluation set or an input array, not both")
     ev = tm.config.eval
     frames = ev.context + max(ev.horizons)
-    if eval_set is not None:
+    single = False
+    if input_path is not None:
+        if not is_array_file(input_path):
+            raise ValueError(f"--input {str(input_path)!r}: expected a .npy, .h5 or .zarr array")
+        dataset, single = read_input_array(input_path, key)
+        _check_array_fits(dataset, tm.config.model, str(input_path))
+        if dataset.shape[1] < frames:
+            raise ValueError(
+                f"{str(input_path)!r} has sequences of {dataset.shape[1]} frames; evaluation "
+                f"needs context {ev.context} + horizon {max(ev.horizons)} = {frames}"
+            )
+    elif eval_set is not None:
         dataset = open_eval_set(eval_set, frames)
     else:
         dataset = build_eval_dataset(tm.config, num_videos or ev.num_videos, frames)
@@ -132,22 +205,33 @@ def evaluate_checkpoint(
         precision or tm.config.train.precision,
     )
     result = evaluate_predictions(
-        truth, pred, ev.context, ev.horizons, ev.metrics, fvd_chunk=ev.fvd_chunk
-    )
+        truth, pred, ev.context, ev.horizons, ev.metrics, fvd_chunk=ev.fvd_chunk,
+        normalize=tm.normalize,
+    )  # fmt: skip
+    if input_path is not None:
+        source = f"{input_path}" + (f" (key {key})" if key else "")
+    elif eval_set is not None:
+        source = str(eval_set)
+    else:
+        source = f"generated: {tm.config.data.dataset} eval split, seed {ev.seed}"
     extra = {
-        "checkpoint": str(tm.info.path),
-        "step": tm.info.step,
-        "eval_set": str(eval_set)
-        if eval_set is not None
-        else f"generated: {tm.config.data.dataset} eval split, seed {ev.seed}",
+        "checkpoint": str(tm.path),
+        "step": tm.step,
+        "eval_set": source,
+        "kind": "field" if tm.normalize is not None else "video",
         "train_length": tm.config.data.seq_len,
     }
     out = Path(out_dir)
+    keep = ev.save_videos
     paths = write_eval_outputs(
-        out, result, truth if ev.save_videos else None, pred if ev.save_videos else None, extra
-    )
+        out, result, truth if keep else None, pred if keep else None, extra,
+        physical=tm.normalize is not None,
+    )  # fmt: skip
+    if input_path is not None:
+        paths["predictions"] = write_predictions(out, input_path, pred, single=single, key=key)
+    shown_t, shown_p = (display_frames(v[0], tm.normalize) for v in (truth, pred))
     paths.update(
-        write_media(out, truth[0], pred[0], ev.context, result.per_frame, tm.config.data.seq_len)
+        write_media(out, shown_t, shown_p, ev.context, result.per_frame, tm.config.data.seq_len)
     )
     return result, paths
 
@@ -209,20 +293,35 @@ def _fit_to_model(video: torch.Tensor, model_cfg: Any, where: str) -> torch.Tens
     return video
 
 
+def _check_array_fits(videos: torch.Tensor, model_cfg: Any, where: str) -> None:
+    """An array's frames must match the model exactly (no colour conversion for fields)."""
+    c, size = model_cfg.image_channels, model_cfg.image_size
+    if videos.shape[2] != c or tuple(videos.shape[-2:]) != (size, size):
+        raise ValueError(
+            f"{where}: frames of {videos.shape[2]} channels x {videos.shape[-2]}x"
+            f"{videos.shape[-1]}, but the model takes {c} channels x {size}x{size}"
+        )
+
+
 def generate_from_checkpoint(
     checkpoint: str | Path,
     out_dir: str | Path,
     *,
     input_path: str | Path | None = None,
+    key: str | None = None,
     moving_mnist_seed: int | None = None,
     context: int | None = None,
     horizon: int | None = None,
     device: str = "auto",
 ) -> dict[str, Path]:
-    """Generate from a video file or a fresh Moving-MNIST sample; write GIF, MP4, PNGs, npz.
+    """Generate from a video file, an array file or a fresh Moving-MNIST sample; write GIF,
+    MP4, PNGs and the frames.
 
-    With an input file, the frames after the context (if any) are the ground truth of the
-    error plot; a fresh Moving-MNIST sample has ground truth for the whole horizon.
+    Frames after the context (if any) are the ground truth of the error plot. From a video
+    (or Moving-MNIST) the frames go to ``generated.npz`` (uint8); from an array (``key``
+    inside it) every sequence is continued and the predictions are written in the input's
+    format and units (``predictions.npy`` for a ``.npy`` input, and so on), the pictures
+    showing the first sequence.
     """
     tm = load_trained(checkpoint, device)
     ev = tm.config.eval
@@ -232,48 +331,68 @@ def generate_from_checkpoint(
         raise ValueError(f"context and horizon must be positive, got {context}, {horizon}")
     if input_path is not None and moving_mnist_seed is not None:
         raise ValueError("give either an input video or a Moving-MNIST seed, not both")
-    if input_path is not None:
+    array_input = input_path is not None and is_array_file(input_path)
+    single = True
+    if array_input:
+        videos, single = read_input_array(input_path, key)
+        _check_array_fits(videos, tm.config.model, str(input_path))
+    elif input_path is not None:
         video = _fit_to_model(read_input_video(input_path), tm.config.model, str(input_path))
+        videos = video[None]
     else:
-        from convssm.data import MovingMNIST
-
-        if tm.config.data.dataset != "moving_mnist":
-            raise ValueError("this checkpoint was not trained on Moving-MNIST: pass --input")
-        ds = MovingMNIST(
-            1,
-            num_frames=context + horizon,
-            image_size=tm.config.model.image_size,
-            num_digits=tm.config.data.num_digits,
-            split="eval",
-            seed=moving_mnist_seed or 0,
-            digits=tm.config.data.mnist_path,
-            **tm.config.data.options,
-        )
-        video = ds[0]
-    if video.shape[0] < context:
-        raise ValueError(f"the input has {video.shape[0]} frames, fewer than context {context}")
+        videos = _moving_mnist_sample(tm.config, context + horizon, moving_mnist_seed or 0)[None]
+    if videos.shape[1] < context:
+        raise ValueError(f"the input has {videos.shape[1]} frames, fewer than context {context}")
+    preds = []
     with torch.no_grad():
-        pred = tm.model.generate(video[None, :context].to(tm.device), horizon)[0].float().cpu()
-    truth = video[: context + horizon]
-    known = truth.shape[0] - context
+        for batch in videos[:, :context].split(ev.batch_size):
+            preds.append(tm.model.generate(batch.to(tm.device), horizon).float().cpu())
+    pred_all = torch.cat(preds)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if known > 0:
-        err = ((pred[:known] - truth[context:]) * 0.5).pow(2).mean(dim=(1, 2, 3))
-        curves = {"mse": err.tolist()}
-    else:
-        curves = {
-            "frame change (no ground truth)": (pred.diff(dim=0) * 0.5)
-            .pow(2)
-            .mean(dim=(1, 2, 3))
-            .tolist()
-            or [0.0]
-        }
+    video, pred = videos[0], pred_all[0]
+    truth = video[: context + horizon]
+    known = truth.shape[0] - context
+    curves = _curves(pred, truth[context:], tm.normalize is not None)
+    shown_t, shown_p = display_frames(truth, tm.normalize), display_frames(pred, tm.normalize)
     # no ground truth beyond the end of the input: black frames in the truth panel
-    padded = torch.cat([truth, torch.full_like(pred[known:], -1.0)], dim=0)
-    paths = write_media(out, padded, pred, context, curves, tm.config.data.seq_len, "generated")
+    padded = torch.cat([shown_t, torch.full_like(shown_p[known:], -1.0)], dim=0)
+    paths = write_media(out, padded, shown_p, context, curves, tm.config.data.seq_len, "generated")
+    if array_input:
+        paths["predictions"] = write_predictions(out, input_path, pred_all, single=single, key=key)
+        return paths
     paths["npz"] = out / "generated.npz"
     np.savez_compressed(
         paths["npz"], context=to_uint8(video[:context]), pred=to_uint8(pred), truth=to_uint8(truth)
     )
     return paths
+
+
+def _moving_mnist_sample(cfg: ExperimentConfig, num_frames: int, seed: int) -> torch.Tensor:
+    from convssm.data import MovingMNIST
+
+    if cfg.data.dataset != "moving_mnist":
+        raise ValueError("this model was not trained on Moving-MNIST: pass --input")
+    return MovingMNIST(
+        1,
+        num_frames=num_frames,
+        image_size=cfg.model.image_size,
+        num_digits=cfg.data.num_digits,
+        split="eval",
+        seed=seed,
+        digits=cfg.data.mnist_path,
+        **cfg.data.options,
+    )[0]
+
+
+def _curves(pred: torch.Tensor, known: torch.Tensor, field: bool) -> dict[str, list]:
+    """Per-frame errors against the known frames (per-channel RMSE in the data's units for
+    fields, MSE in [0, 1] for video), or the frame-to-frame change without ground truth."""
+    n = known.shape[0]
+    if n > 0 and field:
+        return {"rmse": (pred[:n] - known).pow(2).mean(dim=(2, 3)).sqrt().tolist()}
+    if n > 0:
+        return {"mse": ((pred[:n] - known) * 0.5).pow(2).mean(dim=(1, 2, 3)).tolist()}
+    scale = 1.0 if field else 0.5
+    change = (pred.diff(dim=0) * scale).pow(2).mean(dim=(1, 2, 3)).tolist()
+    return {"frame change (no ground truth)": change or [0.0]}

@@ -41,7 +41,13 @@ from convssm.train.distributed import (
     teardown,
 )
 from convssm.train.evaluation import evaluate_predictions, generate_videos
-from convssm.train.factory import build_eval_dataset, build_model, build_train_dataset, split_item
+from convssm.train.factory import (
+    build_eval_dataset,
+    build_model,
+    build_train_dataset,
+    split_item,
+    with_normalization,
+)
 from convssm.train.runlog import RunLogger
 from convssm.train.state import (
     TrainState,
@@ -108,6 +114,7 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
     shuffle = True
     if train_dataset is None:
         train_dataset, shuffle = build_train_dataset(cfg)
+    cfg = with_normalization(cfg, train_dataset)  # physical arrays: statistics of the split
     torch.manual_seed(tc.seed)
     model = (model_factory or (lambda c: build_model(c.model)))(cfg)
     state = create_train_state(cfg, model, len(train_dataset), shuffle, ctx)
@@ -195,8 +202,12 @@ def _validate(state: TrainState, val_set: Dataset, progress: _Progress) -> dict[
             state.ctx.device,
             cfg.train.precision,
         )
-        metrics = [m for m in cfg.eval.metrics if m in ("psnr", "ssim")]
-        res = evaluate_predictions(truth, pred, cfg.eval.context, [horizon], metrics)
+        metrics = [m for m in cfg.eval.metrics if m in ("psnr", "ssim", "rmse", "mae")]
+        normalizer = getattr(state.model, "normalizer", None)  # physical fields: per channel
+        normalize = normalizer.normalize if normalizer is not None and normalizer.enabled else None
+        res = evaluate_predictions(
+            truth, pred, cfg.eval.context, [horizon], metrics, normalize=normalize
+        )
         out = {f"{k}@{horizon}": v for k, v in res.per_horizon[str(horizon)].items()}
         if res.skipped:
             out["skipped"] = res.skipped
