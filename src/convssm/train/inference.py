@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -42,10 +41,15 @@ from convssm.train.evaluation import (
     write_eval_outputs,
 )
 from convssm.train.factory import build_eval_dataset, build_model, split_item
-from convssm.train.field_io import (
+from convssm.train.inputs import (
+    check_array_fits,
     display_frames,
+    error_curves,
+    fit_video_to_model,
     is_array_file,
+    moving_mnist_sample,
     read_input_array,
+    read_input_video,
     write_predictions,
 )
 from convssm.train.media import plot_error_curves, side_by_side, write_gif, write_mp4, write_strip
@@ -183,7 +187,7 @@ def evaluate_checkpoint(
         if not is_array_file(input_path):
             raise ValueError(f"--input {str(input_path)!r}: expected a .npy, .h5 or .zarr array")
         dataset, single = read_input_array(input_path, key)
-        _check_array_fits(dataset, tm.config.model, str(input_path))
+        check_array_fits(dataset, tm.config.model, str(input_path))
         if dataset.shape[1] < frames:
             raise ValueError(
                 f"{str(input_path)!r} has sequences of {dataset.shape[1]} frames; evaluation "
@@ -272,37 +276,6 @@ def write_media(
     }
 
 
-def read_input_video(path: str | Path) -> torch.Tensor:
-    """A video file (mp4, or npz with ``video``) -> (T, C, H, W) float in [-1, 1], read by
-    :func:`convssm.data.read_video`."""
-    from convssm.data import read_video
-
-    return torch.from_numpy(read_video(path)).float().div(127.5).sub(1.0)
-
-
-def _fit_to_model(video: torch.Tensor, model_cfg: Any, where: str) -> torch.Tensor:
-    c, size = model_cfg.image_channels, model_cfg.image_size
-    if video.shape[1] == 3 and c == 1:
-        video = video.mean(dim=1, keepdim=True)  # RGB -> grey for a grey model
-    if video.shape[1] != c:
-        raise ValueError(f"{where}: video has {video.shape[1]} channels, the model takes {c}")
-    if tuple(video.shape[-2:]) != (size, size):
-        raise ValueError(
-            f"{where}: frames are {tuple(video.shape[-2:])}, the model takes {size}x{size}"
-        )
-    return video
-
-
-def _check_array_fits(videos: torch.Tensor, model_cfg: Any, where: str) -> None:
-    """An array's frames must match the model exactly (no colour conversion for fields)."""
-    c, size = model_cfg.image_channels, model_cfg.image_size
-    if videos.shape[2] != c or tuple(videos.shape[-2:]) != (size, size):
-        raise ValueError(
-            f"{where}: frames of {videos.shape[2]} channels x {videos.shape[-2]}x"
-            f"{videos.shape[-1]}, but the model takes {c} channels x {size}x{size}"
-        )
-
-
 def generate_from_checkpoint(
     checkpoint: str | Path,
     out_dir: str | Path,
@@ -335,12 +308,12 @@ def generate_from_checkpoint(
     single = True
     if array_input:
         videos, single = read_input_array(input_path, key)
-        _check_array_fits(videos, tm.config.model, str(input_path))
+        check_array_fits(videos, tm.config.model, str(input_path))
     elif input_path is not None:
-        video = _fit_to_model(read_input_video(input_path), tm.config.model, str(input_path))
+        video = fit_video_to_model(read_input_video(input_path), tm.config.model, str(input_path))
         videos = video[None]
     else:
-        videos = _moving_mnist_sample(tm.config, context + horizon, moving_mnist_seed or 0)[None]
+        videos = moving_mnist_sample(tm.config, context + horizon, moving_mnist_seed or 0)[None]
     if videos.shape[1] < context:
         raise ValueError(f"the input has {videos.shape[1]} frames, fewer than context {context}")
     preds = []
@@ -353,7 +326,7 @@ def generate_from_checkpoint(
     video, pred = videos[0], pred_all[0]
     truth = video[: context + horizon]
     known = truth.shape[0] - context
-    curves = _curves(pred, truth[context:], tm.normalize is not None)
+    curves = error_curves(pred, truth[context:], tm.normalize is not None)
     shown_t, shown_p = display_frames(truth, tm.normalize), display_frames(pred, tm.normalize)
     # no ground truth beyond the end of the input: black frames in the truth panel
     padded = torch.cat([shown_t, torch.full_like(shown_p[known:], -1.0)], dim=0)
@@ -366,33 +339,3 @@ def generate_from_checkpoint(
         paths["npz"], context=to_uint8(video[:context]), pred=to_uint8(pred), truth=to_uint8(truth)
     )
     return paths
-
-
-def _moving_mnist_sample(cfg: ExperimentConfig, num_frames: int, seed: int) -> torch.Tensor:
-    from convssm.data import MovingMNIST
-
-    if cfg.data.dataset != "moving_mnist":
-        raise ValueError("this model was not trained on Moving-MNIST: pass --input")
-    return MovingMNIST(
-        1,
-        num_frames=num_frames,
-        image_size=cfg.model.image_size,
-        num_digits=cfg.data.num_digits,
-        split="eval",
-        seed=seed,
-        digits=cfg.data.mnist_path,
-        **cfg.data.options,
-    )[0]
-
-
-def _curves(pred: torch.Tensor, known: torch.Tensor, field: bool) -> dict[str, list]:
-    """Per-frame errors against the known frames (per-channel RMSE in the data's units for
-    fields, MSE in [0, 1] for video), or the frame-to-frame change without ground truth."""
-    n = known.shape[0]
-    if n > 0 and field:
-        return {"rmse": (pred[:n] - known).pow(2).mean(dim=(2, 3)).sqrt().tolist()}
-    if n > 0:
-        return {"mse": ((pred[:n] - known) * 0.5).pow(2).mean(dim=(1, 2, 3)).tolist()}
-    scale = 1.0 if field else 0.5
-    change = (pred.diff(dim=0) * scale).pow(2).mean(dim=(1, 2, 3)).tolist()
-    return {"frame change (no ground truth)": change or [0.0]}
