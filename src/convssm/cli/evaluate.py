@@ -1,4 +1,5 @@
-"""``convssm evaluate CHECKPOINT [--eval-set PATH] [--out DIR]``: the SPEC section 5 protocol."""
+"""``convssm evaluate CHECKPOINT [--eval-set PATH] [--out DIR]``: the checkpoint's protocol
+(``eval.protocol``: SPEC section 5, or TECO's for the 3-D environment sets)."""
 
 from __future__ import annotations
 
@@ -86,8 +87,15 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         overrides=args.overrides,
     )
-    for h, row in result.per_horizon.items():
-        print(f"horizon {h}: {format_row(row)}")
+    if hasattr(result, "per_horizon"):
+        rows = {f"horizon {h}": row for h, row in result.per_horizon.items()}
+    else:  # TECO protocol: one row per setting
+        rows = {
+            f"{name} (context {s['context']}, {s['horizon']} predicted)": s["metrics"]
+            for name, s in result.settings.items()
+        }
+    for label, row in rows.items():
+        print(f"{label}: {format_row(row)}")
     for name, why in result.skipped.items():
         print(f"skipped {name}: {why}")
     for name, path in paths.items():

