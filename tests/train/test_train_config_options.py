@@ -17,8 +17,8 @@ def _cfg(model, options):
         ("convs5", {"depth": "2"}, r"model\.sequence_options\.depth: expected an integer, got '2'"),
         ("convlstm", {"dropout": "0.1"}, r"model\.sequence_options\.dropout: expected a number"),
         ("transformer", {"cache": 1}, r"model\.sequence_options\.cache: expected true/false"),
-        ("convlstm", {"deepth": 2}, r"unknown key 'deepth' in model\.sequence_options .*depth"),
-        ("convs5", {"dim": 8}, r"model\.sequence_options\.dim: set the width with model\.dim"),
+        ("convlstm", {"deepth": 2}, r"model\.sequence_options: unknown key 'deepth' .*depth"),
+        ("convs5", {"dim": 8}, r"model\.sequence_options\.dim: set the width with dim"),
     ],
 )
 def test_nested_option_errors_name_the_key(model, options, message):
@@ -30,3 +30,10 @@ def test_good_options_and_options_for_inner_layers_pass():
     cfg = _cfg("convs5", {"depth": 2, "state_dim": 8, "clip_eigs": True, "blocks": 1})
     assert cfg.model.sequence_options["depth"] == 2
     assert _cfg("convlstm", {"dropout": 0}).model.sequence_options == {"dropout": 0}
+
+
+def test_the_python_api_names_the_key_too():
+    from convssm.models import VideoPredictor
+
+    with pytest.raises(TypeError, match=r"arguments\.sequence_options\.depth: expected an integer"):
+        VideoPredictor(sequence_options={"depth": "2"})

@@ -20,13 +20,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from convssm._typed import dataclass_from_dict
+from convssm._typed import check_value, dataclass_from_dict
 from convssm.models.normalizer import check_statistics
-from convssm.nn.registry import sequence_model_takes_grid
+from convssm.nn.registry import (
+    sequence_model_class,
+    sequence_model_names,
+    sequence_model_takes_grid,
+)
 
 __all__ = [
     "VideoPredictorConfig",
@@ -34,6 +40,7 @@ __all__ = [
     "CONFIG_VERSION",
     "config_payload",
     "config_from_payload",
+    "check_sequence_options",
 ]
 
 CONFIG_FORMAT = "convssm.VideoPredictor"
@@ -92,6 +99,7 @@ class VideoPredictorConfig:
             raise ValueError(f"encoder_widths must be positive, got {self.encoder_widths}")
         if self.num_actions < 0:
             raise ValueError(f"num_actions must be >= 0, got {self.num_actions}")
+        check_sequence_options(self.sequence_model, self.sequence_options)
         if self.normalization is not None:
             self.normalization = check_statistics(
                 self.normalization, self.image_channels, "normalization"
@@ -121,6 +129,40 @@ class VideoPredictorConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dicts and lists (a deep copy)."""
         return copy.deepcopy(dataclasses.asdict(self))
+
+
+def check_sequence_options(name: str, options: dict[str, Any]) -> None:
+    """Type-check ``sequence_options`` against the sequence model's constructor, so a wrong
+    value is reported by its key (``sequence_options.depth``; ``model.sequence_options.depth``
+    in an experiment config), not deep inside the layer that first uses it. Unknown keys are
+    errors naming the valid ones; keys the model passes on to an inner layer (``**options``)
+    are left to that layer. An unregistered name is left to building (it may be registered
+    later)."""
+    if name not in sequence_model_names():
+        return
+    cls = sequence_model_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    hints = typing.get_type_hints(cls.__init__)
+    var_kw = inspect.Parameter.VAR_KEYWORD
+    takes_more = any(p.kind is var_kw for p in params.values())
+    valid = [k for k, p in params.items() if k not in ("self", "dim") and p.kind is not var_kw]
+    for key, value in options.items():
+        where = f"sequence_options.{key}"
+        if key == "dim":
+            raise ValueError(f"{where}: set the width with dim, not in sequence_options")
+        if key not in params:
+            if takes_more:
+                continue  # passed on to an inner layer, which checks it
+            raise ValueError(
+                f"sequence_options: unknown key {key!r} for sequence model {name!r}; "
+                f"valid keys: {', '.join(valid)}"
+            )
+        if key in hints:
+            try:
+                check_value(value, hints[key], where)
+            except TypeError as err:
+                if "unsupported annotation" not in str(err):
+                    raise
 
 
 def config_payload(config: VideoPredictorConfig) -> dict[str, Any]:

@@ -13,7 +13,6 @@ JSON, so every checkpoint carries the exact config that produced it.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import re
 import typing
@@ -252,46 +251,12 @@ def _validate_values(cfg: ExperimentConfig) -> None:
         raise ValueError(f"train.threads must be positive or null, got {cfg.train.threads}")
     if cfg.eval.val_horizon is not None and cfg.eval.val_horizon <= 0:
         raise ValueError(f"eval.val_horizon must be positive or null, got {cfg.eval.val_horizon}")
-    _check_sequence_options(cfg.model.sequence_model, cfg.model.sequence_options)
     known_metrics = {"psnr", "ssim", "lpips", "fvd", "rmse", "mae"}
     bad = [m for m in cfg.eval.metrics if m not in known_metrics]
     if bad:
         raise ValueError(
             f"unknown metric {bad[0]!r} in eval.metrics; known: {sorted(known_metrics)}"
         )
-
-
-def _check_sequence_options(name: str, options: dict[str, Any]) -> None:
-    """Type-check ``model.sequence_options`` against the sequence model's constructor, so a
-    wrong value is reported by its key (``model.sequence_options.depth``), not deep inside
-    the layer that first uses it."""
-    from convssm.nn.registry import sequence_model_class, sequence_model_names
-
-    if name not in sequence_model_names():
-        return  # a model registered later or built by a model_factory: building checks it
-    cls = sequence_model_class(name)
-    params = inspect.signature(cls.__init__).parameters
-    hints = typing.get_type_hints(cls.__init__)
-    takes_more = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    valid = [k for k in params if k not in ("self", "dim") and params[k].kind is not
-             inspect.Parameter.VAR_KEYWORD]  # fmt: skip
-    for key, value in options.items():
-        where = f"model.sequence_options.{key}"
-        if key == "dim":
-            raise ValueError(f"{where}: set the width with model.dim, not in sequence_options")
-        if key not in params:
-            if takes_more:
-                continue  # passed on to an inner layer, which checks it
-            raise ValueError(
-                f"unknown key {key!r} in model.sequence_options for sequence model {name!r}; "
-                f"valid keys: {', '.join(valid)}"
-            )
-        if key in hints:
-            try:
-                check_value(value, hints[key], where)
-            except TypeError as err:
-                if "unsupported annotation" not in str(err):
-                    raise
 
 
 # ---------------------------------------------------------------- overrides
