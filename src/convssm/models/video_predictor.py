@@ -1,6 +1,10 @@
 """VideoPredictor: per-frame encoder → any registered sequence model → per-frame decoder.
 
-Pixel-space video prediction as in SPEC 3. Frames are in [−1, 1], shaped (B, T, C, H, W).
+Pixel-space video prediction as in SPEC 3. Frames are in [−1, 1], shaped (B, T, C, H, W) —
+or, for a model whose config holds ``normalization`` statistics, physical fields in their own
+units: its :class:`~convssm.models.normalizer.Normalizer` maps inputs onto the working range
+on the way in and predictions back to physical units on the way out (the loss is computed in
+the working range, so every channel weighs the same whatever its units).
 
 - ``forward(video)``: teacher forcing; frames 0..T−2 in, frames 1..T−1 predicted;
   loss = 0.5·MSE + 0.5·L1, both per-pixel means (the reference sums over width and channels
@@ -14,6 +18,7 @@ Pixel-space video prediction as in SPEC 3. Frames are in [−1, 1], shaped (B, T
 from __future__ import annotations
 
 import copy
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,16 +30,19 @@ from torch import nn
 from convssm._checks import check_tensor
 from convssm.models.autoencoder import FrameDecoder, FrameEncoder
 from convssm.models.config import VideoPredictorConfig
+from convssm.models.normalizer import Normalizer
 from convssm.models.pretrained import PretrainedMixin
 from convssm.nn import build_sequence_model
 from convssm.nn.init import flax_conv_, flax_embedding_
+from convssm.nn.registry import sequence_model_takes_grid
 
 __all__ = ["VideoPredictor", "VideoPredictorOutput", "prediction_loss"]
 
 
 @dataclass
 class VideoPredictorOutput:
-    """predictions (B, T−1, C, H, W) for frames 1..T−1; loss a scalar tensor."""
+    """predictions (B, T−1, C, H, W) for frames 1..T−1 (in the input's units); loss a scalar
+    tensor (in the working range)."""
 
     predictions: torch.Tensor
     loss: torch.Tensor
@@ -68,6 +76,9 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         self.image_channels, self.image_size = config.image_channels, config.image_size
         self.latent_size = config.latent_size
         self.num_actions = config.num_actions
+        # a sequence model with a fixed grid (the frame Transformer) runs only at image_size
+        self.fixed_size = sequence_model_takes_grid(config.sequence_model)
+        self.normalizer = Normalizer(config.normalization, config.image_channels)
         groups, blocks = config.norm_groups, config.blocks_per_stage
         self.encoder = FrameEncoder(config.image_channels, widths, blocks, groups)
         # flax's default initialisers, as the reference's nn.Embed and 1×1 nn.Conv (SPEC 3)
@@ -88,7 +99,20 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         self.decoder = FrameDecoder(config.image_channels, widths, blocks, groups)
 
     # ------------------------------------------------------------------ checks
+    @property
+    def dtype(self) -> torch.dtype:
+        """The parameters' dtype: floating inputs of any precision are cast to it."""
+        return self.proj_in.weight.dtype
+
     def _check_video(self, video: object, name: str) -> torch.Tensor:
+        """Check a (B, T, C, H, W) floating video, cast it to the model's dtype and map it
+        onto the working range (the identity for a model without normalisation).
+
+        The dtype rule: float16, bfloat16, float32 and float64 inputs are all accepted and
+        cast to :attr:`dtype` (outputs are in that dtype); integer and complex inputs are
+        refused naming their dtype. Under ``torch.autocast`` the convolutions then run in
+        the autocast dtype as usual.
+        """
         video = check_tensor(video, name, ndim=5, floating=True)
         b, t, c, h, w = video.shape
         if c != self.image_channels:
@@ -96,8 +120,18 @@ class VideoPredictor(PretrainedMixin, nn.Module):
                 f"{name} must have {self.image_channels} channels at dim 2 of (B, T, C, H, W), "
                 f"got shape {tuple(video.shape)}"
             )
+        if self.fixed_size and (h, w) != (self.image_size, self.image_size):
+            raise ValueError(
+                f"this {self.config.sequence_model} model was trained at "
+                f"{self.image_size}x{self.image_size} frames and runs only at that size, "
+                f"got {name} frames of {h}x{w}"
+            )
         if h % self.downsample or w % self.downsample:
             raise ValueError(f"{name} height and width must be divisible by {self.downsample}")
+        if video.dtype != self.dtype:
+            video = video.to(self.dtype)
+        if self.normalizer.enabled:  # physical units: any range
+            return self.normalizer.normalize(video)
         if video.numel() and float(video.detach().abs().max()) > 1 + 1e-3:
             raise ValueError(f"{name} must be scaled to [-1, 1]; found values outside it")
         return video
@@ -178,15 +212,16 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         next_actions = None if actions is None else actions[:, 1:]
         y, states = self.sequence(self.encode(video[:, :context], next_actions))
         predictions = [self.decode(y)]
-        frame = predictions[0][:, -1:]
+        frame = predictions[0][:, -1:]  # fed back in the working range
         for k in range(context, length - 1):
             fed = frame.detach() if detach_feedback else frame
             a = None if actions is None else actions[:, k + 1 : k + 2]
             y_t, states = self.sequence.step(self.encode(fed, a)[:, 0], states)
             frame = self.decode(y_t[:, None])
             predictions.append(frame)
-        pred = torch.cat(predictions, dim=1)
-        return VideoPredictorOutput(pred, prediction_loss(pred, video[:, 1:]))
+        pred = torch.cat(predictions, dim=1)  # in the working range, as is the loss
+        loss = prediction_loss(pred, video[:, 1:])
+        return VideoPredictorOutput(self.normalizer.denormalize(pred), loss)
 
     @torch.no_grad()
     def iter_generate(
@@ -198,20 +233,28 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         t (TECO's convention; ``actions[:, 0]`` is not used).
         """
         context = self._check_video(context, "context")
+        if isinstance(horizon, bool):
+            raise TypeError(f"horizon must be an int, got {horizon!r}")
+        try:
+            horizon = operator.index(horizon)
+        except TypeError:
+            raise TypeError(
+                f"horizon must be an int (a number of frames), got {horizon!r}"
+            ) from None
         if horizon < 1:
             raise ValueError(f"horizon must be at least 1, got {horizon}")
         t_c = context.shape[1]
         actions = self._check_actions(actions, context.shape[0], t_c + horizon)
         next_actions = None if actions is None else actions[:, 1:]
         y, states = self.sequence(self.encode(context, next_actions))
-        frame = self.decode(y[:, -1:])
-        yield frame[:, 0]
+        frame = self.decode(y[:, -1:])  # fed back in the working range
+        yield self.normalizer.denormalize(frame[:, 0])
         for k in range(1, horizon):
             a = None if actions is None else actions[:, t_c + k : t_c + k + 1]
             z = self.encode(frame, a)[:, 0]
             y_t, states = self.sequence.step(z, states)
             frame = self.decode(y_t[:, None])
-            yield frame[:, 0]
+            yield self.normalizer.denormalize(frame[:, 0])
 
     @torch.no_grad()
     def generate(

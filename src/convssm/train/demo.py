@@ -26,6 +26,8 @@ import numpy as np
 import torch
 
 from convssm._files import atomic_write_text
+from convssm._resources import config_path as shipped_config
+from convssm._resources import shipped_dir
 from convssm.train.config import ExperimentConfig, load_config
 from convssm.train.evaluation import autocast_context
 from convssm.train.factory import build_model, build_train_dataset
@@ -53,25 +55,21 @@ SHOW_SHARE = 0.2  # of the whole budget, for the published model's phase
 
 
 def find_demo_model() -> Path:
-    """The published demo model of the source tree (or of the current directory)."""
-    for root in (Path(__file__).resolve().parents[3], Path.cwd()):
-        if (root / DEMO_MODEL / "config.json").is_file():
-            return root / DEMO_MODEL
-    raise ValueError(
-        f"cannot find the published model {DEMO_MODEL} next to the sources or in the current "
-        "directory; pass --model DIR (a folder written by save_pretrained with training.json)"
-    )
+    """The published demo model, shipped with the package (package data in a wheel, the
+    repository's ``pretrained/`` in a source checkout)."""
+    path = shipped_dir("pretrained") / DEMO_MODEL.relative_to("pretrained")
+    if not (path / "training.json").is_file():
+        raise ValueError(
+            f"this installation has no published demo model at {path}; pass --model DIR (a "
+            "folder written by save_pretrained, with training.json)"
+        )
+    return path
 
 
 def find_demo_config() -> Path:
-    """``configs/cpu/convs5_small.yaml`` of the source tree (or of the current directory)."""
-    for root in (Path(__file__).resolve().parents[3], Path.cwd()):
-        if (root / DEMO_CONFIG).is_file():
-            return root / DEMO_CONFIG
-    raise ValueError(
-        f"cannot find {DEMO_CONFIG} next to the sources or in the current directory; "
-        "pass --config PATH"
-    )
+    """``configs/cpu/convs5_small.yaml``, shipped with the package (package data in a wheel,
+    the repository's ``configs/`` in a source checkout)."""
+    return shipped_config(DEMO_CONFIG.relative_to("configs").as_posix())
 
 
 def step_times(cfg: ExperimentConfig, probes: int = 5) -> list[float]:
