@@ -13,6 +13,7 @@ first 4 held-out videos, which ``tests/models/test_published_models.py`` recompu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import shutil
@@ -27,6 +28,8 @@ from harness import CARD_VIDEOS, Recipe, card_scores  # noqa: E402
 
 from convssm._files import atomic_write_text  # noqa: E402
 from convssm.models import VideoPredictor  # noqa: E402
+from convssm.train.checkpoint import write_experiment_yaml  # noqa: E402
+from convssm.train.config import config_from_dict  # noqa: E402
 
 CARD_KEYS = ("rel_best@10", "rel_empty@100", "brightness@50-100", "psnr@10", "ssim@10")
 
@@ -37,6 +40,26 @@ def _table(rows: list[dict], keys: tuple[str, ...]) -> str:
         f"| {r['step']} | " + " | ".join(f"{r[k]:.3f}" if k in r else "" for k in keys) + " |\n"
         for r in rows
     )
+
+
+def experiment_config(recipe: Recipe, model: VideoPredictor):
+    """The data and evaluation settings ``convssm generate/evaluate FOLDER`` read."""
+    d, e = recipe.data, recipe.eval
+    return config_from_dict({
+        "name": recipe.name,
+        "model": dataclasses.asdict(model.config),
+        "data": {"dataset": "moving_mnist", "seq_len": d["seq_len"],
+                 "num_digits": d["num_digits"], "seed": recipe.train["seed"],
+                 "options": {"digit_size": d["digit_size"], "step": d.get("step", 0.15)}},
+        "optim": {"lr": recipe.optim["lr"], "warmup_steps": recipe.optim["warmup_steps"],
+                  "grad_clip": recipe.optim["grad_clip"]},
+        "train": {"batch_size": recipe.optim["batch_size"], "precision": recipe.train["precision"],
+                  "rollout_context": recipe.train["rollout_context"],
+                  "detach_feedback": recipe.train["detach_feedback"]},
+        "eval": {"context": e["context"], "horizons": sorted({10, e["horizon"], 10 * d["seq_len"]}),
+                 "num_videos": e["videos"], "batch_size": e["batch"],
+                 "metrics": ["psnr", "ssim", "lpips"], "val_videos": 4},
+    })  # fmt: skip
 
 
 def publish(run: Path, target: Path, command: str, notes: str = "") -> Path:
@@ -66,6 +89,7 @@ def publish(run: Path, target: Path, command: str, notes: str = "") -> Path:
         "command": command,
     }
     atomic_write_text(target / "training.json", json.dumps(info, indent=1))
+    write_experiment_yaml(target, experiment_config(recipe, model))
     d = info["data"]
     n_params = sum(p.numel() for p in model.parameters())
     card_row = " | ".join(f"{card[k]:.3f}" for k in CARD_KEYS if k in card)
