@@ -1,15 +1,22 @@
-"""Models built from ``convssm.nn`` layers: pixel-space video prediction."""
+"""Models built from ``convssm.nn`` layers: pixel-space and VQ-latent video prediction,
+and the VQ frame tokenizer."""
 
 from convssm.models.autoencoder import FrameDecoder, FrameEncoder, ResidualBlock
+from convssm.models.latent_blocks import LogitsDecoder, flax_default_init_
+from convssm.models.latent_video_predictor import LatentVideoPredictor, LatentVideoPredictorOutput
 from convssm.models.pretrained import PretrainedMixin
 from convssm.models.video_predictor import VideoPredictor, VideoPredictorOutput, prediction_loss
 
 __all__ = [
     "FrameDecoder",
     "FrameEncoder",
+    "LatentVideoPredictor",
+    "LatentVideoPredictorOutput",
+    "LogitsDecoder",
     "PretrainedMixin",
     "ResidualBlock",
     "VideoPredictor",
     "VideoPredictorOutput",
+    "flax_default_init_",
     "prediction_loss",
 ]
