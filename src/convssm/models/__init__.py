@@ -2,10 +2,13 @@
 and the VQ frame tokenizer."""
 
 from convssm.models.autoencoder import FrameDecoder, FrameEncoder, ResidualBlock
+from convssm.models.discriminator import PatchDiscriminator
 from convssm.models.latent_blocks import LogitsDecoder, flax_default_init_
 from convssm.models.latent_video_predictor import LatentVideoPredictor, LatentVideoPredictorOutput
 from convssm.models.pretrained import PretrainedMixin
+from convssm.models.vector_quantizer import QuantizerOutput, VectorQuantizer
 from convssm.models.video_predictor import VideoPredictor, VideoPredictorOutput, prediction_loss
+from convssm.models.vq_tokenizer import VQTokenizer, VQTokenizerConfig, VQTokenizerOutput
 
 __all__ = [
     "FrameDecoder",
@@ -13,8 +16,14 @@ __all__ = [
     "LatentVideoPredictor",
     "LatentVideoPredictorOutput",
     "LogitsDecoder",
+    "PatchDiscriminator",
     "PretrainedMixin",
+    "QuantizerOutput",
     "ResidualBlock",
+    "VQTokenizer",
+    "VQTokenizerConfig",
+    "VQTokenizerOutput",
+    "VectorQuantizer",
     "VideoPredictor",
     "VideoPredictorOutput",
     "flax_default_init_",

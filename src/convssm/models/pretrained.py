@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
@@ -66,8 +67,12 @@ class PretrainedMixin:
                 f"this convssm reads {FORMAT_VERSION}"
             )
         config = meta.get("config")
-        params = inspect.signature(cls.__init__).parameters
-        unknown = sorted(set(config or {}) - set(params) - {"self"})
+        config_class = getattr(cls, "config_class", None)
+        if config_class is not None:  # built from a config dataclass: its fields are the keys
+            params = {f.name for f in dataclasses.fields(config_class)}
+        else:
+            params = set(inspect.signature(cls.__init__).parameters)
+        unknown = sorted(set(config or {}) - params - {"self"})
         if not isinstance(config, dict) or unknown:
             raise ValueError(f"{path}: unknown config key(s) {unknown}")
         return config
