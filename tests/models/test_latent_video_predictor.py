@@ -262,3 +262,31 @@ def test_clear_errors():
         _small(causal_masking=True, drop_loss_rate=0.5)
     with pytest.raises(ValueError, match="horizon"):
         model.generate(_codes(t=2), 0)
+
+
+def test_config_dataclass_mirrors_the_constructor():
+    import dataclasses
+    import inspect
+
+    from convssm.models import LatentVideoPredictorConfig
+
+    params = inspect.signature(LatentVideoPredictor.__init__).parameters
+    fields = {f.name: f for f in dataclasses.fields(LatentVideoPredictorConfig)}
+    assert list(fields) == [p for p in params if p != "self"]
+    cfg = LatentVideoPredictorConfig()
+    for name, p in params.items():
+        if name == "self" or p.default is inspect.Parameter.empty:
+            continue
+        want = p.default if p.default is not None else {}
+        got = getattr(cfg, name)
+        assert (list(got) if isinstance(got, list) else got) == (
+            list(want) if isinstance(want, tuple) else want
+        ), name
+    torch.manual_seed(0)
+    cfg = LatentVideoPredictorConfig(
+        codebook_size=K, latent_size=S, dim=8, code_embed_dim=6, encoder_widths=[8],
+        decoder_widths=[8], decoder_blocks=1, norm_groups=4,
+        sequence_options=dict(state_dim=4, depth=1, norm_groups=4),
+    )  # fmt: skip
+    model = LatentVideoPredictor.from_config(cfg)
+    assert model.config["sequence_options"]["depth"] == 1

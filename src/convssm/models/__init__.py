@@ -4,7 +4,11 @@ and the VQ frame tokenizer."""
 from convssm.models.autoencoder import FrameDecoder, FrameEncoder, ResidualBlock
 from convssm.models.discriminator import PatchDiscriminator
 from convssm.models.latent_blocks import LogitsDecoder, flax_default_init_
-from convssm.models.latent_video_predictor import LatentVideoPredictor, LatentVideoPredictorOutput
+from convssm.models.latent_video_predictor import (
+    LatentVideoPredictor,
+    LatentVideoPredictorConfig,
+    LatentVideoPredictorOutput,
+)
 from convssm.models.pretrained import PretrainedMixin
 from convssm.models.vector_quantizer import QuantizerOutput, VectorQuantizer
 from convssm.models.video_predictor import VideoPredictor, VideoPredictorOutput, prediction_loss
@@ -14,6 +18,7 @@ __all__ = [
     "FrameDecoder",
     "FrameEncoder",
     "LatentVideoPredictor",
+    "LatentVideoPredictorConfig",
     "LatentVideoPredictorOutput",
     "LogitsDecoder",
     "PatchDiscriminator",

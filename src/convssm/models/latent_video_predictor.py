@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -63,7 +63,35 @@ from convssm.models.pretrained import PretrainedMixin
 from convssm.nn import build_sequence_model
 from convssm.nn.registry import sequence_model_class
 
-__all__ = ["LatentVideoPredictor", "LatentVideoPredictorOutput"]
+__all__ = ["LatentVideoPredictor", "LatentVideoPredictorConfig", "LatentVideoPredictorOutput"]
+
+
+@dataclass
+class LatentVideoPredictorConfig:
+    """The arguments of :class:`LatentVideoPredictor` as one object (same names, same
+    defaults; ``LatentVideoPredictor.from_config(cfg)`` builds it)."""
+
+    codebook_size: int = 1024
+    latent_size: int = 16
+    dim: int = 512
+    sequence_model: str = "convs5"
+    sequence_options: dict[str, Any] = field(default_factory=dict)
+    num_actions: int = 0
+    action_embed_dim: int = 16
+    code_embed_dim: int = 64
+    encoder_widths: list[int] = field(default_factory=lambda: [256])
+    encoder_blocks: int = 1
+    decoder_widths: list[int] = field(default_factory=lambda: [512])
+    decoder_blocks: int = 4
+    norm_groups: int = 32
+    grid_downsample: int = 1
+    action_dropout: float = 0.0
+    causal_masking: bool = False
+    mask_context: int = 144
+    frame_mask_value: float = -2.0
+    label_smoothing: float = 0.01
+    drop_loss_rate: float = 0.0
+    freeze_code_embeddings: bool = False
 
 
 @dataclass
@@ -183,6 +211,15 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
             flax_default_init_(self.action_embed)
         self.code_embed.weight.requires_grad_(not freeze_code_embeddings)
         self.sequence = build_sequence_model(sequence_model, dim, **options)
+
+    config_class = LatentVideoPredictorConfig
+
+    @classmethod
+    def from_config(cls, config: LatentVideoPredictorConfig) -> LatentVideoPredictor:
+        """Build the model a :class:`LatentVideoPredictorConfig` describes."""
+        if not isinstance(config, LatentVideoPredictorConfig):
+            raise TypeError(f"config must be a LatentVideoPredictorConfig, got {type(config)}")
+        return cls(**asdict(config))
 
     # ------------------------------------------------------------------ checks
     def _check_codes(self, codes: object, name: str) -> torch.Tensor:
