@@ -289,4 +289,4 @@ def test_config_dataclass_mirrors_the_constructor():
         sequence_options=dict(state_dim=4, depth=1, norm_groups=4),
     )  # fmt: skip
     model = LatentVideoPredictor.from_config(cfg)
-    assert model.config["sequence_options"]["depth"] == 1
+    assert model.config.sequence_options["depth"] == 1

@@ -85,7 +85,7 @@ def test_interrupted_encoding_resumes_and_is_refused_until_finished(tmp_path, mo
     stamps = [p.stat().st_mtime_ns for p in done]
     monkeypatch.setattr(encode_module, "_encode", real)
     with pytest.raises(ValueError, match="started with another tokenizer"):
-        encode_folder(root, VQTokenizer(**{**tok.config, "codebook_size": 8}), progress=False)
+        encode_folder(root, VQTokenizer(tok.config, codebook_size=8), progress=False)
     encode_folder(root, tok, progress=False)
     assert [p.stat().st_mtime_ns for p in done] == stamps  # kept, not re-encoded
     assert len(CodeFolder(out, "train", seq_len=2)) == 2

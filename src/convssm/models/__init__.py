@@ -2,6 +2,7 @@
 and the VQ frame tokenizer."""
 
 from convssm.models.autoencoder import FrameDecoder, FrameEncoder, ResidualBlock
+from convssm.models.config import VideoPredictorConfig
 from convssm.models.discriminator import PatchDiscriminator
 from convssm.models.latent_blocks import LogitsDecoder, flax_default_init_
 from convssm.models.latent_video_predictor import (
@@ -30,6 +31,7 @@ __all__ = [
     "VQTokenizerOutput",
     "VectorQuantizer",
     "VideoPredictor",
+    "VideoPredictorConfig",
     "VideoPredictorOutput",
     "flax_default_init_",
     "prediction_loss",

@@ -47,7 +47,7 @@ does that).
 
 from __future__ import annotations
 
-import inspect
+import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -57,11 +57,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from convssm._checks import check_tensor
+from convssm._typed import dataclass_from_dict
 from convssm.models.autoencoder import FrameEncoder
 from convssm.models.latent_blocks import LogitsDecoder, flax_default_init_
 from convssm.models.pretrained import PretrainedMixin
 from convssm.nn import build_sequence_model
-from convssm.nn.registry import sequence_model_class
 
 __all__ = ["LatentVideoPredictor", "LatentVideoPredictorConfig", "LatentVideoPredictorOutput"]
 
@@ -93,6 +93,16 @@ class LatentVideoPredictorConfig:
     drop_loss_rate: float = 0.0
     freeze_code_embeddings: bool = False
 
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "model") -> LatentVideoPredictorConfig:
+        """Read a mapping (YAML/JSON); unknown keys and wrong types are errors naming
+        ``where.key``; keys left out keep their defaults."""
+        return dataclass_from_dict(cls, data, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dicts and lists (a deep copy)."""
+        return copy.deepcopy(asdict(self))
+
 
 @dataclass
 class LatentVideoPredictorOutput:
@@ -112,8 +122,8 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         latent_size: h = w of the code grid.
         dim: channels the sequence model works at (the reference's ``d_model``).
         sequence_model: a registered name: ``"convs5"``, ``"convlstm"``, ``"transformer"``.
-        sequence_options: the sequence model's own options; ``height`` and ``width``, when it
-            takes them and they are not given, are set to its grid size.
+        sequence_options: the sequence model's own options; ``height`` and ``width``, for
+            models that take them, default to its grid size.
         num_actions: size of the action vocabulary; 0 for none.
         action_embed_dim: channels of the action embedding.
         code_embed_dim: channels of the code embedding.
@@ -166,34 +176,29 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         self.codebook_size, self.latent_size, self.dim = codebook_size, latent_size, dim
         self.num_actions = num_actions
         self.grid = latent_size // 2 ** (len(enc_w) - 1) // grid_downsample
-        options = dict(sequence_options or {})
-        params = inspect.signature(sequence_model_class(sequence_model).__init__).parameters
-        for key in ("height", "width"):
-            if key in params and key not in options:
-                options[key] = self.grid
-        self.config = {
-            "codebook_size": codebook_size,
-            "latent_size": latent_size,
-            "dim": dim,
-            "sequence_model": sequence_model,
-            "sequence_options": options,
-            "num_actions": num_actions,
-            "action_embed_dim": action_embed_dim,
-            "code_embed_dim": code_embed_dim,
-            "encoder_widths": enc_w,
-            "encoder_blocks": encoder_blocks,
-            "decoder_widths": dec_w,
-            "decoder_blocks": decoder_blocks,
-            "norm_groups": norm_groups,
-            "grid_downsample": grid_downsample,
-            "action_dropout": action_dropout,
-            "causal_masking": causal_masking,
-            "mask_context": mask_context,
-            "frame_mask_value": frame_mask_value,
-            "label_smoothing": label_smoothing,
-            "drop_loss_rate": drop_loss_rate,
-            "freeze_code_embeddings": freeze_code_embeddings,
-        }
+        self.config = LatentVideoPredictorConfig(
+            codebook_size=codebook_size,
+            latent_size=latent_size,
+            dim=dim,
+            sequence_model=sequence_model,
+            sequence_options=dict(sequence_options or {}),
+            num_actions=num_actions,
+            action_embed_dim=action_embed_dim,
+            code_embed_dim=code_embed_dim,
+            encoder_widths=enc_w,
+            encoder_blocks=encoder_blocks,
+            decoder_widths=dec_w,
+            decoder_blocks=decoder_blocks,
+            norm_groups=norm_groups,
+            grid_downsample=grid_downsample,
+            action_dropout=action_dropout,
+            causal_masking=causal_masking,
+            mask_context=mask_context,
+            frame_mask_value=frame_mask_value,
+            label_smoothing=label_smoothing,
+            drop_loss_rate=drop_loss_rate,
+            freeze_code_embeddings=freeze_code_embeddings,
+        )
         self.code_embed = nn.Embedding(codebook_size, code_embed_dim)
         self.encoder = FrameEncoder(code_embed_dim, enc_w, encoder_blocks, norm_groups)
         self.action_embed = nn.Embedding(num_actions + 1, action_embed_dim) if num_actions else None
@@ -210,7 +215,9 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         if self.action_embed is not None:
             flax_default_init_(self.action_embed)
         self.code_embed.weight.requires_grad_(not freeze_code_embeddings)
-        self.sequence = build_sequence_model(sequence_model, dim, **options)
+        self.sequence = build_sequence_model(
+            sequence_model, dim, grid=(self.grid, self.grid), **(sequence_options or {})
+        )
 
     config_class = LatentVideoPredictorConfig
 
@@ -283,11 +290,11 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
     ) -> torch.Tensor:
         """Replace the inputs of frames with index ≥ mask_context by frame_mask_value for the
         ``conditioned`` samples; feats (B, T, C, h, w) holds frames first_index, ... ."""
-        m = self.config["mask_context"] - first_index
-        if not self.config["causal_masking"] or feats.shape[1] <= m:
+        m = self.config.mask_context - first_index
+        if not self.config.causal_masking or feats.shape[1] <= m:
             return feats
         m = max(m, 0)
-        fill = torch.full_like(feats[:, m:], self.config["frame_mask_value"])
+        fill = torch.full_like(feats[:, m:], self.config.frame_mask_value)
         tail = torch.where(conditioned[:, None, None, None, None], fill, feats[:, m:])
         return torch.cat([feats[:, :m], tail], dim=1)
 
@@ -313,7 +320,7 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
             raise ValueError(f"codes need at least 2 frames for teacher forcing, got {t}")
         actions = self._check_actions(actions, b, t)
         conditioned = torch.full((b,), actions is not None, device=codes.device)
-        p = self.config["action_dropout"]
+        p = self.config.action_dropout
         if actions is not None and self.training and p > 0:
             conditioned = torch.rand(b, device=codes.device) >= p
             actions = torch.where(conditioned[:, None], actions, self.num_actions)
@@ -322,7 +329,7 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         y, _ = self.sequence(self._sequence_inputs(feats[:, :-1], nxt))
         target = codes[:, 1:]
         positions = None
-        r = self.config["drop_loss_rate"]
+        r = self.config.drop_loss_rate
         if self.training and r > 0:
             n = max(1, int((1 - r) * (t - 1)))
             positions = torch.randperm(t - 1, device=codes.device)[:n].sort().values
@@ -332,10 +339,10 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         ce = F.cross_entropy(
             (logits.float() if low else logits).transpose(1, 2),
             target,
-            label_smoothing=self.config["label_smoothing"],
+            label_smoothing=self.config.label_smoothing,
             reduction="none",
         ).mean(dim=(-2, -1))  # (B, T')
-        if not self.config["causal_masking"]:
+        if not self.config.causal_masking:
             loss = ce.mean()
         else:
             loss = self._masked_loss(ce, conditioned)
@@ -343,7 +350,7 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
 
     def _masked_loss(self, ce: torch.Tensor, conditioned: torch.Tensor) -> torch.Tensor:
         """The reference's two-part loss under causal masking; ce (B, T−1) per frame."""
-        first = max(self.config["mask_context"] - 1, 0)
+        first = max(self.config.mask_context - 1, 0)
         cond = conditioned[:, None].to(ce.dtype)
         loss = (ce * (1 - cond)).mean()
         if first < ce.shape[1]:

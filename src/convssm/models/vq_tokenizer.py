@@ -23,6 +23,7 @@ networks (perceptual LPIPS, the patch discriminator) are added by ``convssm.trai
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from convssm._checks import check_tensor
+from convssm._typed import dataclass_from_dict
 from convssm.models.pretrained import PretrainedMixin
 from convssm.models.vector_quantizer import VectorQuantizer
 
@@ -86,6 +88,16 @@ class VQTokenizerConfig:
     @property
     def latent_size(self) -> int:
         return self.image_size // 2 ** (len(self.channel_mult) - 1)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "model") -> VQTokenizerConfig:
+        """Read a mapping (YAML/JSON); unknown keys and wrong types are errors naming
+        ``where.key``; keys left out keep their defaults."""
+        return dataclass_from_dict(cls, data, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dicts and lists (a deep copy)."""
+        return copy.deepcopy(dataclasses.asdict(self))
 
 
 @dataclass
@@ -205,9 +217,8 @@ class VQTokenizer(PretrainedMixin, nn.Module):
         unknown = sorted(set(fields) - names)
         if unknown:
             raise TypeError(f"unknown VQTokenizer option(s) {unknown}; valid: {sorted(names)}")
-        cfg = dataclasses.replace(config or VQTokenizerConfig(), **fields)
-        self.cfg = cfg
-        self.config = dataclasses.asdict(cfg)
+        cfg = dataclasses.replace(copy.deepcopy(config) or VQTokenizerConfig(), **fields)
+        self.config = cfg
         self.image_channels, self.image_size = cfg.image_channels, cfg.image_size
         self.latent_size, self.codebook_size = cfg.latent_size, cfg.codebook_size
         self.downsample = cfg.image_size // cfg.latent_size

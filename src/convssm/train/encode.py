@@ -141,7 +141,7 @@ def encode_folder(
         "latent_size": tokenizer.latent_size,
         "tokenizer": str(tok_dir) if tok_dir is not None else None,
         "tokenizer_sha256": digest,
-        "tokenizer_config": tokenizer.config,
+        "tokenizer_config": tokenizer.config.to_dict(),
         "source": str(root),
         "splits": counts,
     }

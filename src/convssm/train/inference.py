@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch.utils.data import DataLoader, Dataset
 
 from convssm.train.checkpoint import CheckpointInfo, load_checkpoint, load_model_weights
@@ -54,12 +53,7 @@ class TrainedModel:
 def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
     """Model (eval mode, on ``device``) and experiment config from a checkpoint."""
     info = load_checkpoint(checkpoint)
-    try:
-        cfg = config_from_dict(yaml.safe_load(info.experiment_yaml))
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"checkpoint {str(info.path)!r} has an invalid experiment.yaml: {err}"
-        ) from None
+    cfg = info.config
     if cfg.train.threads is not None:
         torch.set_num_threads(cfg.train.threads)
     model = build_model(cfg.model)
