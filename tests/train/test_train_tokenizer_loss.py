@@ -7,7 +7,8 @@ import torch
 
 from convssm.metrics import LPIPS
 from convssm.models import VQTokenizer
-from convssm.train.tokenizer_loss import TokenizerLoss, TokenizerLossConfig
+from convssm.train.config import TokenizerLossConfig
+from convssm.train.tokenizer_loss import TokenizerLoss
 
 
 def _tok():

@@ -45,7 +45,12 @@ from safetensors.torch import load_file
 from convssm._files import atomic_write_text, fsync_dir, fsync_file
 from convssm.models.config import VideoPredictorConfig
 from convssm.models.pretrained import read_config_json, write_config_json, write_weights
-from convssm.train.config import ExperimentConfig, config_from_dict, config_to_dict
+from convssm.train.config import (
+    ExperimentConfig,
+    config_from_dict,
+    config_to_dict,
+    model_config_to_dict,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -286,7 +291,7 @@ def _read_config(path: Path, version: int) -> ExperimentConfig:
         if version >= 2:
             if "model" in data:
                 raise ValueError("it has a 'model' section; format 2 keeps it in config.json")
-            data["model"] = read_config_json(path).to_dict()
+            data["model"] = model_config_to_dict(read_config_json(path))
         return config_from_dict(data)
     except (TypeError, ValueError, yaml.YAMLError) as err:
         raise ValueError(f"checkpoint {str(path)!r}: invalid experiment config: {err}") from None

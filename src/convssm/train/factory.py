@@ -1,7 +1,8 @@
 """Build the model and the data sets an :class:`ExperimentConfig` describes.
 
 Items of every data set are (T, C, H, W) float tensors in [-1, 1], or dicts with ``video``
-of that shape and optionally ``actions`` (T,) int.
+of that shape and optionally ``actions`` (T,) int; code caches (``data.dataset: codes``)
+give dicts with ``codes`` (T, h, w) int64 instead of ``video``.
 """
 
 from __future__ import annotations
@@ -11,15 +12,32 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from convssm.models import VideoPredictor, VideoPredictorConfig
+from convssm.models import (
+    LatentVideoPredictor,
+    LatentVideoPredictorConfig,
+    VideoPredictor,
+    VideoPredictorConfig,
+    VQTokenizer,
+    VQTokenizerConfig,
+)
 from convssm.train.config import DataConfig, EvalConfig, ExperimentConfig
 
 __all__ = ["build_model", "build_train_dataset", "build_eval_dataset", "split_item"]
 
 
-def build_model(cfg: VideoPredictorConfig) -> torch.nn.Module:
-    """A fresh ``convssm.models.VideoPredictor`` for ``cfg``."""
+def build_model(
+    cfg: VideoPredictorConfig | VQTokenizerConfig | LatentVideoPredictorConfig,
+) -> torch.nn.Module:
+    """A fresh model of the kind ``cfg`` describes."""
+    if isinstance(cfg, VQTokenizerConfig):
+        return VQTokenizer(cfg)
+    if isinstance(cfg, LatentVideoPredictorConfig):
+        return LatentVideoPredictor.from_config(cfg)
     return VideoPredictor(cfg)
+
+
+def _image_size(cfg: ExperimentConfig) -> int:
+    return cfg.model.image_size  # video predictors and tokenizers both have one
 
 
 def _moving_mnist(
@@ -53,12 +71,14 @@ def build_train_dataset(cfg: ExperimentConfig) -> tuple[Dataset, bool]:
             split="train",
             num_videos=n,
             num_frames=data.seq_len,
-            image_size=cfg.model.image_size,
+            image_size=_image_size(cfg),
             seed=data.seed,
         )
         return ds, data.num_videos is not None
     if data.dataset == "video_folder":
         return _video_folder(data, "train", data.seq_len), True
+    if data.dataset == "codes":
+        return _codes(cfg, "train", data.seq_len), True
     raise ValueError(f"unknown data.dataset {data.dataset!r}")  # pragma: no cover
 
 
@@ -71,11 +91,13 @@ def build_eval_dataset(cfg: ExperimentConfig, num_videos: int, num_frames: int) 
             split="eval",
             num_videos=num_videos,
             num_frames=num_frames,
-            image_size=cfg.model.image_size,
+            image_size=_image_size(cfg),
             seed=ev.seed,
         )
     if data.dataset == "video_folder":
         return _video_folder(data, "test", num_frames)
+    if data.dataset == "codes":
+        return _codes(cfg, "test", num_frames)
     raise ValueError(f"unknown data.dataset {data.dataset!r}")  # pragma: no cover
 
 
@@ -89,14 +111,35 @@ def _video_folder(data: DataConfig, split: str, num_frames: int) -> Dataset:
     return cdata.VideoFolder(data.root, split=split, seq_len=num_frames, **data.options)
 
 
+def _codes(cfg: ExperimentConfig, split: str, num_frames: int) -> Dataset:
+    from convssm.data import CodeFolder
+
+    data = cfg.data
+    if data.root is None:
+        raise ValueError("data.root must name a code cache when data.dataset is 'codes'")
+    ds = CodeFolder(data.root, split=split, seq_len=num_frames, **data.options)
+    model = cfg.model
+    if isinstance(model, LatentVideoPredictorConfig):
+        if ds.codebook_size != model.codebook_size or ds.latent_size != model.latent_size:
+            raise ValueError(
+                f"the code cache {data.root} holds {ds.latent_size}x{ds.latent_size} codes of a "
+                f"{ds.codebook_size}-code tokenizer; model.codebook_size is "
+                f"{model.codebook_size} and model.latent_size {model.latent_size}"
+            )
+    return ds
+
+
 def split_item(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(video (B, T, C, H, W), actions (B, T) or None) from a collated batch."""
+    """(video (B, T, C, H, W) or codes (B, T, h, w), actions (B, T) or None) from a
+    collated batch."""
     if isinstance(batch, torch.Tensor):
         return batch, None
     if isinstance(batch, dict):
-        if "video" not in batch:
-            raise ValueError(f"a batch dict needs a 'video' entry, got keys {sorted(batch)}")
-        return batch["video"], batch.get("actions")
+        if "video" in batch:
+            return batch["video"], batch.get("actions")
+        if "codes" in batch:
+            return batch["codes"], batch.get("actions")
+        raise ValueError(f"a batch dict needs a 'video' or 'codes' entry, got {sorted(batch)}")
     if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], torch.Tensor):
         return batch[0], batch[1] if len(batch) > 1 else None
     raise TypeError(f"cannot read a video batch from {type(batch).__name__}")

@@ -30,28 +30,9 @@ from torch.func import functional_call
 
 from convssm.metrics import LPIPS
 from convssm.models import PatchDiscriminator, VQTokenizer
+from convssm.train.config import TokenizerLossConfig
 
-__all__ = ["TokenizerLossConfig", "TokenizerLoss"]
-
-
-@dataclass
-class TokenizerLossConfig:
-    """Weights of the tokenizer's loss terms and the discriminator's shape."""
-
-    l1_weight: float = 1.0
-    perceptual_weight: float = 1.0
-    adversarial_weight: float = 0.0
-    adversarial_start: int = 0
-    disc_channels: int = 64
-    disc_layers: int = 3
-    disc_norm_groups: int = 32
-
-    def __post_init__(self) -> None:
-        for name in ("l1_weight", "perceptual_weight", "adversarial_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.adversarial_start < 0:
-            raise ValueError(f"adversarial_start must be >= 0, got {self.adversarial_start}")
+__all__ = ["TokenizerLoss", "TokenizerTraining", "TokenizerTrainingOutput"]
 
 
 class TokenizerLoss(nn.Module):
@@ -118,3 +99,32 @@ class TokenizerLoss(nn.Module):
             loss = loss + cfg.adversarial_weight * g_loss + d_loss
             terms["g_loss"], terms["d_loss"] = g_loss, d_loss
         return loss, {k: v.detach() for k, v in terms.items()}
+
+
+@dataclass
+class TokenizerTrainingOutput:
+    """loss (scalar, with gradient) and its detached terms."""
+
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor]
+
+
+class TokenizerTraining(nn.Module):
+    """What a ``vq_tokenizer`` run optimises (and DDP wraps): the tokenizer and its loss,
+    whose discriminator trains alongside. ``step`` (set by ``train_step`` before every
+    update) switches the adversarial loss on at ``loss.adversarial_start``.
+
+    forward(video (B, T, C, H, W), actions=None) -> :class:`TokenizerTrainingOutput`.
+    """
+
+    def __init__(self, tokenizer: VQTokenizer, loss: TokenizerLoss) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.loss_fn = loss
+        self.step = 0
+
+    def forward(
+        self, video: torch.Tensor, actions: torch.Tensor | None = None
+    ) -> TokenizerTrainingOutput:
+        loss, terms = self.loss_fn(self.tokenizer, video, self.step)
+        return TokenizerTrainingOutput(loss, terms)
