@@ -125,3 +125,18 @@ def test_latent_model_trains_on_the_code_cache(tmp_path):
     bad = config_from_dict({**config_to_dict(cfg), "model": {**LATENT, "codebook_size": 32}})
     with pytest.raises(ValueError, match="holds 8x8 codes of a 16-code tokenizer"):
         train_and_evaluate(bad, tmp_path / "bad")
+
+
+def test_pixel_commands_refuse_tokenizer_checkpoints_clearly(tmp_path):
+    from convssm.train.inference import generate_from_checkpoint
+
+    root = _folder(tmp_path / "maze")
+    cfg = config_from_dict({
+        "model": TOKENIZER, "loss": {"perceptual_weight": 0.0},
+        "data": {"dataset": "video_folder", "root": str(root), "seq_len": 1},
+        "train": {**TRAIN, "steps": 1, "eval_every": 10},
+        "eval": {"context": 1, "horizons": [1], "val_videos": 1, "batch_size": 1},
+    })  # fmt: skip
+    res = train_and_evaluate(cfg, tmp_path / "run")
+    with pytest.raises(ValueError, match="generate runs on video predictor checkpoints"):
+        generate_from_checkpoint(res.checkpoint, tmp_path / "out", horizon=2)

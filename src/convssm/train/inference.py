@@ -13,12 +13,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from convssm.models import LatentVideoPredictor, VQTokenizer
 from convssm.train.checkpoint import CheckpointInfo, load_checkpoint, load_model_weights
 from convssm.train.config import (
     ExperimentConfig,
     apply_overrides,
     config_from_dict,
     config_to_dict,
+    model_kind,
 )
 from convssm.train.distributed import resolve_device
 from convssm.train.evaluation import (
@@ -62,6 +64,17 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
     return TrainedModel(model.to(dev).eval(), cfg, info, dev)
 
 
+def _require_pixel_model(tm: TrainedModel, command: str) -> None:
+    """A clear error for checkpoints of models that do not predict pixels themselves."""
+    if isinstance(tm.model, VQTokenizer | LatentVideoPredictor):
+        kind = model_kind(tm.config.model)
+        raise ValueError(
+            f"{command} runs on video predictor checkpoints; {str(tm.info.path)!r} holds a "
+            f"{kind} (a tokenizer encodes frames with `convssm data encode`; a latent model "
+            "predicts codes that its tokenizer decodes)"
+        )
+
+
 def open_eval_set(path: str | Path, num_frames: int) -> Dataset:
     """A fixed evaluation set: a ``convssm data make-eval-set`` directory or an
     ``mnist_test_seq.npy`` file; items (T, C, H, W) in [-1, 1]."""
@@ -96,6 +109,7 @@ def evaluate_checkpoint(
     ``overrides`` (``eval.key=value``) change the checkpoint's evaluation settings.
     """
     tm = load_trained(checkpoint, device)
+    _require_pixel_model(tm, "evaluate")
     for text in overrides:
         if not text.startswith("eval."):
             raise ValueError(f"evaluate takes only eval.* overrides, got {text!r}")
@@ -241,6 +255,7 @@ def generate_from_checkpoint(
     error plot; a fresh Moving-MNIST sample has ground truth for the whole horizon.
     """
     tm = load_trained(checkpoint, device)
+    _require_pixel_model(tm, "generate")
     ev = tm.config.eval
     context = context or ev.context
     horizon = horizon or max(ev.horizons)
