@@ -368,6 +368,8 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         """
         context = self._check_codes(context, "context")
         b, t_c = context.shape[:2]
+        if t_c < 1:
+            raise ValueError("context needs at least one frame")
         actions = self._check_actions(actions, b, t_c + 1)
         conditioned = torch.full((b,), actions is not None, device=context.device)
         feats = self._mask_frames(self.embed_codes(context), conditioned)
@@ -384,6 +386,7 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
     ) -> tuple[torch.Tensor, Any]:
         """One recurrent step: frame ``index``'s codes (B, h, w) and the action of frame
         index + 1 (B,) or None -> logits (B, K, h, w) of frame index + 1, new states."""
+        codes_t = check_tensor(codes_t, "codes_t", ndim=3, finite=False)
         codes_t = self._check_codes(codes_t[:, None], "codes_t")
         b = codes_t.shape[0]
         if next_action is not None:

@@ -85,8 +85,10 @@ class VectorQuantizer(nn.Module):
 
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
         """z (N, D, h, w) -> the index of the nearest code at every position (N, h, w)."""
+        # distances in float32 at least (bf16 under autocast would misplace near ties)
         flat = z.permute(0, 2, 3, 1).reshape(-1, self.embed_dim)
-        book = self.codebook.to(flat.dtype)
+        dtype = torch.promote_types(flat.dtype, torch.float32)
+        flat, book = flat.to(dtype), self.codebook.to(dtype)
         dist = (
             flat.pow(2).sum(1, keepdim=True)
             - 2 * flat @ book.t()
