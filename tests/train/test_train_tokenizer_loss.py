@@ -47,8 +47,15 @@ def test_adversarial_terms_reach_only_their_own_side():
     )  # fmt: skip
     obj = TokenizerLoss(cfg, 3)
     assert obj.discriminator is not None
-    _, terms = obj(tok, video, step=4)
-    assert "g_loss" not in terms  # not before adversarial_start
+    loss, terms = obj(tok, video, step=4)
+    want = terms["codebook"] + terms["commitment"]  # l1_weight and perceptual_weight 0
+    torch.testing.assert_close(loss.detach(), want)  # weight 0 before adversarial_start
+    loss.backward()  # every discriminator weight takes part (DDP), with zero gradient
+    assert all(
+        p.grad is not None and p.grad.abs().max() == 0 for p in obj.discriminator.parameters()
+    )
+    for p in [*obj.discriminator.parameters(), *tok.parameters()]:
+        p.grad = None
     # the generator's gradient of g_loss alone equals the gradient through a frozen critic
     loss, terms = obj(tok, video, step=5)
     d_params = list(obj.discriminator.parameters())

@@ -5,7 +5,7 @@ For frames x and their reconstruction x̂ (the tokenizer's forward)::
 
     loss = l1_weight · |x − x̂|₁ + perceptual_weight · LPIPS(x, x̂)
            + codebook_loss + commitment_loss                          (the quantizer's)
-           + adversarial_weight · g_loss + d_loss                     (from adversarial_start)
+           + adversarial_weight · g_loss + d_loss      (weight 0 before adversarial_start)
     g_loss = −mean D(x̂)                    (the discriminator's weights held fixed)
     d_loss = mean relu(1 − D(x)) + mean relu(1 + D(sg(x̂)))        (hinge)
 
@@ -89,14 +89,18 @@ class TokenizerLoss(nn.Module):
             p = self._perceptual(x_hat, x)
             loss = loss + cfg.perceptual_weight * p
             terms["perceptual"] = p
-        if self.discriminator is not None and step >= cfg.adversarial_start:
+        if self.discriminator is not None:
+            # Before adversarial_start both terms count with weight 0 (as VQ-GAN's disc
+            # factor): the discriminator still takes part, which DDP requires of every
+            # parameter in every step.
+            on = 1.0 if step >= cfg.adversarial_start else 0.0
             frozen = {k: v.detach() for k, v in self.discriminator.named_parameters()}
             g_loss = -functional_call(self.discriminator, frozen, (x_hat,)).mean()
             d_loss = (
                 F.relu(1 - self.discriminator(x)).mean()
                 + F.relu(1 + self.discriminator(x_hat.detach())).mean()
             )
-            loss = loss + cfg.adversarial_weight * g_loss + d_loss
+            loss = loss + on * (cfg.adversarial_weight * g_loss + d_loss)
             terms["g_loss"], terms["d_loss"] = g_loss, d_loss
         return loss, {k: v.detach() for k, v in terms.items()}
 
