@@ -73,7 +73,7 @@ def test_tokenizer_gradient_reaches_the_encoder_through_the_codes():
 
 def test_ema_update_moves_used_codes_to_the_mean_of_their_vectors():
     torch.manual_seed(0)
-    vq = VectorQuantizer(4, 2, update="ema", ema_decay=0.5, ema_eps=0.0)
+    vq = VectorQuantizer(4, 2, update="ema", ema_decay=0.5, ema_eps=0.0, dead_code_threshold=0)
     assert "codebook" not in dict(vq.named_parameters())
     z = torch.randn(1, 2, 3, 3)
     for _ in range(40):
@@ -120,3 +120,19 @@ def test_clear_errors():
         tok.encode(torch.zeros(1, 2, 1, 16, 16))
     with pytest.raises(ValueError, match=r"codes must lie in \[0, 16\)"):
         tok.decode(torch.full((1, 1, 8, 8), 16))
+
+
+def test_dead_codes_restart_on_encoder_outputs():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(8, 2, update="ema", dead_code_threshold=1.0)
+    z = torch.randn(1, 2, 4, 4) * 5 + 3  # far from the tiny initial codebook
+    vq(z)
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 2)
+    # every code was dead at the start, so every code now sits on an encoder output
+    dist = torch.cdist(vq.codebook, flat).min(1).values
+    assert dist.max() < 1e-5
+    assert vq(z).perplexity > 2  # the positions spread over several codes
+    vq.eval()
+    frozen = vq.codebook.clone()
+    vq(torch.randn(1, 2, 4, 4))
+    assert torch.equal(vq.codebook, frozen)  # no restarts in eval mode

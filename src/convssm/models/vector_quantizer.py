@@ -15,7 +15,13 @@ Two ways to learn the codebook (``update``):
   averages of the assigned encoder outputs (van den Oord et al. 2017, appendix; decay
   ``ema_decay``, Laplace smoothing ``ema_eps``); codebook_loss is 0 and only the
   commitment loss is returned. Under DDP the statistics are those of each process
-  (DDP broadcasts rank 0's buffers before every forward).
+  (DDP broadcasts rank 0's buffers before every forward). Dead codes are restarted
+  (Jukebox's rule): after each update, every code whose moving-average count is below
+  ``dead_code_threshold`` (assignments per step; 0 turns it off) is moved onto a randomly
+  drawn encoder output of the batch, with count = threshold. At the start every count is 0,
+  so the first step places the whole codebook on encoder outputs (a data-dependent
+  initialisation) instead of leaving it at the tiny uniform init, where one code would take
+  every position.
 
 ``perplexity`` = exp(entropy of the batch's code histogram): K when every code is used
 equally, 1 when one code takes all positions.
@@ -52,7 +58,7 @@ class VectorQuantizer(nn.Module):
         embed_dim: D.
         update: ``"loss"`` or ``"ema"``.
         commitment_weight: β.
-        ema_decay, ema_eps: of the ``"ema"`` update.
+        ema_decay, ema_eps, dead_code_threshold: of the ``"ema"`` update.
     """
 
     def __init__(
@@ -63,6 +69,7 @@ class VectorQuantizer(nn.Module):
         commitment_weight: float = 0.25,
         ema_decay: float = 0.99,
         ema_eps: float = 1e-5,
+        dead_code_threshold: float = 1.0,
     ) -> None:
         super().__init__()
         if update not in ("loss", "ema"):
@@ -71,6 +78,9 @@ class VectorQuantizer(nn.Module):
             raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
         self.codebook_size, self.embed_dim, self.update = codebook_size, embed_dim, update
         self.commitment_weight, self.ema_decay, self.ema_eps = commitment_weight, ema_decay, ema_eps
+        if dead_code_threshold < 0:
+            raise ValueError(f"dead_code_threshold must be >= 0, got {dead_code_threshold}")
+        self.dead_code_threshold = dead_code_threshold
         init = torch.empty(codebook_size, embed_dim).uniform_(-1 / codebook_size, 1 / codebook_size)
         if update == "loss":
             self.codebook = nn.Parameter(init)
@@ -123,6 +133,14 @@ class VectorQuantizer(nn.Module):
         n = self.ema_count.sum()
         count = (self.ema_count + self.ema_eps) / (n + self.codebook_size * self.ema_eps) * n
         self.codebook.copy_(self.ema_sum / count[:, None])
+        if self.dead_code_threshold > 0:  # no host sync: a masked replacement
+            dead = (self.ema_count < self.dead_code_threshold)[:, None]
+            pick = torch.randint(0, flat.shape[0], (self.codebook_size,), device=flat.device)
+            fresh = flat[pick]
+            t = self.dead_code_threshold
+            self.codebook.copy_(torch.where(dead, fresh, self.codebook))
+            self.ema_sum.copy_(torch.where(dead, fresh * t, self.ema_sum))
+            self.ema_count.copy_(torch.where(dead[:, 0], t, self.ema_count))
 
     def extra_repr(self) -> str:
         return f"{self.codebook_size}, {self.embed_dim}, update={self.update!r}"

@@ -58,6 +58,7 @@ class VQTokenizerConfig:
     codebook_update: Literal["loss", "ema"] = "loss"
     commitment_weight: float = 0.25
     ema_decay: float = 0.99
+    dead_code_threshold: float = 1.0
 
     def __post_init__(self) -> None:
         self.channel_mult = [int(m) for m in self.channel_mult]
@@ -229,6 +230,7 @@ class VQTokenizer(PretrainedMixin, nn.Module):
             cfg.codebook_update,
             cfg.commitment_weight,
             cfg.ema_decay,
+            dead_code_threshold=cfg.dead_code_threshold,
         )
         self.decoder = _decoder(cfg)
 
