@@ -1,17 +1,12 @@
-"""Pieces of the VQ-latent models: flax-default initialisation and the logits decoder.
+"""Pieces of the VQ-latent models: flax-default initialisation of a module tree and the
+logits decoder.
 
-The reference builds its latent models from flax defaults (TECO's ``base.py``):
-
-- ``nn.Conv`` / ``nn.Dense`` / ``nn.ConvTranspose``: kernel lecun-normal (a normal truncated
-  at ±2σ, rescaled so its variance is 1 / fan_in, fan_in = in_channels · kernel area),
-  bias zeros;
-- ``nn.Embed``: normal with variance 1 / features;
-- norms: scale ones, bias zeros.
-
-:func:`flax_default_init_` applies that to the convolutions, linear layers and embeddings of
-a module tree (norms already start at ones and zeros in torch). Call it on the model's own
-encoder, decoder, projections and embeddings only: the sequence models have their own
-initialisation (HiPPO for ConvS5) which must not be overwritten.
+The reference builds its latent models from flax defaults (TECO's ``base.py``);
+:func:`flax_default_init_` applies them (:mod:`convssm.nn.init`: lecun-normal kernels,
+zero biases, embeddings N(0, 1/features)) to every Conv2d, ConvTranspose2d, Linear and
+Embedding under a module. Call it on the model's own encoder, decoder, projections and
+embeddings only: the sequence models have their own initialisation (HiPPO for ConvS5),
+which must not be overwritten.
 
 :class:`LogitsDecoder` is the reference's ``ResNetDecoder``: a 3×3 convolution to
 ``widths[0]``, residual stages on the reversed widths with a nearest 2× upsample between
@@ -23,7 +18,6 @@ them, LayerNorm over channels, and a 1×1 convolution (the reference's ``Dense``
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -31,39 +25,21 @@ from torch import nn
 
 from convssm.models.autoencoder import ResidualBlock
 from convssm.nn import ChannelLayerNorm
+from convssm.nn.init import flax_conv_, flax_embedding_, flax_linear_
 
-__all__ = ["flax_default_init_", "lecun_normal_", "LogitsDecoder"]
-
-# Standard deviation of a unit normal truncated to [-2, 2] (JAX's truncated_normal rescale).
-_TRUNC_STD = 0.87962566103423978
-
-
-def lecun_normal_(weight: torch.Tensor, fan_in: int) -> torch.Tensor:
-    """Fill ``weight`` in place with flax's lecun-normal: truncated normal, variance 1/fan_in."""
-    std = math.sqrt(1.0 / fan_in) / _TRUNC_STD
-    with torch.no_grad():
-        return nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
+__all__ = ["flax_default_init_", "LogitsDecoder"]
 
 
 def flax_default_init_(module: nn.Module) -> nn.Module:
     """Re-initialise every Conv2d, ConvTranspose2d, Linear and Embedding under ``module`` as
-    flax does by default (see the module docstring). Returns ``module``."""
+    flax does by default. Returns ``module``."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            # torch stores (out, in/groups, kh, kw) for Conv2d and (in, out/groups, kh, kw) for
-            # ConvTranspose2d; flax's fan_in is the input channels times the kernel area either way.
-            area = m.kernel_size[0] * m.kernel_size[1]
-            fan_in = (m.in_channels // m.groups) * area
-            lecun_normal_(m.weight, fan_in)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            flax_conv_(m)
         elif isinstance(m, nn.Linear):
-            lecun_normal_(m.weight, m.in_features)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+            flax_linear_(m)
         elif isinstance(m, nn.Embedding):
-            with torch.no_grad():
-                nn.init.normal_(m.weight, std=1.0 / math.sqrt(m.embedding_dim))
+            flax_embedding_(m)
     return module
 
 
