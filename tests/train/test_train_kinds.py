@@ -4,10 +4,13 @@ resume with the discriminator, and the code cache feeding the latent model."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
+from convssm.cli.main import main
 from convssm.models import (
     LatentVideoPredictor,
     LatentVideoPredictorConfig,
@@ -125,6 +128,17 @@ def test_latent_model_trains_on_the_code_cache(tmp_path):
     bad = config_from_dict({**config_to_dict(cfg), "model": {**LATENT, "codebook_size": 32}})
     with pytest.raises(ValueError, match="holds 8x8 codes of a 16-code tokenizer"):
         train_and_evaluate(bad, tmp_path / "bad")
+    # TECO's protocol through `convssm evaluate` with the tokenizer, on the cache's source
+    tok.save_pretrained(tmp_path / "tok")
+    sets = ["eval.protocol=teco", "eval.teco.frames=6", "eval.teco.context_with_actions=3",
+            "eval.teco.context_without_actions=2", "eval.metrics=[psnr,ssim]"]  # fmt: skip
+    args = ["evaluate", str(res.checkpoint), "--out", str(tmp_path / "ev"), "--device", "cpu"]
+    args += [x for item in sets for x in ("--set", item)]
+    assert main([*args, "--tokenizer", str(tmp_path / "tok")]) == 0
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert set(metrics["settings"]) == {"actions", "no_actions"}
+    assert metrics["settings"]["actions"]["horizon"] == 3
+    assert main(args) == 1  # a latent model without its tokenizer: a clear error
 
 
 def test_pixel_commands_refuse_tokenizer_checkpoints_clearly(tmp_path):

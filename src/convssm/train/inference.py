@@ -66,6 +66,12 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
 def _require_pixel_model(tm: TrainedModel, command: str) -> None:
     """A clear error for checkpoints of models that do not predict pixels themselves."""
     if isinstance(tm.model, VQTokenizer | LatentVideoPredictor):
+        if command == "evaluate" and isinstance(tm.model, LatentVideoPredictor):
+            raise ValueError(
+                f"{str(tm.info.path)!r} holds a latent_video_predictor: evaluate it with "
+                "--tokenizer PATH (the tokenizer whose codes it was trained on) and "
+                "eval.protocol teco"
+            )
         kind = model_kind(tm.config.model)
         raise ValueError(
             f"{command} runs on video predictor checkpoints; {str(tm.info.path)!r} holds a "
@@ -100,6 +106,7 @@ def evaluate_checkpoint(
     device: str = "auto",
     precision: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
+    tokenizer: str | Path | None = None,
 ) -> tuple[Any, dict[str, Path]]:
     """The checkpoint's evaluation protocol (``eval.protocol``) with its ``eval`` config.
 
@@ -109,9 +116,15 @@ def evaluate_checkpoint(
     Writes ``metrics.json``, ``videos.npz`` (uint8 truth and predictions, when
     ``eval.save_videos``), and for the first video a GIF, MP4, PNG strip and error plot.
     ``overrides`` (``eval.key=value``) change the checkpoint's evaluation settings.
+    ``tokenizer``: for a latent model's checkpoint, the tokenizer directory that encodes its
+    context and decodes its samples (the TECO protocol, on the code cache's source videos).
     """
     tm = load_trained(checkpoint, device)
-    _require_pixel_model(tm, "evaluate")
+    latent = tokenizer is not None and isinstance(tm.model, LatentVideoPredictor)
+    if tokenizer is not None and not latent:
+        raise ValueError("--tokenizer is for latent_video_predictor checkpoints only")
+    if not latent:
+        _require_pixel_model(tm, "evaluate")
     for text in overrides:
         if not text.startswith("eval."):
             raise ValueError(f"evaluate takes only eval.* overrides, got {text!r}")
@@ -122,8 +135,15 @@ def evaluate_checkpoint(
         from convssm.train.teco_run import evaluate_teco_checkpoint
 
         return evaluate_teco_checkpoint(
-            tm, out_dir, eval_set=eval_set, num_videos=num_videos, precision=precision
+            tm,
+            out_dir,
+            eval_set=eval_set,
+            num_videos=num_videos,
+            precision=precision,
+            tokenizer=tokenizer,
         )
+    if latent:
+        raise ValueError("a latent model is evaluated with eval.protocol teco")
     frames = ev.context + max(ev.horizons)
     if eval_set is not None:
         dataset = open_eval_set(eval_set, frames)
