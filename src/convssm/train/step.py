@@ -32,10 +32,13 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 def sequence_loss(
     model: nn.Module, video: torch.Tensor, actions: torch.Tensor | None
 ) -> torch.Tensor:
-    """The training loss of one micro-batch: teacher forcing, frames 0..T−2 in, 1..T−1
-    predicted, 0.5·MSE + 0.5·L1 (the model's own ``forward``).
+    """The training loss of one micro-batch, the model's own ``forward``: for a
+    VideoPredictor teacher forcing, frames 0..T−2 in, 1..T−1 predicted, 0.5·MSE + 0.5·L1;
+    for a LatentVideoPredictor the same on codes with cross-entropy; for a tokenizer run
+    (:class:`~convssm.train.tokenizer_loss.TokenizerTraining`) the VQ-GAN loss.
 
-    video (B, T, C, H, W) in [-1, 1]; actions (B, T) or None. Returns a scalar tensor.
+    video (B, T, C, H, W) in [-1, 1], or codes (B, T, h, w); actions (B, T) or None.
+    Returns a scalar tensor.
     """
     return model(video, actions).loss
 
@@ -59,6 +62,8 @@ def train_step(state: TrainState, batch: Any) -> dict[str, Any]:
             f"batch of {video.shape[0]} videos cannot be split into "
             f"train.grad_accum={tc.grad_accum} micro-batches"
         )
+    if state.objective is not None:  # the tokenizer's adversarial loss starts at a step
+        state.objective.step = state.step
     state.ddp_model.train()
     torch.manual_seed(step_seed(tc.seed, state.step, ctx.rank))
     videos = video.chunk(tc.grad_accum)
