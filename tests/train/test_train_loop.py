@@ -94,7 +94,7 @@ def test_nonfinite_loss_stops_with_a_clear_error(tmp_path):
             v[0, 0, 0, 0] = float("nan")
             return v
 
-    with pytest.raises(FloatingPointError, match="loss is nan at step 0"):
+    with pytest.raises(FloatingPointError, match="loss is nan at step 1"):
         train_and_evaluate(
             tiny_config(),
             tmp_path,

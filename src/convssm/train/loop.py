@@ -12,6 +12,7 @@ from a checkpoint computes the same losses as an uninterrupted one (bit for bit 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -229,8 +230,6 @@ def _run(cfg, tc, workdir, ctx, resume, model_factory, train_dataset, val_datase
             with guard:
                 with autocast_context(ctx.device, tc.precision):
                     loss = ddp_model(video, actions).loss / tc.grad_accum
-                if not torch.isfinite(loss.detach()):
-                    raise FloatingPointError(f"loss is {loss.item()} at step {step}")
                 (scaler.scale(loss) if scaler is not None else loss).backward()
             total += loss.detach().float()
         if scaler is not None:
@@ -251,7 +250,13 @@ def _run(cfg, tc, workdir, ctx, resume, model_factory, train_dataset, val_datase
         if out_of_time:
             end = step
         if step % tc.log_every == 0 or step == end:
+            # The loss is read (a host sync, which stalls a GPU) only here, when logged.
             mean_loss = float(all_reduce_mean(total, ctx))
+            if not math.isfinite(mean_loss):
+                raise FloatingPointError(
+                    f"loss is {mean_loss} at step {step} (the mean over the steps since the "
+                    f"last log, every train.log_every = {tc.log_every} steps)"
+                )
             last_loss = mean_loss
             now = time.perf_counter()
             rate = window_steps / max(now - window_t, 1e-9)
@@ -292,6 +297,8 @@ def _out_of_time(limit: float | None, t0: float, ctx: DistributedContext) -> boo
     """Whether the run's time limit has passed (rank 0's clock decides for every rank)."""
     if limit is None:
         return False
+    if not ctx.is_distributed:  # no tensor, no host sync
+        return time.perf_counter() - t0 > limit
     flag = torch.tensor([float(time.perf_counter() - t0 > limit)], device=ctx.device)
     if ctx.is_distributed:
         torch.distributed.broadcast(flag, src=0)
