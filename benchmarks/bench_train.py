@@ -42,9 +42,7 @@ def _checkpoint_times(cfg) -> tuple[float, float, int]:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
-        path = save_checkpoint(
-            d, 1, model, model.config, "name: bench\n", {"optimizer": opt.state_dict()}
-        )
+        path = save_checkpoint(d, 1, model, cfg, {"optimizer": opt.state_dict()})
         t1 = time.perf_counter()
         load_checkpoint(path)
         t2 = time.perf_counter()

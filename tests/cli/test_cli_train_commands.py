@@ -51,7 +51,7 @@ def test_train_writes_checkpoints_and_logs(trained):
 def test_checkpoint_is_a_pretrained_model_dir(trained):
     _, workdir = trained
     model = VideoPredictor.from_pretrained(workdir / "checkpoints" / "step_00000003")
-    assert model.config["dim"] == 16
+    assert model.config.dim == 16
 
 
 def test_resume_continues_from_the_newest_checkpoint(trained, tmp_path):

@@ -10,11 +10,14 @@ import torch
 from torch import nn
 
 import convssm.train.checkpoint as ck
+from convssm.train.config import config_from_dict
+
+CONFIG = config_from_dict({"name": "t", "model": {"dim": 4}})
 
 
 def _save(tmp_path, step, model, keep=3):
     state = {"optimizer": {"x": torch.ones(2)}, "rng": ck.capture_rng_state(), "note": "hi"}
-    return ck.save_checkpoint(tmp_path, step, model, {"dim": 4}, "name: t\n", state, keep=keep)
+    return ck.save_checkpoint(tmp_path, step, model, CONFIG, state, keep=keep)
 
 
 def test_round_trip_and_rng_restore(tmp_path):
@@ -22,8 +25,8 @@ def test_round_trip_and_rng_restore(tmp_path):
     path = _save(tmp_path, 7, model)
     a = (random.random(), np.random.rand(), torch.rand(1))  # noqa: NPY002
     info = ck.load_checkpoint(tmp_path)
-    assert info.path == path and info.step == 7 and info.model_config == {"dim": 4}
-    assert info.training_state["step"] == 7 and info.experiment_yaml == "name: t\n"
+    assert info.path == path and info.step == 7 and info.config == CONFIG
+    assert info.model_config.dim == 4 and info.training_state["step"] == 7
     ck.restore_rng_state(info.training_state["rng"])
     b = (random.random(), np.random.rand(), torch.rand(1))  # noqa: NPY002
     assert a[:2] == b[:2] and torch.equal(a[2], b[2])

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import yaml
 from train_standin import RandomVideos, standin_factory, tiny_config
 
 from convssm.train.checkpoint import list_checkpoints, load_checkpoint
@@ -41,7 +42,7 @@ def test_run_writes_logs_checkpoints_and_validation(tmp_path):
     ckpts = list_checkpoints(tmp_path / "checkpoints")
     assert [p.name for p in ckpts] == ["step_00000006"]  # keep_checkpoints=1
     info = load_checkpoint(res.checkpoint)
-    assert info.step == 6 and info.model_config["dim"] == 8
+    assert info.step == 6 and info.model_config.dim == 8
     assert "optimizer" in info.training_state and "rng" in info.training_state
     assert info.training_state["data_position"]["samples_seen"] == 24
     assert (tmp_path / "config.yaml").is_file()
@@ -104,10 +105,15 @@ def test_nonfinite_loss_stops_with_a_clear_error(tmp_path):
         )
 
 
-def test_checkpoint_config_json_is_model_arguments(tmp_path):
+def test_checkpoint_stores_the_model_config_once(tmp_path):
     res = _run(tiny_config(steps=3), tmp_path)
-    cfg = json.loads((res.checkpoint / "config.json").read_text())
-    assert cfg["encoder_widths"] == [8] and cfg["sequence_model"] == "standin"
+    meta = json.loads((res.checkpoint / "config.json").read_text())
+    assert meta["format"] == "convssm.VideoPredictor" and meta["format_version"] == 2
+    assert meta["config"]["encoder_widths"] == [8]
+    assert meta["config"]["sequence_model"] == "standin"
+    experiment = yaml.safe_load((res.checkpoint / "experiment.yaml").read_text())
+    assert "model" not in experiment and experiment["train"]["steps"] == 3
+    assert load_checkpoint(res.checkpoint).config == tiny_config(steps=3)
 
 
 def test_time_limit_stops_with_a_checkpoint_and_the_run_resumes(tmp_path):

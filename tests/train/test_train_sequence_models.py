@@ -42,7 +42,7 @@ def test_a_few_training_steps(name, tmp_path):
     assert math.isfinite(val["mse@4"])
     assert math.isfinite(val["psnr@4"]) and math.isfinite(val["ssim@4"])
     info = load_checkpoint(result.checkpoint)
-    assert info.model_config["sequence_model"] == name
+    assert info.model_config.sequence_model == name
     model = VideoPredictor.from_pretrained(result.checkpoint)
     x = torch.zeros(1, 3, 1, 16, 16)
     assert model.generate(x, 2).shape == (1, 2, 1, 16, 16)

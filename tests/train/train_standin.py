@@ -1,7 +1,7 @@
 """A small stand-in with VideoPredictor's interface, for testing the loop without it.
 
 forward(video, actions=None) -> output with .predictions (B, T-1, C, H, W) and .loss;
-generate(context, horizon) -> (B, horizon, C, H, W); .config -> constructor arguments.
+generate(context, horizon) -> (B, horizon, C, H, W); .config -> its VideoPredictorConfig.
 It has dropout, so tests also check that RNG state is handled across resume and ranks.
 """
 
@@ -22,33 +22,17 @@ class StandInOutput:
 
 
 class StandInPredictor(nn.Module):
-    def __init__(
-        self,
-        image_channels=1,
-        image_size=16,
-        encoder_widths=(8,),
-        blocks_per_stage=1,
-        dim=8,
-        sequence_model="standin",
-        sequence_options=None,
-        num_actions=0,
-    ):
+    """Built from a VideoPredictorConfig (uses image_channels, dim, sequence_options.dropout)."""
+
+    def __init__(self, config):
         super().__init__()
-        self.config = {
-            "image_channels": image_channels,
-            "image_size": image_size,
-            "encoder_widths": list(encoder_widths),
-            "blocks_per_stage": blocks_per_stage,
-            "dim": dim,
-            "sequence_model": sequence_model,
-            "sequence_options": dict(sequence_options or {}),
-            "num_actions": num_actions,
-        }
-        self.dim = dim
-        self.enc = nn.Conv2d(image_channels, dim, 3, padding=1)
+        self.config = config
+        self.dim = dim = config.dim
+        channels = config.image_channels
+        self.enc = nn.Conv2d(channels, dim, 3, padding=1)
         self.mix = nn.Conv2d(2 * dim, dim, 1)
-        self.dec = nn.Conv2d(dim, image_channels, 3, padding=1)
-        self.drop = nn.Dropout(float(self.config["sequence_options"].get("dropout", 0.2)))
+        self.dec = nn.Conv2d(dim, channels, 3, padding=1)
+        self.drop = nn.Dropout(float(config.sequence_options.get("dropout", 0.2)))
 
     def _cell(self, x_t, h):
         u = self.drop(torch.relu(self.enc(x_t)))
@@ -97,17 +81,7 @@ class RandomVideos(Dataset):
 
 
 def standin_factory(cfg):
-    m = cfg.model
-    return StandInPredictor(
-        m.image_channels,
-        m.image_size,
-        tuple(m.encoder_widths),
-        m.blocks_per_stage,
-        m.dim,
-        m.sequence_model,
-        m.sequence_options,
-        m.num_actions,
-    )
+    return StandInPredictor(cfg.model)
 
 
 def tiny_config(dropout=0.2, **train):

@@ -1,76 +1,85 @@
-"""Self-describing model directories: ``config.json`` (the constructor arguments) beside
-``model.safetensors`` (the weights), written atomically.
+"""Self-describing model directories: ``config.json`` (the model's config, with a format
+version) beside ``model.safetensors`` (the weights), written atomically.
 
     model.save_pretrained("runs/convs5_small/final")
     model = VideoPredictor.from_pretrained("runs/convs5_small/final")
+
+``config.json`` is read through :func:`convssm.models.config.config_from_payload`, so
+directories written by older versions of convssm load (their config is migrated).
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from convssm._files import atomic_write, atomic_write_text
+from convssm.models.config import VideoPredictorConfig, config_from_payload, config_payload
 
-__all__ = ["PretrainedMixin", "CONFIG_NAME", "WEIGHTS_NAME"]
+__all__ = [
+    "PretrainedMixin",
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "read_config_json",
+    "write_config_json",
+    "write_weights",
+]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-FORMAT_VERSION = 1
+
+
+def write_config_json(directory: str | os.PathLike, config: VideoPredictorConfig) -> Path:
+    """Write ``directory/config.json`` (atomically) holding ``config`` and its format version."""
+    path = Path(directory) / CONFIG_NAME
+    atomic_write_text(path, json.dumps(config_payload(config), indent=2))
+    return path
+
+
+def read_config_json(directory: str | os.PathLike) -> VideoPredictorConfig:
+    """The model config stored in ``directory/config.json``, migrated and checked."""
+    path = Path(directory) / CONFIG_NAME
+    if not Path(directory).is_dir():
+        raise FileNotFoundError(f"no model directory at {directory}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: not a saved convssm model directory")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    return config_from_payload(meta, str(path))
+
+
+def write_weights(directory: str | os.PathLike, module: torch.nn.Module) -> Path:
+    """Write ``module``'s state dict to ``directory/model.safetensors`` (atomically)."""
+    path = Path(directory) / WEIGHTS_NAME
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(state, tmp))
+    return path
 
 
 class PretrainedMixin:
-    """``save_pretrained`` / ``from_pretrained`` for a module with a JSON-able ``config``."""
+    """``save_pretrained`` / ``from_pretrained`` for a module built as ``cls(config)``."""
 
-    config: dict[str, Any]
+    config: VideoPredictorConfig
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write config.json and model.safetensors into ``directory`` (created if needed)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(state, tmp))
-        meta = {
-            "format": f"convssm.{type(self).__name__}",
-            "format_version": FORMAT_VERSION,
-            "config": self.config,
-        }
-        atomic_write_text(directory / CONFIG_NAME, json.dumps(meta, indent=2))
+        write_weights(directory, self)
+        write_config_json(directory, self.config)
         return directory
 
     @classmethod
-    def read_pretrained_config(cls, directory: str | os.PathLike) -> dict[str, Any]:
-        """The constructor arguments stored in ``directory/config.json``, checked."""
-        path = Path(directory) / CONFIG_NAME
-        if not Path(directory).is_dir():
-            raise FileNotFoundError(f"no model directory at {directory}")
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: not a saved convssm model directory")
-        try:
-            meta = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path} is not valid JSON: {err}") from err
-        want = f"convssm.{cls.__name__}"
-        if not isinstance(meta, dict) or meta.get("format") != want:
-            got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-            raise ValueError(f"{path} describes {got!r}, not {want!r}")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{path} has format_version {meta.get('format_version')}, "
-                f"this convssm reads {FORMAT_VERSION}"
-            )
-        config = meta.get("config")
-        params = inspect.signature(cls.__init__).parameters
-        unknown = sorted(set(config or {}) - set(params) - {"self"})
-        if not isinstance(config, dict) or unknown:
-            raise ValueError(f"{path}: unknown config key(s) {unknown}")
-        return config
+    def read_pretrained_config(cls, directory: str | os.PathLike) -> VideoPredictorConfig:
+        """The config stored in ``directory/config.json``, checked (older formats migrated)."""
+        return read_config_json(directory)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu"):
@@ -83,7 +92,7 @@ class PretrainedMixin:
             state = load_file(str(weights), device=map_location)
         except (SafetensorError, OSError, ValueError) as err:
             raise ValueError(f"{weights} is corrupt or unreadable: {err}") from err
-        model = cls(**config)
+        model = cls(config)
         missing, unexpected = (
             sorted(set(model.state_dict()) - set(state)),
             sorted(set(state) - set(model.state_dict())),

@@ -19,8 +19,8 @@ sequence model inside is called with ``check_values=False``.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Iterator, Sequence
+import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +30,9 @@ from torch import nn
 
 from convssm._checks import check_finite, check_tensor, resolve_check_values
 from convssm.models.autoencoder import FrameDecoder, FrameEncoder
+from convssm.models.config import VideoPredictorConfig
 from convssm.models.pretrained import PretrainedMixin
 from convssm.nn import build_sequence_model
-from convssm.nn.registry import sequence_model_class
 
 __all__ = ["VideoPredictor", "VideoPredictorOutput", "prediction_loss"]
 
@@ -53,69 +53,43 @@ def prediction_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class VideoPredictor(PretrainedMixin, nn.Module):
     """Encoder, sequence model and decoder for pixel-space video prediction.
 
-    Args:
-        image_channels: C of the frames.
-        image_size: H = W the model is configured for (any multiple of the downsampling
-            factor works at run time).
-        encoder_widths: widths of the encoder stages; each stage after the first halves H, W.
-        blocks_per_stage: residual blocks per stage.
-        norm_groups: GroupNorm groups in the encoder and decoder.
-        dim: channels the sequence model works at (after a 1×1 projection).
-        sequence_model: a registered name: ``"convs5"``, ``"convlstm"``, ``"transformer"``.
-        sequence_options: the sequence model's own options. ``height`` and ``width``, when
-            the model takes them and they are not given, are set to the latent grid size.
-        num_actions: size of the action vocabulary; 0 for no actions.
-        action_embed_dim: channels of the action embedding tiled over the latent grid.
+    Build it from its one description, ``VideoPredictor(config)`` with a
+    :class:`VideoPredictorConfig`, or, as a convenience, from that config's fields as
+    keywords: ``VideoPredictor(image_size=32, dim=64)``. ``model.config`` is the config
+    (a copy of the one given), and ``save_pretrained`` stores it.
     """
 
-    def __init__(
-        self,
-        image_channels: int = 1,
-        image_size: int = 64,
-        encoder_widths: Sequence[int] = (64, 128, 256),
-        blocks_per_stage: int = 1,
-        norm_groups: int = 32,
-        dim: int = 256,
-        sequence_model: str = "convs5",
-        sequence_options: dict[str, Any] | None = None,
-        num_actions: int = 0,
-        action_embed_dim: int = 16,
-    ) -> None:
+    def __init__(self, config: VideoPredictorConfig | None = None, /, **fields: Any) -> None:
         super().__init__()
-        widths = [int(w) for w in encoder_widths]
-        self.downsample = 2 ** (len(widths) - 1)
-        if image_size % self.downsample:
-            raise ValueError(
-                f"image_size {image_size} must be divisible by {self.downsample} "
-                f"(the encoder halves it {len(widths) - 1} times)"
-            )
-        self.image_channels, self.image_size = image_channels, image_size
-        self.latent_size = image_size // self.downsample
-        self.num_actions = num_actions
-        options = dict(sequence_options or {})
-        params = inspect.signature(sequence_model_class(sequence_model).__init__).parameters
-        for key in ("height", "width"):
-            if key in params and key not in options:
-                options[key] = self.latent_size
-        self.config = {
-            "image_channels": image_channels,
-            "image_size": image_size,
-            "encoder_widths": widths,
-            "blocks_per_stage": blocks_per_stage,
-            "norm_groups": norm_groups,
-            "dim": dim,
-            "sequence_model": sequence_model,
-            "sequence_options": options,
-            "num_actions": num_actions,
-            "action_embed_dim": action_embed_dim,
-        }
-        self.encoder = FrameEncoder(image_channels, widths, blocks_per_stage, norm_groups)
-        self.action_embed = nn.Embedding(num_actions, action_embed_dim) if num_actions else None
-        extra = action_embed_dim if num_actions else 0
-        self.proj_in = nn.Conv2d(widths[-1] + extra, dim, 1)
-        self.sequence = build_sequence_model(sequence_model, dim, **options)
-        self.proj_out = nn.Conv2d(dim, widths[-1], 1)
-        self.decoder = FrameDecoder(image_channels, widths, blocks_per_stage, norm_groups)
+        if config is None:
+            config = VideoPredictorConfig.from_dict(fields, "VideoPredictor arguments")
+        elif fields:
+            raise TypeError("give VideoPredictor a config or keyword fields, not both")
+        elif not isinstance(config, VideoPredictorConfig):
+            raise TypeError(f"config must be a VideoPredictorConfig, got {type(config).__name__}")
+        self.config = config = copy.deepcopy(config)
+        widths = config.encoder_widths
+        self.downsample = config.downsample
+        self.image_channels, self.image_size = config.image_channels, config.image_size
+        self.latent_size = config.latent_size
+        self.num_actions = config.num_actions
+        groups, blocks = config.norm_groups, config.blocks_per_stage
+        self.encoder = FrameEncoder(config.image_channels, widths, blocks, groups)
+        self.action_embed = (
+            nn.Embedding(config.num_actions, config.action_embed_dim)
+            if config.num_actions
+            else None
+        )
+        extra = config.action_embed_dim if config.num_actions else 0
+        self.proj_in = nn.Conv2d(widths[-1] + extra, config.dim, 1)
+        self.sequence = build_sequence_model(
+            config.sequence_model,
+            config.dim,
+            grid=(self.latent_size, self.latent_size),
+            **config.sequence_options,
+        )
+        self.proj_out = nn.Conv2d(config.dim, widths[-1], 1)
+        self.decoder = FrameDecoder(config.image_channels, widths, blocks, groups)
 
     # ------------------------------------------------------------------ checks
     def _check_video(self, video: object, name: str, check_values: bool | None) -> torch.Tensor:

@@ -69,7 +69,7 @@ class FrameWindow(NamedTuple):
     start: int
 
 
-@register_sequence_model("transformer")
+@register_sequence_model("transformer", takes_grid=True)
 class FrameTransformer(nn.Module):
     """Causal transformer over frame tokens on (B, T, dim, H, W); see the module docstring.
 

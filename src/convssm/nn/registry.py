@@ -4,9 +4,12 @@ Every registered class follows one interface on (B, T, C, H, W) tensors:
 ``forward(x, states=None, *, check_values=None) -> (y, states)``,
 ``step(x_t, states, *, check_values=None) -> (y_t, states)``,
 ``init_state(batch, height, width) -> states``; its constructor takes ``dim`` (the
-channel width of input and output) plus its own keyword options. ``check_values`` switches
-the NaN/inf check of the inputs (a host sync; None follows ``convssm.set_value_checks``):
-a model that wraps the sequence model checks its own inputs and passes False.
+channel width of input and output) plus its own keyword options. A model registered with
+``takes_grid=True`` (one whose constructor needs the frame size, like the transformer's
+whole-frame token convolution) gets ``height``/``width`` from ``build_sequence_model``'s
+``grid`` argument unless its options set them. ``check_values`` switches the NaN/inf check
+of the inputs (a host sync; None follows ``convssm.set_value_checks``): a model that wraps
+the sequence model checks its own inputs and passes False.
 """
 
 from __future__ import annotations
@@ -22,21 +25,35 @@ __all__ = [
     "build_sequence_model",
     "sequence_model_class",
     "sequence_model_names",
+    "sequence_model_takes_grid",
 ]
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
+_TAKES_GRID: set[str] = set()
 
 
-def register_sequence_model(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator: make ``cls`` buildable as ``build_sequence_model(name, ...)``."""
+def register_sequence_model(
+    name: str, *, takes_grid: bool = False
+) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: make ``cls`` buildable as ``build_sequence_model(name, ...)``.
+
+    ``takes_grid``: the constructor takes ``height`` and ``width`` (the frame size).
+    """
 
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"sequence model {name!r} is already registered")
         _REGISTRY[name] = cls
+        if takes_grid:
+            _TAKES_GRID.add(name)
         return cls
 
     return wrap
+
+
+def sequence_model_takes_grid(name: str) -> bool:
+    """Whether the model registered as ``name`` takes ``height``/``width`` (False if unknown)."""
+    return name in _TAKES_GRID
 
 
 def sequence_model_names() -> list[str]:
@@ -44,13 +61,20 @@ def sequence_model_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_sequence_model(name: str, dim: int, **options: Any) -> nn.Module:
+def build_sequence_model(
+    name: str, dim: int, grid: tuple[int, int] | None = None, **options: Any
+) -> nn.Module:
     """Build the sequence model registered as ``name`` with width ``dim``.
+
+    ``grid``: (height, width) of the frames it will see, passed on to models registered
+    with ``takes_grid`` unless ``options`` set them.
 
     Raises:
         ValueError: unknown name, or an option the model does not take.
     """
     cls = sequence_model_class(name)
+    if grid is not None and name in _TAKES_GRID:
+        options = {"height": grid[0], "width": grid[1], **options}
     params = inspect.signature(cls.__init__).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     unknown = sorted(set(options) - set(params) - {"self"})

@@ -1,7 +1,8 @@
 """Training, evaluation and generation runs: configs, the loop, checkpoints, distributed set-up.
 
 Main entry points: :func:`load_config` (YAML -> :class:`ExperimentConfig`),
-:func:`train_and_evaluate` (the loop, one process or under torchrun),
+:func:`train_and_evaluate` (the loop, one process or under torchrun) around
+:class:`TrainState` and :func:`train_step`,
 :func:`evaluate_checkpoint` (SPEC section 5) and :func:`generate_from_checkpoint`.
 """
 
@@ -10,7 +11,6 @@ from convssm.train.config import (
     DataConfig,
     EvalConfig,
     ExperimentConfig,
-    ModelConfig,
     OptimConfig,
     TrainConfig,
     config_from_dict,
@@ -18,15 +18,17 @@ from convssm.train.config import (
 )
 from convssm.train.inference import evaluate_checkpoint, generate_from_checkpoint, load_trained
 from convssm.train.loop import TrainResult, train_and_evaluate
+from convssm.train.state import TrainState
+from convssm.train.step import train_step
 
 __all__ = [
     "DataConfig",
     "EvalConfig",
     "ExperimentConfig",
-    "ModelConfig",
     "OptimConfig",
     "TrainConfig",
     "TrainResult",
+    "TrainState",
     "config_from_dict",
     "evaluate_checkpoint",
     "generate_from_checkpoint",
@@ -35,4 +37,5 @@ __all__ = [
     "load_trained",
     "save_checkpoint",
     "train_and_evaluate",
+    "train_step",
 ]

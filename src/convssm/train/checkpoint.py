@@ -2,12 +2,14 @@
 
 A checkpoint is a directory ``<workdir>/checkpoints/step_<NNNNNNNN>/`` holding
 
-- ``model.safetensors`` and ``config.json``: the weights and the model's constructor
-  arguments, written by the model's ``save_pretrained`` when it has one, so a checkpoint
-  directory is also a ``VideoPredictor.from_pretrained`` directory;
-- ``experiment.yaml``: the whole experiment config that produced it;
-- ``training_state.pt``: optimizer, scheduler, step, data position and RNG states
-  (python, numpy, torch CPU, CUDA when present), loadable with ``weights_only=True``;
+- ``model.safetensors`` and ``config.json``: the weights and the model's config (the
+  experiment's ``model`` section, a :class:`~convssm.models.VideoPredictorConfig`, stored
+  only here), so a checkpoint directory is also a ``VideoPredictor.from_pretrained``
+  directory;
+- ``experiment.yaml``: the rest of the experiment config that produced it;
+- ``training_state.pt``: optimizer, scheduler, scaler, step, data position and RNG states
+  (python, numpy, torch CPU, CUDA when present), loadable with ``weights_only=True``
+  (:meth:`convssm.train.state.TrainState.state_dict`);
 - ``manifest.json`` (written last): format version, step, and the size and SHA-256 of
   every other file, so a truncated or altered file is reported as corrupt.
 
@@ -16,6 +18,9 @@ fsynced, the directory is renamed into place with ``os.replace`` and the parent 
 ``latest`` pointer file is replaced the same way. A crash mid-write leaves only a
 ``.tmp-*`` directory (ignored, and removed by the next save) and the previous checkpoint
 intact. Only the newest ``keep`` checkpoints are kept.
+
+Format versions: 1 stored the model config twice (``config.json`` and the ``model`` section
+of ``experiment.yaml``); 2 stores it once, in ``config.json``. Both load.
 """
 
 from __future__ import annotations
@@ -33,10 +38,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from convssm._files import atomic_write_text, fsync_dir, fsync_file
+from convssm.models.config import VideoPredictorConfig
+from convssm.models.pretrained import read_config_json, write_config_json, write_weights
+from convssm.train.config import ExperimentConfig, config_from_dict, config_to_dict
 
 __all__ = [
     "FORMAT_VERSION",
@@ -51,21 +60,26 @@ __all__ = [
     "load_model_weights",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READS = (1, 2)
 _NAME = re.compile(r"^step_(\d{8,})$")
 _REQUIRED = ("model.safetensors", "config.json", "experiment.yaml", "training_state.pt")
 
 
 @dataclass
 class CheckpointInfo:
-    """What :func:`load_checkpoint` returns: the path, step, configs, weights and state."""
+    """What :func:`load_checkpoint` returns: the path, step, config, weights and state."""
 
     path: Path
     step: int
-    model_config: dict[str, Any]
-    experiment_yaml: str
+    config: ExperimentConfig
     weights: dict[str, torch.Tensor]
     training_state: dict[str, Any]
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def model_config(self) -> VideoPredictorConfig:
+        return self.config.model
 
 
 # ---------------------------------------------------------------- RNG
@@ -142,15 +156,15 @@ def save_checkpoint(
     directory: str | Path,
     step: int,
     model: torch.nn.Module,
-    model_config: dict[str, Any],
-    experiment_yaml: str,
+    config: ExperimentConfig,
     training_state: dict[str, Any],
     keep: int = 3,
 ) -> Path:
     """Write checkpoint ``step`` atomically into ``directory``; return its path.
 
-    ``model`` is the bare module (not a DDP wrapper). ``training_state`` holds plain
-    values and tensors (it is read back with ``torch.load(weights_only=True)``).
+    ``model`` is the bare module (not a DDP wrapper); ``config.model`` goes to
+    ``config.json``, the other sections to ``experiment.yaml``. ``training_state`` holds
+    plain values and tensors (it is read back with ``torch.load(weights_only=True)``).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -159,14 +173,9 @@ def save_checkpoint(
     final = directory / f"step_{step:08d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step_{step:08d}-", dir=directory))
     try:
-        if hasattr(model, "save_pretrained"):  # VideoPredictor: its own config.json format
-            model.save_pretrained(tmp)
-        else:
-            state = model.state_dict().items()
-            weights = {k: v.detach().cpu().contiguous().clone() for k, v in state}
-            save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-            (tmp / "config.json").write_text(json.dumps(model_config, indent=2, sort_keys=True))
-        (tmp / "experiment.yaml").write_text(experiment_yaml)
+        write_weights(tmp, model)
+        write_config_json(tmp, config.model)
+        (tmp / "experiment.yaml").write_text(_experiment_yaml(config))
         torch.save({**training_state, "step": step}, tmp / "training_state.pt")
         files = {}
         for name in _REQUIRED:
@@ -224,10 +233,10 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> CheckpointInfo:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"checkpoint {str(path)!r}: manifest.json is corrupt ({err})") from None
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in _READS:
         raise ValueError(
             f"checkpoint {str(path)!r} has format version {version!r}; "
-            f"this convssm reads version {FORMAT_VERSION}"
+            f"this convssm reads versions {', '.join(map(str, _READS))}"
         )
     for name in _REQUIRED:
         f = path / name
@@ -248,20 +257,39 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> CheckpointInfo:
             f"checkpoint {str(path)!r}: model.safetensors is corrupt ({err})"
         ) from None
     try:
-        model_config = json.loads((path / "config.json").read_text())
-        if isinstance(model_config, dict) and "format" in model_config:  # save_pretrained's
-            model_config = model_config.get("config", {})
         state = torch.load(path / "training_state.pt", map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any parse failure means a corrupt file
         raise ValueError(f"checkpoint {str(path)!r} is corrupt: {err}") from None
     return CheckpointInfo(
         path=path,
         step=int(manifest["step"]),
-        model_config=model_config,
-        experiment_yaml=(path / "experiment.yaml").read_text(),
+        config=_read_config(path, version),
         weights=weights,
         training_state=state,
+        format_version=version,
     )
+
+
+def _experiment_yaml(config: ExperimentConfig) -> str:
+    data = config_to_dict(config)
+    del data["model"]
+    head = "# the model section is stored once, in config.json beside this file\n"
+    return head + yaml.safe_dump(data, sort_keys=False)
+
+
+def _read_config(path: Path, version: int) -> ExperimentConfig:
+    """The experiment config of a checkpoint; version 1 kept the model section in the YAML."""
+    try:
+        data = yaml.safe_load((path / "experiment.yaml").read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"it holds a {type(data).__name__}, not a mapping")
+        if version >= 2:
+            if "model" in data:
+                raise ValueError("it has a 'model' section; format 2 keeps it in config.json")
+            data["model"] = read_config_json(path).to_dict()
+        return config_from_dict(data)
+    except (TypeError, ValueError, yaml.YAMLError) as err:
+        raise ValueError(f"checkpoint {str(path)!r}: invalid experiment config: {err}") from None
 
 
 def load_model_weights(

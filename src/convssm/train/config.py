@@ -1,7 +1,9 @@
 """Experiment configuration: typed dataclasses read from YAML, with ``--set a.b=c`` overrides.
 
 An experiment file has up to six top-level keys — ``name``, ``model``, ``data``, ``optim``,
-``train`` and ``eval`` — each section a mapping onto one dataclass below. Unknown keys are
+``train`` and ``eval`` — each section a mapping onto one dataclass: ``model`` onto
+:class:`convssm.models.VideoPredictorConfig` (the model's one description), the others
+onto the dataclasses below. Unknown keys are
 rejected (the error names the key, its section and the valid keys), values are type-checked
 (an int is accepted where a float is expected; a bool is never accepted as a number), and
 anything left out keeps its default. The whole config dumps back to plain dicts, YAML or
@@ -20,10 +22,11 @@ from typing import Any, Literal
 
 import yaml
 
-from convssm.train.typed import check_value
+from convssm._typed import check_value, dataclass_from_dict
+from convssm.models.config import VideoPredictorConfig
+from convssm.train.teco_eval import TecoProtocol
 
 __all__ = [
-    "ModelConfig",
     "DataConfig",
     "OptimConfig",
     "TrainConfig",
@@ -37,22 +40,6 @@ __all__ = [
     "dump_yaml",
     "dump_json",
 ]
-
-
-@dataclass
-class ModelConfig:
-    """The arguments of ``convssm.models.VideoPredictor`` (SPEC section 3)."""
-
-    image_channels: int = 1
-    image_size: int = 64
-    encoder_widths: list[int] = field(default_factory=lambda: [64, 128, 256])
-    blocks_per_stage: int = 1
-    norm_groups: int = 32
-    dim: int = 256
-    sequence_model: str = "convs5"
-    sequence_options: dict[str, Any] = field(default_factory=dict)
-    num_actions: int = 0
-    action_embed_dim: int = 16
 
 
 @dataclass
@@ -95,7 +82,8 @@ class TrainConfig:
 
     ``threads`` sets ``torch.set_num_threads`` for the run (``null``: torch's default);
     on a small shared CPU one thread per process is often fastest. ``time_limit_s`` stops
-    the run (with a checkpoint) once that many seconds of training have passed.
+    the run (with a checkpoint) once that many seconds of training have passed (checked at
+    log intervals, where the loop reads the loss back to the host anyway).
     """
 
     steps: int = 300_000
@@ -115,8 +103,16 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """The SPEC section 5 protocol and the small periodic validation during training."""
+    """The evaluation protocol of ``convssm evaluate`` and the small periodic validation.
 
+    ``protocol``: ``spec5`` (SPEC section 5: ``context`` frames in, ``horizons`` out) or
+    ``teco`` (TECO's two settings on the 3-D environment sets, lengths in ``teco``; see
+    :mod:`convssm.train.teco_eval`). ``num_videos``, ``batch_size``, ``metrics``,
+    ``fvd_chunk`` and ``save_videos`` apply to both.
+    """
+
+    protocol: Literal["spec5", "teco"] = "spec5"
+    teco: TecoProtocol = field(default_factory=TecoProtocol)
     context: int = 100
     horizons: list[int] = field(default_factory=lambda: [400, 800, 1200])
     num_videos: int = 1024
@@ -135,7 +131,7 @@ class ExperimentConfig:
     """A whole experiment: one file, one run."""
 
     name: str = "experiment"
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: VideoPredictorConfig = field(default_factory=VideoPredictorConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -173,24 +169,8 @@ def _yaml_load(text: str, where: str) -> Any:
         raise ValueError(f"{where}: not valid YAML: {err}") from None
 
 
-def _build_section(cls: type, data: Any, section: str) -> Any:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise TypeError(f"section {section!r} must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = [k for k in data if k not in names]
-    if unknown:
-        raise ValueError(
-            f"unknown key {unknown[0]!r} in section {section!r}; valid keys: {', '.join(names)}"
-        )
-    kwargs = {k: check_value(v, hints[k], f"{section}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
-
-
 _SECTIONS = {
-    "model": ModelConfig,
+    "model": VideoPredictorConfig,
     "data": DataConfig,
     "optim": OptimConfig,
     "train": TrainConfig,
@@ -214,19 +194,13 @@ def config_from_dict(data: Any) -> ExperimentConfig:
     if "name" in data:
         kwargs["name"] = check_value(data["name"], str, "name")
     for key, cls in _SECTIONS.items():
-        kwargs[key] = _build_section(cls, data.get(key), key)
+        kwargs[key] = dataclass_from_dict(cls, data.get(key), key)
     return ExperimentConfig(**kwargs)
 
 
 def _validate_values(cfg: ExperimentConfig) -> None:
     """Range checks that types alone cannot express."""
     positive = {
-        "model.image_channels": cfg.model.image_channels,
-        "model.image_size": cfg.model.image_size,
-        "model.dim": cfg.model.dim,
-        "model.blocks_per_stage": cfg.model.blocks_per_stage,
-        "model.norm_groups": cfg.model.norm_groups,
-        "model.action_embed_dim": cfg.model.action_embed_dim,
         "data.seq_len": cfg.data.seq_len,
         "train.steps": cfg.train.steps,
         "train.batch_size": cfg.train.batch_size,
@@ -248,10 +222,6 @@ def _validate_values(cfg: ExperimentConfig) -> None:
         raise ValueError(
             f"data.seq_len must be at least 2 (teacher forcing), got {cfg.data.seq_len}"
         )
-    if not cfg.model.encoder_widths or any(w <= 0 for w in cfg.model.encoder_widths):
-        raise ValueError(f"model.encoder_widths must be positive, got {cfg.model.encoder_widths}")
-    if cfg.model.num_actions < 0:
-        raise ValueError(f"model.num_actions must be >= 0, got {cfg.model.num_actions}")
     if len(cfg.optim.betas) != 2 or not all(0.0 <= b < 1.0 for b in cfg.optim.betas):
         raise ValueError(f"optim.betas must be two numbers in [0, 1), got {cfg.optim.betas}")
     if cfg.optim.weight_decay < 0 or cfg.optim.warmup_steps < 0:
@@ -319,7 +289,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
                 f"valid keys: {', '.join(names)}"
             )
         hint = typing.get_type_hints(cls)[keys[1]]
-        if len(keys) > 2 and typing.get_origin(hint) is not dict:
+        nested = typing.get_origin(hint) is dict or dataclasses.is_dataclass(hint)
+        if len(keys) > 2 and not nested:
             raise ValueError(f"override {text!r}: {keys[0]}.{keys[1]} has no sub-keys")
         node = data.setdefault(keys[0], {})
         if node is None:

@@ -6,32 +6,20 @@ of that shape and optionally ``actions`` (T,) int.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
-from convssm.train.config import DataConfig, EvalConfig, ExperimentConfig, ModelConfig
+from convssm.models import VideoPredictor, VideoPredictorConfig
+from convssm.train.config import DataConfig, EvalConfig, ExperimentConfig
 
-__all__ = ["build_model", "model_kwargs", "build_train_dataset", "build_eval_dataset", "split_item"]
-
-
-def model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
-    """The keyword arguments of ``VideoPredictor`` for ``cfg``."""
-    kwargs = dataclasses.asdict(cfg)
-    kwargs["encoder_widths"] = tuple(kwargs["encoder_widths"])
-    return kwargs
+__all__ = ["build_model", "build_train_dataset", "build_eval_dataset", "split_item"]
 
 
-def build_model(cfg: ModelConfig) -> torch.nn.Module:
+def build_model(cfg: VideoPredictorConfig) -> torch.nn.Module:
     """A fresh ``convssm.models.VideoPredictor`` for ``cfg``."""
-    from convssm.models import VideoPredictor
-
-    try:
-        return VideoPredictor(**model_kwargs(cfg))
-    except TypeError as err:
-        raise ValueError(f"model config does not fit VideoPredictor: {err}") from None
+    return VideoPredictor(cfg)
 
 
 def _moving_mnist(

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch.utils.data import DataLoader, Dataset
 
 from convssm.train.checkpoint import CheckpointInfo, load_checkpoint, load_model_weights
@@ -23,7 +22,6 @@ from convssm.train.config import (
 )
 from convssm.train.distributed import resolve_device
 from convssm.train.evaluation import (
-    EvalResult,
     evaluate_predictions,
     generate_videos,
     to_uint8,
@@ -54,12 +52,7 @@ class TrainedModel:
 def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
     """Model (eval mode, on ``device``) and experiment config from a checkpoint."""
     info = load_checkpoint(checkpoint)
-    try:
-        cfg = config_from_dict(yaml.safe_load(info.experiment_yaml))
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"checkpoint {str(info.path)!r} has an invalid experiment.yaml: {err}"
-        ) from None
+    cfg = info.config
     if cfg.train.threads is not None:
         torch.set_num_threads(cfg.train.threads)
     model = build_model(cfg.model)
@@ -94,8 +87,11 @@ def evaluate_checkpoint(
     device: str = "auto",
     precision: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
-) -> tuple[EvalResult, dict[str, Path]]:
-    """The SPEC section 5 protocol with the checkpoint's ``eval`` config; writes outputs.
+) -> tuple[Any, dict[str, Path]]:
+    """The checkpoint's evaluation protocol (``eval.protocol``) with its ``eval`` config.
+
+    ``teco``: see :mod:`convssm.train.teco_run` (returns a ``TecoResult``). ``spec5``
+    (returns an ``EvalResult``): SPEC section 5 with the checkpoint's ``eval`` config.
 
     Writes ``metrics.json``, ``videos.npz`` (uint8 truth and predictions, when
     ``eval.save_videos``), and for the first video a GIF, MP4, PNG strip and error plot.
@@ -108,6 +104,12 @@ def evaluate_checkpoint(
     if overrides:
         tm.config = config_from_dict(apply_overrides(config_to_dict(tm.config), overrides))
     ev = tm.config.eval
+    if ev.protocol == "teco":
+        from convssm.train.teco_run import evaluate_teco_checkpoint
+
+        return evaluate_teco_checkpoint(
+            tm, out_dir, eval_set=eval_set, num_videos=num_videos, precision=precision
+        )
     frames = ev.context + max(ev.horizons)
     if eval_set is not None:
         dataset = open_eval_set(eval_set, frames)

@@ -26,7 +26,9 @@ class StepSampler:
     """Batch sampler over ``dataset_len`` items, starting at optimizer step ``start_step``.
 
     Iterating yields, for each step from ``start_step`` to ``total_steps - 1`` and each
-    micro-step, the list of dataset indices this rank loads.
+    micro-step, the list of dataset indices this rank loads; with ``per_step``, one list per
+    step instead: the micro-steps' lists one after another (``train_step`` splits the batch
+    back into ``grad_accum`` equal parts).
     """
 
     dataset_len: int
@@ -38,12 +40,13 @@ class StepSampler:
     shuffle: bool = True
     start_step: int = 0
     total_steps: int | None = None
+    per_step: bool = False
 
     def __post_init__(self) -> None:
         if self.dataset_len < 1:
             raise ValueError(f"dataset_len must be positive, got {self.dataset_len}")
-        per_step = self.grad_accum * self.world_size
-        if self.global_batch % per_step:
+        parts = self.grad_accum * self.world_size
+        if self.global_batch % parts:
             raise ValueError(
                 f"global batch {self.global_batch} must be divisible by grad_accum "
                 f"({self.grad_accum}) x world size ({self.world_size})"
@@ -82,14 +85,18 @@ class StepSampler:
     def __iter__(self) -> Iterator[list[int]]:
         step = self.start_step
         while self.total_steps is None or step < self.total_steps:
-            for micro in range(self.grad_accum):
-                yield self.indices(step, micro)
+            if self.per_step:
+                yield [i for m in range(self.grad_accum) for i in self.indices(step, m)]
+            else:
+                for micro in range(self.grad_accum):
+                    yield self.indices(step, micro)
             step += 1
 
     def __len__(self) -> int:
         if self.total_steps is None:
             raise TypeError("an endless StepSampler has no length")
-        return max(self.total_steps - self.start_step, 0) * self.grad_accum
+        lists_per_step = 1 if self.per_step else self.grad_accum
+        return max(self.total_steps - self.start_step, 0) * lists_per_step
 
     def state_dict(self) -> dict[str, int]:
         return {

@@ -1,17 +1,25 @@
-"""Check a value read from YAML/JSON against a type annotation.
+"""Check values read from YAML/JSON against type annotations, and build config dataclasses.
 
-Supports what experiment configs use: ``int``, ``float`` (an int is widened; a bool never
-counts as a number), ``bool``, ``str``, ``X | None``, ``Literal[...]``, ``list[X]`` (tuples
-accepted) and ``dict[str, Any]``. Errors name the offending path (``train.steps``).
+Supports what configs use: ``int``, ``float`` (an int is widened; a bool never counts as a
+number), ``bool``, ``str``, ``X | None``, ``Literal[...]``, ``list[X]`` (tuples accepted),
+``dict[str, Any]`` and nested config dataclasses. Errors name the offending path
+(``train.steps``, ``model.encoder_widths[1]``).
+
+:func:`dataclass_from_dict` is how every config dataclass is read (experiment sections, the
+model config of ``convssm.models``): unknown keys are rejected naming the key, the section
+and the valid keys; keys left out keep their defaults, so a field added later with a default
+reads older files unchanged. This module imports nothing from ``convssm`` so every layer may
+use it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 from typing import Any, Literal
 
-__all__ = ["check_value"]
+__all__ = ["check_value", "dataclass_from_dict"]
 
 
 def _type_name(tp: Any) -> str:
@@ -52,6 +60,8 @@ def check_value(value: Any, tp: Any, where: str) -> Any:
             if not isinstance(k, str):
                 raise TypeError(f"{where}: keys must be strings, got {k!r}")
         return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return dataclass_from_dict(tp, value, where)
     if tp is bool:
         if not isinstance(value, bool):
             raise TypeError(f"{where}: expected true/false, got {value!r}")
@@ -69,3 +79,31 @@ def check_value(value: Any, tp: Any, where: str) -> Any:
             raise TypeError(f"{where}: expected a string, got {value!r}")
         return value
     raise TypeError(f"{where}: unsupported annotation {tp}")  # pragma: no cover
+
+
+def dataclass_from_dict(cls: type, data: Any, section: str) -> Any:
+    """An instance of config dataclass ``cls`` from a mapping read from YAML/JSON.
+
+    Every value is checked against its annotation (nested dataclasses recursively); a key
+    ``cls`` does not have is an error naming it, ``section`` and the valid keys. A
+    ``ValueError`` raised by ``cls`` itself (its own range checks in ``__post_init__``) is
+    prefixed with ``section`` unless it already names it.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise TypeError(f"section {section!r} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise ValueError(
+            f"unknown key {unknown[0]!r} in section {section!r}; valid keys: {', '.join(names)}"
+        )
+    kwargs = {k: check_value(v, hints[k], f"{section}.{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except ValueError as err:
+        if str(err).startswith(f"{section}."):
+            raise
+        raise ValueError(f"{section}.{err}") from None

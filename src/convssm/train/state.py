@@ -1,0 +1,167 @@
+"""``TrainState``: everything a training run carries from step to step, saved and restored whole.
+
+A checkpoint holds the state's model weights (``model.safetensors``), the config
+(``config.json`` + ``experiment.yaml``) and :meth:`TrainState.state_dict` (``training_state.pt``:
+optimizer, scheduler, gradient scaler, step, sampler position and RNG states). Restoring it
+with :func:`restore_train_state` and running on gives bit-for-bit the run that was not
+interrupted (on CPU): the batches of step ``s`` are a function of ``s`` and the torch RNG is
+re-seeded from ``(seed, step, rank)`` before every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from convssm.train.checkpoint import (
+    CheckpointInfo,
+    capture_rng_state,
+    load_model_weights,
+    restore_rng_state,
+    save_checkpoint,
+)
+from convssm.train.config import ExperimentConfig
+from convssm.train.distributed import DistributedContext, barrier, wrap_model
+from convssm.train.sampling import StepSampler
+from convssm.train.schedule import build_scheduler, make_optimizer
+
+__all__ = ["TrainState", "create_train_state", "restore_train_state", "save_train_state"]
+
+
+@dataclass(eq=False)
+class TrainState:
+    """The model and what trains it, at optimizer step ``step``.
+
+    Attributes:
+        model: the bare module (what checkpoints save).
+        optimizer, scheduler: AdamW and its warm-up/cosine schedule.
+        scaler: the fp16 gradient scaler (``enabled=False`` unless training in fp16 on CUDA).
+        sampler: which samples every step reads; its ``start_step`` is the data position.
+        config: the experiment config (``train_step`` reads ``train`` and ``optim``).
+        step: optimizer updates done so far.
+        ctx: where this process stands (device, rank, world size).
+        ddp_model: the module forward and backward run through: ``model`` itself, or its
+            ``DistributedDataParallel`` wrapper in a multi-process run.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    sampler: StepSampler
+    config: ExperimentConfig
+    step: int = 0
+    ctx: DistributedContext = field(default_factory=DistributedContext)
+    ddp_model: nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        if self.ddp_model is None:
+            self.ddp_model = self.model
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything but the weights, as values ``torch.load(weights_only=True)`` reads."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": capture_rng_state(),
+            "step": self.step,
+            "data_position": {
+                "step": self.step,
+                "samples_seen": self.step * self.sampler.global_batch,
+                "sampler": self.sampler.state_dict(),
+            },
+            "world_size": self.ctx.world_size,
+            "torch_version": str(torch.__version__),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict` (also reads checkpoints of format version 1)."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):  # empty when the run had no enabled scaler
+            self.scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"])
+        self.step = int(state["step"])
+        self.sampler.start_step = self.step
+
+
+def _scaler(ctx: DistributedContext, precision: str) -> torch.amp.GradScaler:
+    fp16 = ctx.device.type == "cuda" and (
+        precision == "fp16" or (precision == "auto" and not torch.cuda.is_bf16_supported())
+    )
+    return torch.amp.GradScaler(ctx.device.type, enabled=fp16)
+
+
+def create_train_state(
+    config: ExperimentConfig,
+    model: nn.Module,
+    dataset_len: int,
+    shuffle: bool,
+    ctx: DistributedContext,
+) -> TrainState:
+    """A fresh state at step 0 around ``model`` (moved to ``ctx.device``, wrapped for DDP)."""
+    tc, oc = config.train, config.optim
+    model = model.to(ctx.device)
+    optimizer = make_optimizer(model, oc.lr, oc.betas, oc.weight_decay, oc.eps)
+    sampler = StepSampler(
+        dataset_len,
+        tc.batch_size,
+        tc.grad_accum,
+        ctx.world_size,
+        ctx.rank,
+        seed=config.data.seed,
+        shuffle=shuffle,
+        total_steps=tc.steps,
+        per_step=True,
+    )
+    return TrainState(
+        model=model,
+        optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, oc.warmup_steps, tc.steps),
+        scaler=_scaler(ctx, tc.precision),
+        sampler=sampler,
+        config=config,
+        ctx=ctx,
+        ddp_model=wrap_model(model, ctx),
+    )
+
+
+def restore_train_state(state: TrainState, info: CheckpointInfo) -> None:
+    """Load a checkpoint's weights and training state into ``state``.
+
+    The checkpoint's config must match ``state.config`` apart from the ``train`` cadence
+    keys and ``train.steps`` (so a run can be extended).
+    """
+    saved, cfg = info.config, state.config
+    for section in ("model", "data", "optim"):
+        if getattr(saved, section) != getattr(cfg, section):
+            raise ValueError(
+                f"--resume: the {section!r} section differs from the checkpoint's "
+                f"({info.path}); resume with the same config"
+            )
+    if saved.train.batch_size != cfg.train.batch_size or saved.train.seed != cfg.train.seed:
+        raise ValueError("--resume: train.batch_size and train.seed must match the checkpoint")
+    load_model_weights(state.model, info.weights, str(info.path))
+    state.model.to(state.ctx.device)
+    state.load_state_dict(info.training_state)
+
+
+def save_train_state(directory: str | Path, state: TrainState) -> Path | None:
+    """Checkpoint ``state`` into ``directory`` (rank 0 writes; every rank waits for it)."""
+    path = None
+    if state.ctx.is_main:
+        path = save_checkpoint(
+            directory,
+            state.step,
+            state.model,
+            state.config,
+            state.state_dict(),
+            keep=state.config.train.keep_checkpoints,
+        )
+    barrier(state.ctx)
+    return path

@@ -1,0 +1,85 @@
+"""``train_step(state, batch) -> metrics``: one optimizer update of a :class:`TrainState`.
+
+The step: re-seed torch from ``(seed, step, rank)``; split this rank's batch into
+``train.grad_accum`` micro-batches; for each, compute the loss (:func:`sequence_loss`, the
+one place the training objective lives) under autocast and backpropagate it (DDP
+all-reduces the gradients on the last micro-batch only); then unscale, clip, step the
+optimizer and the schedule. It never reads a value back to the host: the returned loss is
+a device tensor, and the loop reads it at its log interval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from convssm.train.evaluation import autocast_context
+from convssm.train.factory import split_item
+from convssm.train.state import TrainState
+
+__all__ = ["train_step", "sequence_loss", "step_seed"]
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The torch seed for ``step`` on ``rank`` (independent of how the run was split up)."""
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def sequence_loss(
+    model: nn.Module, video: torch.Tensor, actions: torch.Tensor | None
+) -> torch.Tensor:
+    """The training loss of one micro-batch: teacher forcing, frames 0..T−2 in, 1..T−1
+    predicted, 0.5·MSE + 0.5·L1 (the model's own ``forward``).
+
+    video (B, T, C, H, W) in [-1, 1]; actions (B, T) or None. Returns a scalar tensor.
+    """
+    return model(video, actions).loss
+
+
+def train_step(state: TrainState, batch: Any) -> dict[str, Any]:
+    """One optimizer update on this rank's ``batch``; advances ``state.step`` by one.
+
+    Args:
+        batch: a collated batch (B_local, T, C, H, W), or a dict/tuple with ``video`` and
+            ``actions``; B_local = train.batch_size / world size, split into
+            ``train.grad_accum`` equal micro-batches.
+    Returns:
+        ``loss``: this rank's mean loss over the batch, a detached device tensor (reading
+        it is a host sync; the loop does that only at log intervals); ``lr``: the learning
+        rate this update used.
+    """
+    tc, ctx = state.config.train, state.ctx
+    video, actions = split_item(batch)
+    if video.shape[0] % tc.grad_accum:
+        raise ValueError(
+            f"batch of {video.shape[0]} videos cannot be split into "
+            f"train.grad_accum={tc.grad_accum} micro-batches"
+        )
+    state.ddp_model.train()
+    torch.manual_seed(step_seed(tc.seed, state.step, ctx.rank))
+    videos = video.chunk(tc.grad_accum)
+    action_parts = actions.chunk(tc.grad_accum) if actions is not None else [None] * len(videos)
+    total = torch.zeros((), device=ctx.device)
+    for micro, (v, a) in enumerate(zip(videos, action_parts, strict=True)):
+        v = v.to(ctx.device, non_blocking=True)
+        a = a.to(ctx.device, non_blocking=True) if a is not None else None
+        accumulate = ctx.is_distributed and micro < tc.grad_accum - 1  # all-reduce on the last
+        with state.ddp_model.no_sync() if accumulate else contextlib.nullcontext():
+            with autocast_context(ctx.device, tc.precision):
+                loss = sequence_loss(state.ddp_model, v, a) / tc.grad_accum
+            state.scaler.scale(loss).backward()
+        total += loss.detach().float()
+    lr = state.optimizer.param_groups[0]["lr"]
+    state.scaler.unscale_(state.optimizer)
+    if state.config.optim.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), state.config.optim.grad_clip)
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+    state.optimizer.zero_grad(set_to_none=True)
+    state.scheduler.step()
+    state.step += 1
+    return {"loss": total, "lr": lr}
