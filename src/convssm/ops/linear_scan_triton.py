@@ -36,21 +36,30 @@ import torch
 
 from convssm.ops.scan_contract import check_scan_inputs
 
-try:  # triton is optional (the ``triton`` extra); without it this path reports that plainly.
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - exercised where triton is absent
-    triton = None
-    tl = None
-
 __all__ = ["linear_scan_triton", "triton_available", "BLOCK"]
 
 BLOCK = 256  # channels per program (a power of two); 128 threads hold 2 channels each
 NUM_WARPS = 4
 
+# triton is optional (the ``triton`` extra) and imported on first need: importing it costs
+# seconds, which a CPU-only process should not pay. The kernels below find it as these
+# module globals when they are compiled.
+triton = None
+tl = None
+_import_error: ImportError | None = None
+
 
 def triton_available() -> bool:
     """Whether triton imports (the kernels can then run on CUDA, or on CPU when interpreted)."""
+    global triton, tl, _import_error
+    if triton is None and _import_error is None:
+        try:
+            import triton as _triton
+            import triton.language as _tl
+        except ImportError as exc:
+            _import_error = exc
+        else:
+            triton, tl = _triton, _tl
     return triton is not None
 
 
@@ -136,9 +145,9 @@ _KERNELS: dict[bool, tuple] = {}
 
 def _kernels() -> tuple:
     """The jitted (forward, backward) kernels for the current TRITON_INTERPRET setting."""
-    if triton is None:
+    if not triton_available():
         raise RuntimeError(
-            "linear_scan_triton needs triton, which is not installed: "
+            f"linear_scan_triton needs triton, which does not import ({_import_error}): "
             "pip install 'convssm[triton]' (or use linear_scan's loop path)"
         )
     interpret = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
