@@ -103,6 +103,26 @@ def _callables(versions, dim, p, size, batch, bf16: bool, compiled: bool) -> dic
     return fns
 
 
+def op_counts(versions: dict) -> dict:
+    """ATen ops per ``ConvS5Block.step`` at S1 (top level, and all calls including nested
+    ones): the per-step dispatch work, a count that the machine's load cannot blur."""
+    dim, p, size, batch, _ = SHAPES["S1"]
+    out = {}
+    for label, nn_mod in versions.items():
+        block = nn_mod.ConvS5Block(dim, p).eval()
+        x = torch.randn(batch, dim, size, size)
+        with torch.no_grad():
+            _, state = block.step(x)
+            block.step(x, state)
+            with torch.profiler.profile() as prof:
+                for _ in range(10):
+                    block.step(x, state)
+        events = [e for e in prof.events() if e.name.startswith("aten::")]
+        top = [e for e in events if not (e.cpu_parent and e.cpu_parent.name.startswith("aten::"))]
+        out[f"S1 {label} aten ops per step (top level / all)"] = (len(top) / 10, len(events) / 10)
+    return out
+
+
 def measure(versions: dict, seconds: float, compiled: bool) -> dict:
     """Per shape: ms per call of each version's ``ConvS5Block.step`` (same weights and input),
     the four convolutions alone, in alternating ~50 ms blocks; medians, and the median of the
@@ -145,12 +165,15 @@ def main() -> None:
         versions["compare"] = _import_as(args.compare, "convssm_compare")
     load0 = os.getloadavg()
     res = measure(versions, args.seconds, args.compile)
+    counts = op_counts(versions)
     load1 = os.getloadavg()
     print(f"{'ms per frame (median of alternating blocks)':48s}{'value':>10s}")
     for key, value in res.items():
         shape = key.split()[0]
         target = f" (target <= {SHAPES[shape][4]} ms)" if key == f"{shape} this" else ""
         print(f"{key + target:48s}{value:10.3f}")
+    for key, value in counts.items():
+        print(f"{key:60s}{value[0]:6.0f} / {value[1]:.0f}")
     print(f"load average (1, 5, 15 min): before {load0}, after {load1}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -161,6 +184,7 @@ def main() -> None:
         "threads": args.threads,
         "compare": args.compare,
         "results": res,
+        "op_counts": counts,
         "loadavg_before": load0,
         "loadavg_after": load1,
         "torch": torch.__version__,
