@@ -30,6 +30,7 @@ hold both.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -163,6 +164,11 @@ def _grid(m: int) -> tuple[int]:
     return (triton.cdiv(m, BLOCK),)
 
 
+def _on(device: torch.device):
+    """Launch on the tensors' GPU (Triton launches on the current device)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
 # ----------------------------------------------------------------------------- custom ops
 
 
@@ -172,9 +178,10 @@ def _scan_op(a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor | None) -> torch
     fwd, _ = _kernels()
     length, m = b.shape[0], b.shape[1]
     x = torch.empty_like(b)
-    fwd[_grid(m)](
-        a, b, a if x0 is None else x0, x, length, m, x0 is not None, BLOCK, num_warps=NUM_WARPS
-    )
+    with _on(b.device):
+        fwd[_grid(m)](
+            a, b, a if x0 is None else x0, x, length, m, x0 is not None, BLOCK, num_warps=NUM_WARPS
+        )
     return x
 
 
@@ -193,20 +200,21 @@ def _scan_backward_op(
     gx = torch.empty_like(x)
     ga = torch.empty_like(a) if need_a else a.new_empty(0, 2)
     x0_arg = a if x0 is None else x0
-    bwd[_grid(m)](
-        a,
-        x,
-        x0_arg,
-        g,
-        gx,
-        ga if need_a else gx,
-        length,
-        m,
-        x0 is not None,
-        need_a,
-        BLOCK,
-        num_warps=NUM_WARPS,
-    )
+    with _on(x.device):
+        bwd[_grid(m)](
+            a,
+            x,
+            x0_arg,
+            g,
+            gx,
+            ga if need_a else gx,
+            length,
+            m,
+            x0 is not None,
+            need_a,
+            BLOCK,
+            num_warps=NUM_WARPS,
+        )
     return gx, ga
 
 
