@@ -300,11 +300,12 @@ class FrameTransformer(nn.Module):
         ``states``: None (an empty state of the default kind, ``cache``), a list of
         :class:`KVCache` (continue with cached keys/values), or a :class:`FrameWindow`
         (no cache: every output re-run from its last <= ``window`` input frames).
-        ``check_values``: NaN/inf check of x and the states' tensors (one host sync; None:
-        the global switch ``convssm.set_value_checks``).
+        ``check_values``: NaN/inf check of x (one host sync; None: the global switch
+        ``convssm.set_value_checks``). The states are not read: a KV cache or frame window
+        grows with the history, and checking it every frame would cost O(window).
         """
         x = self._check_input(x, "x", 5)
-        check_inputs_finite(check_values, x, "x", states)
+        check_inputs_finite(check_values, x, "x")
         b = x.shape[0]
         if states is None:
             states = self.init_state(b, self.height, self.width)
@@ -346,7 +347,7 @@ class FrameTransformer(nn.Module):
     ) -> tuple[torch.Tensor, list[KVCache] | FrameWindow]:
         """x_t: (B, dim, H, W) -> (y_t (B, dim, H, W), new state), with either state kind."""
         x_t = self._check_input(x_t, "x_t", 4)
-        check_inputs_finite(check_values, x_t, "x_t", states)
+        check_inputs_finite(check_values, x_t, "x_t")
         if states is None:
             states = self.init_state(x_t.shape[0], self.height, self.width)
         y, states = self.forward(x_t[:, None], states, check_values=False)
