@@ -23,13 +23,12 @@ from pathlib import Path
 
 import torch
 
+from convssm._resources import shipped_dir
 from convssm.nn import sequence_model_names
 from convssm.train.checkpoint import load_checkpoint, save_checkpoint
 from convssm.train.config import load_config
 from convssm.train.demo import step_times
 from convssm.train.factory import build_model
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _step_times(cfg, threads: int, repeats: int) -> list[float]:
@@ -53,10 +52,10 @@ def _checkpoint_times(cfg) -> tuple[float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "train.json"))
+    parser.add_argument("--out", default="benchmarks/results/train.json")
     args = parser.parse_args()
     rows, skipped = [], []
-    for path in sorted((ROOT / "configs" / "cpu").glob("*_small.yaml")):
+    for path in sorted((shipped_dir("configs") / "cpu").glob("*_small.yaml")):
         cfg = load_config(path)
         if cfg.model.sequence_model not in sequence_model_names():
             skipped.append(f"{path.name}: sequence model {cfg.model.sequence_model!r} not here")

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from convssm.train.checkpoint import write_experiment_yaml
 from convssm.train.config import load_config
 from convssm.train.demo import seconds_per_step
 from convssm.train.evaluation import evaluate_predictions
@@ -106,6 +107,7 @@ def run_model(name: str, args, out: Path) -> dict:
 
     pretrained = Path(args.pretrained) / name
     tm.model.save_pretrained(pretrained)
+    write_experiment_yaml(pretrained, tm.config)  # its data and evaluation settings
     n_params = sum(p.numel() for p in tm.model.parameters())
     return {
         "model": name,

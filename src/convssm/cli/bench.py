@@ -7,14 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from convssm._resources import shipped_dir
 from convssm.cli._errors import reports_errors
 
 
 def benchmarks_dir() -> Path:
-    for root in (Path(__file__).resolve().parents[3], Path.cwd()):
-        if (root / "benchmarks").is_dir():
-            return root / "benchmarks"
-    raise ValueError("cannot find the benchmarks/ folder (run from the source tree)")
+    """The benchmark scripts shipped with the package (wheel) or of the source checkout."""
+    return shipped_dir("benchmarks")
 
 
 def available() -> dict[str, Path]:

@@ -9,17 +9,31 @@ from pathlib import Path
 from convssm.cli._errors import add_overrides_argument, reports_errors
 
 
+def format_row(row: dict) -> str:
+    """``psnr 21.3, rmse [0.512, 0.031]``: numbers and per-channel lists of one horizon."""
+    shown = []
+    for k, v in row.items():
+        if isinstance(v, float):
+            shown.append(f"{k} {v:.4f}")
+        elif isinstance(v, list) and all(isinstance(x, float) for x in v):
+            shown.append(f"{k} [" + ", ".join(f"{x:.4g}" for x in v) + "]")
+    return ", ".join(shown)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evaluate",
-        help="score a checkpoint on a fixed evaluation set (PSNR, SSIM, LPIPS, FVD)",
+        help="score a model on held-out videos or arrays (PSNR, SSIM, LPIPS, FVD; "
+        "per-channel RMSE and MAE for physical fields)",
         description="Condition on the config's context frames, generate its horizons, and "
-        "write metrics.json, videos.npz and pictures of the first video.",
+        "write metrics.json, videos.npz and pictures of the first video. Models trained on "
+        "physical arrays are scored per channel in the data's units.",
     )
     p.add_argument(
         "checkpoint",
         metavar="CHECKPOINT",
-        help="a checkpoint directory, or a run's workdir (its newest checkpoint)",
+        help="a checkpoint directory, a run's workdir (its newest checkpoint), or a "
+        "published model folder (config.json + model.safetensors)",
     )
     p.add_argument(
         "--eval-set",
@@ -28,7 +42,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fixed set from `convssm data make-eval-set`, or mnist_test_seq.npy "
         "(default: the config's seeded held-out videos)",
     )
-    p.add_argument("--out", default=None, metavar="DIR", help="output (default CHECKPOINT/eval)")
+    p.add_argument(
+        "--input",
+        default=None,
+        metavar="FILE",
+        help="an (N, T, C, H, W) or (T, C, H, W) array (.npy, .h5, .zarr) to evaluate on; "
+        "its predictions are written in the same format",
+    )
+    p.add_argument("--key", default=None, help="dataset / array name inside --input")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output (default: RUN/eval/step_N beside the run, never inside a checkpoint)",
+    )
     p.add_argument(
         "--videos", type=int, default=None, metavar="N", help="evaluate only the first N videos"
     )
@@ -44,16 +71,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 @reports_errors("evaluate")
 def run(args: argparse.Namespace) -> int:
     from convssm.train.checkpoint import resolve_checkpoint
-    from convssm.train.inference import evaluate_checkpoint
+    from convssm.train.inference import default_out_dir, evaluate_checkpoint
 
     if args.videos is not None and args.videos < 1:
         raise ValueError(f"--videos must be positive, got {args.videos}")
     ckpt = resolve_checkpoint(args.checkpoint)
-    out = Path(args.out) if args.out else ckpt / "eval"
+    out = Path(args.out) if args.out else default_out_dir(ckpt, "eval")
     result, paths = evaluate_checkpoint(
         ckpt,
         out,
         eval_set=args.eval_set,
+        input_path=args.input,
+        key=args.key,
         num_videos=args.videos,
         device=args.device,
         overrides=args.overrides,
@@ -66,8 +95,7 @@ def run(args: argparse.Namespace) -> int:
             for name, s in result.settings.items()
         }
     for label, row in rows.items():
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float))
-        print(f"{label}: {shown}")
+        print(f"{label}: {format_row(row)}")
     for name, why in result.skipped.items():
         print(f"skipped {name}: {why}")
     for name, path in paths.items():

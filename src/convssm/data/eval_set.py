@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from convssm._files import atomic_write_text
+from convssm._progress import progress_iter
 from convssm.data.digits import DigitSource, load_digits
 from convssm.data.moving_mnist import (
     GENERATOR_VERSION,
@@ -91,9 +92,7 @@ def write_eval_set(
     videos = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
     indices = range(num_videos)
     if progress:
-        from tqdm import tqdm
-
-        indices = tqdm(indices, desc="eval videos", unit="video")
+        indices = progress_iter(indices, desc="eval videos", unit="video")
     crcs = []
     for i in indices:
         video = dataset.video_uint8(i)

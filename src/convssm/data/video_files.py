@@ -6,6 +6,9 @@ path in the message when a file is missing, corrupt, truncated or wrongly shaped
 - npz: ``video`` (T, H, W, C) uint8 with C in {1, 3}; optional ``actions`` (T,) integer.
 - mp4: decoded with PyAV to RGB (T, H, W, 3) uint8; an optional npz of the same stem next
   to it holds ``actions`` (T,) integer.
+
+:func:`read_video` reads one whole video for ``convssm generate --input``: the same npz and
+mp4 readers, with a more lenient npz layout ((T, H, W), (T, H, W, C) or (T, C, H, W)).
 """
 
 from __future__ import annotations
@@ -17,7 +20,16 @@ from pathlib import Path
 import av
 import numpy as np
 
-__all__ = ["VideoFileInfo", "probe_video_file", "read_video_file", "actions_path_for"]
+__all__ = [
+    "VideoFileInfo",
+    "probe_video_file",
+    "read_video_file",
+    "read_video",
+    "actions_path_for",
+    "VIDEO_SUFFIXES",
+]
+
+VIDEO_SUFFIXES = (".npz", ".mp4", ".mov", ".avi", ".mkv", ".webm")
 
 _ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, av.FFmpegError)
 
@@ -178,3 +190,38 @@ def read_video_file(
         _check_actions_header(actions.shape, actions.dtype, info.num_frames, info.actions_path)
         actions = actions[start:stop].astype(np.int64)
     return video[start:stop], actions
+
+
+def read_video(path: str | Path) -> np.ndarray:
+    """A whole video file -> (T, C, H, W) uint8 with C in {1, 3}.
+
+    npz: its ``video`` array, (T, H, W), (T, H, W, C) or (T, C, H, W) uint8; mp4 (and the
+    other containers PyAV reads: mov, avi, mkv, webm): all frames as RGB.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"input video {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise ValueError(f"input {str(path)!r}: expected one of {', '.join(VIDEO_SUFFIXES)}")
+    try:
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                if "video" not in data.files:
+                    raise ValueError(f"{str(path)!r} has no 'video' array (has {data.files})")
+                video = np.asarray(data["video"])
+        else:
+            video = _decode_mp4(path, stop=2**62)
+    except _ERRORS as err:
+        if isinstance(err, ValueError) and str(path) in str(err):
+            raise
+        raise ValueError(f"unreadable video {str(path)!r}: {err}") from None
+    if video.dtype != np.uint8:
+        raise TypeError(f"{str(path)!r}: video must be uint8, got {video.dtype}")
+    if video.ndim == 3:
+        video = video[:, None]
+    elif video.ndim == 4 and video.shape[-1] in (1, 3) and video.shape[1] not in (1, 3):
+        video = np.moveaxis(video, -1, 1)
+    if video.ndim != 4 or video.shape[1] not in (1, 3):
+        raise ValueError(f"{str(path)!r}: cannot read a video of shape {video.shape}")
+    return np.ascontiguousarray(video)

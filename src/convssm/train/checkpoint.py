@@ -32,6 +32,7 @@ import random
 import re
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ __all__ = [
     "resolve_checkpoint",
     "list_checkpoints",
     "latest_checkpoint",
+    "load_latest_intact",
+    "read_experiment_yaml",
+    "write_experiment_yaml",
     "capture_rng_state",
     "restore_rng_state",
     "load_model_weights",
@@ -270,6 +274,25 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> CheckpointInfo:
     )
 
 
+def load_latest_intact(directory: str | Path) -> CheckpointInfo | None:
+    """The newest checkpoint under ``directory`` that loads and verifies, or ``None``.
+
+    A newer checkpoint that fails (truncated, altered, unreadable) is skipped with a
+    ``RuntimeWarning`` naming it and why, so a run resumes from the previous intact one.
+    """
+    for path in reversed(list_checkpoints(directory)):
+        try:
+            return load_checkpoint(path)
+        except ValueError as err:
+            warnings.warn(
+                f"skipping checkpoint {str(path)!r}, which is not intact ({err}); "
+                "trying the one before it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return None
+
+
 def _experiment_yaml(config: ExperimentConfig) -> str:
     data = config_to_dict(config)
     del data["model"]
@@ -290,6 +313,29 @@ def _read_config(path: Path, version: int) -> ExperimentConfig:
         return config_from_dict(data)
     except (TypeError, ValueError, yaml.YAMLError) as err:
         raise ValueError(f"checkpoint {str(path)!r}: invalid experiment config: {err}") from None
+
+
+def write_experiment_yaml(directory: str | Path, config: ExperimentConfig) -> Path:
+    """Write ``directory/experiment.yaml`` (all sections but ``model``, which config.json
+    holds), atomically: for a published model folder, its data and evaluation settings."""
+    path = Path(directory) / "experiment.yaml"
+    atomic_write_text(path, _experiment_yaml(config))
+    return path
+
+
+def read_experiment_yaml(directory: str | Path, model: Any) -> ExperimentConfig:
+    """The experiment config of a published folder: its ``experiment.yaml`` with ``model``
+    (the folder's VideoPredictorConfig) as the model section."""
+    path = Path(directory) / "experiment.yaml"
+    try:
+        data = yaml.safe_load(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"it holds a {type(data).__name__}, not a mapping")
+        if "model" in data:
+            raise ValueError("it has a 'model' section; config.json beside it holds the model")
+        return config_from_dict({**data, "model": model.to_dict()})
+    except (TypeError, ValueError, yaml.YAMLError) as err:
+        raise ValueError(f"{str(path)!r}: invalid experiment config: {err}") from None
 
 
 def load_model_weights(

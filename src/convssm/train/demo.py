@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from convssm._resources import config_path as shipped_config
 from convssm.train.config import ExperimentConfig, load_config
 from convssm.train.evaluation import autocast_context
 from convssm.train.factory import build_model, build_train_dataset
@@ -34,14 +35,9 @@ TRAIN_SHARE = 0.8  # of the time budget; the rest is start-up, validation, evalu
 
 
 def find_demo_config() -> Path:
-    """``configs/cpu/convs5_small.yaml`` of the source tree (or of the current directory)."""
-    for root in (Path(__file__).resolve().parents[3], Path.cwd()):
-        if (root / DEMO_CONFIG).is_file():
-            return root / DEMO_CONFIG
-    raise ValueError(
-        f"cannot find {DEMO_CONFIG} next to the sources or in the current directory; "
-        "pass --config PATH"
-    )
+    """``configs/cpu/convs5_small.yaml``, shipped with the package (package data in a wheel,
+    the repository's ``configs/`` in a source checkout)."""
+    return shipped_config(DEMO_CONFIG.relative_to("configs").as_posix())
 
 
 def step_times(cfg: ExperimentConfig, probes: int = 5) -> list[float]:

@@ -8,8 +8,15 @@ score per frame. For each horizon ``h``:
 - LPIPS (AlexNet, v0.1 heads) on the same frames, mean over frames then videos;
 - FVD over whole videos (context plus ``h`` frames), mean and std over chunks of 256.
 
-A metric that cannot run (its function or its weights are not installed) is not silently
-left out: the result lists it under ``skipped`` with the reason.
+Physical fields (a model with ``normalization`` statistics, trained on ``data.dataset:
+array``) are scored by kind: per-channel RMSE and MAE in the data's own units (``rmse`` and
+``mae``: one number per channel per horizon, one list of C numbers per frame), always; PSNR,
+SSIM and MSE on the fields mapped through the model's normaliser (its training range onto
+[0, 1]); LPIPS and FVD, which score natural video, are skipped with that reason.
+
+A metric that cannot run (its weights are not installed, the frames are too small, fewer
+videos than one FVD chunk) is not silently left out: the result lists it under ``skipped``
+with the reason.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ __all__ = [
 ]
 
 FRAME_METRICS = ("psnr", "ssim", "lpips")
+FIELD_METRICS = ("rmse", "mae")
 FVD_CHUNK = 256
 LPIPS_MIN_SIZE = 31
 
@@ -165,10 +173,7 @@ def frame_metric_functions(
     for name in names:
         if name not in FRAME_METRICS:
             continue
-        fn = getattr(metrics, name, None)
-        if fn is None:
-            skipped[name] = f"convssm.metrics has no {name!r} in this installation"
-            continue
+        fn = getattr(metrics, name)
         if name == "lpips":
             if frame_size is not None and min(frame_size) < LPIPS_MIN_SIZE:
                 skipped[name] = (
@@ -195,14 +200,27 @@ def evaluate_predictions(
     metric_names: Iterable[str] = ("psnr", "ssim", "lpips", "fvd"),
     batch_size: int = 16,
     fvd_chunk: int = FVD_CHUNK,
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> EvalResult:
     """Score predictions (N, H, C, H, W) against ground truth (N, context + H, C, H, W).
 
-    Both in [-1, 1]. Per-frame curves cover all generated frames; per-horizon numbers the
-    first ``h`` of them. ``mse`` (per-pixel, in [0, 1]) is always reported.
+    Both in [-1, 1] — or, with ``normalize`` (a field model's map from physical units onto
+    [-1, 1]), both in physical units, scored as fields (module docstring). Per-frame curves
+    cover all generated frames; per-horizon numbers the first ``h`` of them. ``mse``
+    (per-pixel, in [0, 1]) is always reported; ``rmse``/``mae`` (per channel, in the units
+    of ``truth``) when asked, and always for fields.
     """
     start = time.perf_counter()
     metric_names = list(metric_names)
+    unit = to_unit if normalize is None else (lambda v: to_unit(normalize(v.float())))
+    natural_only: dict[str, str] = {}
+    if normalize is not None:
+        for name in ("lpips", "fvd"):
+            if name in metric_names:
+                natural_only[name] = f"{name.upper()} scores natural video, not physical fields"
+        metric_names = [*FIELD_METRICS] + [
+            m for m in metric_names if m not in FIELD_METRICS and m not in natural_only
+        ]
     horizon = pred.shape[1]
     if truth.shape[1] != context + horizon:
         raise ValueError(
@@ -213,22 +231,50 @@ def evaluate_predictions(
     result = EvalResult(context=context, horizons=list(horizons), num_videos=int(pred.shape[0]))
     target = truth[:, context:]
     fns, result.skipped = frame_metric_functions(metric_names, tuple(pred.shape[-2:]))
-    per_frame = {"mse": ((to_unit(pred) - to_unit(target)) ** 2).mean(dim=(2, 3, 4))}
+    result.skipped.update(natural_only)
+    per_frame = {"mse": ((unit(pred) - unit(target)) ** 2).mean(dim=(2, 3, 4))}
     for name, fn in fns.items():
         parts = []
         for i in range(0, pred.shape[0], batch_size):
             p, t = pred[i : i + batch_size], target[i : i + batch_size]
-            parts.append(fn(to_unit(p), to_unit(t)).float().cpu())
+            parts.append(fn(unit(p), unit(t)).float().cpu())
         per_frame[name] = torch.cat(parts)
     result.per_frame = {k: v.mean(0).tolist() for k, v in per_frame.items()}
     for h in horizons:
         result.per_horizon[str(h)] = {
             k: float(v[:, :h].mean(1).mean(0)) for k, v in per_frame.items()
         }
+    _add_channel_errors(result, pred, target, horizons, metric_names)
     if "fvd" in metric_names:
         _add_fvd(result, truth, pred, context, horizons, fvd_chunk)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _add_channel_errors(
+    result: EvalResult,
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    horizons: list[int],
+    metric_names: list[str],
+) -> None:
+    """Per-channel RMSE / MAE in the units of ``target``: per horizon a list of C numbers,
+    per frame a list of C numbers (RMSE: root of the mean squared error over videos)."""
+    import convssm.metrics as metrics
+
+    wanted = [m for m in FIELD_METRICS if m in metric_names]
+    if not wanted:
+        return
+    errors = {
+        "rmse": metrics.channel_mse(pred.double(), target.double()),  # (N, T, C)
+        "mae": metrics.channel_mae(pred.double(), target.double()),
+    }
+    finish = {"rmse": torch.sqrt, "mae": lambda v: v}
+    for name in wanted:
+        err, done = errors[name], finish[name]
+        result.per_frame[name] = done(err.mean(0)).tolist()
+        for h in horizons:
+            result.per_horizon[str(h)][name] = done(err[:, :h].mean(dim=(0, 1))).tolist()
 
 
 def _add_fvd(
@@ -242,9 +288,6 @@ def _add_fvd(
     """FVD over whole videos (context + h frames), mean and std over chunks of ``chunk``."""
     import convssm.metrics as metrics
 
-    if not hasattr(metrics, "FVDAccumulator"):
-        result.skipped["fvd"] = "convssm.metrics has no FVD in this installation"
-        return
     n = truth.shape[0]
     if n < chunk:
         result.skipped["fvd"] = (
@@ -276,8 +319,10 @@ def write_eval_outputs(
     truth: torch.Tensor | None = None,
     pred: torch.Tensor | None = None,
     extra: dict[str, Any] | None = None,
+    physical: bool = False,
 ) -> dict[str, Path]:
-    """Write ``metrics.json`` and (when given) ``videos.npz`` with uint8 ``truth``/``pred``."""
+    """Write ``metrics.json`` and (when given) ``videos.npz`` with uint8 ``truth``/``pred``
+    (float32 in the data's units when ``physical``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out / "metrics.json"}
@@ -287,10 +332,11 @@ def write_eval_outputs(
     paths["metrics"].write_text(json.dumps(payload, indent=2))
     if truth is not None and pred is not None:
         paths["videos"] = out / "videos.npz"
+        convert = (lambda v: v.float().cpu().numpy()) if physical else to_uint8
         np.savez_compressed(
             paths["videos"],
-            truth=to_uint8(truth),
-            pred=to_uint8(pred),
+            truth=convert(truth),
+            pred=convert(pred),
             context=np.int64(result.context),
         )
     return paths

@@ -1,20 +1,28 @@
 """Build the model and the data sets an :class:`ExperimentConfig` describes.
 
-Items of every data set are (T, C, H, W) float tensors in [-1, 1], or dicts with ``video``
-of that shape and optionally ``actions`` (T,) int.
+Items of every data set are (T, C, H, W) float tensors — in [-1, 1] for video, in physical
+units for ``data.dataset: array`` — or dicts with ``video`` of that shape and optionally
+``actions`` (T,) int.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from convssm.models import VideoPredictor, VideoPredictorConfig
-from convssm.train.config import DataConfig, EvalConfig, ExperimentConfig
+from convssm.train.config import DataConfig, ExperimentConfig
 
-__all__ = ["build_model", "build_train_dataset", "build_eval_dataset", "split_item"]
+__all__ = [
+    "build_model",
+    "build_train_dataset",
+    "build_eval_dataset",
+    "split_item",
+    "with_normalization",
+]
 
 
 def build_model(cfg: VideoPredictorConfig) -> torch.nn.Module:
@@ -59,7 +67,7 @@ def build_train_dataset(cfg: ExperimentConfig) -> tuple[Dataset, bool]:
         return ds, data.num_videos is not None
     if data.dataset == "video_folder":
         return _video_folder(data, "train", data.seq_len), True
-    raise ValueError(f"unknown data.dataset {data.dataset!r}")  # pragma: no cover
+    return _array(cfg, "train", data.seq_len, data.seed), True
 
 
 def build_eval_dataset(cfg: ExperimentConfig, num_videos: int, num_frames: int) -> Dataset:
@@ -76,17 +84,60 @@ def build_eval_dataset(cfg: ExperimentConfig, num_videos: int, num_frames: int) 
         )
     if data.dataset == "video_folder":
         return _video_folder(data, "test", num_frames)
-    raise ValueError(f"unknown data.dataset {data.dataset!r}")  # pragma: no cover
+    val = _array(cfg, "val", num_frames, ev.seed)
+    return Subset(val, range(num_videos)) if num_videos < len(val) else val
 
 
 def _video_folder(data: DataConfig, split: str, num_frames: int) -> Dataset:
-    import convssm.data as cdata
+    from convssm.data import VideoFolder
 
     if data.root is None:
         raise ValueError("data.root must name a folder when data.dataset is 'video_folder'")
-    if not hasattr(cdata, "VideoFolder"):
-        raise ValueError("this convssm has no convssm.data.VideoFolder")
-    return cdata.VideoFolder(data.root, split=split, seq_len=num_frames, **data.options)
+    return VideoFolder(data.root, split=split, seq_len=num_frames, **data.options)
+
+
+def _array(cfg: ExperimentConfig, split: str, num_frames: int, seed: int) -> Dataset:
+    from convssm.data import ArrayDataset
+
+    data, model = cfg.data, cfg.model
+    if data.root is None:
+        raise ValueError("data.root must name an array file when data.dataset is 'array'")
+    try:
+        ds = ArrayDataset(
+            data.root, key=data.key, split=split, seq_len=num_frames, seed=seed, **data.options
+        )
+    except TypeError as err:
+        if "unexpected keyword" in str(err):
+            raise ValueError(f"data.options: {err}") from None
+        raise
+    c, h, w = ds.frame_shape
+    if c != model.image_channels:
+        raise ValueError(
+            f"data.root {data.root!r} has {c} channels per frame, but model.image_channels "
+            f"is {model.image_channels}"
+        )
+    if (h, w) != (model.image_size, model.image_size):
+        raise ValueError(
+            f"data.root {data.root!r} has {h}x{w} frames, but model.image_size is "
+            f"{model.image_size} (square frames of that side)"
+        )
+    return ds
+
+
+def with_normalization(cfg: ExperimentConfig, train_dataset: Dataset) -> ExperimentConfig:
+    """``cfg`` with ``model.normalization`` filled from the training split's per-channel
+    statistics (streamed, float64) when the data are physical arrays and the config leaves
+    it null; otherwise ``cfg`` itself. Deterministic: a resumed run computes the same."""
+    if cfg.data.dataset != "array" or cfg.model.normalization is not None:
+        return cfg
+    stats = getattr(train_dataset, "channel_stats", None)
+    if not callable(stats):
+        raise ValueError(
+            "data.dataset is 'array' but the training set has no channel_stats(): set "
+            "model.normalization in the config"
+        )
+    model = dataclasses.replace(cfg.model, normalization=stats().to_dict())
+    return dataclasses.replace(cfg, model=model)
 
 
 def split_item(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -100,8 +151,3 @@ def split_item(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], torch.Tensor):
         return batch[0], batch[1] if len(batch) > 1 else None
     raise TypeError(f"cannot read a video batch from {type(batch).__name__}")
-
-
-def eval_config_frames(ev: EvalConfig) -> int:
-    """Frames per evaluation video: context plus the longest horizon."""
-    return ev.context + max(ev.horizons)

@@ -1,6 +1,13 @@
-"""Use a trained checkpoint: load it, run the SPEC section 5 evaluation, generate videos.
+"""Use a trained model: load it, run the SPEC section 5 evaluation, generate videos.
 
-These are the library functions behind ``convssm evaluate`` and ``convssm generate``.
+These are the library functions behind ``convssm evaluate`` and ``convssm generate``. A
+model is a training checkpoint (``<run>/checkpoints/step_N``, or a run's workdir for its
+newest) or a published model folder (``config.json`` + ``model.safetensors``, as written by
+``save_pretrained``; an ``experiment.yaml`` beside them supplies the data and evaluation
+settings, the defaults otherwise). Inputs are videos (mp4, npz) or arrays (``.npy``, ``.h5``,
+``.zarr``, with a key where the format has them); predictions from an array are written in
+that array's format. A model of physical fields (``normalization`` in its config) takes and
+returns the data's units and is scored per channel (:mod:`convssm.train.evaluation`).
 """
 
 from __future__ import annotations
@@ -13,8 +20,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from convssm.train.checkpoint import CheckpointInfo, load_checkpoint, load_model_weights
+from convssm.train.checkpoint import (
+    CheckpointInfo,
+    load_checkpoint,
+    load_model_weights,
+    read_experiment_yaml,
+)
 from convssm.train.config import (
+    DataConfig,
     ExperimentConfig,
     apply_overrides,
     config_from_dict,
@@ -28,10 +41,22 @@ from convssm.train.evaluation import (
     write_eval_outputs,
 )
 from convssm.train.factory import build_eval_dataset, build_model, split_item
+from convssm.train.inputs import (
+    check_array_fits,
+    display_frames,
+    error_curves,
+    fit_video_to_model,
+    is_array_file,
+    moving_mnist_sample,
+    read_input_array,
+    read_input_video,
+    write_predictions,
+)
 from convssm.train.media import plot_error_curves, side_by_side, write_gif, write_mp4, write_strip
 
 __all__ = [
     "TrainedModel",
+    "default_out_dir",
     "load_trained",
     "open_eval_set",
     "evaluate_checkpoint",
@@ -43,22 +68,69 @@ __all__ = [
 
 @dataclass
 class TrainedModel:
+    """A loaded model, its experiment config and where it came from.
+
+    ``info`` is the checkpoint's (``None`` for a published folder); ``path`` the folder;
+    ``step`` the training step (``None`` when a published folder does not say).
+    """
+
     model: torch.nn.Module
     config: ExperimentConfig
-    info: CheckpointInfo
+    info: CheckpointInfo | None
     device: torch.device
+    path: Path
+    step: int | None = None
+
+    @property
+    def normalize(self):
+        """The model's map from physical units onto [-1, 1], or ``None`` for video models."""
+        normalizer = getattr(self.model, "normalizer", None)
+        return normalizer.normalize if normalizer is not None and normalizer.enabled else None
+
+
+def default_out_dir(checkpoint: str | Path, kind: str) -> Path:
+    """Where ``convssm evaluate`` / ``generate`` write by default: beside the run.
+
+    A checkpoint ``<run>/checkpoints/step_N`` gives ``<run>/<kind>/step_N`` (never inside the
+    checkpoint, which rotation deletes); any other model folder gives ``<folder>/<kind>``.
+    """
+    checkpoint = Path(checkpoint)
+    if checkpoint.parent.name == "checkpoints" and checkpoint.name.startswith("step_"):
+        return checkpoint.parent.parent / kind / checkpoint.name
+    return checkpoint / kind
+
+
+def _is_published(path: Path) -> bool:
+    return (
+        path.is_dir()
+        and not (path / "manifest.json").is_file()
+        and (path / "config.json").is_file()
+        and (path / "model.safetensors").is_file()
+    )
 
 
 def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
-    """Model (eval mode, on ``device``) and experiment config from a checkpoint."""
+    """Model (eval mode, on ``device``) and experiment config from a checkpoint, a run's
+    workdir or a published model folder (see the module docstring)."""
+    dev = resolve_device(device)
+    path = Path(checkpoint)
+    if _is_published(path):
+        from convssm.models import VideoPredictor
+
+        model = VideoPredictor.from_pretrained(path)  # checks the weights' SHA-256
+        if (path / "experiment.yaml").is_file():
+            cfg = read_experiment_yaml(path, model.config)
+        else:  # a bare model: default data and evaluation settings around it
+            kind = "array" if model.config.normalization is not None else "moving_mnist"
+            cfg = ExperimentConfig(model=model.config, data=DataConfig(dataset=kind))
+        return TrainedModel(model.to(dev).eval(), cfg, None, dev, path, None)
     info = load_checkpoint(checkpoint)
     cfg = info.config
     if cfg.train.threads is not None:
         torch.set_num_threads(cfg.train.threads)
     model = build_model(cfg.model)
     load_model_weights(model, info.weights, f"checkpoint {str(info.path)!r}")
-    dev = resolve_device(device)
-    return TrainedModel(model.to(dev).eval(), cfg, info, dev)
+    return TrainedModel(model.to(dev).eval(), cfg, info, dev, info.path, info.step)
 
 
 def open_eval_set(path: str | Path, num_frames: int) -> Dataset:
@@ -83,19 +155,25 @@ def evaluate_checkpoint(
     out_dir: str | Path,
     *,
     eval_set: str | Path | None = None,
+    input_path: str | Path | None = None,
+    key: str | None = None,
     num_videos: int | None = None,
     device: str = "auto",
     precision: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
 ) -> tuple[Any, dict[str, Path]]:
-    """The checkpoint's evaluation protocol (``eval.protocol``) with its ``eval`` config.
+    """The model's evaluation protocol (``eval.protocol``) with its ``eval`` config.
 
     ``teco``: see :mod:`convssm.train.teco_run` (returns a ``TecoResult``). ``spec5``
-    (returns an ``EvalResult``): SPEC section 5 with the checkpoint's ``eval`` config.
+    (returns an ``EvalResult``): SPEC section 5 with the model's ``eval`` config, as follows.
 
-    Writes ``metrics.json``, ``videos.npz`` (uint8 truth and predictions, when
-    ``eval.save_videos``), and for the first video a GIF, MP4, PNG strip and error plot.
-    ``overrides`` (``eval.key=value``) change the checkpoint's evaluation settings.
+    Videos come from ``eval_set`` (a Moving-MNIST eval-set folder or mnist_test_seq.npy),
+    from ``input_path`` (an array file, ``key`` inside it: every sequence, conditioned on its
+    first ``eval.context`` frames; its predictions are also written in its format), or else
+    from the config's held-out split. Writes ``metrics.json``, ``videos.npz`` (uint8 truth
+    and predictions, float32 in the data's units for fields; when ``eval.save_videos``),
+    and for the first video a GIF, MP4, PNG strip and error plot. ``overrides``
+    (``eval.key=value``) change the evaluation settings. Fields are scored per channel.
     """
     tm = load_trained(checkpoint, device)
     for text in overrides:
@@ -103,6 +181,8 @@ def evaluate_checkpoint(
             raise ValueError(f"evaluate takes only eval.* overrides, got {text!r}")
     if overrides:
         tm.config = config_from_dict(apply_overrides(config_to_dict(tm.config), overrides))
+    if eval_set is not None and input_path is not None:
+        raise ValueError("give either an evaluation set or an input array, not both")
     ev = tm.config.eval
     if ev.protocol == "teco":
         from convssm.train.teco_run import evaluate_teco_checkpoint
@@ -111,7 +191,18 @@ def evaluate_checkpoint(
             tm, out_dir, eval_set=eval_set, num_videos=num_videos, precision=precision
         )
     frames = ev.context + max(ev.horizons)
-    if eval_set is not None:
+    single = False
+    if input_path is not None:
+        if not is_array_file(input_path):
+            raise ValueError(f"--input {str(input_path)!r}: expected a .npy, .h5 or .zarr array")
+        dataset, single = read_input_array(input_path, key)
+        check_array_fits(dataset, tm.config.model, str(input_path))
+        if dataset.shape[1] < frames:
+            raise ValueError(
+                f"{str(input_path)!r} has sequences of {dataset.shape[1]} frames; evaluation "
+                f"needs context {ev.context} + horizon {max(ev.horizons)} = {frames}"
+            )
+    elif eval_set is not None:
         dataset = open_eval_set(eval_set, frames)
     else:
         dataset = build_eval_dataset(tm.config, num_videos or ev.num_videos, frames)
@@ -127,22 +218,33 @@ def evaluate_checkpoint(
         precision or tm.config.train.precision,
     )
     result = evaluate_predictions(
-        truth, pred, ev.context, ev.horizons, ev.metrics, fvd_chunk=ev.fvd_chunk
-    )
+        truth, pred, ev.context, ev.horizons, ev.metrics, fvd_chunk=ev.fvd_chunk,
+        normalize=tm.normalize,
+    )  # fmt: skip
+    if input_path is not None:
+        source = f"{input_path}" + (f" (key {key})" if key else "")
+    elif eval_set is not None:
+        source = str(eval_set)
+    else:
+        source = f"generated: {tm.config.data.dataset} eval split, seed {ev.seed}"
     extra = {
-        "checkpoint": str(tm.info.path),
-        "step": tm.info.step,
-        "eval_set": str(eval_set)
-        if eval_set is not None
-        else f"generated: {tm.config.data.dataset} eval split, seed {ev.seed}",
+        "checkpoint": str(tm.path),
+        "step": tm.step,
+        "eval_set": source,
+        "kind": "field" if tm.normalize is not None else "video",
         "train_length": tm.config.data.seq_len,
     }
     out = Path(out_dir)
+    keep = ev.save_videos
     paths = write_eval_outputs(
-        out, result, truth if ev.save_videos else None, pred if ev.save_videos else None, extra
-    )
+        out, result, truth if keep else None, pred if keep else None, extra,
+        physical=tm.normalize is not None,
+    )  # fmt: skip
+    if input_path is not None:
+        paths["predictions"] = write_predictions(out, input_path, pred, single=single, key=key)
+    shown_t, shown_p = (display_frames(v[0], tm.normalize) for v in (truth, pred))
     paths.update(
-        write_media(out, truth[0], pred[0], ev.context, result.per_frame, tm.config.data.seq_len)
+        write_media(out, shown_t, shown_p, ev.context, result.per_frame, tm.config.data.seq_len)
     )
     return result, paths
 
@@ -183,70 +285,25 @@ def write_media(
     }
 
 
-def read_input_video(path: str | Path) -> torch.Tensor:
-    """A video file (mp4, or npz with ``video``) -> (T, C, H, W) float in [-1, 1].
-
-    npz ``video`` may be (T, H, W), (T, H, W, C) or (T, C, H, W) uint8.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"input video {str(path)!r} does not exist")
-    if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if "video" not in data:
-                    raise ValueError(f"{str(path)!r} has no 'video' array (has {data.files})")
-                video = np.asarray(data["video"])
-        except (OSError, EOFError) as err:
-            raise ValueError(f"unreadable npz {str(path)!r}: {err}") from None
-    elif path.suffix.lower() in (".mp4", ".mov", ".avi", ".mkv", ".webm"):
-        import av
-
-        try:
-            with av.open(str(path)) as container:
-                video = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
-        except (av.FFmpegError, ValueError) as err:
-            raise ValueError(f"unreadable video {str(path)!r}: {err}") from None
-    else:
-        raise ValueError(f"input {str(path)!r}: expected an .mp4 or .npz file")
-    if video.dtype != np.uint8:
-        raise ValueError(f"{str(path)!r}: video must be uint8, got {video.dtype}")
-    if video.ndim == 3:
-        video = video[:, None]
-    elif video.ndim == 4 and video.shape[-1] in (1, 3) and video.shape[1] not in (1, 3):
-        video = np.moveaxis(video, -1, 1)
-    if video.ndim != 4 or video.shape[1] not in (1, 3):
-        raise ValueError(f"{str(path)!r}: cannot read video of shape {video.shape}")
-    return torch.from_numpy(np.ascontiguousarray(video)).float().div(127.5).sub(1.0)
-
-
-def _fit_to_model(video: torch.Tensor, model_cfg: Any, where: str) -> torch.Tensor:
-    c, size = model_cfg.image_channels, model_cfg.image_size
-    if video.shape[1] == 3 and c == 1:
-        video = video.mean(dim=1, keepdim=True)  # RGB -> grey for a grey model
-    if video.shape[1] != c:
-        raise ValueError(f"{where}: video has {video.shape[1]} channels, the model takes {c}")
-    if tuple(video.shape[-2:]) != (size, size):
-        raise ValueError(
-            f"{where}: frames are {tuple(video.shape[-2:])}, the model takes {size}x{size}"
-        )
-    return video
-
-
 def generate_from_checkpoint(
     checkpoint: str | Path,
     out_dir: str | Path,
     *,
     input_path: str | Path | None = None,
+    key: str | None = None,
     moving_mnist_seed: int | None = None,
     context: int | None = None,
     horizon: int | None = None,
     device: str = "auto",
 ) -> dict[str, Path]:
-    """Generate from a video file or a fresh Moving-MNIST sample; write GIF, MP4, PNGs, npz.
+    """Generate from a video file, an array file or a fresh Moving-MNIST sample; write GIF,
+    MP4, PNGs and the frames.
 
-    With an input file, the frames after the context (if any) are the ground truth of the
-    error plot; a fresh Moving-MNIST sample has ground truth for the whole horizon.
+    Frames after the context (if any) are the ground truth of the error plot. From a video
+    (or Moving-MNIST) the frames go to ``generated.npz`` (uint8); from an array (``key``
+    inside it) every sequence is continued and the predictions are written in the input's
+    format and units (``predictions.npy`` for a ``.npy`` input, and so on), the pictures
+    showing the first sequence.
     """
     tm = load_trained(checkpoint, device)
     ev = tm.config.eval
@@ -256,46 +313,36 @@ def generate_from_checkpoint(
         raise ValueError(f"context and horizon must be positive, got {context}, {horizon}")
     if input_path is not None and moving_mnist_seed is not None:
         raise ValueError("give either an input video or a Moving-MNIST seed, not both")
-    if input_path is not None:
-        video = _fit_to_model(read_input_video(input_path), tm.config.model, str(input_path))
+    array_input = input_path is not None and is_array_file(input_path)
+    single = True
+    if array_input:
+        videos, single = read_input_array(input_path, key)
+        check_array_fits(videos, tm.config.model, str(input_path))
+    elif input_path is not None:
+        video = fit_video_to_model(read_input_video(input_path), tm.config.model, str(input_path))
+        videos = video[None]
     else:
-        from convssm.data import MovingMNIST
-
-        if tm.config.data.dataset != "moving_mnist":
-            raise ValueError("this checkpoint was not trained on Moving-MNIST: pass --input")
-        ds = MovingMNIST(
-            1,
-            num_frames=context + horizon,
-            image_size=tm.config.model.image_size,
-            num_digits=tm.config.data.num_digits,
-            split="eval",
-            seed=moving_mnist_seed or 0,
-            digits=tm.config.data.mnist_path,
-            **tm.config.data.options,
-        )
-        video = ds[0]
-    if video.shape[0] < context:
-        raise ValueError(f"the input has {video.shape[0]} frames, fewer than context {context}")
+        videos = moving_mnist_sample(tm.config, context + horizon, moving_mnist_seed or 0)[None]
+    if videos.shape[1] < context:
+        raise ValueError(f"the input has {videos.shape[1]} frames, fewer than context {context}")
+    preds = []
     with torch.no_grad():
-        pred = tm.model.generate(video[None, :context].to(tm.device), horizon)[0].float().cpu()
-    truth = video[: context + horizon]
-    known = truth.shape[0] - context
+        for batch in videos[:, :context].split(ev.batch_size):
+            preds.append(tm.model.generate(batch.to(tm.device), horizon).float().cpu())
+    pred_all = torch.cat(preds)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if known > 0:
-        err = ((pred[:known] - truth[context:]) * 0.5).pow(2).mean(dim=(1, 2, 3))
-        curves = {"mse": err.tolist()}
-    else:
-        curves = {
-            "frame change (no ground truth)": (pred.diff(dim=0) * 0.5)
-            .pow(2)
-            .mean(dim=(1, 2, 3))
-            .tolist()
-            or [0.0]
-        }
+    video, pred = videos[0], pred_all[0]
+    truth = video[: context + horizon]
+    known = truth.shape[0] - context
+    curves = error_curves(pred, truth[context:], tm.normalize is not None)
+    shown_t, shown_p = display_frames(truth, tm.normalize), display_frames(pred, tm.normalize)
     # no ground truth beyond the end of the input: black frames in the truth panel
-    padded = torch.cat([truth, torch.full_like(pred[known:], -1.0)], dim=0)
-    paths = write_media(out, padded, pred, context, curves, tm.config.data.seq_len, "generated")
+    padded = torch.cat([shown_t, torch.full_like(shown_p[known:], -1.0)], dim=0)
+    paths = write_media(out, padded, shown_p, context, curves, tm.config.data.seq_len, "generated")
+    if array_input:
+        paths["predictions"] = write_predictions(out, input_path, pred_all, single=single, key=key)
+        return paths
     paths["npz"] = out / "generated.npz"
     np.savez_compressed(
         paths["npz"], context=to_uint8(video[:context]), pred=to_uint8(pred), truth=to_uint8(truth)

@@ -15,6 +15,7 @@ from a checkpoint computes the same losses as an uninterrupted one (bit for bit 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,9 +24,14 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
-from convssm.train.checkpoint import latest_checkpoint, load_checkpoint
+from convssm._progress import Progress
+from convssm.train.checkpoint import (
+    CheckpointInfo,
+    latest_checkpoint,
+    list_checkpoints,
+    load_latest_intact,
+)
 from convssm.train.config import ExperimentConfig, dump_yaml
 from convssm.train.distributed import (
     DistributedContext,
@@ -35,7 +41,13 @@ from convssm.train.distributed import (
     teardown,
 )
 from convssm.train.evaluation import evaluate_predictions, generate_videos
-from convssm.train.factory import build_eval_dataset, build_model, build_train_dataset, split_item
+from convssm.train.factory import (
+    build_eval_dataset,
+    build_model,
+    build_train_dataset,
+    split_item,
+    with_normalization,
+)
 from convssm.train.runlog import RunLogger
 from convssm.train.state import (
     TrainState,
@@ -102,12 +114,13 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
     shuffle = True
     if train_dataset is None:
         train_dataset, shuffle = build_train_dataset(cfg)
+    cfg = with_normalization(cfg, train_dataset)  # physical arrays: statistics of the split
     torch.manual_seed(tc.seed)
     model = (model_factory or (lambda c: build_model(c.model)))(cfg)
     state = create_train_state(cfg, model, len(train_dataset), shuffle, ctx)
     # ---- resume
     if resume_from is not None:
-        restore_train_state(state, load_checkpoint(resume_from))
+        restore_train_state(state, resume_from)
     batches = iter(
         DataLoader(
             train_dataset,
@@ -147,11 +160,13 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
     return TrainResult(state.step, loss, workdir, checkpoint, val, ctx.is_main)
 
 
-def _checkpoint_to_resume(ckpt_dir: Path) -> Path:
-    last = latest_checkpoint(ckpt_dir)
-    if last is None:
-        raise ValueError(f"--resume: no checkpoint under {str(ckpt_dir)!r}")
-    return last
+def _checkpoint_to_resume(ckpt_dir: Path) -> CheckpointInfo:
+    """The newest intact checkpoint; each newer corrupt one is skipped with a warning."""
+    info = load_latest_intact(ckpt_dir)
+    if info is None:
+        found = "no intact checkpoint" if list_checkpoints(ckpt_dir) else "no checkpoint"
+        raise ValueError(f"--resume: {found} under {str(ckpt_dir)!r}")
+    return info
 
 
 def _synced_loss(metrics: dict[str, Any], step: int, ctx: DistributedContext) -> float:
@@ -187,8 +202,12 @@ def _validate(state: TrainState, val_set: Dataset, progress: _Progress) -> dict[
             state.ctx.device,
             cfg.train.precision,
         )
-        metrics = [m for m in cfg.eval.metrics if m in ("psnr", "ssim")]
-        res = evaluate_predictions(truth, pred, cfg.eval.context, [horizon], metrics)
+        metrics = [m for m in cfg.eval.metrics if m in ("psnr", "ssim", "rmse", "mae")]
+        normalizer = getattr(state.model, "normalizer", None)  # physical fields: per channel
+        normalize = normalizer.normalize if normalizer is not None and normalizer.enabled else None
+        res = evaluate_predictions(
+            truth, pred, cfg.eval.context, [horizon], metrics, normalize=normalize
+        )
         out = {f"{k}@{horizon}": v for k, v in res.per_horizon[str(horizon)].items()}
         if res.skipped:
             out["skipped"] = res.skipped
@@ -214,13 +233,12 @@ class _Progress:
         if self.main:
             (workdir / "config.yaml").write_text(dump_yaml(cfg))
             if self.logger.tensorboard_note:
-                tqdm.write(self.logger.tensorboard_note)
-        self.bar = tqdm(
-            total=cfg.train.steps,
+                print(self.logger.tensorboard_note, file=sys.stderr)
+        self.bar = Progress(  # a bar on a terminal, plain periodic lines in a log file
+            cfg.train.steps,
             initial=start,
             disable=not (self.main and cfg.train.progress),
             desc=cfg.name,
-            dynamic_ncols=True,
         )
         self.t0 = self.window_t = time.perf_counter()
         self.window_steps = 0

@@ -62,7 +62,7 @@ def evaluate_teco_checkpoint(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     payload = result.to_dict()
-    payload.update(checkpoint=str(tm.info.path), step=tm.info.step, data=tm.config.data.root)
+    payload.update(checkpoint=str(tm.path), step=tm.step, data=tm.config.data.root)
     paths = {"metrics": atomic_write_text(out / "metrics.json", json.dumps(payload, indent=2))}
     for name, (truth, pred) in kept.items():
         row = result.settings[name]

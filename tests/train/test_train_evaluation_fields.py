@@ -1,0 +1,43 @@
+"""Evaluation picks its metrics by data kind: fields per channel in physical units."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from convssm.models.normalizer import Normalizer
+from convssm.train.evaluation import evaluate_predictions
+
+
+def test_fields_are_scored_per_channel_in_their_units():
+    g = torch.Generator().manual_seed(0)
+    scale = torch.tensor([10.0, 1e-3]).view(1, 1, 2, 1, 1)
+    truth = torch.rand(3, 7, 2, 8, 8, generator=g) * scale + torch.tensor([280.0, 0]).view(
+        1, 1, 2, 1, 1
+    )
+    pred = truth[:, 3:] + torch.randn(3, 4, 2, 8, 8, generator=g) * scale * 0.1
+    stats = {"count": 1, "mean": [285.0, 5e-4], "std": [3.0, 3e-4], "min": [280.0, 0.0],
+             "max": [290.0, 1e-3]}  # fmt: skip
+    norm = Normalizer(stats, 2)
+    res = evaluate_predictions(truth, pred, 3, [2, 4], ["psnr", "lpips", "fvd"],
+                               normalize=norm.normalize)  # fmt: skip
+    err = (pred - truth[:, 3:]).double().numpy()
+    for h in (2, 4):
+        row = res.per_horizon[str(h)]
+        want = np.sqrt((err[:, :h] ** 2).mean(axis=(0, 1, 3, 4)))
+        np.testing.assert_allclose(row["rmse"], want, rtol=1e-6)
+        mae = np.abs(err[:, :h]).mean(axis=(0, 1, 3, 4))
+        np.testing.assert_allclose(row["mae"], mae, rtol=1e-6)
+        assert 10 < row["psnr"] < 60  # through the normaliser: the training range is [0, 1]
+    assert np.asarray(res.per_frame["rmse"]).shape == (4, 2)
+    assert set(res.skipped) == {"lpips", "fvd"} and "natural video" in res.skipped["lpips"]
+
+
+def test_video_kind_is_unchanged_and_may_ask_for_rmse():
+    truth = torch.zeros(2, 5, 1, 8, 8)
+    pred = torch.full((2, 3, 1, 8, 8), 0.5)
+    res = evaluate_predictions(truth, pred, 2, [3], ["psnr", "rmse"])
+    row = res.per_horizon["3"]
+    assert abs(row["mse"] - 0.0625) < 1e-7  # in [0, 1]: (0.25)^2
+    assert row["rmse"] == [0.5]  # in the frames' own [-1, 1] units
+    assert "mae" not in row and not res.skipped
