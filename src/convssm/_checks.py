@@ -3,19 +3,69 @@
 Each check raises ``TypeError`` for a wrong type or dtype and ``ValueError`` for a
 wrong rank, shape or value, with a message that names the argument and the problem.
 This module imports nothing from ``convssm`` so every layer may use it.
+
+Shape, rank and dtype checks are free and run everywhere. Checks that read values
+(NaN/inf, ranges) copy a result to the host, which stalls a GPU pipeline: they run once at
+the public entry points (``VideoPredictor.forward``/``generate``, the sequence models'
+``forward``/``step`` when called directly), never inside per-layer or per-step code, and
+can be switched off with :func:`set_value_checks` (or ``CONVSSM_VALUE_CHECKS=0`` in the
+environment at import). :func:`check_all_finite` checks many tensors for one host sync.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
 
 import torch
 
 __all__ = [
     "check_tensor",
     "check_finite",
+    "check_all_finite",
     "check_shape",
+    "set_value_checks",
+    "value_checks_enabled",
+    "value_checks",
+    "resolve_check_values",
 ]
+
+_value_checks = os.environ.get("CONVSSM_VALUE_CHECKS", "1") not in ("0", "false", "off")
+
+
+def set_value_checks(enabled: bool) -> None:
+    """Turn the value checks (NaN/inf, ranges: host syncs) at the entry points on or off."""
+    global _value_checks
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be a bool, got {type(enabled).__name__}")
+    _value_checks = enabled
+
+
+def value_checks_enabled() -> bool:
+    """Whether entry points check values (the default; see :func:`set_value_checks`)."""
+    return _value_checks
+
+
+@contextlib.contextmanager
+def value_checks(enabled: bool) -> Iterator[None]:
+    """``with value_checks(False): ...`` switches the value checks for a block."""
+    old = _value_checks
+    set_value_checks(enabled)
+    try:
+        yield
+    finally:
+        set_value_checks(old)
+
+
+def resolve_check_values(flag: bool | None) -> bool:
+    """An entry point's ``check_values`` argument: None follows the global switch.
+
+    Always False while tracing or compiling (a value check would break the graph).
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return False
+    return _value_checks if flag is None else bool(flag)
 
 
 def check_tensor(
@@ -71,6 +121,22 @@ def check_finite(x: torch.Tensor, name: str) -> torch.Tensor:
         n_inf = int(torch.isinf(x).sum())
         raise ValueError(f"{name} contains non-finite values ({n_nan} NaN, {n_inf} inf)")
     return x
+
+
+def check_all_finite(named: Sequence[tuple[str, torch.Tensor | None]]) -> None:
+    """Raise ``ValueError`` naming the first of ``(name, tensor)`` that holds NaN or inf.
+
+    One host sync for all of them (the per-tensor counts are read only on failure); None
+    entries are skipped.
+    """
+    tensors = [(n, t) for n, t in named if t is not None and t.numel()]
+    if not tensors:
+        return
+    flags = torch.stack([torch.isfinite(t).all() for _, t in tensors])
+    if bool(flags.all()):
+        return
+    for name, t in tensors:
+        check_finite(t, name)
 
 
 def check_shape(x: torch.Tensor, name: str, expected: Sequence[int | None]) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""linear_scan (custom autograd Function) pinned to linear_scan_ref and to gradcheck."""
+"""linear_scan (its loop path, a custom op with autograd) pinned to linear_scan_ref and to
+gradcheck; value checks on and off; the path switch."""
 
 from __future__ import annotations
 
@@ -10,10 +11,18 @@ import os
 import pytest
 import torch
 
-from convssm.ops import linear_scan, linear_scan_ref
+from convssm import value_checks
+from convssm.ops import (
+    get_scan_path,
+    linear_scan,
+    linear_scan_ref,
+    scan_path,
+    set_scan_path,
+    triton_available,
+)
 
-# The submodule (its name is shadowed by the function in convssm.ops).
-linear_scan_module = importlib.import_module("convssm.ops.linear_scan")
+# The loop path's module (the CPU blocks on worker threads live there).
+linear_scan_module = importlib.import_module("convssm.ops.scan_loop")
 
 C64_RTOL = 1e-5  # complex64 tolerance, relative to the largest |x|, stated once
 
@@ -247,17 +256,58 @@ def test_overflow_is_reported_not_returned():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_runs_the_same_function_as_cpu():
+@pytest.mark.parametrize("path", ["loop", "triton", "auto"])
+def test_cuda_paths_match_cpu(path):
+    if path == "triton" and not triton_available():
+        pytest.skip("triton is not installed")
     g = _gen(7)
     a, b, x0 = _decay((4,), 0.9, gen=g), _rand_c(9, 3, 4, gen=g), _rand_c(3, 4, gen=g)
     ins = [t.cuda().requires_grad_(True) for t in (a, b, x0)]
-    x = linear_scan(*ins)
-    _close(x.cpu(), linear_scan_ref(a, b, x0), 1e-12)
-    grads = torch.autograd.grad(x.abs().square().sum(), ins)
+    with scan_path(path):
+        x = linear_scan(*ins)
+        grads = torch.autograd.grad(x.abs().square().sum(), ins)
+    _close(x.detach().cpu(), linear_scan_ref(a, b, x0), 1e-12)
     cpu = [t.clone().requires_grad_(True) for t in (a, b, x0)]
     ref = torch.autograd.grad(linear_scan(*cpu).abs().square().sum(), cpu)
     for got, want in zip(grads, ref, strict=True):
         _close(got.cpu(), want, 1e-12)
+
+
+def test_value_checks_can_be_switched_off_and_then_read_no_values(monkeypatch):
+    """check_values=False (or the global switch off) reads no tensor value: NaN passes."""
+    a, b = _ok()
+    b[1, 0, 0] = complex(float("nan"), 0)
+    reads = []
+    for attr in ("__bool__", "item", "__float__", "__int__"):
+        orig = getattr(torch.Tensor, attr)
+
+        def counted(self, *args, _orig=orig, **kwargs):
+            reads.append(1)
+            return _orig(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, attr, counted)
+    x = linear_scan(a, b, check_values=False)
+    assert not reads
+    assert torch.isnan(x[1:, 0, 0].real).all()  # (this assert reads a value itself)
+    reads.clear()
+    with value_checks(False):
+        linear_scan(a, b)
+    assert not reads
+    with pytest.raises(ValueError, match="b contains non-finite"):
+        linear_scan(a, b)
+    with value_checks(False), pytest.raises(ValueError, match="b contains non-finite"):
+        linear_scan(a, b, check_values=True)
+
+
+def test_scan_path_switch():
+    a, b = _ok()
+    assert get_scan_path() == "auto"
+    with scan_path("loop"):
+        assert get_scan_path() == "loop"
+        _close(linear_scan(a, b), linear_scan_ref(a, b), 1e-12)
+    assert get_scan_path() == "auto"
+    with pytest.raises(ValueError, match="scan path must be one of"):
+        set_scan_path("fused")
 
 
 @pytest.mark.parametrize("block, threads", [(7, 2), (7, 1), (4, 3)])
@@ -293,7 +343,7 @@ def test_per_step_path_of_other_devices_matches_reference():
     x0 = _rand_c(3, gen=g).requires_grad_(True)
 
     def per_step(a, b, x0):
-        return linear_scan_module._LinearScanFn.apply(a, b, x0, False)
+        return linear_scan_module.scan_loop(a, b, x0, False)
 
     _close(per_step(a, b, x0), linear_scan_ref(a, b, x0), 1e-12)
     assert torch.autograd.gradcheck(per_step, (a, b, x0), eps=1e-6, atol=1e-8)

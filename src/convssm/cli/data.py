@@ -1,8 +1,10 @@
-"""``convssm data``: write and inspect evaluation sets; write MazeWorld folders.
+"""``convssm data``: write and inspect evaluation sets; write MazeWorld folders; cache a
+video folder's tokenizer codes.
 
 convssm data make-eval-set OUT_DIR [--videos N --frames T --seed S --digits-source PATH]
 convssm data info PATH [--no-verify]
 convssm data make-maze DIR [--videos N --frames T --image-size S --seed S --split NAME]
+convssm data encode DIR --tokenizer PATH [--out DIR --splits S ... --overwrite]
 """
 
 from __future__ import annotations
@@ -76,6 +78,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     maze.add_argument("--quiet", action="store_true", help="no progress bar")
     maze.set_defaults(func=_make_maze)
 
+    enc = sub.add_parser(
+        "encode",
+        help="cache a video folder's tokenizer codes next to it (DIR.codes/)",
+        description="Encode every video under DIR/<split>/ with a trained VQTokenizer and "
+        "write its codes (and actions) to DIR.codes/<split>/..., the cache that latent "
+        "models train from (data.dataset: codes). An interrupted run resumes.",
+    )
+    enc.add_argument("dir", metavar="DIR", help="video folder root (TECO layout)")
+    enc.add_argument(
+        "--tokenizer", required=True, metavar="PATH", help="a saved VQTokenizer directory"
+    )
+    enc.add_argument("--out", default=None, metavar="DIR", help="cache directory (DIR.codes)")
+    enc.add_argument(
+        "--splits", nargs="+", default=None, help="splits to encode (default: every sub-folder)"
+    )
+    enc.add_argument("--batch-frames", type=int, default=64, help="frames per encoder call (64)")
+    enc.add_argument("--device", default="cpu", help="torch device (cpu)")
+    enc.add_argument("--overwrite", action="store_true", help="replace an existing cache")
+    enc.add_argument("--quiet", action="store_true", help="no progress bar")
+    enc.set_defaults(func=_encode)
+
     parser.set_defaults(func=lambda args: _usage(parser))
 
 
@@ -144,6 +167,27 @@ def _write(args: argparse.Namespace):
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from convssm.train.encode import encode_folder
+
+    try:
+        out = encode_folder(
+            args.dir,
+            args.tokenizer,
+            args.out,
+            splits=args.splits,
+            batch_frames=args.batch_frames,
+            device=args.device,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"convssm data encode: error: {err}", file=sys.stderr)
+        return 1
+    print(f"codes written to {out}")
+    return 0
 
 
 def _info(args: argparse.Namespace) -> int:

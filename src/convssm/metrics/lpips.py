@@ -127,11 +127,9 @@ class LPIPS(nn.Module):
             raise ValueError(
                 f"{name} images must be at least {MIN_SIZE}x{MIN_SIZE}, got {tuple(x.shape[2:])}"
             )
-        if x.numel() and (float(x.min()) < -1.0 or float(x.max()) > 1.0):
-            raise ValueError(
-                f"{name} must have values in [-1, 1], "
-                f"got range [{float(x.min()):.4g}, {float(x.max()):.4g}]"
-            )
+        lo, hi = (float(x.detach().min()), float(x.detach().max())) if x.numel() else (0, 0)
+        if lo < -1.0 or hi > 1.0:
+            raise ValueError(f"{name} must have values in [-1, 1], got range [{lo:.4g}, {hi:.4g}]")
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         return x.to(self.shift.dtype)

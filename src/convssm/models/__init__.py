@@ -1,17 +1,38 @@
-"""Models built from ``convssm.nn`` layers: pixel-space video prediction."""
+"""Models built from ``convssm.nn`` layers: pixel-space and VQ-latent video prediction,
+and the VQ frame tokenizer."""
 
 from convssm.models.autoencoder import FrameDecoder, FrameEncoder, ResidualBlock
 from convssm.models.config import VideoPredictorConfig
+from convssm.models.discriminator import PatchDiscriminator
+from convssm.models.latent_blocks import LogitsDecoder, flax_default_init_
+from convssm.models.latent_video_predictor import (
+    LatentVideoPredictor,
+    LatentVideoPredictorConfig,
+    LatentVideoPredictorOutput,
+)
 from convssm.models.pretrained import PretrainedMixin
+from convssm.models.vector_quantizer import QuantizerOutput, VectorQuantizer
 from convssm.models.video_predictor import VideoPredictor, VideoPredictorOutput, prediction_loss
+from convssm.models.vq_tokenizer import VQTokenizer, VQTokenizerConfig, VQTokenizerOutput
 
 __all__ = [
     "FrameDecoder",
     "FrameEncoder",
+    "LatentVideoPredictor",
+    "LatentVideoPredictorConfig",
+    "LatentVideoPredictorOutput",
+    "LogitsDecoder",
+    "PatchDiscriminator",
     "PretrainedMixin",
+    "QuantizerOutput",
     "ResidualBlock",
+    "VQTokenizer",
+    "VQTokenizerConfig",
+    "VQTokenizerOutput",
+    "VectorQuantizer",
     "VideoPredictor",
     "VideoPredictorConfig",
     "VideoPredictorOutput",
+    "flax_default_init_",
     "prediction_loss",
 ]

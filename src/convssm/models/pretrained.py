@@ -11,41 +11,65 @@ loads with a warning that its integrity could not be checked.
 
 ``config.json`` is read through :func:`convssm.models.config.config_from_payload`, so
 directories written by older versions of convssm load (their config is migrated).
+
+Every model class that mixes in :class:`PretrainedMixin` names its config dataclass
+(``config_class``) and is registered under its format name ``convssm.<ClassName>``, so
+:func:`read_config_json` returns the config of whichever model a directory holds and
+:func:`write_config_json` writes any model's config. A class other than ``VideoPredictor``
+stores ``{"format": "convssm.<ClassName>", "format_version": config_version, "config":
+{...}}`` and reads it back with :func:`convssm._typed.dataclass_from_dict` (unknown keys
+rejected, missing keys defaulted).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
 from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from convssm._files import atomic_write, atomic_write_text, sha256_file
+from convssm._typed import dataclass_from_dict
 from convssm.models.config import VideoPredictorConfig, config_from_payload, config_payload
 
 __all__ = [
-    "PretrainedMixin",
     "CONFIG_NAME",
     "WEIGHTS_NAME",
+    "PretrainedMixin",
     "read_config_json",
     "write_config_json",
     "write_weights",
     "verify_weights",
+    "model_class_for_config",
 ]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
-def write_config_json(directory: str | os.PathLike, config: VideoPredictorConfig) -> Path:
-    """Write ``directory/config.json`` (atomically) holding ``config``, its format version and
-    the SHA-256 of ``directory/model.safetensors`` when that file is there (write it first)."""
+_KINDS: dict[str, type] = {}  # format name -> model class
+
+
+def model_class_for_config(config: Any) -> type:
+    """The registered model class whose ``config_class`` ``config`` is an instance of."""
+    for cls in _KINDS.values():
+        if type(config) is cls.config_class:
+            return cls
+    raise TypeError(f"no convssm model is configured by a {type(config).__name__}")
+
+
+def write_config_json(directory: str | os.PathLike, config: Any) -> Path:
+    """Write ``directory/config.json`` (atomically) holding ``config`` (of any registered model),
+    its format version and the SHA-256 of ``directory/model.safetensors`` when that file is
+    there (write it first)."""
     path = Path(directory) / CONFIG_NAME
-    payload = config_payload(config)
+    payload = model_class_for_config(config).config_payload(config)
     weights = Path(directory) / WEIGHTS_NAME
     if weights.is_file():
         payload["weights_sha256"] = sha256_file(weights)
@@ -66,9 +90,17 @@ def _read_meta(directory: str | os.PathLike) -> dict:
     return meta
 
 
-def read_config_json(directory: str | os.PathLike) -> VideoPredictorConfig:
-    """The model config stored in ``directory/config.json``, migrated and checked."""
-    return config_from_payload(_read_meta(directory), str(Path(directory) / CONFIG_NAME))
+def read_config_json(directory: str | os.PathLike) -> Any:
+    """The model config stored in ``directory/config.json`` (of whichever registered model it
+    describes), migrated and checked."""
+    meta = _read_meta(directory)
+    path = Path(directory) / CONFIG_NAME
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    cls = _KINDS.get(fmt) if isinstance(fmt, str) else None
+    if cls is None:
+        got = fmt if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{path} describes {got!r}, not one of {sorted(_KINDS)}")
+    return cls.config_from_payload(meta, str(path))
 
 
 def verify_weights(directory: str | os.PathLike) -> None:
@@ -104,9 +136,55 @@ def write_weights(directory: str | os.PathLike, module: torch.nn.Module) -> Path
 
 
 class PretrainedMixin:
-    """``save_pretrained`` / ``from_pretrained`` for a module built as ``cls(config)``."""
+    """``save_pretrained`` / ``from_pretrained`` for a module built from a config dataclass.
 
-    config: VideoPredictorConfig
+    Class attributes: ``config_class`` (the dataclass; ``VideoPredictorConfig`` unless a
+    class says otherwise) and ``config_version`` (of the stored format).
+    """
+
+    config: Any
+    config_class: ClassVar[type] = VideoPredictorConfig
+    config_version: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _KINDS[cls.config_format()] = cls
+
+    @classmethod
+    def config_format(cls) -> str:
+        return f"convssm.{cls.__name__}"
+
+    @classmethod
+    def config_payload(cls, config: Any) -> dict[str, Any]:
+        """What ``config.json`` holds for ``config``."""
+        if cls.config_class is VideoPredictorConfig:
+            return config_payload(config)
+        return {
+            "format": cls.config_format(),
+            "format_version": cls.config_version,
+            "config": dataclasses.asdict(config),
+        }
+
+    @classmethod
+    def config_from_payload(cls, meta: Any, where: str) -> Any:
+        """The config in a ``config.json`` payload, checked (ValueError naming ``where``)."""
+        if cls.config_class is VideoPredictorConfig:
+            return config_from_payload(meta, where)
+        version = meta.get("format_version")
+        if version != cls.config_version:
+            raise ValueError(
+                f"{where} has format_version {version!r}, this convssm reads "
+                f"{cls.config_version} for {cls.config_format()}"
+            )
+        try:
+            return dataclass_from_dict(cls.config_class, meta.get("config"), "config")
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}: {err}") from None
+
+    @classmethod
+    def from_config(cls, config: Any):
+        """Build the model ``config`` describes."""
+        return cls(config)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write config.json and model.safetensors into ``directory`` (created if needed)."""
@@ -117,9 +195,14 @@ class PretrainedMixin:
         return directory
 
     @classmethod
-    def read_pretrained_config(cls, directory: str | os.PathLike) -> VideoPredictorConfig:
+    def read_pretrained_config(cls, directory: str | os.PathLike) -> Any:
         """The config stored in ``directory/config.json``, checked (older formats migrated)."""
-        return read_config_json(directory)
+        config = read_config_json(directory)
+        if not isinstance(config, cls.config_class):
+            got = model_class_for_config(config).config_format()
+            path = Path(directory) / CONFIG_NAME
+            raise ValueError(f"{path} describes {got!r}, not {cls.config_format()!r}")
+        return config
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu"):
@@ -133,7 +216,7 @@ class PretrainedMixin:
             state = load_file(str(weights), device=map_location)
         except (SafetensorError, OSError, ValueError) as err:
             raise ValueError(f"{weights} is corrupt or unreadable: {err}") from err
-        model = cls(config)
+        model = cls.from_config(config)
         missing, unexpected = (
             sorted(set(model.state_dict()) - set(state)),
             sorted(set(state) - set(model.state_dict())),

@@ -13,6 +13,12 @@ the working range, so every channel weighs the same whatever its units).
   in parallel mode; then each predicted frame is fed back one step at a time. For ConvS5 the
   carried state has a fixed size, so memory does not grow with the horizon
   (``iter_generate`` yields frames one by one for horizons that do not fit in memory).
+
+Value checks (NaN/inf and the [−1, 1] range of the frames, the range of the actions) read
+tensor values, a host sync that stalls a GPU: they run once per call of ``forward`` and of
+``generate`` (on the context, never per generated frame), take one sync whatever the
+depth, and are switched by ``check_values`` (None: ``convssm.set_value_checks``). The
+sequence model inside is called with ``check_values=False``.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convssm._checks import check_tensor
+from convssm._checks import check_finite, check_tensor, resolve_check_values
 from convssm.models.autoencoder import FrameDecoder, FrameEncoder
 from convssm.models.config import VideoPredictorConfig
 from convssm.models.normalizer import Normalizer
@@ -104,16 +110,17 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         """The parameters' dtype: floating inputs of any precision are cast to it."""
         return self.proj_in.weight.dtype
 
-    def _check_video(self, video: object, name: str) -> torch.Tensor:
+    def _check_video(self, video: object, name: str, check_values: bool | None) -> torch.Tensor:
         """Check a (B, T, C, H, W) floating video, cast it to the model's dtype and map it
-        onto the working range (the identity for a model without normalisation).
+        onto the working range (the identity for a model without normalisation). With
+        ``check_values``: finite, and in [−1, 1] without a normaliser (one host sync).
 
         The dtype rule: float16, bfloat16, float32 and float64 inputs are all accepted and
         cast to :attr:`dtype` (outputs are in that dtype); integer and complex inputs are
         refused naming their dtype. Under ``torch.autocast`` the convolutions then run in
         the autocast dtype as usual.
         """
-        video = check_tensor(video, name, ndim=5, floating=True)
+        video = check_tensor(video, name, ndim=5, floating=True, finite=False)
         b, t, c, h, w = video.shape
         if c != self.image_channels:
             raise ValueError(
@@ -128,15 +135,22 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             )
         if h % self.downsample or w % self.downsample:
             raise ValueError(f"{name} height and width must be divisible by {self.downsample}")
+        if video.numel() and resolve_check_values(check_values):
+            if self.normalizer.enabled:  # physical units: any range, but finite
+                check_finite(video, name)
+            elif not bool((video.detach().abs() <= 1 + 1e-3).all()):
+                # NaN fails the comparison too: one sync answers both questions.
+                check_finite(video, name)
+                raise ValueError(f"{name} must be scaled to [-1, 1]; found values outside it")
         if video.dtype != self.dtype:
             video = video.to(self.dtype)
-        if self.normalizer.enabled:  # physical units: any range
+        if self.normalizer.enabled:
             return self.normalizer.normalize(video)
-        if video.numel() and float(video.detach().abs().max()) > 1 + 1e-3:
-            raise ValueError(f"{name} must be scaled to [-1, 1]; found values outside it")
         return video
 
-    def _check_actions(self, actions: object, batch: int, length: int) -> torch.Tensor | None:
+    def _check_actions(
+        self, actions: object, batch: int, length: int, check_values: bool | None
+    ) -> torch.Tensor | None:
         if self.num_actions == 0:
             if actions is not None:
                 raise ValueError("this model takes no actions (num_actions=0), got actions")
@@ -150,8 +164,9 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             raise ValueError(
                 f"actions must have shape (B={batch}, T>={length}), got {tuple(actions.shape)}"
             )
-        if actions.numel() and (actions.min() < 0 or actions.max() >= self.num_actions):
-            raise ValueError(f"actions must lie in [0, {self.num_actions})")
+        if actions.numel() and resolve_check_values(check_values):
+            if not bool(((actions >= 0) & (actions < self.num_actions)).all()):
+                raise ValueError(f"actions must lie in [0, {self.num_actions})")
         return actions
 
     # ------------------------------------------------------------------ pieces
@@ -182,6 +197,7 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         *,
         rollout_context: int | None = None,
         detach_feedback: bool = False,
+        check_values: bool | None = None,
     ) -> VideoPredictorOutput:
         """Predict frames 1..T−1 of video (B, T, C, H, W), T ≥ 2; actions (B, T) or None.
 
@@ -192,15 +208,19 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         Teacher forcing by default: every frame is predicted from the true frames before it.
         With ``rollout_context = C`` (1 ≤ C ≤ T − 1), only frames 1..C are: the rest are
         predicted free-running, exactly as :meth:`iter_generate` does it, each from the
-        model's own previous prediction fed back through the recurrent step — a multi-step
+        model's own previous prediction fed back through :meth:`step` — a multi-step
         training objective, differentiable through the fed-back frames unless
         ``detach_feedback``. ``rollout_context = T − 1`` is teacher forcing.
+
+        ``check_values``: check that the video is finite (and in [−1, 1] without a
+        normaliser) and the actions in range (host syncs; None: the global switch
+        ``convssm.set_value_checks``).
         """
-        video = self._check_video(video, "video")
+        video = self._check_video(video, "video", check_values)
         length = video.shape[1]
         if length < 2:
             raise ValueError(f"video needs at least 2 frames for teacher forcing, got {length}")
-        actions = self._check_actions(actions, video.shape[0], length)
+        actions = self._check_actions(actions, video.shape[0], length, check_values)
         context = length - 1 if rollout_context is None else rollout_context
         if not isinstance(context, int) or isinstance(context, bool):
             raise TypeError(f"rollout_context must be an int, got {type(context).__name__}")
@@ -210,29 +230,33 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             )
         # actions[:, t] led to frame t: input frame t goes in with actions[:, t + 1]
         next_actions = None if actions is None else actions[:, 1:]
-        y, states = self.sequence(self.encode(video[:, :context], next_actions))
+        y, states = self.sequence(self.encode(video[:, :context], next_actions), check_values=False)
         predictions = [self.decode(y)]
-        frame = predictions[0][:, -1:]  # fed back in the working range
+        frame = predictions[0][:, -1]  # fed back in the working range
         for k in range(context, length - 1):
             fed = frame.detach() if detach_feedback else frame
-            a = None if actions is None else actions[:, k + 1 : k + 2]
-            y_t, states = self.sequence.step(self.encode(fed, a)[:, 0], states)
-            frame = self.decode(y_t[:, None])
-            predictions.append(frame)
+            frame, states = self.step(fed, states, None if actions is None else actions[:, k + 1])
+            predictions.append(frame[:, None])
         pred = torch.cat(predictions, dim=1)  # in the working range, as is the loss
         loss = prediction_loss(pred, video[:, 1:])
         return VideoPredictorOutput(self.normalizer.denormalize(pred), loss)
 
     @torch.no_grad()
     def iter_generate(
-        self, context: torch.Tensor, horizon: int, actions: torch.Tensor | None = None
+        self,
+        context: torch.Tensor,
+        horizon: int,
+        actions: torch.Tensor | None = None,
+        *,
+        check_values: bool | None = None,
     ) -> Iterator[torch.Tensor]:
         """Yield ``horizon`` predicted frames (B, C, H, W) after context (B, T_c, C, H, W).
 
         actions: (B, T_c + horizon) or longer, ``actions[:, t]`` the action that led to frame
         t (TECO's convention; ``actions[:, 0]`` is not used).
+        ``check_values`` as in :meth:`forward`, on the context and actions only.
         """
-        context = self._check_video(context, "context")
+        context = self._check_video(context, "context", check_values)
         if isinstance(horizon, bool):
             raise TypeError(f"horizon must be an int, got {horizon!r}")
         try:
@@ -244,21 +268,41 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         if horizon < 1:
             raise ValueError(f"horizon must be at least 1, got {horizon}")
         t_c = context.shape[1]
-        actions = self._check_actions(actions, context.shape[0], t_c + horizon)
+        actions = self._check_actions(actions, context.shape[0], t_c + horizon, check_values)
         next_actions = None if actions is None else actions[:, 1:]
-        y, states = self.sequence(self.encode(context, next_actions))
-        frame = self.decode(y[:, -1:])  # fed back in the working range
-        yield self.normalizer.denormalize(frame[:, 0])
+        y, states = self.sequence(self.encode(context, next_actions), check_values=False)
+        frame = self.decode(y[:, -1:])[:, 0]  # fed back in the working range
+        yield self.normalizer.denormalize(frame)
         for k in range(1, horizon):
-            a = None if actions is None else actions[:, t_c + k : t_c + k + 1]
-            z = self.encode(frame, a)[:, 0]
-            y_t, states = self.sequence.step(z, states)
-            frame = self.decode(y_t[:, None])
-            yield self.normalizer.denormalize(frame[:, 0])
+            a = None if actions is None else actions[:, t_c + k]
+            frame, states = self.step(frame, states, a)
+            yield self.normalizer.denormalize(frame)
+
+    def step(
+        self, frame: torch.Tensor, states: Any, action: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Any]:
+        """One generation step: the latest frame t (B, C, H, W) (and the action (B,) taken
+        after it, ``actions[:, t + 1]`` in TECO's convention) with the sequence model's
+        states -> the predicted frame t + 1 (B, C, H, W) and the new states.
+
+        Frames are in the model's working range (as the model feeds them back: [−1, 1], or
+        normalised units for a model with a normaliser). The per-frame unit of
+        :meth:`iter_generate` and of multi-step training (a unit to ``torch.compile`` or
+        capture in a CUDA graph): shape checks only, no value checks, no host syncs.
+        """
+        z = self.encode(frame[:, None], None if action is None else action[:, None])[:, 0]
+        y_t, states = self.sequence.step(z, states, check_values=False)
+        return self.decode(y_t[:, None])[:, 0], states
 
     @torch.no_grad()
     def generate(
-        self, context: torch.Tensor, horizon: int, actions: torch.Tensor | None = None
+        self,
+        context: torch.Tensor,
+        horizon: int,
+        actions: torch.Tensor | None = None,
+        *,
+        check_values: bool | None = None,
     ) -> torch.Tensor:
         """context (B, T_c, C, H, W) -> the next ``horizon`` frames (B, horizon, C, H, W)."""
-        return torch.stack(list(self.iter_generate(context, horizon, actions)), dim=1)
+        frames = self.iter_generate(context, horizon, actions, check_values=check_values)
+        return torch.stack(list(frames), dim=1)

@@ -5,7 +5,9 @@
 - :class:`TimeSharedDropout`: dropout whose mask is shared by all time steps.
 - :func:`fold_time` / :func:`unfold_time`: (B, T, C, H, W) <-> (B*T, C, H, W), so every
   convolution sees all frames in one call.
-- :func:`check_video` / :func:`check_frame`: input checks with messages that name the problem.
+- :func:`check_video` / :func:`check_frame`: input checks (rank, channels, dtype: no values
+  are read, so no host sync) with messages that name the problem.
+- :func:`check_inputs_finite`: the NaN/inf check of a sequence model's entry point, one host sync.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convssm._checks import check_tensor
+from convssm._checks import check_all_finite, check_tensor, resolve_check_values
 
 __all__ = [
     "ChannelLayerNorm",
@@ -25,6 +27,7 @@ __all__ = [
     "check_video",
     "check_frame",
     "run_layers",
+    "check_inputs_finite",
 ]
 
 
@@ -88,8 +91,8 @@ def unfold_time(x: torch.Tensor, batch: int) -> torch.Tensor:
 
 
 def check_video(x: object, name: str, channels: int) -> torch.Tensor:
-    """Check a real (B, T, C, H, W) sequence with ``channels`` channels, finite."""
-    x = check_tensor(x, name, ndim=5, floating=True)
+    """Check a real (B, T, C, H, W) sequence with ``channels`` channels (values unread)."""
+    x = check_tensor(x, name, ndim=5, floating=True, finite=False)
     if x.shape[2] != channels:
         raise ValueError(
             f"{name} must have {channels} channels at dim 2 of (B, T, C, H, W), "
@@ -101,14 +104,36 @@ def check_video(x: object, name: str, channels: int) -> torch.Tensor:
 
 
 def check_frame(x: object, name: str, channels: int) -> torch.Tensor:
-    """Check a real (B, C, H, W) frame with ``channels`` channels, finite."""
-    x = check_tensor(x, name, ndim=4, floating=True)
+    """Check a real (B, C, H, W) frame with ``channels`` channels (values unread)."""
+    x = check_tensor(x, name, ndim=4, floating=True, finite=False)
     if x.shape[1] != channels:
         raise ValueError(
             f"{name} must have {channels} channels at dim 1 of (B, C, H, W), "
             f"got shape {tuple(x.shape)}"
         )
     return x
+
+
+def check_inputs_finite(
+    check: bool | None, x: torch.Tensor, name: str, states: object = None
+) -> None:
+    """A sequence model's value check: NaN/inf in ``x`` and every tensor in ``states``.
+
+    ``check`` is the entry point's ``check_values`` argument (None: the global switch,
+    ``convssm.set_value_checks``). One host sync however deep the model; layers never call
+    it, only the models' ``forward`` and ``step``.
+    """
+    if not resolve_check_values(check):
+        return
+    named = [(name, x)]
+    stack = [("states", states)]
+    while stack:
+        label, s = stack.pop()
+        if isinstance(s, torch.Tensor):
+            named.append((label, s))
+        elif isinstance(s, list | tuple):
+            stack.extend((f"{label}[{k}]", v) for k, v in enumerate(s))
+    check_all_finite(named)
 
 
 class ResidualNorm(nn.Module):

@@ -28,6 +28,7 @@ from torch import nn
 from convssm.nn.common import (
     ResidualNorm,
     check_frame,
+    check_inputs_finite,
     check_video,
     fold_time,
     run_layers,
@@ -213,19 +214,33 @@ class ConvLSTM(nn.Module):
         return out
 
     def forward(
-        self, x: torch.Tensor, states: list[LSTMState | None] | None = None
+        self,
+        x: torch.Tensor,
+        states: list[LSTMState | None] | None = None,
+        *,
+        check_values: bool | None = None,
     ) -> tuple[torch.Tensor, list[LSTMState]]:
-        """x: (B, T, dim, H, W) -> (y (B, T, dim, H, W), last (h, c) of every layer)."""
+        """x: (B, T, dim, H, W) -> (y (B, T, dim, H, W), last (h, c) of every layer).
+
+        ``check_values``: NaN/inf check of x and states (one host sync; None: the global
+        switch ``convssm.set_value_checks``). The layers below read no values.
+        """
         x = check_video(x, "x", self.dim)
         self._check_dtype(x, "x")
+        check_inputs_finite(check_values, x, "x", states)
         states = self._check_states(states, x[:, 0])
         return run_layers(self.layers, x, states)
 
     def step(
-        self, x_t: torch.Tensor, states: list[LSTMState | None] | None
+        self,
+        x_t: torch.Tensor,
+        states: list[LSTMState | None] | None,
+        *,
+        check_values: bool | None = None,
     ) -> tuple[torch.Tensor, list[LSTMState]]:
         """x_t: (B, dim, H, W) -> (y_t (B, dim, H, W), new (h, c) of every layer)."""
         x_t = check_frame(x_t, "x_t", self.dim)
         self._check_dtype(x_t, "x_t")
+        check_inputs_finite(check_values, x_t, "x_t", states)
         states = self._check_states(states, x_t)
         return run_layers(self.layers, x_t, states, step=True)

@@ -22,6 +22,7 @@ from torch import nn
 from convssm.nn.common import (
     ResidualNorm,
     check_frame,
+    check_inputs_finite,
     check_video,
     fold_time,
     run_layers,
@@ -173,15 +174,28 @@ class ConvS5(nn.Module):
         return list(states)
 
     def forward(
-        self, x: torch.Tensor, states: list[torch.Tensor] | None = None
+        self,
+        x: torch.Tensor,
+        states: list[torch.Tensor] | None = None,
+        *,
+        check_values: bool | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``check_values``: NaN/inf check of x and states (one host sync; None: the global
+        switch ``convssm.set_value_checks``). The layers below read no values."""
         check_video(x, "x", self.dim)
         states = self._check_states(states)
+        check_inputs_finite(check_values, x, "x", states)
         return run_layers(self.layers, x, states)
 
     def step(
-        self, x_t: torch.Tensor, states: list[torch.Tensor] | None = None
+        self,
+        x_t: torch.Tensor,
+        states: list[torch.Tensor] | None = None,
+        *,
+        check_values: bool | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One frame; ``check_values`` as in :meth:`forward`."""
         check_frame(x_t, "x_t", self.dim)
         states = self._check_states(states)
+        check_inputs_finite(check_values, x_t, "x_t", states)
         return run_layers(self.layers, x_t, states, step=True)

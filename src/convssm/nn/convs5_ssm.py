@@ -143,6 +143,31 @@ class ConvS5SSM(nn.Module):
         w_c = torch.cat([2 * c_tilde.real, -2 * c_tilde.imag], dim=1)
         return lam_bar, w_b, w_c
 
+    def _parameter_key(self) -> tuple:
+        """Changes whenever a parameter is modified in place (its version counter), replaced
+        or moved (its storage), or the discretisation options change."""
+        return (self.clip_eigs, self.discretization) + tuple(
+            (p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters(recurse=False)
+        )
+
+    def _step_kernels(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Λ̄ (P, 1, 1), B and C kernels for ``step``, reused while the parameters are unchanged.
+
+        Discretising costs about 15 small ops per frame, a large share of one step at small
+        widths. The cache is used only when nothing needs their gradient (eval mode, grad
+        disabled, not compiling); otherwise the kernels are recomputed, as in ``forward``.
+        """
+        if self.training or torch.is_grad_enabled() or torch.compiler.is_compiling():
+            lam_bar, w_b, w_c = self._real_kernels()
+            return lam_bar[:, None, None], w_b, w_c
+        key = self._parameter_key()
+        cache = self.__dict__.get("_step_cache")
+        if cache is None or cache[0] != key:
+            lam_bar, w_b, w_c = self._real_kernels()
+            cache = (key, (lam_bar[:, None, None], w_b, w_c))
+            self.__dict__["_step_cache"] = cache  # a plain attribute: not state, not a buffer
+        return cache[1]
+
     # ------------------------------------------------------------------ checks
     def _complex_dtype(self) -> torch.dtype:
         return _COMPLEX_OF[self.lambda_re.dtype]
@@ -155,7 +180,7 @@ class ConvS5SSM(nn.Module):
             )
 
     def _check_state(self, state: object, batch: int, height: int, width: int) -> torch.Tensor:
-        state = check_tensor(state, "state", ndim=4, complex_=True)
+        state = check_tensor(state, "state", ndim=4, complex_=True, finite=False)
         check_shape(state, "state", (batch, self.state_dim, height, width))
         if state.dtype != self._complex_dtype():
             raise TypeError(f"state must have dtype {self._complex_dtype()}, got {state.dtype}")
@@ -190,7 +215,7 @@ class ConvS5SSM(nn.Module):
         bu = F.conv2d(u_tm, w_b.to(u_tm.dtype), padding="same")
         bu = bu.view(length, batch, 2 * p, height, width).to(real)
         bu = torch.complex(bu[:, :, :p], bu[:, :, p:])  # (T, B, P, H, W)
-        x = linear_scan(lam_bar[:, None, None], bu, state)  # (T, B, P, H, W)
+        x = linear_scan(lam_bar[:, None, None], bu, state, check_values=False)  # (T, B, P, H, W)
         # [Re x; Im x] as 2P channel planes: one permuted copy (faster than cat of strided views).
         xr = torch.view_as_real(x).permute(0, 1, 5, 2, 3, 4)
         xr = xr.reshape(length * batch, 2 * p, height, width)
@@ -209,10 +234,10 @@ class ConvS5SSM(nn.Module):
             state = self.init_state(batch, height, width)
         else:
             state = self._check_state(state, batch, height, width)
-        lam_bar, w_b, w_c = self._real_kernels()
+        lam_bar, w_b, w_c = self._step_kernels()
         p = self.state_dim
         bu = F.conv2d(u_t, w_b.to(u_t.dtype), padding="same").to(self.lambda_re.dtype)
-        x = lam_bar[:, None, None] * state + torch.complex(bu[:, :p], bu[:, p:])
+        x = torch.addcmul(torch.complex(bu[:, :p], bu[:, p:]), lam_bar, state)
         xr = torch.cat([x.real, x.imag], dim=1).to(u_t.dtype)
         y = F.conv2d(xr, w_c.to(u_t.dtype), padding="same")
         return y, x

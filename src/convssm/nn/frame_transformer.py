@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from convssm.nn.causal_transformer import TransformerLayer, sinusoidal_positions
-from convssm.nn.common import check_frame, check_video, fold_time
+from convssm.nn.common import check_frame, check_inputs_finite, check_video, fold_time
 from convssm.nn.init import FLAX_NORM_EPS, flax_conv_
 from convssm.nn.registry import register_sequence_model
 
@@ -289,15 +289,23 @@ class FrameTransformer(nn.Module):
     # ----- the interface ------------------------------------------------------------------
 
     def forward(
-        self, x: torch.Tensor, states: list[KVCache] | FrameWindow | None = None
+        self,
+        x: torch.Tensor,
+        states: list[KVCache] | FrameWindow | None = None,
+        *,
+        check_values: bool | None = None,
     ) -> tuple[torch.Tensor, list[KVCache] | FrameWindow]:
         """x: (B, T, dim, H, W) -> (y (B, T, dim, H, W), the state after x).
 
         ``states``: None (an empty state of the default kind, ``cache``), a list of
         :class:`KVCache` (continue with cached keys/values), or a :class:`FrameWindow`
         (no cache: every output re-run from its last <= ``window`` input frames).
+        ``check_values``: NaN/inf check of x (one host sync; None: the global switch
+        ``convssm.set_value_checks``). The states are not read: a KV cache or frame window
+        grows with the history, and checking it every frame would cost O(window).
         """
         x = self._check_input(x, "x", 5)
+        check_inputs_finite(check_values, x, "x")
         b = x.shape[0]
         if states is None:
             states = self.init_state(b, self.height, self.width)
@@ -331,27 +339,32 @@ class FrameTransformer(nn.Module):
         return FrameWindow(frames[:, n - keep :], start + n - keep)
 
     def step(
-        self, x_t: torch.Tensor, states: list[KVCache] | FrameWindow | None
+        self,
+        x_t: torch.Tensor,
+        states: list[KVCache] | FrameWindow | None,
+        *,
+        check_values: bool | None = None,
     ) -> tuple[torch.Tensor, list[KVCache] | FrameWindow]:
         """x_t: (B, dim, H, W) -> (y_t (B, dim, H, W), new state), with either state kind."""
         x_t = self._check_input(x_t, "x_t", 4)
+        check_inputs_finite(check_values, x_t, "x_t")
         if states is None:
             states = self.init_state(x_t.shape[0], self.height, self.width)
-        y, states = self.forward(x_t[:, None], states)
+        y, states = self.forward(x_t[:, None], states, check_values=False)
         return y[:, 0], states
 
     def step_cached(
-        self, x_t: torch.Tensor, cache: list[KVCache] | None
+        self, x_t: torch.Tensor, cache: list[KVCache] | None, *, check_values: bool | None = None
     ) -> tuple[torch.Tensor, list[KVCache]]:
         """One frame with a KV cache (None = empty): O(window) work per frame."""
         if cache is None:
             cache = self.init_cache(x_t.shape[0], self.height, self.width)
-        return self.step(x_t, cache)
+        return self.step(x_t, cache, check_values=check_values)
 
     def step_nocache(
-        self, x_t: torch.Tensor, history: FrameWindow | None
+        self, x_t: torch.Tensor, history: FrameWindow | None, *, check_values: bool | None = None
     ) -> tuple[torch.Tensor, FrameWindow]:
         """One frame by re-running the window of past input frames (None = empty)."""
         if history is None:
             history = self.init_window(x_t.shape[0], self.height, self.width)
-        return self.step(x_t, history)
+        return self.step(x_t, history, check_values=check_values)

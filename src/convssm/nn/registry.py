@@ -1,12 +1,15 @@
 """Sequence models by name, so a config can say ``model: convs5`` with its options.
 
 Every registered class follows one interface on (B, T, C, H, W) tensors:
-``forward(x, states=None) -> (y, states)``, ``step(x_t, states) -> (y_t, states)``,
+``forward(x, states=None, *, check_values=None) -> (y, states)``,
+``step(x_t, states, *, check_values=None) -> (y_t, states)``,
 ``init_state(batch, height, width) -> states``; its constructor takes ``dim`` (the
 channel width of input and output) plus its own keyword options. A model registered with
 ``takes_grid=True`` (one whose constructor needs the frame size, like the transformer's
 whole-frame token convolution) gets ``height``/``width`` from ``build_sequence_model``'s
-``grid`` argument unless its options set them.
+``grid`` argument unless its options set them. ``check_values`` switches the NaN/inf check
+of the inputs (a host sync; None follows ``convssm.set_value_checks``): a model that wraps
+the sequence model checks its own inputs and passes False.
 """
 
 from __future__ import annotations

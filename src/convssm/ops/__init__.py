@@ -1,5 +1,20 @@
 """Kernels, each beside its plain reference implementation."""
 
-from convssm.ops.linear_scan import linear_scan, linear_scan_ref
+from convssm.ops.linear_scan import (
+    get_scan_path,
+    linear_scan,
+    linear_scan_ref,
+    scan_path,
+    set_scan_path,
+)
+from convssm.ops.linear_scan_triton import linear_scan_triton, triton_available
 
-__all__ = ["linear_scan", "linear_scan_ref"]
+__all__ = [
+    "get_scan_path",
+    "linear_scan",
+    "linear_scan_ref",
+    "linear_scan_triton",
+    "scan_path",
+    "set_scan_path",
+    "triton_available",
+]

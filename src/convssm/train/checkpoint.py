@@ -3,9 +3,9 @@
 A checkpoint is a directory ``<workdir>/checkpoints/step_<NNNNNNNN>/`` holding
 
 - ``model.safetensors`` and ``config.json``: the weights and the model's config (the
-  experiment's ``model`` section, a :class:`~convssm.models.VideoPredictorConfig`, stored
-  only here), so a checkpoint directory is also a ``VideoPredictor.from_pretrained``
-  directory;
+  experiment's ``model`` section, the config of whichever ``model.kind`` it is, stored only
+  here, with the SHA-256 of the weights), so a checkpoint directory is also a
+  ``from_pretrained`` directory of its model class;
 - ``experiment.yaml``: the rest of the experiment config that produced it;
 - ``training_state.pt``: optimizer, scheduler, scaler, step, data position and RNG states
   (python, numpy, torch CPU, CUDA when present), loadable with ``weights_only=True``
@@ -46,7 +46,12 @@ from safetensors.torch import load_file
 from convssm._files import atomic_write_text, fsync_dir, fsync_file
 from convssm.models.config import VideoPredictorConfig
 from convssm.models.pretrained import read_config_json, write_config_json, write_weights
-from convssm.train.config import ExperimentConfig, config_from_dict, config_to_dict
+from convssm.train.config import (
+    ExperimentConfig,
+    config_from_dict,
+    config_to_dict,
+    model_config_to_dict,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -309,7 +314,7 @@ def _read_config(path: Path, version: int) -> ExperimentConfig:
         if version >= 2:
             if "model" in data:
                 raise ValueError("it has a 'model' section; format 2 keeps it in config.json")
-            data["model"] = read_config_json(path).to_dict()
+            data["model"] = model_config_to_dict(read_config_json(path))
         return config_from_dict(data)
     except (TypeError, ValueError, yaml.YAMLError) as err:
         raise ValueError(f"checkpoint {str(path)!r}: invalid experiment config: {err}") from None
@@ -333,7 +338,7 @@ def read_experiment_yaml(directory: str | Path, model: Any) -> ExperimentConfig:
             raise ValueError(f"it holds a {type(data).__name__}, not a mapping")
         if "model" in data:
             raise ValueError("it has a 'model' section; config.json beside it holds the model")
-        return config_from_dict({**data, "model": model.to_dict()})
+        return config_from_dict({**data, "model": model_config_to_dict(model)})
     except (TypeError, ValueError, yaml.YAMLError) as err:
         raise ValueError(f"{str(path)!r}: invalid experiment config: {err}") from None
 

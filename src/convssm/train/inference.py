@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from convssm.models import LatentVideoPredictor, VQTokenizer
 from convssm.train.checkpoint import (
     CheckpointInfo,
     load_checkpoint,
@@ -32,6 +33,7 @@ from convssm.train.config import (
     apply_overrides,
     config_from_dict,
     config_to_dict,
+    model_kind,
 )
 from convssm.train.distributed import resolve_device
 from convssm.train.evaluation import (
@@ -115,8 +117,16 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
     dev = resolve_device(device)
     path = Path(checkpoint)
     if _is_published(path):
-        from convssm.models import VideoPredictor
+        from convssm.models import VideoPredictor, VideoPredictorConfig
+        from convssm.models.pretrained import model_class_for_config, read_config_json
 
+        stored = read_config_json(path)
+        if not isinstance(stored, VideoPredictorConfig):
+            raise ValueError(
+                f"{str(path)!r} holds a published {model_class_for_config(stored).__name__}: "
+                "evaluate and generate load video predictors from a published folder (a "
+                "latent model is evaluated from its training checkpoint with --tokenizer)"
+            )
         model = VideoPredictor.from_pretrained(path)  # checks the weights' SHA-256
         if (path / "experiment.yaml").is_file():
             cfg = read_experiment_yaml(path, model.config)
@@ -131,6 +141,23 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
     model = build_model(cfg.model)
     load_model_weights(model, info.weights, f"checkpoint {str(info.path)!r}")
     return TrainedModel(model.to(dev).eval(), cfg, info, dev, info.path, info.step)
+
+
+def _require_pixel_model(tm: TrainedModel, command: str) -> None:
+    """A clear error for checkpoints of models that do not predict pixels themselves."""
+    if isinstance(tm.model, VQTokenizer | LatentVideoPredictor):
+        if command == "evaluate" and isinstance(tm.model, LatentVideoPredictor):
+            raise ValueError(
+                f"{str(tm.path)!r} holds a latent_video_predictor: evaluate it with "
+                "--tokenizer PATH (the tokenizer whose codes it was trained on) and "
+                "eval.protocol teco"
+            )
+        kind = model_kind(tm.config.model)
+        raise ValueError(
+            f"{command} runs on video predictor checkpoints; {str(tm.path)!r} holds a "
+            f"{kind} (a tokenizer encodes frames with `convssm data encode`; a latent model "
+            "predicts codes that its tokenizer decodes)"
+        )
 
 
 def open_eval_set(path: str | Path, num_frames: int) -> Dataset:
@@ -161,6 +188,7 @@ def evaluate_checkpoint(
     device: str = "auto",
     precision: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
+    tokenizer: str | Path | None = None,
 ) -> tuple[Any, dict[str, Path]]:
     """The model's evaluation protocol (``eval.protocol``) with its ``eval`` config.
 
@@ -174,8 +202,15 @@ def evaluate_checkpoint(
     and predictions, float32 in the data's units for fields; when ``eval.save_videos``),
     and for the first video a GIF, MP4, PNG strip and error plot. ``overrides``
     (``eval.key=value``) change the evaluation settings. Fields are scored per channel.
+    ``tokenizer``: for a latent model's checkpoint, the tokenizer directory that encodes its
+    context and decodes its samples (the TECO protocol, on the code cache's source videos).
     """
     tm = load_trained(checkpoint, device)
+    latent = tokenizer is not None and isinstance(tm.model, LatentVideoPredictor)
+    if tokenizer is not None and not latent:
+        raise ValueError("--tokenizer is for latent_video_predictor checkpoints only")
+    if not latent:
+        _require_pixel_model(tm, "evaluate")
     for text in overrides:
         if not text.startswith("eval."):
             raise ValueError(f"evaluate takes only eval.* overrides, got {text!r}")
@@ -188,8 +223,15 @@ def evaluate_checkpoint(
         from convssm.train.teco_run import evaluate_teco_checkpoint
 
         return evaluate_teco_checkpoint(
-            tm, out_dir, eval_set=eval_set, num_videos=num_videos, precision=precision
+            tm,
+            out_dir,
+            eval_set=eval_set,
+            num_videos=num_videos,
+            precision=precision,
+            tokenizer=tokenizer,
         )
+    if latent:
+        raise ValueError("a latent model is evaluated with eval.protocol teco")
     frames = ev.context + max(ev.horizons)
     single = False
     if input_path is not None:
@@ -306,6 +348,7 @@ def generate_from_checkpoint(
     showing the first sequence.
     """
     tm = load_trained(checkpoint, device)
+    _require_pixel_model(tm, "generate")
     ev = tm.config.eval
     context = context or ev.context
     horizon = horizon or max(ev.horizons)

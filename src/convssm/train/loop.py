@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from convssm._progress import Progress
+from convssm.models import LatentVideoPredictor, VQTokenizer
 from convssm.train.checkpoint import (
     CheckpointInfo,
     latest_checkpoint,
@@ -48,6 +49,7 @@ from convssm.train.factory import (
     split_item,
     with_normalization,
 )
+from convssm.train.kind_validation import validate_latent, validate_tokenizer
 from convssm.train.runlog import RunLogger
 from convssm.train.state import (
     TrainState,
@@ -190,7 +192,18 @@ def _out_of_time(limit: float | None, t0: float, ctx: DistributedContext) -> boo
 def _validate(state: TrainState, val_set: Dataset, progress: _Progress) -> dict[str, Any] | None:
     """Generate on a few held-out videos and score them (rank 0; the others wait)."""
     out = None
-    if state.ctx.is_main:
+    if state.ctx.is_main and isinstance(state.model, VQTokenizer | LatentVideoPredictor):
+        cfg = state.config
+        n = min(len(val_set), cfg.eval.val_videos)
+        subset = torch.utils.data.Subset(val_set, range(n))
+        loader = DataLoader(subset, batch_size=cfg.eval.batch_size, collate_fn=_collate)
+        batches = (split_item(b) for b in loader)
+        if isinstance(state.model, VQTokenizer):
+            out = validate_tokenizer(state.model, batches, state.ctx.device)
+        else:
+            out = validate_latent(state.model, batches, state.ctx.device)
+        progress.log_val(state.step, out)
+    elif state.ctx.is_main:
         cfg = state.config
         horizon = cfg.eval.val_horizon or min(cfg.eval.horizons)
         loader = DataLoader(val_set, batch_size=cfg.eval.batch_size, collate_fn=_collate)

@@ -44,7 +44,10 @@ class TrainState:
         config: the experiment config (``train_step`` reads ``train`` and ``optim``).
         step: optimizer updates done so far.
         ctx: where this process stands (device, rank, world size).
-        ddp_model: the module forward and backward run through: ``model`` itself, or its
+        objective: for a ``vq_tokenizer`` run, the :class:`TokenizerTraining` module that
+            holds the model and its loss (with the discriminator, whose weights the
+            training state saves); None for the predictors, whose loss is their forward's.
+        ddp_model: the module forward and backward run through: ``objective`` or ``model``, or its
             ``DistributedDataParallel`` wrapper in a multi-process run.
     """
 
@@ -56,11 +59,12 @@ class TrainState:
     config: ExperimentConfig
     step: int = 0
     ctx: DistributedContext = field(default_factory=DistributedContext)
+    objective: nn.Module | None = None
     ddp_model: nn.Module | None = None
 
     def __post_init__(self) -> None:
         if self.ddp_model is None:
-            self.ddp_model = self.model
+            self.ddp_model = self.objective if self.objective is not None else self.model
 
     def state_dict(self) -> dict[str, Any]:
         """Everything but the weights, as values ``torch.load(weights_only=True)`` reads."""
@@ -75,6 +79,7 @@ class TrainState:
                 "samples_seen": self.step * self.sampler.global_batch,
                 "sampler": self.sampler.state_dict(),
             },
+            "objective": self.objective.loss_fn.state_dict() if self.objective else {},
             "world_size": self.ctx.world_size,
             "torch_version": str(torch.__version__),
         }
@@ -85,6 +90,8 @@ class TrainState:
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):  # empty when the run had no enabled scaler
             self.scaler.load_state_dict(state["scaler"])
+        if self.objective is not None:
+            self.objective.loss_fn.load_state_dict(state.get("objective") or {})
         restore_rng_state(state["rng"])
         self.step = int(state["step"])
         self.sampler.start_step = self.step
@@ -97,6 +104,18 @@ def _scaler(ctx: DistributedContext, precision: str) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(ctx.device.type, enabled=fp16)
 
 
+def _objective(config: ExperimentConfig, model: nn.Module) -> nn.Module | None:
+    """The tokenizer's training module (its loss has networks of its own), else None."""
+    from convssm.models import VQTokenizer
+
+    if not isinstance(model, VQTokenizer):
+        return None
+    from convssm.train.tokenizer_loss import TokenizerLoss, TokenizerTraining
+
+    loss = TokenizerLoss(config.loss, model.image_channels)
+    return TokenizerTraining(model, loss).to(next(model.parameters()).device)
+
+
 def create_train_state(
     config: ExperimentConfig,
     model: nn.Module,
@@ -107,7 +126,9 @@ def create_train_state(
     """A fresh state at step 0 around ``model`` (moved to ``ctx.device``, wrapped for DDP)."""
     tc, oc = config.train, config.optim
     model = model.to(ctx.device)
-    optimizer = make_optimizer(model, oc.lr, oc.betas, oc.weight_decay, oc.eps)
+    objective = _objective(config, model)
+    trained = objective if objective is not None else model
+    optimizer = make_optimizer(trained, oc.lr, oc.betas, oc.weight_decay, oc.eps)
     sampler = StepSampler(
         dataset_len,
         tc.batch_size,
@@ -127,7 +148,8 @@ def create_train_state(
         sampler=sampler,
         config=config,
         ctx=ctx,
-        ddp_model=wrap_model(model, ctx),
+        objective=objective,
+        ddp_model=wrap_model(trained, ctx),
     )
 
 

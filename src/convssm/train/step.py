@@ -36,11 +36,15 @@ def sequence_loss(
     rollout_context: int | None = None,
     detach_feedback: bool = False,
 ) -> torch.Tensor:
-    """The training loss of one micro-batch: frames 1..T−1 predicted, 0.5·MSE + 0.5·L1
-    (the model's own ``forward``): teacher forcing, or with ``rollout_context`` C the frames
-    after the first C predictions generated from the model's own output (multi-step).
+    """The training loss of one micro-batch, the model's own ``forward``: for a
+    VideoPredictor frames 1..T−1 predicted, 0.5·MSE + 0.5·L1 — teacher forcing, or with
+    ``rollout_context`` C the frames after the first C predictions generated from the
+    model's own output (multi-step); for a LatentVideoPredictor the same on codes with
+    cross-entropy (teacher forcing); for a tokenizer run
+    (:class:`~convssm.train.tokenizer_loss.TokenizerTraining`) the VQ-GAN loss.
 
-    video (B, T, C, H, W) in [-1, 1]; actions (B, T) or None. Returns a scalar tensor.
+    video (B, T, C, H, W) in [-1, 1], or codes (B, T, h, w); actions (B, T) or None.
+    Returns a scalar tensor.
     """
     if rollout_context is None:
         return model(video, actions).loss
@@ -68,6 +72,8 @@ def train_step(state: TrainState, batch: Any) -> dict[str, Any]:
             f"batch of {video.shape[0]} videos cannot be split into "
             f"train.grad_accum={tc.grad_accum} micro-batches"
         )
+    if state.objective is not None:  # the tokenizer's adversarial loss starts at a step
+        state.objective.step = state.step
     state.ddp_model.train()
     torch.manual_seed(step_seed(tc.seed, state.step, ctx.rank))
     videos = video.chunk(tc.grad_accum)

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from convssm._files import atomic_write, atomic_write_text
 from convssm.train.evaluation import to_uint8
 from convssm.train.factory import build_eval_dataset, split_item
-from convssm.train.generators import PredictorGenerator
+from convssm.train.generators import LatentGenerator, PredictorGenerator
 from convssm.train.teco_eval import TecoResult, evaluate_teco
 
 __all__ = ["evaluate_teco_checkpoint"]
@@ -32,8 +32,14 @@ def evaluate_teco_checkpoint(
     eval_set: str | Path | None = None,
     num_videos: int | None = None,
     precision: str | None = None,
+    tokenizer: str | Path | None = None,
 ) -> tuple[TecoResult, dict[str, Path]]:
-    """TECO's protocol for a loaded ``TrainedModel`` (see the module docstring)."""
+    """TECO's protocol for a loaded ``TrainedModel`` (see the module docstring).
+
+    ``tokenizer``: a latent model's tokenizer directory; the model then samples codes
+    (``eval.teco.temperature`` and ``seed``) that the tokenizer decodes, on the test videos
+    of the folder its code cache was encoded from.
+    """
     import json
 
     from convssm.train.inference import write_media
@@ -44,11 +50,15 @@ def evaluate_teco_checkpoint(
             "config's data (data.root's test split)"
         )
     ev = tm.config.eval
-    dataset = build_eval_dataset(tm.config, num_videos or ev.num_videos, ev.teco.frames)
+    precision = precision or tm.config.train.precision
+    if tokenizer is not None:
+        dataset, generator = _latent(tm, tokenizer, precision)
+    else:
+        dataset = build_eval_dataset(tm.config, num_videos or ev.num_videos, ev.teco.frames)
+        generator = PredictorGenerator(tm.model, precision)
     if num_videos is not None and num_videos < len(dataset):
         dataset = torch.utils.data.Subset(dataset, range(num_videos))
     loader = DataLoader(dataset, batch_size=ev.batch_size)
-    generator = PredictorGenerator(tm.model, precision or tm.config.train.precision)
     result, kept = evaluate_teco(
         generator,
         (split_item(b) for b in loader),
@@ -76,6 +86,37 @@ def evaluate_teco_checkpoint(
         )
         paths.update({f"{name}_{k}": v for k, v in media.items()})
     return result, paths
+
+
+def _latent(tm: Any, tokenizer: str | Path, precision: str) -> tuple[Any, LatentGenerator]:
+    """The source videos of a latent model's code cache and its sampling generator."""
+    from convssm.data import VideoFolder, read_codes_manifest
+    from convssm.models import VQTokenizer
+
+    cfg = tm.config
+    if cfg.data.root is None:
+        raise ValueError("the checkpoint's data.root (its code cache) is not set")
+    source = read_codes_manifest(cfg.data.root).get("source")
+    if not source:
+        raise ValueError(f"the code cache {cfg.data.root} does not name its source videos")
+    tok = VQTokenizer.from_pretrained(tokenizer).to(tm.device).eval()
+    if (tok.codebook_size, tok.latent_size) != (tm.model.codebook_size, tm.model.latent_size):
+        raise ValueError(
+            f"tokenizer {str(tokenizer)!r} makes {tok.latent_size}x{tok.latent_size} codes of "
+            f"{tok.codebook_size}; the model reads {tm.model.latent_size}x"
+            f"{tm.model.latent_size} codes of {tm.model.codebook_size}"
+        )
+    teco = cfg.eval.teco
+    dataset = VideoFolder(source, "test", seq_len=teco.frames)
+    gen = LatentGenerator(
+        tm.model,
+        tok,
+        temperature=teco.temperature,
+        seed=teco.seed,
+        device=tm.device,
+        precision=precision,
+    )
+    return dataset, gen
 
 
 def _save(tmp: str, truth: torch.Tensor, pred: torch.Tensor, context: int) -> None:

@@ -1,0 +1,482 @@
+"""LatentVideoPredictor: next-frame prediction over the codes of a VQ tokenizer.
+
+The reference's VQ-latent model (NVlabs/ConvSSM ``sequence_models/VQ/convS5.py``,
+``dmlab_convs5`` config), written anew around any registered sequence model::
+
+    codes (B, T, h, w) ──embed──> (B, T, E, h, w) ──ResNet encoder──> (B, T, C_enc, h, w)
+       ⊕ action embedding of the NEXT frame's action, tiled over h×w
+       ──projection to dim──> sequence model ──(back-projection)──> ResNet decoder
+       ──> logits (B, T, codebook_size, h, w)
+
+Frame t (with action t+1) predicts frame t+1. ``actions[:, t]`` is the action that led from
+frame t−1 to frame t (TECO's convention), so ``actions[:, 0]`` is never used. Index
+``num_actions`` of the action embedding is the "no action" token: the reference's
+``action_mask_id`` (−1, which in JAX indexes the last of its ``action_dim + 1`` rows). It is
+used when ``actions`` is None and for the samples whose actions are dropped.
+
+- The projection is a 1×1 convolution (``grid_downsample`` 1, the ConvS5 configs) or a
+  g×g stride-g convolution with a g×g transposed convolution back (``grid_downsample`` g;
+  g = latent_size puts the sequence model on a 1×1 grid: the reference's ``dmlab_S5`` case,
+  with ConvS5 at ``kernel_size: 1`` as S5).
+- Loss: cross-entropy against the next frame's codes with label smoothing (the reference
+  mixes 0.99 · one-hot + 0.01 / K, torch's ``label_smoothing=0.01``), a mean over positions
+  (the reference sums over h×w; ours differs from it by that constant factor only).
+- ``action_dropout``: in training, each sample's actions are replaced by the "no action"
+  token with this probability (one draw per sample), so one model serves both protocols.
+- ``causal_masking``: for action-conditioned samples (actions given and not dropped), the
+  encoded input of every frame with index ≥ ``mask_context`` is replaced by the constant
+  ``frame_mask_value``: the model must predict those frames from the context and the
+  actions alone. The loss is then the reference's: positions ≥ mask_context − 1 of the
+  conditioned samples plus all positions of the unconditioned ones, each a mean over its
+  batch and positions. (The reference's sampler also masks the last context frame, which
+  its training never does; we mask exactly what training masks, so generation equals the
+  parallel mode.)
+- ``drop_loss_rate`` r > 0 (training only; the reference's Minecraft and Habitat configs use
+  0.9): the decoder and the loss see max(1, ⌊(1 − r)(T − 1)⌋) positions drawn without
+  replacement; ``output.positions`` names them and ``output.logits`` covers only them.
+- ``generate`` conditions on the context in parallel mode and then samples one frame of
+  codes at a time with the sequence model's recurrent step (O(1) per frame for ConvS5),
+  each position an independent categorical draw at ``temperature``.
+
+Initialisation: the encoder, decoder, projections and embeddings use flax's defaults
+(:func:`convssm.models.latent_blocks.flax_default_init_`); the sequence model keeps its own.
+The code embedding is learned here; the reference looks codes up in its frozen VQ-GAN
+codebook (:meth:`LatentVideoPredictor.copy_code_embeddings` with ``freeze_code_embeddings``
+does that).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convssm._checks import check_tensor
+from convssm._typed import dataclass_from_dict
+from convssm.models.autoencoder import FrameEncoder
+from convssm.models.latent_blocks import LogitsDecoder, flax_default_init_
+from convssm.models.pretrained import PretrainedMixin
+from convssm.nn import build_sequence_model
+
+__all__ = ["LatentVideoPredictor", "LatentVideoPredictorConfig", "LatentVideoPredictorOutput"]
+
+
+@dataclass
+class LatentVideoPredictorConfig:
+    """The arguments of :class:`LatentVideoPredictor` as one object (same names, same
+    defaults; ``LatentVideoPredictor.from_config(cfg)`` builds it)."""
+
+    codebook_size: int = 1024
+    latent_size: int = 16
+    dim: int = 512
+    sequence_model: str = "convs5"
+    sequence_options: dict[str, Any] = field(default_factory=dict)
+    num_actions: int = 0
+    action_embed_dim: int = 16
+    code_embed_dim: int = 64
+    encoder_widths: list[int] = field(default_factory=lambda: [256])
+    encoder_blocks: int = 1
+    decoder_widths: list[int] = field(default_factory=lambda: [512])
+    decoder_blocks: int = 4
+    norm_groups: int = 32
+    grid_downsample: int = 1
+    action_dropout: float = 0.0
+    causal_masking: bool = False
+    mask_context: int = 144
+    frame_mask_value: float = -2.0
+    label_smoothing: float = 0.01
+    drop_loss_rate: float = 0.0
+    freeze_code_embeddings: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "model") -> LatentVideoPredictorConfig:
+        """Read a mapping (YAML/JSON); unknown keys and wrong types are errors naming
+        ``where.key``; keys left out keep their defaults."""
+        return dataclass_from_dict(cls, data, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dicts and lists (a deep copy)."""
+        return copy.deepcopy(asdict(self))
+
+
+@dataclass
+class LatentVideoPredictorOutput:
+    """logits (B, T−1, K, h, w) for frames 1..T−1 (or, with drop-loss in training, for the
+    frames ``positions + 1`` only: (B, n, K, h, w)); loss a scalar tensor."""
+
+    logits: torch.Tensor
+    loss: torch.Tensor
+    positions: torch.Tensor | None = None
+
+
+class LatentVideoPredictor(PretrainedMixin, nn.Module):
+    """Predicts the next frame's codes from the codes so far (see the module docstring).
+
+    Args:
+        codebook_size: K, the tokenizer's number of codes.
+        latent_size: h = w of the code grid.
+        dim: channels the sequence model works at (the reference's ``d_model``).
+        sequence_model: a registered name: ``"convs5"``, ``"convlstm"``, ``"transformer"``.
+        sequence_options: the sequence model's own options; ``height`` and ``width``, for
+            models that take them, default to its grid size.
+        num_actions: size of the action vocabulary; 0 for none.
+        action_embed_dim: channels of the action embedding.
+        code_embed_dim: channels of the code embedding.
+        encoder_widths, encoder_blocks: the ResNet encoder's widths and blocks per stage.
+        decoder_widths, decoder_blocks: the ResNet decoder's (reference: [512], 4).
+        norm_groups: GroupNorm groups in encoder and decoder.
+        grid_downsample: g of the projection (1: 1×1 convolution).
+        action_dropout: probability of dropping a sample's actions in training.
+        causal_masking, mask_context, frame_mask_value: see the module docstring
+            (reference: on for DMLab, 144, −2).
+        label_smoothing: of the cross-entropy (reference 0.01).
+        drop_loss_rate: fraction of positions left out of the loss in training.
+        freeze_code_embeddings: keep the code embedding fixed (after
+            :meth:`copy_code_embeddings`).
+    """
+
+    def __init__(
+        self,
+        codebook_size: int,
+        latent_size: int,
+        *,
+        dim: int = 512,
+        sequence_model: str = "convs5",
+        sequence_options: dict[str, Any] | None = None,
+        num_actions: int = 0,
+        action_embed_dim: int = 16,
+        code_embed_dim: int = 64,
+        encoder_widths: Sequence[int] = (256,),
+        encoder_blocks: int = 1,
+        decoder_widths: Sequence[int] = (512,),
+        decoder_blocks: int = 4,
+        norm_groups: int = 32,
+        grid_downsample: int = 1,
+        action_dropout: float = 0.0,
+        causal_masking: bool = False,
+        mask_context: int = 144,
+        frame_mask_value: float = -2.0,
+        label_smoothing: float = 0.01,
+        drop_loss_rate: float = 0.0,
+        freeze_code_embeddings: bool = False,
+    ) -> None:
+        super().__init__()
+        enc_w, dec_w = [int(w) for w in encoder_widths], [int(w) for w in decoder_widths]
+        _check_args(
+            codebook_size, latent_size, dim, num_actions, enc_w, dec_w, grid_downsample,
+            action_dropout, mask_context, label_smoothing, drop_loss_rate,
+        )  # fmt: skip
+        if causal_masking and drop_loss_rate > 0:
+            raise ValueError("causal_masking and drop_loss_rate > 0 cannot be combined")
+        self.codebook_size, self.latent_size, self.dim = codebook_size, latent_size, dim
+        self.num_actions = num_actions
+        self.grid = latent_size // 2 ** (len(enc_w) - 1) // grid_downsample
+        self.config = LatentVideoPredictorConfig(
+            codebook_size=codebook_size,
+            latent_size=latent_size,
+            dim=dim,
+            sequence_model=sequence_model,
+            sequence_options=dict(sequence_options or {}),
+            num_actions=num_actions,
+            action_embed_dim=action_embed_dim,
+            code_embed_dim=code_embed_dim,
+            encoder_widths=enc_w,
+            encoder_blocks=encoder_blocks,
+            decoder_widths=dec_w,
+            decoder_blocks=decoder_blocks,
+            norm_groups=norm_groups,
+            grid_downsample=grid_downsample,
+            action_dropout=action_dropout,
+            causal_masking=causal_masking,
+            mask_context=mask_context,
+            frame_mask_value=frame_mask_value,
+            label_smoothing=label_smoothing,
+            drop_loss_rate=drop_loss_rate,
+            freeze_code_embeddings=freeze_code_embeddings,
+        )
+        self.code_embed = nn.Embedding(codebook_size, code_embed_dim)
+        self.encoder = FrameEncoder(code_embed_dim, enc_w, encoder_blocks, norm_groups)
+        self.action_embed = nn.Embedding(num_actions + 1, action_embed_dim) if num_actions else None
+        in_ch = enc_w[-1] + (action_embed_dim if num_actions else 0)
+        g = grid_downsample
+        if g == 1:
+            self.proj_in, self.proj_out = nn.Conv2d(in_ch, dim, 1), nn.Identity()
+        else:
+            self.proj_in = nn.Conv2d(in_ch, dim, g, stride=g, bias=False)
+            self.proj_out = nn.ConvTranspose2d(dim, dim, g, stride=g, bias=False)
+        self.decoder = LogitsDecoder(dim, dec_w, decoder_blocks, codebook_size, norm_groups)
+        for part in (self.code_embed, self.encoder, self.proj_in, self.proj_out, self.decoder):
+            flax_default_init_(part)
+        if self.action_embed is not None:
+            flax_default_init_(self.action_embed)
+        self.code_embed.weight.requires_grad_(not freeze_code_embeddings)
+        self.sequence = build_sequence_model(
+            sequence_model, dim, grid=(self.grid, self.grid), **(sequence_options or {})
+        )
+
+    config_class = LatentVideoPredictorConfig
+
+    @classmethod
+    def from_config(cls, config: LatentVideoPredictorConfig) -> LatentVideoPredictor:
+        """Build the model a :class:`LatentVideoPredictorConfig` describes."""
+        if not isinstance(config, LatentVideoPredictorConfig):
+            raise TypeError(f"config must be a LatentVideoPredictorConfig, got {type(config)}")
+        return cls(**asdict(config))
+
+    # ------------------------------------------------------------------ checks
+    def _check_codes(self, codes: object, name: str) -> torch.Tensor:
+        codes = check_tensor(codes, name, ndim=4, dtypes=(torch.int64, torch.int32), finite=False)
+        if tuple(codes.shape[2:]) != (self.latent_size, self.latent_size):
+            raise ValueError(
+                f"{name} must have shape (B, T, {self.latent_size}, {self.latent_size}), "
+                f"got {tuple(codes.shape)}"
+            )
+        if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
+            raise ValueError(f"{name} must hold codes in [0, {self.codebook_size})")
+        return codes.long()
+
+    def _check_actions(self, actions: object, batch: int, length: int) -> torch.Tensor | None:
+        """None, or (B, ≥length) int64 actions in [0, num_actions)."""
+        if actions is None:
+            return None
+        if self.num_actions == 0:
+            raise ValueError("this model takes no actions (num_actions=0), got actions")
+        actions = check_tensor(actions, "actions", ndim=2, finite=False)
+        if actions.dtype not in (torch.int32, torch.int64):
+            raise TypeError(f"actions must be an integer tensor, got {actions.dtype}")
+        if actions.shape[0] != batch or actions.shape[1] < length:
+            raise ValueError(
+                f"actions must have shape (B={batch}, T>={length}), got {tuple(actions.shape)}"
+            )
+        if actions.numel() and (actions.min() < 0 or actions.max() >= self.num_actions):
+            raise ValueError(f"actions must lie in [0, {self.num_actions})")
+        return actions[:, :length].long()
+
+    # ------------------------------------------------------------------ pieces
+    def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, T, h, w) codes -> (B, T, C_enc, h', w') encoder features."""
+        b, t = codes.shape[:2]
+        x = self.code_embed(codes.reshape(b * t, *codes.shape[2:])).permute(0, 3, 1, 2)
+        z = self.encoder(x)
+        return z.reshape(b, t, *z.shape[1:])
+
+    def _sequence_inputs(
+        self, feats: torch.Tensor, next_actions: torch.Tensor | None
+    ) -> torch.Tensor:
+        """feats (B, T, C_enc, h', w') and the actions of the frames they predict (B, T)."""
+        b, t = feats.shape[:2]
+        z = feats.reshape(b * t, *feats.shape[2:])
+        if self.action_embed is not None:
+            if next_actions is None:
+                next_actions = torch.full((b, t), self.num_actions, device=z.device)
+            a = self.action_embed(next_actions.reshape(b * t)).to(z.dtype)
+            z = torch.cat([z, a[:, :, None, None].expand(-1, -1, *z.shape[-2:])], dim=1)
+        z = self.proj_in(z)
+        return z.reshape(b, t, *z.shape[1:])
+
+    def logits_of(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, T, dim, grid, grid) sequence outputs -> (B, T, K, h, w) logits."""
+        b, t = y.shape[:2]
+        x = self.decoder(self.proj_out(y.reshape(b * t, *y.shape[2:])))
+        return x.reshape(b, t, *x.shape[1:])
+
+    def _mask_frames(
+        self, feats: torch.Tensor, conditioned: torch.Tensor, first_index: int = 0
+    ) -> torch.Tensor:
+        """Replace the inputs of frames with index ≥ mask_context by frame_mask_value for the
+        ``conditioned`` samples; feats (B, T, C, h, w) holds frames first_index, ... ."""
+        m = self.config.mask_context - first_index
+        if not self.config.causal_masking or feats.shape[1] <= m:
+            return feats
+        m = max(m, 0)
+        fill = torch.full_like(feats[:, m:], self.config.frame_mask_value)
+        tail = torch.where(conditioned[:, None, None, None, None], fill, feats[:, m:])
+        return torch.cat([feats[:, :m], tail], dim=1)
+
+    def copy_code_embeddings(self, codebook: torch.Tensor) -> None:
+        """Copy a tokenizer's codebook (K, code_embed_dim) into the code embedding."""
+        codebook = check_tensor(codebook, "codebook", ndim=2, floating=True)
+        if tuple(codebook.shape) != tuple(self.code_embed.weight.shape):
+            raise ValueError(
+                f"codebook must have shape {tuple(self.code_embed.weight.shape)} "
+                f"(codebook_size, code_embed_dim), got {tuple(codebook.shape)}"
+            )
+        with torch.no_grad():
+            self.code_embed.weight.copy_(codebook)
+
+    # ------------------------------------------------------------------ training
+    def forward(
+        self, codes: torch.Tensor, actions: torch.Tensor | None = None
+    ) -> LatentVideoPredictorOutput:
+        """Teacher forcing on codes (B, T, h, w), T ≥ 2; actions (B, T) or None."""
+        codes = self._check_codes(codes, "codes")
+        b, t = codes.shape[:2]
+        if t < 2:
+            raise ValueError(f"codes need at least 2 frames for teacher forcing, got {t}")
+        actions = self._check_actions(actions, b, t)
+        conditioned = torch.full((b,), actions is not None, device=codes.device)
+        p = self.config.action_dropout
+        if actions is not None and self.training and p > 0:
+            conditioned = torch.rand(b, device=codes.device) >= p
+            actions = torch.where(conditioned[:, None], actions, self.num_actions)
+        feats = self._mask_frames(self.embed_codes(codes), conditioned)
+        nxt = None if actions is None else actions[:, 1:]
+        y, _ = self.sequence(self._sequence_inputs(feats[:, :-1], nxt))
+        target = codes[:, 1:]
+        positions = None
+        r = self.config.drop_loss_rate
+        if self.training and r > 0:
+            n = max(1, int((1 - r) * (t - 1)))
+            positions = torch.randperm(t - 1, device=codes.device)[:n].sort().values
+            y, target = y[:, positions], target[:, positions]
+        logits = self.logits_of(y)
+        low = logits.dtype in (torch.bfloat16, torch.float16)  # the loss in float32 at least
+        ce = F.cross_entropy(
+            (logits.float() if low else logits).transpose(1, 2),
+            target,
+            label_smoothing=self.config.label_smoothing,
+            reduction="none",
+        ).mean(dim=(-2, -1))  # (B, T')
+        if not self.config.causal_masking:
+            loss = ce.mean()
+        else:
+            loss = self._masked_loss(ce, conditioned)
+        return LatentVideoPredictorOutput(logits, loss, positions)
+
+    def _masked_loss(self, ce: torch.Tensor, conditioned: torch.Tensor) -> torch.Tensor:
+        """The reference's two-part loss under causal masking; ce (B, T−1) per frame."""
+        first = max(self.config.mask_context - 1, 0)
+        cond = conditioned[:, None].to(ce.dtype)
+        loss = (ce * (1 - cond)).mean()
+        if first < ce.shape[1]:
+            loss = loss + (ce[:, first:] * cond).mean()
+        return loss
+
+    # ------------------------------------------------------------------ generation
+    def condition(
+        self, context: torch.Tensor, actions: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Any]:
+        """Run the context (B, T_c, h, w) in parallel mode.
+
+        actions: (B, ≥ T_c + 1) or None. Returns the logits (B, K, h, w) of frame T_c and
+        the sequence model's states after the context.
+        """
+        context = self._check_codes(context, "context")
+        b, t_c = context.shape[:2]
+        if t_c < 1:
+            raise ValueError("context needs at least one frame")
+        actions = self._check_actions(actions, b, t_c + 1)
+        conditioned = torch.full((b,), actions is not None, device=context.device)
+        feats = self._mask_frames(self.embed_codes(context), conditioned)
+        nxt = None if actions is None else actions[:, 1:]
+        y, states = self.sequence(self._sequence_inputs(feats, nxt))
+        return self.logits_of(y[:, -1:])[:, 0], states
+
+    def step(
+        self,
+        codes_t: torch.Tensor,
+        index: int,
+        states: Any,
+        next_action: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, Any]:
+        """One recurrent step: frame ``index``'s codes (B, h, w) and the action of frame
+        index + 1 (B,) or None -> logits (B, K, h, w) of frame index + 1, new states."""
+        codes_t = check_tensor(codes_t, "codes_t", ndim=3, finite=False)
+        codes_t = self._check_codes(codes_t[:, None], "codes_t")
+        b = codes_t.shape[0]
+        if next_action is not None:
+            next_action = self._check_actions(next_action[:, None], b, 1)
+        conditioned = torch.full((b,), next_action is not None, device=codes_t.device)
+        feats = self._mask_frames(self.embed_codes(codes_t), conditioned, index)
+        z = self._sequence_inputs(feats, next_action)[:, 0]
+        y, states = self.sequence.step(z, states)
+        return self.logits_of(y[:, None])[:, 0], states
+
+    @torch.no_grad()
+    def iter_generate(
+        self,
+        context: torch.Tensor,
+        horizon: int,
+        actions: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """Yield ``horizon`` sampled frames of codes (B, h, w) after context (B, T_c, h, w).
+
+        actions: (B, ≥ T_c + horizon), the action of every frame (``actions[:, t]`` led to
+        frame t), or None to generate without actions. temperature 0 takes the most likely
+        code at every position.
+        """
+        if horizon < 1:
+            raise ValueError(f"horizon must be at least 1, got {horizon}")
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        context = self._check_codes(context, "context")
+        t_c = context.shape[1]
+        if actions is not None:
+            actions = self._check_actions(actions, context.shape[0], t_c + horizon)
+        logits, states = self.condition(context, None if actions is None else actions[:, : t_c + 1])
+        for k in range(horizon):
+            codes = _sample(logits, temperature, generator)
+            yield codes
+            if k + 1 < horizon:
+                a = None if actions is None else actions[:, t_c + k + 1]
+                logits, states = self.step(codes, t_c + k, states, a)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        context: torch.Tensor,
+        horizon: int,
+        actions: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """context (B, T_c, h, w) -> the next ``horizon`` frames of codes (B, horizon, h, w)."""
+        frames = self.iter_generate(context, horizon, actions, temperature, generator)
+        return torch.stack(list(frames), dim=1)
+
+
+def _sample(
+    logits: torch.Tensor, temperature: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """(B, K, h, w) logits -> (B, h, w) int64: an independent categorical draw per position."""
+    if temperature == 0:
+        return logits.argmax(dim=1)
+    b, k, h, w = logits.shape
+    probs = torch.softmax(logits.float().permute(0, 2, 3, 1).reshape(-1, k) / temperature, -1)
+    return torch.multinomial(probs, 1, generator=generator).reshape(b, h, w)
+
+
+def _check_args(
+    codebook_size, latent_size, dim, num_actions, enc_w, dec_w, g, p, mask_context, ls, r
+) -> None:
+    for name, v in [("codebook_size", codebook_size), ("latent_size", latent_size), ("dim", dim)]:
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if num_actions < 0:
+        raise ValueError(f"num_actions must be >= 0, got {num_actions}")
+    if len(enc_w) != len(dec_w):
+        raise ValueError(
+            f"encoder_widths {enc_w} and decoder_widths {dec_w} must have the same length "
+            "(the decoder upsamples as often as the encoder downsamples)"
+        )
+    down = 2 ** (len(enc_w) - 1)
+    if not isinstance(g, int) or g < 1 or latent_size % (down * g):
+        raise ValueError(
+            f"latent_size {latent_size} must be divisible by {down} (encoder) times "
+            f"grid_downsample {g}"
+        )
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"action_dropout must be in [0, 1), got {p}")
+    if mask_context < 1:
+        raise ValueError(f"mask_context must be positive, got {mask_context}")
+    if not 0.0 <= ls < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {ls}")
+    if not 0.0 <= r < 1.0:
+        raise ValueError(f"drop_loss_rate must be in [0, 1), got {r}")

@@ -1,0 +1,155 @@
+"""linear_scan_triton (fused Triton kernels) pinned to linear_scan_ref, run on CPU tensors in
+Triton's interpreter (TRITON_INTERPRET=1, set per test so it does not leak into other tests:
+the kernels are jitted on first use and cached per interpreter setting)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from convssm.ops import (
+    get_scan_path,
+    linear_scan,
+    linear_scan_ref,
+    linear_scan_triton,
+    scan_path,
+    set_scan_path,
+    triton_available,
+)
+
+pytestmark = pytest.mark.skipif(
+    not triton_available(),
+    reason="triton is not installed (pip install 'convssm[triton]'); its kernels are untested",
+)
+
+RTOL = {torch.complex64: 2e-6, torch.complex128: 1e-13}
+
+
+@pytest.fixture(autouse=True)
+def _interpret(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def _decay(shape, dtype, gen):
+    modulus = torch.rand(shape, generator=gen, dtype=torch.float64) * 0.5 + 0.45
+    phase = (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * math.pi
+    return torch.polar(modulus, phase).to(dtype)
+
+
+def _close(x, y, rtol):
+    scale = y.abs().max().clamp_min(1e-30)
+    err = (x - y).abs().max() / scale
+    assert err <= rtol, f"relative error {err:.3g} > {rtol:.3g}"
+
+
+def _values_and_grads(fn, a, b, x0, w):
+    leaves = [
+        t.detach().clone().requires_grad_(True) for t in (a, b) + ((x0,) if x0 is not None else ())
+    ]
+    x = fn(*leaves) if x0 is not None else fn(*leaves, None)
+    grads = torch.autograd.grad((w.conj() * x).real.sum(), leaves)
+    return x.detach(), grads
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+@pytest.mark.parametrize("length", [1, 2, 7, 65])
+@pytest.mark.parametrize("with_x0", [False, True])
+def test_values_and_all_gradients_match_reference(dtype, length, with_x0):
+    g = _gen(length + 100 * with_x0)
+    b = torch.randn(length, 3, 5, dtype=dtype, generator=g)
+    a = _decay((5,), dtype, g)  # broadcast over the first state dimension
+    x0 = torch.randn(3, 5, dtype=dtype, generator=g) if with_x0 else None
+    w = torch.randn(length, 3, 5, dtype=dtype, generator=g)
+    x, grads = _values_and_grads(linear_scan_triton, a, b, x0, w)
+    xr, grads_ref = _values_and_grads(linear_scan_ref, a, b, x0, w)
+    assert x.shape == b.shape and x.dtype == dtype and x.is_contiguous()
+    _close(x, xr, RTOL[dtype])
+    for got, want in zip(grads, grads_ref, strict=True):
+        assert got.shape == want.shape and got.dtype == dtype
+        _close(got, want, 10 * RTOL[dtype])  # grad_a sums L * 3 products
+
+
+def test_broadcast_a_and_x0_non_contiguous_b_and_partial_grads():
+    """The ConvS5 layout (L, B, P, H, W) with a (P, 1, 1), strided b and x0, more channels
+    than one program's block (two programs, the second one partly masked)."""
+    g = _gen(7)
+    dtype = torch.complex64
+    base = torch.randn(9, 2, 5, 6, 30, dtype=dtype, generator=g)
+    b = base.permute(0, 1, 4, 2, 3)[:, :, ::2]  # (9, 2, 15, 5, 6): 900 channels, strided
+    assert not b.is_contiguous()
+    a = _decay((15, 1, 1), dtype, g)
+    x0 = torch.randn(5, 6, 2, 15, dtype=dtype, generator=g).permute(2, 3, 0, 1)
+    w = torch.randn(b.shape, dtype=dtype, generator=g)
+    x, grads = _values_and_grads(linear_scan_triton, a, b, x0, w)
+    xr, grads_ref = _values_and_grads(linear_scan_ref, a, b, x0, w)
+    _close(x, xr, RTOL[dtype])
+    for got, want in zip(grads, grads_ref, strict=True):
+        _close(got, want, 20 * RTOL[dtype])
+    # Only some inputs need a gradient (the kernel skips grad_a when a does not need it).
+    bb = b.detach().clone().requires_grad_(True)
+    (gb,) = torch.autograd.grad((w.conj() * linear_scan_triton(a, bb, x0)).real.sum(), bb)
+    _close(gb, grads_ref[1], 20 * RTOL[dtype])
+
+
+def test_gradcheck_complex128():
+    g = _gen(3)
+    a = _decay((2, 1), torch.complex128, g).requires_grad_(True)
+    b = torch.randn(4, 2, 3, dtype=torch.complex128, generator=g).requires_grad_(True)
+    x0 = torch.randn(3, dtype=torch.complex128, generator=g).requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        linear_scan_triton, (a, b, x0), eps=1e-6, atol=1e-8, fast_mode=True
+    )
+
+
+def test_double_backward_is_refused():
+    a = _decay((2,), torch.complex128, _gen(4)).requires_grad_(True)
+    b = torch.randn(3, 2, dtype=torch.complex128).requires_grad_(True)
+    (ga,) = torch.autograd.grad(linear_scan_triton(a, b).abs().sum(), a, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(ga.abs().sum(), b)
+
+
+def test_bad_input_is_refused_with_the_shared_messages():
+    a, b = torch.ones(3, dtype=torch.complex64), torch.ones(4, 2, 3, dtype=torch.complex64)
+    with pytest.raises(TypeError, match="b must be complex"):
+        linear_scan_triton(a, b.real)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        linear_scan_triton(torch.ones(4, dtype=torch.complex64), b)
+
+
+def test_forced_path_dispatch_and_custom_op_registration():
+    """set_scan_path('triton') sends linear_scan to the kernels; opcheck tests the custom
+    op's fake (meta) function and autograd registration; torch.compile(fullgraph=True)
+    traces through the op (aot_eager: dynamo and AOT autograd on fake tensors, which is what
+    register_fake serves)."""
+    g = _gen(5)
+    a = _decay((4,), torch.complex64, g)
+    b = torch.randn(6, 2, 4, dtype=torch.complex64, generator=g)
+    x0 = torch.randn(2, 4, dtype=torch.complex64, generator=g)
+    assert get_scan_path() == "auto"
+    with scan_path("triton"):
+        x = linear_scan(a, b, x0)
+        compiled = torch.compile(linear_scan, fullgraph=True, backend="aot_eager")
+        bb = b.clone().requires_grad_(True)
+        xc = compiled(a, bb, x0)
+        xc.abs().sum().backward()
+    assert get_scan_path() == "auto"
+    _close(x, linear_scan_ref(a, b, x0), RTOL[torch.complex64])
+    _close(xc.detach(), x, RTOL[torch.complex64])
+    bref = b.clone().requires_grad_(True)
+    linear_scan_ref(a, bref, x0).abs().sum().backward()
+    _close(bb.grad, bref.grad, 10 * RTOL[torch.complex64])
+    pairs = torch.view_as_real
+    args = (pairs(a).contiguous(), pairs(b.view(6, 8)).contiguous(), pairs(x0.view(8)))
+    args = (args[0].expand(2, 4, 2).reshape(8, 2).contiguous(), args[1], args[2])
+    for x0_arg in (args[2], None):
+        leaf = [t.clone().requires_grad_(True) for t in args[:2]]
+        torch.library.opcheck(torch.ops.convssm.scan_triton, (*leaf, x0_arg))
+    with pytest.raises(ValueError, match="scan path must be one of"):
+        set_scan_path("fast")
