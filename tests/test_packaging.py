@@ -1,5 +1,5 @@
-"""An installed wheel finds the demo's and the benchmarks' configs and scripts as package
-data, not through the source tree or the current directory."""
+"""An installed wheel finds the demo's configs and published model and the benchmarks'
+scripts as package data, not through the source tree or the current directory."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = """
-from convssm.train.demo import find_demo_config
+from convssm.train.demo import find_demo_config, find_demo_model
 from convssm.cli.bench import available
 from convssm.train.config import load_config
 print(find_demo_config())
 print(load_config(find_demo_config()).name)
 print(",".join(sorted(available())))
+print(find_demo_model())
 """
 
 
@@ -38,12 +39,14 @@ def test_wheel_ships_configs_and_benchmarks(tmp_path):
         z.extractall(site)
     assert "convssm/configs/cpu/convs5_small.yaml" in names
     assert "convssm/benchmarks/bench_train.py" in names
+    assert "convssm/pretrained/moving_mnist/convs5_1digit/model.safetensors" in names
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}
     run = subprocess.run([sys.executable, "-c", PROBE], cwd=elsewhere, env=env,
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0, run.stderr
-    config, name, benches = run.stdout.strip().splitlines()
+    config, name, benches, model = run.stdout.strip().splitlines()
+    assert Path(model) == site / "convssm" / "pretrained" / "moving_mnist" / "convs5_1digit"
     assert Path(config) == site / "convssm" / "configs" / "cpu" / "convs5_small.yaml"
     assert name == "convs5_small" and "train" in benches.split(",")

@@ -18,7 +18,8 @@ _SOURCE_ROOT = Path(__file__).resolve().parents[2]  # <repo>/src/convssm -> <rep
 
 
 def shipped_dir(name: str) -> Path:
-    """The shipped folder ``name`` (``"configs"`` or ``"benchmarks"``)."""
+    """The shipped folder ``name`` (``"configs"``, ``"benchmarks"`` or ``"pretrained"``, which
+    holds the demo's model only in a wheel)."""
     packaged = resources.files("convssm").joinpath(name)
     if packaged.is_dir():
         return Path(str(packaged))

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from convssm.cli.main import main
@@ -155,13 +156,42 @@ def test_corrupt_checkpoint_and_bad_inputs_are_reported(trained, tmp_path, capsy
     assert "--horizon must be positive" in capsys.readouterr().err
 
 
+def _published(root):
+    """A tiny model folder as the demo expects one: save_pretrained plus training.json."""
+    torch.manual_seed(0)
+    options = {"depth": 1, "state_dim": 8, "norm_groups": 4}
+    model = VideoPredictor(image_size=16, encoder_widths=[8, 16], norm_groups=4, dim=16,
+                           sequence_model="convs5", sequence_options=options)  # fmt: skip
+    folder = model.save_pretrained(root / "published")
+    data = {"image_size": 16, "digit_size": 8, "num_digits": 1, "seq_len": 4}
+    (folder / "training.json").write_text(json.dumps({"data": data}))
+    return folder
+
+
 def test_demo_runs_end_to_end_on_a_tiny_budget(trained, tmp_path, capsys):
     config, _ = trained
+    model = _published(tmp_path)
     rc = main(["demo", "--out", str(tmp_path / "demo"), "--minutes", "0.01", "--config",
-               str(config), "--set", "eval.num_videos=2"])  # fmt: skip
+               str(config), "--set", "eval.num_videos=2", "--model", str(model)])  # fmt: skip
     assert rc == 0
     out = capsys.readouterr().out
+    assert "demo [1/2]: published model published" in out
+    assert "10 context frames -> 40 frames (10x the training length)" in out
     assert "60 generated frames (10x the training length)" in out
+    assert "loss" in out and "(first" in out
     metrics = json.loads((tmp_path / "demo" / "eval" / "metrics.json").read_text())
     assert "60" in metrics["per_horizon"]
     assert (tmp_path / "demo" / "generate" / "generated.gif").is_file()
+    for name in ("strip.png", "predicted.gif", "scores.json"):
+        assert (tmp_path / "demo" / "published" / name).is_file()
+    assert (tmp_path / "demo" / "loss.png").is_file()
+    scores = json.loads((tmp_path / "demo" / "published" / "scores.json").read_text())
+    assert scores["frames"] >= 1 and "rel_best@" + str(min(10, scores["frames"])) in scores
+
+
+def test_demo_names_a_missing_published_model(trained, tmp_path, capsys):
+    config, _ = trained
+    rc = main(["demo", "--out", str(tmp_path / "d"), "--minutes", "0.01", "--config",
+               str(config), "--model", str(tmp_path / "nowhere")])  # fmt: skip
+    assert rc == 1
+    assert "nowhere" in capsys.readouterr().err

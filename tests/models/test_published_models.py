@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -20,3 +21,35 @@ def test_published_model_loads_and_generates(name):
     frames = model.generate(context, horizon=3)
     assert frames.shape == (1, 3, 1, 32, 32) and bool(torch.isfinite(frames).all())
     assert sum(f.stat().st_size for f in (PUBLISHED / name).iterdir()) < 5 * 2**20
+
+
+CARDS = sorted((PUBLISHED.parent).glob("*/*/training.json"))
+
+
+def test_the_demo_model_is_published():
+    assert (PUBLISHED.parent / "moving_mnist" / "convs5_1digit" / "training.json") in CARDS
+
+
+@pytest.mark.parametrize("card", CARDS, ids=[c.parent.name for c in CARDS])
+def test_published_model_reproduces_its_card_scores(card):
+    """Each model card's scores on its first 4 held-out videos, to the printed precision."""
+    from convssm.data import MovingMNIST
+    from convssm.metrics import psnr, ssim, trivial_predictor_scores
+
+    info = json.loads(card.read_text())
+    assert (card.parent / "README.md").is_file() and info["command"]
+    data, ev = info["data"], info["recipe"]["eval"]
+    model = VideoPredictor.from_pretrained(card.parent).eval()
+    ds = MovingMNIST(ev["videos"], num_frames=ev["context"] + ev["horizon"],
+                     image_size=data["image_size"], num_digits=data["num_digits"],
+                     digit_size=data["digit_size"], step=data["step"], split="eval",
+                     seed=ev["seed"])  # fmt: skip
+    videos = torch.stack([ds[i] for i in range(info["card_videos"])])
+    c = ev["context"]
+    pred = (model.generate(videos[:, :c], ev["horizon"]).clamp(-1, 1) + 1) / 2
+    truth = (videos[:, c:] + 1) / 2
+    got = trivial_predictor_scores(pred, truth, (videos[:, c - 1] + 1) / 2, (10, 100))
+    got["psnr@10"] = float(psnr(pred[:, :10], truth[:, :10]).clamp(max=100).mean())
+    got["ssim@10"] = float(ssim(pred[:, :10], truth[:, :10]).mean())
+    for key in ("rel_best@10", "rel_empty@100", "brightness@50-100", "psnr@10", "ssim@10"):
+        assert round(got[key], 3) == pytest.approx(round(info["card_scores"][key], 3), abs=1.01e-3)

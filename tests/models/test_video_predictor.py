@@ -69,19 +69,41 @@ def test_actions_condition_the_prediction():
     torch.manual_seed(2)
     model = _small(num_actions=3).eval()
     video = _video(t=4)
-    a0 = torch.zeros(2, 3, dtype=torch.long)
-    a1 = torch.full((2, 3), 2, dtype=torch.long)
+    a0 = torch.zeros(2, 4, dtype=torch.long)
+    a1 = torch.full((2, 4), 2, dtype=torch.long)
     assert not torch.allclose(model(video, a0).predictions, model(video, a1).predictions)
-    gen = model.generate(video, 3, torch.zeros(2, 6, dtype=torch.long))
+    gen = model.generate(video, 3, torch.zeros(2, 7, dtype=torch.long))
     assert gen.shape == (2, 3, 1, 16, 16)
     with pytest.raises(ValueError, match="needs actions"):
         model(video)
-    with pytest.raises(ValueError, match=r"shape \(B=2, T>=6\)"):
-        model.generate(video, 3, torch.zeros(2, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"shape \(B=2, T>=7\)"):
+        model.generate(video, 3, torch.zeros(2, 6, dtype=torch.long))
     with pytest.raises(ValueError, match=r"lie in \[0, 3\)"):
-        model(video, torch.full((2, 3), 3, dtype=torch.long))
+        model(video, torch.full((2, 4), 3, dtype=torch.long))
     with pytest.raises(ValueError, match="takes no actions"):
         _small()(video, a0)
+
+
+def test_actions_follow_tecos_convention():
+    """actions[:, t] led to frame t: it conditions the prediction of frame t, not before."""
+    torch.manual_seed(4)
+    model = _small(num_actions=3).to(torch.float64).eval()
+    video = _video(t=5).double()
+    base = torch.zeros(2, 5, dtype=torch.long)
+    pred = model(video, base).predictions  # frames 1..4
+    first = base.clone()
+    first[:, 0] = 2
+    assert torch.equal(model(video, first).predictions, pred)  # actions[:, 0] is never used
+    third = base.clone()
+    third[:, 3] = 2
+    changed = model(video, third).predictions
+    assert torch.equal(changed[:, :2], pred[:, :2])  # frames 1, 2 do not see actions[:, 3]
+    assert not torch.allclose(changed[:, 2], pred[:, 2])  # frame 3 does
+    # generation pairs actions the same way as teacher forcing
+    gen = model.generate(video[:, :3], 2, third)
+    assert torch.allclose(gen[:, 0], changed[:, 2], atol=1e-10)
+    roll = model(video, third, rollout_context=2).predictions
+    assert torch.allclose(roll[:, 1:], model.generate(video[:, :2], 3, third), atol=1e-10)
 
 
 def test_save_and_load_pretrained(tmp_path):

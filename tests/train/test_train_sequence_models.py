@@ -50,3 +50,30 @@ def test_a_few_training_steps(name, tmp_path):
 
 def test_every_registered_sequence_model_is_exercised():
     assert sorted(OPTIONS) == sequence_model_names()
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_a_few_multistep_training_steps(detach, tmp_path):
+    """train.rollout_context: frames after the context are generated and fed back."""
+    cfg = config_from_dict({
+        "name": "tiny_rollout",
+        "model": {"image_size": 16, "encoder_widths": [8, 16], "norm_groups": 4, "dim": 16,
+                  "sequence_model": "convs5", "sequence_options": OPTIONS["convs5"]},
+        "data": {"seq_len": 6, "num_digits": 1, "options": {"digit_size": 8}},
+        "optim": {"lr": 3e-3, "warmup_steps": 0},
+        "train": {"steps": 3, "batch_size": 2, "log_every": 1, "eval_every": 100,
+                  "checkpoint_every": 3, "progress": False, "threads": 1,
+                  "rollout_context": 2, "detach_feedback": detach},
+        "eval": {"context": 3, "horizons": [4], "val_videos": 2, "batch_size": 2,
+                 "metrics": ["psnr"]},
+    })  # fmt: skip
+    train_and_evaluate(cfg, tmp_path)
+    losses = [r["loss"] for r in read_jsonl(tmp_path / "train_log.jsonl")]
+    assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
+
+
+def test_rollout_context_must_leave_a_frame_to_predict():
+    base = {"data": {"seq_len": 6}, "train": {"rollout_context": 6}}
+    with pytest.raises(ValueError, match=r"train.rollout_context .* \[1, 5\], got 6"):
+        config_from_dict(base)
+    assert config_from_dict({"data": {"seq_len": 6}}).train.rollout_context is None

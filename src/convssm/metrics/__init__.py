@@ -19,6 +19,7 @@ from convssm.metrics.fvd import (
 from convssm.metrics.i3d import InceptionI3d
 from convssm.metrics.image import mae_openstl, mse_openstl, psnr, ssim
 from convssm.metrics.lpips import LPIPS, lpips
+from convssm.metrics.trivial import brightness_ratio, trivial_predictor_scores
 from convssm.metrics.weights import MissingWeightsError
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "FVDResult",
     "fvd",
     "MissingWeightsError",
+    "trivial_predictor_scores",
+    "brightness_ratio",
     "channel_mse",
     "channel_mae",
     "rmse_per_channel",

@@ -171,7 +171,10 @@ class VideoPredictor(PretrainedMixin, nn.Module):
 
     # ------------------------------------------------------------------ pieces
     def encode(self, frames: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, C, H, W) frames and (B, T) actions -> (B, T, dim, h, w) latents."""
+        """(B, T, C, H, W) frames and (B, T) actions -> (B, T, dim, h, w) latents.
+
+        ``actions[:, i]`` is embedded with ``frames[:, i]``: the action taken after that
+        frame (callers shift TECO-convention actions by one, as ``forward`` does)."""
         b, t = frames.shape[:2]
         z = self.encoder(frames.reshape(b * t, *frames.shape[2:]))
         if self.action_embed is not None:
@@ -192,22 +195,49 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         video: torch.Tensor,
         actions: torch.Tensor | None = None,
         *,
+        rollout_context: int | None = None,
+        detach_feedback: bool = False,
         check_values: bool | None = None,
     ) -> VideoPredictorOutput:
-        """Teacher forcing on video (B, T, C, H, W), T ≥ 2; actions (B, T) or None.
+        """Predict frames 1..T−1 of video (B, T, C, H, W), T ≥ 2; actions (B, T) or None.
+
+        Actions follow TECO's convention (and its data sets'): ``actions[:, t]`` is the
+        action that led to frame t, so frame t + 1 is predicted from frames ≤ t and actions
+        ≤ t + 1; ``actions[:, 0]`` is not used.
+
+        Teacher forcing by default: every frame is predicted from the true frames before it.
+        With ``rollout_context = C`` (1 ≤ C ≤ T − 1), only frames 1..C are: the rest are
+        predicted free-running, exactly as :meth:`iter_generate` does it, each from the
+        model's own previous prediction fed back through :meth:`step` — a multi-step
+        training objective, differentiable through the fed-back frames unless
+        ``detach_feedback``. ``rollout_context = T − 1`` is teacher forcing.
 
         ``check_values``: check that the video is finite (and in [−1, 1] without a
         normaliser) and the actions in range (host syncs; None: the global switch
         ``convssm.set_value_checks``).
         """
         video = self._check_video(video, "video", check_values)
-        if video.shape[1] < 2:
+        length = video.shape[1]
+        if length < 2:
+            raise ValueError(f"video needs at least 2 frames for teacher forcing, got {length}")
+        actions = self._check_actions(actions, video.shape[0], length, check_values)
+        context = length - 1 if rollout_context is None else rollout_context
+        if not isinstance(context, int) or isinstance(context, bool):
+            raise TypeError(f"rollout_context must be an int, got {type(context).__name__}")
+        if not 1 <= context <= length - 1:
             raise ValueError(
-                f"video needs at least 2 frames for teacher forcing, got {video.shape[1]}"
+                f"rollout_context must be in [1, T−1] = [1, {length - 1}], got {context}"
             )
-        actions = self._check_actions(actions, video.shape[0], video.shape[1] - 1, check_values)
-        y, _ = self.sequence(self.encode(video[:, :-1], actions), check_values=False)
-        pred = self.decode(y)  # in the working range, as is the loss
+        # actions[:, t] led to frame t: input frame t goes in with actions[:, t + 1]
+        next_actions = None if actions is None else actions[:, 1:]
+        y, states = self.sequence(self.encode(video[:, :context], next_actions), check_values=False)
+        predictions = [self.decode(y)]
+        frame = predictions[0][:, -1]  # fed back in the working range
+        for k in range(context, length - 1):
+            fed = frame.detach() if detach_feedback else frame
+            frame, states = self.step(fed, states, None if actions is None else actions[:, k + 1])
+            predictions.append(frame[:, None])
+        pred = torch.cat(predictions, dim=1)  # in the working range, as is the loss
         loss = prediction_loss(pred, video[:, 1:])
         return VideoPredictorOutput(self.normalizer.denormalize(pred), loss)
 
@@ -222,7 +252,8 @@ class VideoPredictor(PretrainedMixin, nn.Module):
     ) -> Iterator[torch.Tensor]:
         """Yield ``horizon`` predicted frames (B, C, H, W) after context (B, T_c, C, H, W).
 
-        actions: (B, T_c + horizon − 1) or longer, the action accompanying each input frame.
+        actions: (B, T_c + horizon) or longer, ``actions[:, t]`` the action that led to frame
+        t (TECO's convention; ``actions[:, 0]`` is not used).
         ``check_values`` as in :meth:`forward`, on the context and actions only.
         """
         context = self._check_video(context, "context", check_values)
@@ -237,25 +268,27 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         if horizon < 1:
             raise ValueError(f"horizon must be at least 1, got {horizon}")
         t_c = context.shape[1]
-        actions = self._check_actions(actions, context.shape[0], t_c + horizon - 1, check_values)
-        y, states = self.sequence(self.encode(context, actions), check_values=False)
+        actions = self._check_actions(actions, context.shape[0], t_c + horizon, check_values)
+        next_actions = None if actions is None else actions[:, 1:]
+        y, states = self.sequence(self.encode(context, next_actions), check_values=False)
         frame = self.decode(y[:, -1:])[:, 0]  # fed back in the working range
         yield self.normalizer.denormalize(frame)
         for k in range(1, horizon):
-            a = None if actions is None else actions[:, t_c + k - 1]
+            a = None if actions is None else actions[:, t_c + k]
             frame, states = self.step(frame, states, a)
             yield self.normalizer.denormalize(frame)
 
     def step(
         self, frame: torch.Tensor, states: Any, action: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, Any]:
-        """One generation step: the latest frame (B, C, H, W) (and its action (B,)) with the
-        sequence model's states -> the predicted next frame (B, C, H, W) and the new states.
+        """One generation step: the latest frame t (B, C, H, W) (and the action (B,) taken
+        after it, ``actions[:, t + 1]`` in TECO's convention) with the sequence model's
+        states -> the predicted frame t + 1 (B, C, H, W) and the new states.
 
         Frames are in the model's working range (as the model feeds them back: [−1, 1], or
         normalised units for a model with a normaliser). The per-frame unit of
-        :meth:`iter_generate` (a unit to ``torch.compile`` or capture in a CUDA graph):
-        shape checks only, no value checks, no host syncs.
+        :meth:`iter_generate` and of multi-step training (a unit to ``torch.compile`` or
+        capture in a CUDA graph): shape checks only, no value checks, no host syncs.
         """
         z = self.encode(frame[:, None], None if action is None else action[:, None])[:, 0]
         y_t, states = self.sequence.step(z, states, check_values=False)

@@ -99,6 +99,10 @@ class OptimConfig:
 class TrainConfig:
     """The loop: steps, global batch, precision, logging and checkpoint cadence.
 
+    ``rollout_context`` (``null``: teacher forcing, the paper's objective) trains
+    multi-step: frames after the first ``rollout_context`` predictions are generated from
+    the model's own output and fed back, as in generation (``VideoPredictor.forward``);
+    ``detach_feedback`` stops gradients through the fed-back frames.
     ``threads`` sets ``torch.set_num_threads`` for the run (``null``: torch's default);
     on a small shared CPU one thread per process is often fastest. ``time_limit_s`` stops
     the run (with a checkpoint) once that many seconds of training have passed (checked at
@@ -118,6 +122,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     time_limit_s: float | None = None
     progress: bool = True
+    rollout_context: int | None = None
+    detach_feedback: bool = False
 
 
 @dataclass
@@ -308,6 +314,12 @@ def _validate_values(cfg: ExperimentConfig) -> None:
     if cfg.data.seq_len < 2 and kind != "vq_tokenizer":
         raise ValueError(
             f"data.seq_len must be at least 2 (teacher forcing), got {cfg.data.seq_len}"
+        )
+    rc = cfg.train.rollout_context
+    if rc is not None and not 1 <= rc <= cfg.data.seq_len - 1:
+        raise ValueError(
+            f"train.rollout_context must be null or in [1, data.seq_len − 1] = "
+            f"[1, {cfg.data.seq_len - 1}], got {rc}"
         )
     if (kind == "latent_video_predictor") != (cfg.data.dataset == "codes"):
         raise ValueError(

@@ -1,28 +1,46 @@
-"""``convssm demo``: train the small CPU ConvS5 on Moving-MNIST for a few minutes, then
-generate ten times its training length and write pictures and metrics.
+"""``convssm demo``: show a trained ConvS5, then train a small one from scratch, on a budget.
 
-The number of training steps is chosen from a short timing probe so that training takes
-about 80% of the time budget, and ``train.time_limit_s`` stops it there if the machine
-turns out slower; the rest goes to evaluation and the pictures.
+Two phases, each inside its own share of the time budget, each reporting as it goes:
+
+1. **A published model** (``pretrained/moving_mnist/convs5_1digit`` by default) predicts
+   held-out Moving-MNIST videos (digits it never saw) from 10 context frames to ten times
+   its training length; a picture strip, a GIF and scores beside the trivial predictors.
+2. **Training from scratch**: the small CPU config for the rest of the budget (steps from a
+   short timing probe, ``train.time_limit_s`` as a guard), then a short evaluation and the
+   model's own predictions; a loss curve shows it falling.
+
+The budget is measured as the demo goes: generation stops early (and says so) when its
+share runs out, and a slow machine gets fewer training steps, not a longer demo.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
+from convssm._files import atomic_write_text
 from convssm._resources import config_path as shipped_config
+from convssm._resources import shipped_dir
 from convssm.train.config import ExperimentConfig, load_config
 from convssm.train.evaluation import autocast_context
 from convssm.train.factory import build_model, build_train_dataset
 from convssm.train.inference import evaluate_checkpoint, generate_from_checkpoint
 from convssm.train.loop import train_and_evaluate
+from convssm.train.media import side_by_side, write_gif, write_strip
+from convssm.train.runlog import read_jsonl
 
 __all__ = [
     "DEMO_CONFIG",
+    "DEMO_MODEL",
+    "find_demo_model",
+    "show_published_model",
     "find_demo_config",
     "step_times",
     "seconds_per_step",
@@ -31,7 +49,21 @@ __all__ = [
 ]
 
 DEMO_CONFIG = Path("configs") / "cpu" / "convs5_small.yaml"
-TRAIN_SHARE = 0.8  # of the time budget; the rest is start-up, validation, evaluation, pictures
+DEMO_MODEL = Path("pretrained") / "moving_mnist" / "convs5_1digit"
+TRAIN_SHARE = 0.7  # of the training phase's budget; the rest is validation, evaluation, pictures
+SHOW_SHARE = 0.2  # of the whole budget, for the published model's phase
+
+
+def find_demo_model() -> Path:
+    """The published demo model, shipped with the package (package data in a wheel, the
+    repository's ``pretrained/`` in a source checkout)."""
+    path = shipped_dir("pretrained") / DEMO_MODEL.relative_to("pretrained")
+    if not (path / "training.json").is_file():
+        raise ValueError(
+            f"this installation has no published demo model at {path}; pass --model DIR (a "
+            "folder written by save_pretrained, with training.json)"
+        )
+    return path
 
 
 def find_demo_config() -> Path:
@@ -84,47 +116,159 @@ def plan_demo(cfg: ExperimentConfig, minutes: float, step_s: float) -> Experimen
     return cfg
 
 
+def _uint8(video: torch.Tensor) -> np.ndarray:
+    """(T, C, H, W) in [−1, 1] -> uint8."""
+    return ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+
+
+@torch.no_grad()
+def show_published_model(
+    model_dir: str | Path,
+    out_dir: str | Path,
+    budget_s: float,
+    *,
+    videos: int = 4,
+    context: int = 10,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Phase 1: the published model predicts ``videos`` held-out videos to 10× its training
+    length from ``context`` frames, inside ``budget_s`` seconds; strip, GIF and scores.
+
+    ``model_dir`` holds the model (``save_pretrained``) and ``training.json`` with the
+    Moving-MNIST parameters it was trained on (``data``: image_size, digit_size, num_digits,
+    seq_len). Returns the paths written and the scores."""
+    from convssm.data import MovingMNIST
+    from convssm.metrics import trivial_predictor_scores
+    from convssm.models import VideoPredictor
+
+    t0 = time.perf_counter()
+    model_dir, out = Path(model_dir), Path(out_dir)
+    info_path = model_dir / "training.json"
+    if not info_path.is_file():
+        raise ValueError(f"{model_dir} has no training.json (the data the model was trained on)")
+    data = json.loads(info_path.read_text())["data"]
+    model = VideoPredictor.from_pretrained(model_dir).eval()
+    horizon = 10 * int(data["seq_len"])
+    ds = MovingMNIST(videos, num_frames=context + horizon, image_size=data["image_size"],
+                     num_digits=data["num_digits"], digit_size=data["digit_size"],
+                     step=data.get("step", 0.15), split="eval", seed=7)  # fmt: skip
+    truth = torch.stack([ds[i] for i in range(videos)])
+    log(
+        f"demo [1/2]: published model {model_dir.name}: {data['num_digits']} digit(s) on "
+        f"{data['image_size']}x{data['image_size']}, trained on {data['seq_len']}-frame "
+        f"sequences; predicting {videos} held-out videos, {context} context frames -> "
+        f"{horizon} frames (10x the training length), budget {budget_s:.0f} s"
+    )
+    frames, report_every = [], max(1, horizon // 4)
+    for k, frame in enumerate(model.iter_generate(truth[:, :context], horizon), start=1):
+        frames.append(frame)
+        elapsed = time.perf_counter() - t0
+        if k % report_every == 0 or k == horizon:
+            log(f"demo [1/2]: {k}/{horizon} frames generated ({elapsed:.0f} s)")
+        if elapsed > budget_s and k < horizon:
+            log(f"demo [1/2]: time share used up: stopped at {k} of {horizon} frames")
+            break
+    pred = torch.stack(frames, dim=1)
+    made = pred.shape[1]
+    unit_pred = (pred + 1) / 2
+    unit_truth = (truth[:, context : context + made] + 1) / 2
+    horizons = [h for h in (10, 100, made) if h <= made]
+    scores = trivial_predictor_scores(
+        unit_pred, unit_truth, (truth[:, context - 1] + 1) / 2, sorted(set(horizons)),
+        (50, 100) if made >= 100 else None,
+    )  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    t_np, p_np = _uint8(truth[0, : context + made]), _uint8(pred[0])
+    paths = {
+        "published_strip": write_strip(out / "strip.png", t_np, p_np, context, columns=12,
+                                       title=f"{model_dir.name}: truth (top), predicted "
+                                       f"(bottom), {made} frames after {context}"),
+        "published_gif": write_gif(out / "predicted.gif", side_by_side(t_np, p_np, context),
+                                   fps=10, scale=3),
+    }  # fmt: skip
+    atomic_write_text(out / "scores.json", json.dumps({"frames": made, **scores}, indent=1))
+    paths["published_scores"] = out / "scores.json"
+    shown = ", ".join(
+        f"{k} {scores[k]:.3g}" for k in ("rel_best@10", "rel_empty@100", "brightness@50-100")
+        if k in scores
+    )  # fmt: skip
+    log(f"demo [1/2]: MSE relative to the better trivial predictor / to an empty frame: {shown}")
+    return {"paths": paths, "scores": scores, "frames": made}
+
+
+def _plot_loss(run: Path, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = read_jsonl(run / "train_log.jsonl")
+    fig = Figure(figsize=(5, 3), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows])
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (0.5 MSE + 0.5 L1)")
+    ax.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
 def run_demo(
     out_dir: str | Path = "demo_output",
-    minutes: float = 3.0,
+    minutes: float = 4.0,
     config_path: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     log: Callable[[str], None] = print,
+    model_dir: str | Path | None = None,
 ) -> dict[str, Path]:
-    """Train, evaluate and draw; return the paths of what was written."""
+    """Both phases inside ``minutes``; return the paths of what was written."""
     if minutes <= 0:
         raise ValueError(f"minutes must be positive, got {minutes}")
+    t_start = time.perf_counter()
     out = Path(out_dir)
+    budget = minutes * 60.0
+    shown = show_published_model(model_dir or find_demo_model(), out / "published",
+                                 SHOW_SHARE * budget, log=log)  # fmt: skip
+    paths = dict(shown["paths"])
+
     cfg = load_config(config_path or find_demo_config(), overrides)
+    cfg.train.progress = cfg.train.progress and sys.stdout.isatty()
     step_s = seconds_per_step(cfg)
-    cfg = plan_demo(cfg, minutes, step_s)
+    remaining = budget - (time.perf_counter() - t_start)
+    cfg = plan_demo(cfg, max(remaining, 1.0) / 60.0, step_s)
     log(
-        f"demo: {cfg.name}: {cfg.model.sequence_model} on {cfg.model.image_size}x"
-        f"{cfg.model.image_size} Moving-MNIST, {cfg.data.seq_len}-frame sequences; "
-        f"{step_s:.2f} s/step -> {cfg.train.steps} steps (~{cfg.train.steps * step_s / 60:.1f} min)"
+        f"demo [2/2]: training from scratch: {cfg.name}: {cfg.model.sequence_model} on "
+        f"{cfg.model.image_size}x{cfg.model.image_size} Moving-MNIST, {cfg.data.seq_len}-frame "
+        f"sequences; {step_s:.2f} s/step -> {cfg.train.steps} steps "
+        f"(~{cfg.train.steps * step_s / 60:.1f} min of the {remaining / 60:.1f} min left)"
     )
     run = out / "run"
     t0 = time.perf_counter()
     result = train_and_evaluate(cfg, run)
+    losses = [r["loss"] for r in read_jsonl(run / "train_log.jsonl")]
+    k = max(1, len(losses) // 10)
     log(
-        f"demo: trained {result.step} steps in {time.perf_counter() - t0:.0f} s, "
-        f"last loss {result.loss:.4f}"
+        f"demo [2/2]: trained {result.step} steps in {time.perf_counter() - t0:.0f} s; loss "
+        f"{sum(losses[:k]) / k:.4f} (first {k} logged) -> {sum(losses[-k:]) / k:.4f} (last {k})"
     )
-    ev_result, paths = evaluate_checkpoint(result.checkpoint, out / "eval")
+    paths["loss_curve"] = _plot_loss(run, out / "loss.png")
+    log("demo [2/2]: evaluating and drawing its predictions")
+    ev_result, ev_paths = evaluate_checkpoint(result.checkpoint, out / "eval")
+    paths.update(ev_paths)
     gen = generate_from_checkpoint(result.checkpoint, out / "generate", moving_mnist_seed=7)
     paths.update({f"generate_{k}": v for k, v in gen.items()})
     paths["run"] = run
     longest = str(max(cfg.eval.horizons))
     row = ev_result.per_horizon[longest]
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float))
+    shown_metrics = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float))
     log(
-        f"demo: context {cfg.eval.context}, {longest} generated frames "
-        f"({int(longest) // cfg.data.seq_len}x the training length): {shown}"
+        f"demo [2/2]: context {cfg.eval.context}, {longest} generated frames "
+        f"({int(longest) // cfg.data.seq_len}x the training length): {shown_metrics}"
     )
     if ev_result.skipped:
         for name, why in ev_result.skipped.items():
             log(f"demo: metric {name} skipped: {why}")
-    log("demo: wrote")
+    log(f"demo: done in {time.perf_counter() - t_start:.0f} s of the {budget:.0f} s budget; wrote")
     for name, path in paths.items():
         log(f"  {name:>18}: {path}")
     return paths

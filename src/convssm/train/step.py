@@ -30,17 +30,27 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 
 def sequence_loss(
-    model: nn.Module, video: torch.Tensor, actions: torch.Tensor | None
+    model: nn.Module,
+    video: torch.Tensor,
+    actions: torch.Tensor | None,
+    rollout_context: int | None = None,
+    detach_feedback: bool = False,
 ) -> torch.Tensor:
     """The training loss of one micro-batch, the model's own ``forward``: for a
-    VideoPredictor teacher forcing, frames 0..T−2 in, 1..T−1 predicted, 0.5·MSE + 0.5·L1;
-    for a LatentVideoPredictor the same on codes with cross-entropy; for a tokenizer run
+    VideoPredictor frames 1..T−1 predicted, 0.5·MSE + 0.5·L1 — teacher forcing, or with
+    ``rollout_context`` C the frames after the first C predictions generated from the
+    model's own output (multi-step); for a LatentVideoPredictor the same on codes with
+    cross-entropy (teacher forcing); for a tokenizer run
     (:class:`~convssm.train.tokenizer_loss.TokenizerTraining`) the VQ-GAN loss.
 
     video (B, T, C, H, W) in [-1, 1], or codes (B, T, h, w); actions (B, T) or None.
     Returns a scalar tensor.
     """
-    return model(video, actions).loss
+    if rollout_context is None:
+        return model(video, actions).loss
+    return model(
+        video, actions, rollout_context=rollout_context, detach_feedback=detach_feedback
+    ).loss
 
 
 def train_step(state: TrainState, batch: Any) -> dict[str, Any]:
@@ -75,7 +85,8 @@ def train_step(state: TrainState, batch: Any) -> dict[str, Any]:
         accumulate = ctx.is_distributed and micro < tc.grad_accum - 1  # all-reduce on the last
         with state.ddp_model.no_sync() if accumulate else contextlib.nullcontext():
             with autocast_context(ctx.device, tc.precision):
-                loss = sequence_loss(state.ddp_model, v, a) / tc.grad_accum
+                loss = sequence_loss(state.ddp_model, v, a, tc.rollout_context, tc.detach_feedback)
+                loss = loss / tc.grad_accum
             state.scaler.scale(loss).backward()
         total += loss.detach().float()
     lr = state.optimizer.param_groups[0]["lr"]

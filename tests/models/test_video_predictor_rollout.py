@@ -1,0 +1,70 @@
+"""Multi-step training: ``VideoPredictor.forward(..., rollout_context=C)``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from convssm.models import VideoPredictor
+
+OPTIONS = {
+    "convs5": {"depth": 2, "state_dim": 4, "norm_groups": 4},
+    "convlstm": {"depth": 2},
+    "transformer": {"embed_dim": 16, "mlp_dim": 16, "heads": 2, "depth": 1, "window": 16,
+                    "max_len": 32},
+}  # fmt: skip
+
+
+def _model(name="convs5", dtype=torch.float64):
+    torch.manual_seed(0)
+    m = VideoPredictor(image_size=8, encoder_widths=[4, 8], norm_groups=4, dim=8,
+                       sequence_model=name, sequence_options=OPTIONS[name])  # fmt: skip
+    return m.to(dtype).eval()
+
+
+def _video(t=7, dtype=torch.float64):
+    g = torch.Generator().manual_seed(1)
+    return (torch.rand(2, t, 1, 8, 8, generator=g, dtype=dtype) * 2 - 1) * 0.9
+
+
+def test_full_context_is_teacher_forcing_exactly():
+    m, v = _model(), _video()
+    tf = m(v)
+    ro = m(v, rollout_context=v.shape[1] - 1)
+    assert torch.equal(tf.predictions, ro.predictions)
+    assert torch.equal(tf.loss, ro.loss)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIONS))
+@pytest.mark.parametrize("context", [1, 3])
+def test_rollout_predictions_equal_generation(name, context):
+    m, v = _model(name), _video()
+    out = m(v, rollout_context=context)
+    assert out.predictions.shape == (2, 6, 1, 8, 8)
+    # frames 1..C come from true frames: the teacher-forced predictions
+    assert torch.allclose(out.predictions[:, :context], m(v).predictions[:, :context], atol=1e-12)
+    # frames C..T−1 are exactly what generation produces after C context frames
+    gen = m.generate(v[:, :context], v.shape[1] - context)
+    assert torch.allclose(out.predictions[:, context - 1 :], gen, atol=1e-10)
+
+
+def test_gradients_flow_through_the_feedback_unless_detached():
+    m, v = _model().train(), _video()
+    first = m.encoder.stem.weight
+    grads = []
+    for detach in (False, True):
+        m.zero_grad()
+        m(v, rollout_context=2, detach_feedback=detach).loss.backward()
+        grads.append(first.grad.clone())
+    assert all(torch.isfinite(g).all() for g in grads)
+    assert not torch.allclose(grads[0], grads[1])
+
+
+def test_bad_rollout_context():
+    m, v = _model(), _video()
+    with pytest.raises(ValueError, match=r"rollout_context must be in \[1, T−1\] = \[1, 6\]"):
+        m(v, rollout_context=7)
+    with pytest.raises(ValueError, match="rollout_context"):
+        m(v, rollout_context=0)
+    with pytest.raises(TypeError, match="rollout_context must be an int"):
+        m(v, rollout_context=2.0)
