@@ -16,7 +16,6 @@ share runs out, and a slow machine gets fewer training steps, not a longer demo.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -232,7 +231,6 @@ def run_demo(
     paths = dict(shown["paths"])
 
     cfg = load_config(config_path or find_demo_config(), overrides)
-    cfg.train.progress = cfg.train.progress and sys.stdout.isatty()
     step_s = seconds_per_step(cfg)
     remaining = budget - (time.perf_counter() - t_start)
     cfg = plan_demo(cfg, max(remaining, 1.0) / 60.0, step_s)
