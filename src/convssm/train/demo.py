@@ -51,6 +51,7 @@ DEMO_CONFIG = Path("configs") / "cpu" / "convs5_small.yaml"
 DEMO_MODEL = Path("pretrained") / "moving_mnist" / "convs5_1digit"
 TRAIN_SHARE = 0.7  # of the training phase's budget; the rest is validation, evaluation, pictures
 SHOW_SHARE = 0.2  # of the whole budget, for the published model's phase
+DEMO_EVAL_VIDEOS = 8  # held-out videos the from-scratch model is evaluated on
 
 
 def find_demo_model() -> Path:
@@ -112,6 +113,8 @@ def plan_demo(cfg: ExperimentConfig, minutes: float, step_s: float) -> Experimen
     longest = 10 * cfg.data.seq_len
     if max(cfg.eval.horizons) < longest:
         cfg.eval.horizons = sorted({*cfg.eval.horizons, longest})
+    # evaluation runs after the training budget: 8 videos keep it to tens of seconds
+    cfg.eval.num_videos = min(cfg.eval.num_videos, DEMO_EVAL_VIDEOS)
     return cfg
 
 
