@@ -2,9 +2,14 @@
 
 Pixel-space video prediction as in SPEC 3. Frames are in [−1, 1], shaped (B, T, C, H, W).
 
-- ``forward(video)``: teacher forcing; frames 0..T−2 in, frames 1..T−1 predicted;
-  loss = 0.5·MSE + 0.5·L1, both per-pixel means (the reference sums over width and channels
-  before averaging; ours differs from it by that constant factor only).
+- ``forward(video, actions, states)``: teacher forcing; frames 0..T−2 in, frames 1..T−1
+  predicted; loss = 0.5·MSE + 0.5·L1, both per-pixel means (the reference sums over width
+  and channels before averaging; ours differs from it by that constant factor only).
+  ``states`` continues from an earlier call: a long video run as overlapping pieces
+  ``video[:, s : e + 1]`` (each piece starting at the last frame of the one before),
+  carrying the returned states, gives the predictions of one call on the whole video.
+- ``set_activation_checkpointing(True)``: each encoder/decoder residual block and each
+  sequence-model layer keeps only its input and is recomputed during backward.
 - ``generate(context, horizon)``: the context is encoded and run through the sequence model
   in parallel mode; then each predicted frame is fed back one step at a time. For ConvS5 the
   carried state has a fixed size, so memory does not grow with the horizon
@@ -33,10 +38,13 @@ __all__ = ["VideoPredictor", "VideoPredictorOutput", "prediction_loss"]
 
 @dataclass
 class VideoPredictorOutput:
-    """predictions (B, T−1, C, H, W) for frames 1..T−1; loss a scalar tensor."""
+    """predictions (B, T−1, C, H, W) for frames 1..T−1; loss a scalar tensor; states the
+    sequence model's state after the last input frame (pass it to the next ``forward`` to
+    continue the sequence)."""
 
     predictions: torch.Tensor
     loss: torch.Tensor
+    states: Any = None
 
 
 def prediction_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -136,19 +144,31 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         return x.reshape(b, t, *x.shape[1:])
 
     # ------------------------------------------------------------------ modes
+    def set_activation_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute each encoder/decoder residual block and sequence-model layer during
+        backward instead of keeping its activations (same gradients, less memory)."""
+        if not hasattr(self.sequence, "activation_checkpointing"):
+            raise ValueError(
+                f"sequence model {self.config.sequence_model!r} does not support "
+                "activation checkpointing (it has no activation_checkpointing attribute)"
+            )
+        for part in (self.encoder, self.decoder, self.sequence):
+            part.activation_checkpointing = bool(enabled)
+
     def forward(
-        self, video: torch.Tensor, actions: torch.Tensor | None = None
+        self, video: torch.Tensor, actions: torch.Tensor | None = None, states: Any = None
     ) -> VideoPredictorOutput:
-        """Teacher forcing on video (B, T, C, H, W), T ≥ 2; actions (B, T) or None."""
+        """Teacher forcing on video (B, T, C, H, W), T ≥ 2; actions (B, T) or None;
+        ``states`` the sequence model's state before frame 0 (None: a fresh start)."""
         video = self._check_video(video, "video")
         if video.shape[1] < 2:
             raise ValueError(
                 f"video needs at least 2 frames for teacher forcing, got {video.shape[1]}"
             )
         actions = self._check_actions(actions, video.shape[0], video.shape[1] - 1)
-        y, _ = self.sequence(self.encode(video[:, :-1], actions))
+        y, states = self.sequence(self.encode(video[:, :-1], actions), states)
         pred = self.decode(y)
-        return VideoPredictorOutput(pred, prediction_loss(pred, video[:, 1:]))
+        return VideoPredictorOutput(pred, prediction_loss(pred, video[:, 1:]), states)
 
     @torch.no_grad()
     def iter_generate(

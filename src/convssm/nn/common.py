@@ -6,12 +6,18 @@
 - :func:`fold_time` / :func:`unfold_time`: (B, T, C, H, W) <-> (B*T, C, H, W), so every
   convolution sees all frames in one call.
 - :func:`check_video` / :func:`check_frame`: input checks with messages that name the problem.
+- :func:`run_layers`: thread input and per-layer states through a stack.
+- :func:`checkpointed`: call a layer with activation checkpointing (recomputed in backward).
+- :func:`detach_states`: cut the autograd graph of any sequence model's states.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from convssm._checks import check_tensor
@@ -25,6 +31,8 @@ __all__ = [
     "check_video",
     "check_frame",
     "run_layers",
+    "checkpointed",
+    "detach_states",
 ]
 
 
@@ -145,17 +153,50 @@ class ResidualNorm(nn.Module):
         return out if self.prenorm else self._norm(out)
 
 
+def checkpointed(fn: Any, *args: Any, enabled: bool = True) -> Any:
+    """``fn(*args)``, with activation checkpointing when ``enabled`` and autograd records:
+    only the inputs are kept, and ``fn`` runs again during backward (with the RNG state
+    of the first run, so dropout masks repeat). The gradients are those of the plain call.
+    """
+    if enabled and torch.is_grad_enabled():
+        return torch.utils.checkpoint.checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
+
+
 def run_layers(
-    layers: nn.ModuleList, x: torch.Tensor, states: list, *, step: bool = False
+    layers: nn.ModuleList,
+    x: torch.Tensor,
+    states: list,
+    *,
+    step: bool = False,
+    checkpoint: bool = False,
 ) -> tuple[torch.Tensor, list]:
     """Thread ``x`` through a stack of layers, each with its own state.
 
     ``step=False`` calls ``layer(x, state)`` on (B, T, C, H, W); ``step=True`` calls
-    ``layer.step(x, state)`` on one frame (B, C, H, W). Returns the output and the new
-    state of every layer, in order.
+    ``layer.step(x, state)`` on one frame (B, C, H, W). ``checkpoint``: recompute each
+    layer's forward during backward instead of keeping its activations (parallel mode).
+    Returns the output and the new state of every layer, in order.
     """
     new_states = []
     for layer, state in zip(layers, states, strict=True):
-        x, state = layer.step(x, state) if step else layer(x, state)
+        if step:
+            x, state = layer.step(x, state)
+        else:
+            x, state = checkpointed(layer, x, state, enabled=checkpoint)
         new_states.append(state)
     return x, new_states
+
+
+def detach_states(states: Any) -> Any:
+    """``states`` with every tensor detached, any nesting of lists, tuples (named ones
+    too) and dicts kept; other values (ints, None) unchanged."""
+    if isinstance(states, torch.Tensor):
+        return states.detach()
+    if isinstance(states, tuple) and hasattr(states, "_fields"):
+        return type(states)(*(detach_states(s) for s in states))
+    if isinstance(states, (list, tuple)):
+        return type(states)(detach_states(s) for s in states)
+    if isinstance(states, dict):
+        return {k: detach_states(v) for k, v in states.items()}
+    return states

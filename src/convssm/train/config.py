@@ -83,6 +83,12 @@ class TrainConfig:
     on a small shared CPU one thread per process is often fastest. ``time_limit_s`` stops
     the run (with a checkpoint) once that many seconds of training have passed (checked at
     log intervals, where the loop reads the loss back to the host anyway).
+
+    Long sequences in bounded memory: ``tbptt_chunk`` (predicted frames per chunk; ``null``:
+    the whole sequence) runs each sequence chunk by chunk, carrying every layer's state
+    (detached between chunks) and backpropagating each chunk's loss as soon as it is
+    computed; one optimizer step per batch still. ``activation_checkpointing`` recomputes
+    each sequence-model layer and encoder/decoder block during backward.
     """
 
     steps: int = 300_000
@@ -98,6 +104,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     time_limit_s: float | None = None
     progress: bool = True
+    tbptt_chunk: int | None = None
+    activation_checkpointing: bool = False
 
 
 @dataclass
@@ -232,6 +240,8 @@ def _validate_values(cfg: ExperimentConfig) -> None:
         raise ValueError(
             f"train.time_limit_s must be positive or null, got {cfg.train.time_limit_s}"
         )
+    if cfg.train.tbptt_chunk is not None and cfg.train.tbptt_chunk < 1:
+        raise ValueError(f"train.tbptt_chunk must be positive or null, got {cfg.train.tbptt_chunk}")
     if cfg.train.threads is not None and cfg.train.threads < 1:
         raise ValueError(f"train.threads must be positive or null, got {cfg.train.threads}")
     if cfg.eval.val_horizon is not None and cfg.eval.val_horizon <= 0:

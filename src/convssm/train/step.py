@@ -2,9 +2,10 @@
 
 The step: re-seed torch from ``(seed, step, rank)``; split this rank's batch into
 ``train.grad_accum`` micro-batches; for each, compute the loss (:func:`sequence_loss`, the
-one place the training objective lives) under autocast and backpropagate it (DDP
-all-reduces the gradients on the last micro-batch only); then unscale, clip, step the
-optimizer and the schedule. It never reads a value back to the host: the returned loss is
+one place the training objective lives) under autocast and backpropagate it — in
+``train.tbptt_chunk`` pieces carrying the model's state when set — (DDP all-reduces the
+gradients in the last backward only); then unscale, clip, step the optimizer and the
+schedule. It never reads a value back to the host: the returned loss is
 a device tensor, and the loop reads it at its log interval.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from convssm.nn import detach_states
 from convssm.train.evaluation import autocast_context
 from convssm.train.factory import split_item
 from convssm.train.state import TrainState
@@ -30,14 +32,55 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 
 def sequence_loss(
-    model: nn.Module, video: torch.Tensor, actions: torch.Tensor | None
-) -> torch.Tensor:
-    """The training loss of one micro-batch: teacher forcing, frames 0..T−2 in, 1..T−1
-    predicted, 0.5·MSE + 0.5·L1 (the model's own ``forward``).
+    model: nn.Module,
+    video: torch.Tensor,
+    actions: torch.Tensor | None,
+    states: Any = None,
+) -> tuple[torch.Tensor, Any]:
+    """The training objective on one (piece of a) micro-batch: teacher forcing, frames
+    0..T−2 in, 1..T−1 predicted, 0.5·MSE + 0.5·L1 (the model's own ``forward``).
 
-    video (B, T, C, H, W) in [-1, 1]; actions (B, T) or None. Returns a scalar tensor.
+    video (B, T, C, H, W) in [-1, 1]; actions (B, T) or None; states: the sequence model's
+    state before frame 0 (None: a fresh start). Returns (scalar loss, state after the last
+    input frame).
     """
-    return model(video, actions).loss
+    out = model(video, actions, states)
+    return out.loss, out.states
+
+
+def _chunks(frames: int, chunk: int | None) -> list[tuple[int, int]]:
+    """[start, stop) ranges of predicted frames, ``chunk`` at a time (None: all at once)."""
+    step = chunk or frames
+    return [(s, min(s + step, frames)) for s in range(0, frames, step)]
+
+
+def _backward_micro_batch(
+    state: TrainState, video: torch.Tensor, actions: torch.Tensor | None, sync: bool
+) -> torch.Tensor:
+    """Forward and backward of one micro-batch, chunk by chunk; returns its loss, detached.
+
+    The sequence runs in ``train.tbptt_chunk`` pieces (one piece when null), each piece's
+    loss weighted by its share of the predicted frames (so the pieces add up to the loss
+    of the whole sequence) and backpropagated at once; the states are carried to the
+    next piece detached, so memory is that of one piece. ``sync``: let DDP all-reduce the
+    gradients in the last backward (the others accumulate locally).
+    """
+    tc, ctx = state.config.train, state.ctx
+    frames = video.shape[1] - 1
+    pieces = _chunks(frames, tc.tbptt_chunk)
+    carry, total = None, torch.zeros((), device=ctx.device)
+    for k, (start, stop) in enumerate(pieces):
+        piece = video[:, start : stop + 1]
+        acts = actions[:, start : stop + 1] if actions is not None else None
+        accumulate = ctx.is_distributed and not (sync and k == len(pieces) - 1)
+        with state.ddp_model.no_sync() if accumulate else contextlib.nullcontext():
+            with autocast_context(ctx.device, tc.precision):
+                loss, carry = sequence_loss(state.ddp_model, piece, acts, carry)
+                loss = loss * ((stop - start) / frames) / tc.grad_accum
+            state.scaler.scale(loss).backward()
+        carry = detach_states(carry)
+        total += loss.detach().float()
+    return total
 
 
 def train_step(state: TrainState, batch: Any) -> dict[str, Any]:
@@ -54,6 +97,10 @@ def train_step(state: TrainState, batch: Any) -> dict[str, Any]:
     """
     tc, ctx = state.config.train, state.ctx
     video, actions = split_item(batch)
+    if video.dim() != 5 or video.shape[1] < 2:
+        raise ValueError(
+            f"a training batch must be (B, T >= 2, C, H, W), got shape {tuple(video.shape)}"
+        )
     if video.shape[0] % tc.grad_accum:
         raise ValueError(
             f"batch of {video.shape[0]} videos cannot be split into "
@@ -67,12 +114,7 @@ def train_step(state: TrainState, batch: Any) -> dict[str, Any]:
     for micro, (v, a) in enumerate(zip(videos, action_parts, strict=True)):
         v = v.to(ctx.device, non_blocking=True)
         a = a.to(ctx.device, non_blocking=True) if a is not None else None
-        accumulate = ctx.is_distributed and micro < tc.grad_accum - 1  # all-reduce on the last
-        with state.ddp_model.no_sync() if accumulate else contextlib.nullcontext():
-            with autocast_context(ctx.device, tc.precision):
-                loss = sequence_loss(state.ddp_model, v, a) / tc.grad_accum
-            state.scaler.scale(loss).backward()
-        total += loss.detach().float()
+        total += _backward_micro_batch(state, v, a, sync=micro == tc.grad_accum - 1)
     lr = state.optimizer.param_groups[0]["lr"]
     state.scaler.unscale_(state.optimizer)
     if state.config.optim.grad_clip is not None:
