@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="score a checkpoint on a fixed evaluation set (PSNR, SSIM, LPIPS, FVD)",
         description="Condition on the config's context frames, generate its horizons, and "
-        "write metrics.json, videos.npz and pictures of the first video.",
+        "write metrics.json, videos_truth.npy / videos_pred.npy (uint8) and pictures of the "
+        "first video; scores batch by batch, so memory does not grow with the number of videos.",
     )
     p.add_argument(
         "checkpoint",
@@ -25,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="PATH",
         help="fixed set from `convssm data make-eval-set`, or mnist_test_seq.npy "
-        "(default: the config's seeded held-out videos)",
+        "(default: the config's eval.eval_set, else its seeded held-out videos)",
     )
     p.add_argument("--out", default=None, metavar="DIR", help="output (default CHECKPOINT/eval)")
     p.add_argument(

@@ -19,7 +19,7 @@ import functools
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from convssm._files import atomic_write_text
+
 __all__ = [
     "EvalResult",
     "autocast_context",
+    "iter_generated",
     "generate_videos",
     "frame_metric_functions",
     "evaluate_predictions",
@@ -112,25 +115,24 @@ def autocast_context(device: torch.device, precision: str):
 
 
 @torch.no_grad()
-def generate_videos(
+def iter_generated(
     model: torch.nn.Module,
     videos: Iterable[torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]],
     context: int,
     horizon: int,
     device: torch.device,
     precision: str = "fp32",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generate ``horizon`` frames after ``context`` for every batch of ``videos``.
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Generate ``horizon`` frames after ``context`` for one batch of ``videos`` at a time.
 
     Args:
         videos: batches (B, T, C, H, W) in [-1, 1] with ``T >= context + horizon``, or
             (video, actions) pairs.
-    Returns:
-        (ground truth (N, context + horizon, C, H, W), predictions (N, horizon, C, H, W)),
+    Yields:
+        (ground truth (B, context + horizon, C, H, W), predictions (B, horizon, C, H, W)),
         float32 on the CPU.
     """
     model.eval()
-    truths, preds = [], []
     for batch in videos:
         video, actions = batch if isinstance(batch, tuple) else (batch, None)
         if video.shape[1] < context + horizon:
@@ -139,14 +141,28 @@ def generate_videos(
                 f"+ horizon {horizon}"
             )
         video = video[:, : context + horizon]
-        ctx = video[:, :context].to(device)
         kwargs = {}
         if actions is not None:
             kwargs["actions"] = actions[:, : context + horizon].to(device)
         with autocast_context(device, precision):
-            pred = model.generate(ctx, horizon, **kwargs)
-        truths.append(video.float().cpu())
-        preds.append(pred.float().cpu())
+            pred = model.generate(video[:, :context].to(device), horizon, **kwargs)
+        yield video.float().cpu(), pred.float().cpu()
+
+
+def generate_videos(
+    model: torch.nn.Module,
+    videos: Iterable[torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]],
+    context: int,
+    horizon: int,
+    device: torch.device,
+    precision: str = "fp32",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All of :func:`iter_generated` at once: (truth (N, context + horizon, C, H, W),
+    predictions (N, horizon, C, H, W)). Memory grows with N: for small sets only."""
+    truths, preds = [], []
+    for truth, pred in iter_generated(model, videos, context, horizon, device, precision):
+        truths.append(truth)
+        preds.append(pred)
     return torch.cat(truths), torch.cat(preds)
 
 
@@ -271,26 +287,12 @@ def _add_fvd(
 
 
 def write_eval_outputs(
-    out_dir: str | Path,
-    result: EvalResult,
-    truth: torch.Tensor | None = None,
-    pred: torch.Tensor | None = None,
-    extra: dict[str, Any] | None = None,
+    out_dir: str | Path, result: EvalResult, extra: dict[str, Any] | None = None
 ) -> dict[str, Path]:
-    """Write ``metrics.json`` and (when given) ``videos.npz`` with uint8 ``truth``/``pred``."""
+    """Write ``metrics.json`` (the result plus ``extra``) atomically into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"metrics": out / "metrics.json"}
     payload = result.to_dict()
     if extra:
         payload.update(_json_safe(extra))
-    paths["metrics"].write_text(json.dumps(payload, indent=2))
-    if truth is not None and pred is not None:
-        paths["videos"] = out / "videos.npz"
-        np.savez_compressed(
-            paths["videos"],
-            truth=to_uint8(truth),
-            pred=to_uint8(pred),
-            context=np.int64(result.context),
-        )
-    return paths
+    return {"metrics": atomic_write_text(out / "metrics.json", json.dumps(payload, indent=2))}

@@ -21,13 +21,8 @@ from convssm.train.config import (
     config_to_dict,
 )
 from convssm.train.distributed import resolve_device
-from convssm.train.evaluation import (
-    EvalResult,
-    evaluate_predictions,
-    generate_videos,
-    to_uint8,
-    write_eval_outputs,
-)
+from convssm.train.eval_stream import StreamingEvaluator, VideoArrayWriter
+from convssm.train.evaluation import EvalResult, iter_generated, to_uint8, write_eval_outputs
 from convssm.train.factory import build_eval_dataset, build_model, split_item
 from convssm.train.media import plot_error_curves, side_by_side, write_gif, write_mp4, write_strip
 
@@ -91,9 +86,12 @@ def evaluate_checkpoint(
 ) -> tuple[EvalResult, dict[str, Path]]:
     """The SPEC section 5 protocol with the checkpoint's ``eval`` config; writes outputs.
 
-    Writes ``metrics.json``, ``videos.npz`` (uint8 truth and predictions, when
-    ``eval.save_videos``), and for the first video a GIF, MP4, PNG strip and error plot.
-    ``overrides`` (``eval.key=value``) change the checkpoint's evaluation settings.
+    Generates and scores batch by batch (:mod:`convssm.train.eval_stream`), so memory does
+    not grow with the number of videos. Writes ``metrics.json``; when ``eval.save_videos``,
+    ``videos_truth.npy`` (N, context + H, C, H, W) and ``videos_pred.npy`` (N, H, C, H, W),
+    uint8; and for the first video a GIF, MP4, PNG strip and error plot. ``eval_set`` (else
+    the config's ``eval.eval_set``, else the config's seeded held-out videos) names a fixed
+    set; ``overrides`` (``eval.key=value``) change the checkpoint's evaluation settings.
     """
     tm = load_trained(checkpoint, device)
     for text in overrides:
@@ -102,25 +100,37 @@ def evaluate_checkpoint(
     if overrides:
         tm.config = config_from_dict(apply_overrides(config_to_dict(tm.config), overrides))
     ev = tm.config.eval
-    frames = ev.context + max(ev.horizons)
+    horizon = max(ev.horizons)
+    frames = ev.context + horizon
+    eval_set = eval_set if eval_set is not None else ev.eval_set
     if eval_set is not None:
         dataset = open_eval_set(eval_set, frames)
     else:
         dataset = build_eval_dataset(tm.config, num_videos or ev.num_videos, frames)
     if num_videos is not None and num_videos < len(dataset):
         dataset = torch.utils.data.Subset(dataset, range(num_videos))
-    loader = DataLoader(dataset, batch_size=ev.batch_size)
-    truth, pred = generate_videos(
-        tm.model,
-        (split_item(b) for b in loader),
-        ev.context,
-        max(ev.horizons),
-        tm.device,
-        precision or tm.config.train.precision,
+    n = len(dataset)
+    out = Path(out_dir)
+    image = (tm.config.model.image_channels, tm.config.model.image_size, tm.config.model.image_size)
+    scorer = StreamingEvaluator(
+        ev.context, ev.horizons, ev.metrics, n, image[1:], fvd_chunk=ev.fvd_chunk
     )
-    result = evaluate_predictions(
-        truth, pred, ev.context, ev.horizons, ev.metrics, fvd_chunk=ev.fvd_chunk
-    )
+    writers = (
+        (VideoArrayWriter(out / "videos_truth.npy", n, (frames, *image)),
+         VideoArrayWriter(out / "videos_pred.npy", n, (horizon, *image)))
+        if ev.save_videos else None
+    )  # fmt: skip
+    first = None
+    batches = (split_item(b) for b in DataLoader(dataset, batch_size=ev.batch_size))
+    precision = precision or tm.config.train.precision
+    for truth, pred in iter_generated(tm.model, batches, ev.context, horizon, tm.device, precision):
+        scorer.update(truth, pred)
+        if writers is not None:
+            writers[0].append(truth)
+            writers[1].append(pred)
+        if first is None:
+            first = (truth[0].clone(), pred[0].clone())
+    result = scorer.result()
     extra = {
         "checkpoint": str(tm.info.path),
         "step": tm.info.step,
@@ -129,13 +139,10 @@ def evaluate_checkpoint(
         else f"generated: {tm.config.data.dataset} eval split, seed {ev.seed}",
         "train_length": tm.config.data.seq_len,
     }
-    out = Path(out_dir)
-    paths = write_eval_outputs(
-        out, result, truth if ev.save_videos else None, pred if ev.save_videos else None, extra
-    )
-    paths.update(
-        write_media(out, truth[0], pred[0], ev.context, result.per_frame, tm.config.data.seq_len)
-    )
+    paths = write_eval_outputs(out, result, extra=extra)
+    if writers is not None:
+        paths["videos_truth"], paths["videos_pred"] = (w.close() for w in writers)
+    paths.update(write_media(out, *first, ev.context, result.per_frame, tm.config.data.seq_len))
     return result, paths
 
 
