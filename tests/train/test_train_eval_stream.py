@@ -48,7 +48,9 @@ def test_streaming_scores_equal_the_in_memory_path(monkeypatch):
 
     truth, pred = generate_videos(model, batches(), 5, 6, cpu)
     want = evaluate_predictions(truth, pred, 5, [4, 6], METRICS, fvd_chunk=2)
-    scorer = StreamingEvaluator(5, [4, 6], METRICS, len(data), (32, 32), fvd_chunk=2)
+    scorer = StreamingEvaluator(  # metrics see 4 frames at a time: sliced along videos and time
+        5, [4, 6], METRICS, len(data), (32, 32), fvd_chunk=2, frames_per_call=4
+    )
     for t, p in iter_generated(model, batches(), 5, 6, cpu):
         scorer.update(t, p)
     got = scorer.result()

@@ -8,7 +8,8 @@ streams instead:
 - :func:`~convssm.train.evaluation.iter_generated`: one batch of (truth, prediction) at a
   time;
 - :class:`StreamingEvaluator`: running sums per generated frame of MSE, PSNR, SSIM and
-  LPIPS (float64, so the per-horizon means equal the in-memory path's), and one
+  LPIPS (float64, so the per-horizon means equal the in-memory path's; each metric sees at
+  most ``frames_per_call`` frames at once), and one
   :class:`~convssm.metrics.FVDAccumulator` per horizon fed per batch;
 - :class:`VideoArrayWriter`: truth and predictions appended as uint8 to memory-mapped
   ``.npy`` files, moved into place when complete.
@@ -50,10 +51,10 @@ class StreamingEvaluator:
         num_videos: int,
         frame_size: tuple[int, int],
         fvd_chunk: int = 256,
-        batch_size: int = 16,
+        frames_per_call: int = 256,
     ) -> None:
         self.context, self.horizons = context, list(horizons)
-        self.horizon, self.batch_size = max(self.horizons), batch_size
+        self.horizon, self.frames_per_call = max(self.horizons), frames_per_call
         metric_names = list(metric_names)
         self.fns, self.skipped = frame_metric_functions(metric_names, frame_size)
         self.sums: dict[str, torch.Tensor] = {}
@@ -80,12 +81,28 @@ class StreamingEvaluator:
         except (ImportError, FileNotFoundError, OSError) as err:
             self.skipped["fvd"] = f"I3D weights unavailable: {err}"
             return
-        self.fvd = {h: metrics.FVDAccumulator(chunk, i3d) for h in self.horizons}
+        # one video per I3D pass: a 1 300-frame video at 224x224 is ~0.8 GB of input alone
+        self.fvd = {h: metrics.FVDAccumulator(chunk, i3d, batch_size=1) for h in self.horizons}
 
     def _add(self, name: str, per_frame: torch.Tensor) -> None:
         """Add per-frame values (B, horizon) to the running sum over videos."""
         total = per_frame.double().sum(0)
         self.sums[name] = self.sums[name] + total if name in self.sums else total
+
+    def _per_frame(self, fn, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """fn's (B, horizon) values, ``frames_per_call`` frames at a time (a metric's
+        intermediates on a whole batch of long videos would outgrow the batch itself)."""
+        per_video = max(1, self.frames_per_call // pred.shape[1])
+        step = min(pred.shape[1], self.frames_per_call)
+        rows = []
+        for i in range(0, pred.shape[0], per_video):
+            p, t = pred[i : i + per_video], target[i : i + per_video]
+            parts = [
+                fn(to_unit(p[:, j : j + step]), to_unit(t[:, j : j + step])).float().cpu()
+                for j in range(0, p.shape[1], step)
+            ]
+            rows.append(torch.cat(parts, 1))
+        return torch.cat(rows)
 
     def update(self, truth: torch.Tensor, pred: torch.Tensor) -> None:
         """Score a batch: truth (B, context + horizon, C, H, W), pred (B, horizon, C, H, W),
@@ -99,9 +116,7 @@ class StreamingEvaluator:
         target = truth[:, self.context :]
         self._add("mse", ((to_unit(pred) - to_unit(target)) ** 2).mean(dim=(2, 3, 4)))
         for name, fn in self.fns.items():
-            for i in range(0, pred.shape[0], self.batch_size):
-                p, t = pred[i : i + self.batch_size], target[i : i + self.batch_size]
-                self._add(name, fn(to_unit(p), to_unit(t)).float().cpu())
+            self._add(name, self._per_frame(fn, pred, target))
         for h, acc in self.fvd.items():
             real = to_unit(truth[:, : self.context + h])
             fake = torch.cat([to_unit(truth[:, : self.context]), to_unit(pred[:, :h])], 1)
@@ -131,33 +146,37 @@ class StreamingEvaluator:
 class VideoArrayWriter:
     """Appends videos as uint8 to a memory-mapped ``.npy`` file of known shape.
 
-    The file is written under a temporary name beside ``path`` and moved onto it (fsynced)
-    by :meth:`close` once all ``num_videos`` have come, so a crash leaves no partial file.
+    Each :meth:`append` maps the file, writes its batch, flushes and unmaps it, so the
+    written pages do not stay in this process's resident memory. The file is written under
+    a temporary name beside ``path`` and moved onto it (fsynced) by :meth:`close` once all
+    ``num_videos`` have come, so a crash leaves no partial file.
     """
 
     def __init__(self, path: str | Path, num_videos: int, frame_shape: tuple[int, ...]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp")
-        shape = (num_videos, *frame_shape)
-        self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.uint8, shape=shape)
+        self.shape = (num_videos, *frame_shape)
+        array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.uint8, shape=self.shape)
+        del array  # header written, file sized
         self.count = 0
 
     def append(self, videos: torch.Tensor) -> None:
         """videos (B, *frame_shape) in [-1, 1]."""
         n = videos.shape[0]
-        if self.count + n > self.array.shape[0]:
-            raise ValueError(f"{self.path}: more than the {self.array.shape[0]} videos announced")
-        self.array[self.count : self.count + n] = to_uint8(videos)
+        if self.count + n > self.shape[0]:
+            raise ValueError(f"{self.path}: more than the {self.shape[0]} videos announced")
+        array = np.lib.format.open_memmap(self.tmp, mode="r+")
+        array[self.count : self.count + n] = to_uint8(videos)
+        array.flush()
+        del array
         self.count += n
 
     def close(self) -> Path:
-        if self.count != self.array.shape[0]:
+        if self.count != self.shape[0]:
             raise ValueError(
-                f"{self.path}: got {self.count} videos, {self.array.shape[0]} were announced"
+                f"{self.path}: got {self.count} videos, {self.shape[0]} were announced"
             )
-        self.array.flush()
-        del self.array
         fsync_file(self.tmp)
         os.replace(self.tmp, self.path)
         fsync_dir(self.path.parent)
