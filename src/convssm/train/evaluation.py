@@ -147,6 +147,7 @@ def iter_generated(
         with autocast_context(device, precision):
             pred = model.generate(video[:, :context].to(device), horizon, **kwargs)
         yield video.float().cpu(), pred.float().cpu()
+        del batch, video, pred  # hold no batch while the next one is generated
 
 
 def generate_videos(

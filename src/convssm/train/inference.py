@@ -130,6 +130,7 @@ def evaluate_checkpoint(
             writers[1].append(pred)
         if first is None:
             first = (truth[0].clone(), pred[0].clone())
+        del truth, pred  # hold no batch while the next one is generated
     result = scorer.result()
     extra = {
         "checkpoint": str(tm.info.path),
