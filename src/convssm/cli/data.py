@@ -1,7 +1,8 @@
-"""``convssm data``: write and inspect fixed Moving-MNIST evaluation sets.
+"""``convssm data``: write and inspect evaluation sets; write MazeWorld folders.
 
 convssm data make-eval-set OUT_DIR [--videos N --frames T --seed S --digits-source PATH]
 convssm data info PATH [--no-verify]
+convssm data make-maze DIR [--videos N --frames T --image-size S --seed S --split NAME]
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import json
 import sys
 
-from convssm.data import load_eval_set, write_eval_set
+from convssm.data import load_eval_set, write_eval_set, write_maze_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,6 +55,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     info.set_defaults(func=_info)
 
+    maze = sub.add_parser(
+        "make-maze",
+        help="write MazeWorld videos in TECO's DMLab layout (DIR/SPLIT/<index>.npz)",
+    )
+    maze.add_argument("out_dir", metavar="DIR", help="dataset root to write")
+    maze.add_argument("--videos", type=int, default=1000, help="number of videos (1000)")
+    maze.add_argument("--frames", type=int, default=300, help="frames per video (300)")
+    maze.add_argument("--image-size", type=int, default=64, help="frame side (64)")
+    maze.add_argument("--seed", type=int, default=0, help="seed (0)")
+    maze.add_argument("--split", default="train", help="train or test (train)")
+    maze.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a further MazeWorld parameter, e.g. rooms=5 (repeatable)",
+    )
+    maze.add_argument("--overwrite", action="store_true", help="replace an existing split")
+    maze.add_argument("--quiet", action="store_true", help="no progress bar")
+    maze.set_defaults(func=_make_maze)
+
     parser.set_defaults(func=lambda args: _usage(parser))
 
 
@@ -70,6 +92,42 @@ def _make_eval_set(args: argparse.Namespace) -> int:
         return 1
     print(f"wrote {args.videos} videos x {args.frames} frames; manifest: {manifest}")
     return 0
+
+
+def _make_maze(args: argparse.Namespace) -> int:
+    try:
+        options = dict(_parse_option(text) for text in args.option)
+        manifest = write_maze_folder(
+            args.out_dir,
+            args.videos,
+            num_frames=args.frames,
+            image_size=args.image_size,
+            seed=args.seed,
+            split=args.split,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+            **options,
+        )
+    except (ValueError, TypeError) as err:
+        print(f"convssm data make-maze: error: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"wrote {args.videos} MazeWorld videos x {args.frames} frames to "
+        f"{manifest.parent / args.split}; manifest: {manifest}"
+    )
+    return 0
+
+
+def _parse_option(text: str) -> tuple[str, int | float]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--option must look like KEY=VALUE, got {text!r}")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            continue
+    raise ValueError(f"--option {key}: expected a number, got {value!r}")
 
 
 def _write(args: argparse.Namespace):

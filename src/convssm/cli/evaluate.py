@@ -1,4 +1,5 @@
-"""``convssm evaluate CHECKPOINT [--eval-set PATH] [--out DIR]``: the SPEC section 5 protocol."""
+"""``convssm evaluate CHECKPOINT [--eval-set PATH] [--out DIR]``: the checkpoint's protocol
+(``eval.protocol``: SPEC section 5, or TECO's for the 3-D environment sets)."""
 
 from __future__ import annotations
 
@@ -58,9 +59,16 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         overrides=args.overrides,
     )
-    for h, row in result.per_horizon.items():
+    if hasattr(result, "per_horizon"):
+        rows = {f"horizon {h}": row for h, row in result.per_horizon.items()}
+    else:  # TECO protocol: one row per setting
+        rows = {
+            f"{name} (context {s['context']}, {s['horizon']} predicted)": s["metrics"]
+            for name, s in result.settings.items()
+        }
+    for label, row in rows.items():
         shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float))
-        print(f"horizon {h}: {shown}")
+        print(f"{label}: {shown}")
     for name, why in result.skipped.items():
         print(f"skipped {name}: {why}")
     for name, path in paths.items():

@@ -11,6 +11,11 @@ ResBlock×n, then LayerNorm over channels, 1×1 conv to the image channels and t
 Residual block: ``shortcut(x) + 0.1 · conv(ELU(GN(conv(ELU(GN(x))))))``, with a 1×1
 shortcut when the width changes. With ``activation_checkpointing`` set, each residual block
 keeps only its input and is recomputed during backward.
+
+Initialised as the reference (TECO's ``base.py``, built from flax defaults): every
+convolution lecun-normal with zero bias, GroupNorm and LayerNorm eps 1e-6. The reference's
+1×1 shortcut has no bias at all; ours keeps one, starting at zero (so the two agree at
+initialisation and the saved-weights layout is unchanged).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import torch
 from torch import nn
 
 from convssm.nn import ChannelLayerNorm, checkpointed
+from convssm.nn.init import FLAX_NORM_EPS, flax_conv_
 
 __all__ = ["ResidualBlock", "FrameEncoder", "FrameDecoder"]
 
@@ -31,7 +37,7 @@ def _group_norm(groups: int, channels: int) -> nn.GroupNorm:
             f"width {channels} is not divisible by norm_groups={groups}; choose widths that "
             "are multiples of norm_groups or lower norm_groups"
         )
-    return nn.GroupNorm(groups, channels)
+    return nn.GroupNorm(groups, channels, eps=FLAX_NORM_EPS)
 
 
 class ResidualBlock(nn.Module):
@@ -42,15 +48,15 @@ class ResidualBlock(nn.Module):
         self.branch = nn.Sequential(
             _group_norm(norm_groups, in_channels),
             nn.ELU(),
-            nn.Conv2d(in_channels, out_channels, 3, padding=1),
+            flax_conv_(nn.Conv2d(in_channels, out_channels, 3, padding=1)),
             _group_norm(norm_groups, out_channels),
             nn.ELU(),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+            flax_conv_(nn.Conv2d(out_channels, out_channels, 3, padding=1)),
         )
         self.shortcut = (
             nn.Identity()
             if in_channels == out_channels
-            else nn.Conv2d(in_channels, out_channels, 1)
+            else flax_conv_(nn.Conv2d(in_channels, out_channels, 1))
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,7 +91,7 @@ class FrameEncoder(nn.Module):
     ) -> None:
         super().__init__()
         widths = _check_widths(widths, blocks_per_stage)
-        self.stem = nn.Conv2d(image_channels, widths[0], 3, padding=1)
+        self.stem = flax_conv_(nn.Conv2d(image_channels, widths[0], 3, padding=1))
         layers: list[nn.Module] = []
         prev = widths[0]
         for i, width in enumerate(widths):
@@ -123,7 +129,7 @@ class FrameDecoder(nn.Module):
                 prev = width
         self.stages = nn.Sequential(*layers)
         self.norm = ChannelLayerNorm(prev)
-        self.head = nn.Conv2d(prev, image_channels, 1)
+        self.head = flax_conv_(nn.Conv2d(prev, image_channels, 1))
         self.activation_checkpointing = False
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ from convssm.models.autoencoder import FrameDecoder, FrameEncoder
 from convssm.models.config import VideoPredictorConfig
 from convssm.models.pretrained import PretrainedMixin
 from convssm.nn import build_sequence_model
+from convssm.nn.init import flax_conv_, flax_embedding_
 
 __all__ = ["VideoPredictor", "VideoPredictorOutput", "prediction_loss"]
 
@@ -77,20 +78,21 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         self.num_actions = config.num_actions
         groups, blocks = config.norm_groups, config.blocks_per_stage
         self.encoder = FrameEncoder(config.image_channels, widths, blocks, groups)
+        # flax's default initialisers, as the reference's nn.Embed and 1×1 nn.Conv (SPEC 3)
         self.action_embed = (
-            nn.Embedding(config.num_actions, config.action_embed_dim)
+            flax_embedding_(nn.Embedding(config.num_actions, config.action_embed_dim))
             if config.num_actions
             else None
         )
         extra = config.action_embed_dim if config.num_actions else 0
-        self.proj_in = nn.Conv2d(widths[-1] + extra, config.dim, 1)
+        self.proj_in = flax_conv_(nn.Conv2d(widths[-1] + extra, config.dim, 1))
         self.sequence = build_sequence_model(
             config.sequence_model,
             config.dim,
             grid=(self.latent_size, self.latent_size),
             **config.sequence_options,
         )
-        self.proj_out = nn.Conv2d(config.dim, widths[-1], 1)
+        self.proj_out = flax_conv_(nn.Conv2d(config.dim, widths[-1], 1))
         self.decoder = FrameDecoder(config.image_channels, widths, blocks, groups)
 
     # ------------------------------------------------------------------ checks

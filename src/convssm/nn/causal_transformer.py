@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from convssm.nn.init import FLAX_NORM_EPS, flax_linear_
+
 __all__ = ["TransformerLayer", "sinusoidal_positions", "window_mask"]
 
 
@@ -41,17 +43,23 @@ def window_mask(queries: int, keys: int, window: int, device: torch.device) -> t
 
 
 class TransformerLayer(nn.Module):
-    """Pre-LN block on tokens (B, T, E): z + attn(LN(z)), then z + MLP(LN(z))."""
+    """Pre-LN block on tokens (B, T, E): z + attn(LN(z)), then z + MLP(LN(z)).
+
+    Initialised as TECO's flax transformer (the reference's): attention projections normal
+    with std 1/√E, MLP lecun-normal, all biases zero, LayerNorm eps 1e-6.
+    """
 
     def __init__(self, embed_dim: int, heads: int, mlp_dim: int, dropout: float) -> None:
         super().__init__()
         self.heads = heads
-        self.norm1 = nn.LayerNorm(embed_dim)
-        self.qkv = nn.Linear(embed_dim, 3 * embed_dim)
-        self.proj = nn.Linear(embed_dim, embed_dim)
-        self.norm2 = nn.LayerNorm(embed_dim)
+        self.norm1 = nn.LayerNorm(embed_dim, eps=FLAX_NORM_EPS)
+        self.qkv = flax_linear_(nn.Linear(embed_dim, 3 * embed_dim), truncated=False)
+        self.proj = flax_linear_(nn.Linear(embed_dim, embed_dim), truncated=False)
+        self.norm2 = nn.LayerNorm(embed_dim, eps=FLAX_NORM_EPS)
         self.mlp = nn.Sequential(
-            nn.Linear(embed_dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, embed_dim)
+            flax_linear_(nn.Linear(embed_dim, mlp_dim)),
+            nn.GELU(),
+            flax_linear_(nn.Linear(mlp_dim, embed_dim)),
         )
         self.dropout = nn.Dropout(dropout)
 

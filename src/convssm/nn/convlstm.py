@@ -21,8 +21,6 @@ States: one ``(h, c)`` pair per layer, each (B, C, H, W); ``None`` means zeros.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,6 +33,7 @@ from convssm.nn.common import (
     run_layers,
     unfold_time,
 )
+from convssm.nn.init import he_normal_
 from convssm.nn.registry import register_sequence_model
 
 __all__ = ["ConvLSTMCell", "ConvLSTMBlock", "ConvLSTM", "convlstm_reference"]
@@ -46,8 +45,9 @@ class ConvLSTMCell(nn.Module):
     """The ConvLSTM recurrence for ``dim`` channels, gate order (i, f, o, g).
 
     ``input_conv`` holds the input half of the gate kernel (and the bias), ``hidden_conv``
-    the hidden half. Both are He-normal with the fan-in of the full concatenated kernel
-    (2 * dim * k * k), as one He-normal convolution over concat(u, h) would be.
+    the hidden half. Both are JAX's He-normal (truncated normal, std √(2 / fan_in)) with the
+    fan-in of the full concatenated kernel (2 * dim * k * k), as the reference's one kernel
+    over concat(u, h) is. The reference has no gate bias; ours starts at zero.
     """
 
     def __init__(self, dim: int, kernel_size: int = 3) -> None:
@@ -61,10 +61,10 @@ class ConvLSTMCell(nn.Module):
         pad = kernel_size // 2
         self.input_conv = nn.Conv2d(dim, 4 * dim, kernel_size, padding=pad, bias=True)
         self.hidden_conv = nn.Conv2d(dim, 4 * dim, kernel_size, padding=pad, bias=False)
-        std = math.sqrt(2.0 / (2 * dim * kernel_size * kernel_size))
+        fan = 2 * dim * kernel_size * kernel_size
+        he_normal_(self.input_conv.weight, fan)
+        he_normal_(self.hidden_conv.weight, fan)
         with torch.no_grad():
-            self.input_conv.weight.normal_(0.0, std)
-            self.hidden_conv.weight.normal_(0.0, std)
             self.input_conv.bias.zero_()
 
     def concat_weight(self) -> torch.Tensor:

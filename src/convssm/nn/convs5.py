@@ -8,6 +8,10 @@ One block, post-norm (the reference's default)::
     out = LayerNorm_channels(u + Dropout(y))        # one dropout mask for all time steps
 
 Pre-norm: ``out = u + Dropout(block(LayerNorm(u)))``.
+
+As in the reference's flax code: GELU is flax's default ``nn.gelu``, the tanh approximation
+(``activation="gelu_exact"`` gives torch's erf form), GroupNorm eps is 1e-6, and the output
+block's convolutions are lecun-normal with zero biases (:mod:`convssm.nn.init`).
 """
 
 from __future__ import annotations
@@ -24,29 +28,49 @@ from convssm.nn.common import (
     unfold_time,
 )
 from convssm.nn.convs5_ssm import ConvS5SSM
+from convssm.nn.init import FLAX_NORM_EPS, flax_conv_
 from convssm.nn.registry import register_sequence_model
 
-__all__ = ["ConvS5Block", "ConvS5", "ResNetOutput"]
+__all__ = ["ConvS5Block", "ConvS5", "ResNetOutput", "ACTIVATIONS", "make_activation"]
+
+ACTIVATIONS = {
+    "gelu": lambda: nn.GELU(approximate="tanh"),  # flax's nn.gelu default: the reference's
+    "gelu_exact": nn.GELU,  # torch's default, the erf form
+    "relu": nn.ReLU,
+    "swish": nn.SiLU,
+    "elu": nn.ELU,
+}
+"""The reference's ``layer_activation`` choices; "gelu" means flax's (tanh-approximated)."""
+
+
+def make_activation(name: str) -> nn.Module:
+    """The activation module called ``name`` in :data:`ACTIVATIONS`."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
 
 
 class ResNetOutput(nn.Module):
     """The "resnet" output block on frames: (N, U, H, W) -> (N, U, H, W).
 
-    ``GELU(y + conv(GELU(GN(conv(GELU(GN(y)))))))``.
+    ``GELU(y + conv(GELU(GN(conv(GELU(GN(y)))))))``, GroupNorm eps 1e-6, lecun-normal
+    convolutions with zero biases (the reference's flax ``ResnetBlock``).
     """
 
-    def __init__(self, dim: int, kernel_size: int = 3, norm_groups: int = 32) -> None:
+    def __init__(
+        self, dim: int, kernel_size: int = 3, norm_groups: int = 32, activation: str = "gelu"
+    ) -> None:
         super().__init__()
         if dim % norm_groups:
             raise ValueError(
                 f"dim ({dim}) must be divisible by norm_groups ({norm_groups}) for GroupNorm; "
                 "pass norm_groups that divides dim"
             )
-        self.norm1 = nn.GroupNorm(norm_groups, dim)
-        self.conv1 = nn.Conv2d(dim, dim, kernel_size, padding="same")
-        self.norm2 = nn.GroupNorm(norm_groups, dim)
-        self.conv2 = nn.Conv2d(dim, dim, kernel_size, padding="same")
-        self.act = nn.GELU()
+        self.norm1 = nn.GroupNorm(norm_groups, dim, eps=FLAX_NORM_EPS)
+        self.conv1 = flax_conv_(nn.Conv2d(dim, dim, kernel_size, padding="same"))
+        self.norm2 = nn.GroupNorm(norm_groups, dim, eps=FLAX_NORM_EPS)
+        self.conv2 = flax_conv_(nn.Conv2d(dim, dim, kernel_size, padding="same"))
+        self.act = make_activation(activation)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         h = self.conv1(self.act(self.norm1(y)))
@@ -63,6 +87,8 @@ class ConvS5Block(nn.Module):
         kernel_size: k_B = k_C of the SSM.
         output_kernel_size: k_D of the output block's convolutions.
         norm_groups: GroupNorm groups in the output block (dim must be divisible).
+        activation: of the output block, one of :data:`ACTIVATIONS`; the default "gelu" is
+            the reference's (flax's tanh approximation), "gelu_exact" torch's erf form.
         prenorm: pre-norm instead of the default post-norm.
         dropout: dropout probability, one mask shared by all time steps.
         **ssm_options: passed to :class:`ConvS5SSM` (blocks, clip_eigs, discretization, ...).
@@ -79,6 +105,7 @@ class ConvS5Block(nn.Module):
         *,
         output_kernel_size: int = 3,
         norm_groups: int = 32,
+        activation: str = "gelu",
         prenorm: bool = False,
         dropout: float = 0.0,
         **ssm_options,
@@ -86,7 +113,7 @@ class ConvS5Block(nn.Module):
         super().__init__()
         self.dim = dim
         self.ssm = ConvS5SSM(dim, state_dim, kernel_size, **ssm_options)
-        self.output = ResNetOutput(dim, output_kernel_size, norm_groups)
+        self.output = ResNetOutput(dim, output_kernel_size, norm_groups, activation)
         self.residual = ResidualNorm(dim, prenorm=prenorm, dropout=dropout)
 
     def init_state(self, batch: int, height: int, width: int) -> torch.Tensor:

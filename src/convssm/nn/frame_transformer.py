@@ -47,6 +47,7 @@ from torch import nn
 
 from convssm.nn.causal_transformer import TransformerLayer, sinusoidal_positions
 from convssm.nn.common import check_frame, check_video, checkpointed, fold_time
+from convssm.nn.init import FLAX_NORM_EPS, flax_conv_
 from convssm.nn.registry import register_sequence_model
 
 __all__ = ["FrameTransformer", "KVCache", "FrameWindow"]
@@ -127,7 +128,8 @@ class FrameTransformer(nn.Module):
         self.embed_dim, self.depth, self.heads = embed_dim, depth, heads
         self.window, self.max_len, self.positions = window, max_len, positions
         self.cache = cache
-        self.embed = nn.Conv2d(dim, embed_dim, (height, width), stride=(height, width))
+        # lecun-normal, zero bias, LayerNorm eps 1e-6: the reference's flax defaults
+        self.embed = flax_conv_(nn.Conv2d(dim, embed_dim, (height, width), stride=(height, width)))
         if positions == "learned":
             self.pos = nn.Parameter(torch.randn(max_len, embed_dim) * 0.02)
         else:
@@ -135,9 +137,11 @@ class FrameTransformer(nn.Module):
         self.layers = nn.ModuleList(
             TransformerLayer(embed_dim, heads, mlp_dim, dropout) for _ in range(depth)
         )
-        self.final_norm = nn.LayerNorm(embed_dim)
+        self.final_norm = nn.LayerNorm(embed_dim, eps=FLAX_NORM_EPS)
         self.activation_checkpointing = False  # recompute each layer in backward
-        self.unembed = nn.ConvTranspose2d(embed_dim, dim, (height, width), stride=(height, width))
+        self.unembed = flax_conv_(
+            nn.ConvTranspose2d(embed_dim, dim, (height, width), stride=(height, width))
+        )
 
     # ----- pieces -------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ import yaml
 
 from convssm._typed import check_value, dataclass_from_dict
 from convssm.models.config import VideoPredictorConfig
+from convssm.train.teco_eval import TecoProtocol
 
 __all__ = [
     "DataConfig",
@@ -110,8 +111,16 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """The SPEC section 5 protocol and the small periodic validation during training."""
+    """The evaluation protocol of ``convssm evaluate`` and the small periodic validation.
 
+    ``protocol``: ``spec5`` (SPEC section 5: ``context`` frames in, ``horizons`` out) or
+    ``teco`` (TECO's two settings on the 3-D environment sets, lengths in ``teco``; see
+    :mod:`convssm.train.teco_eval`). ``num_videos``, ``batch_size``, ``metrics``,
+    ``fvd_chunk`` and ``save_videos`` apply to both.
+    """
+
+    protocol: Literal["spec5", "teco"] = "spec5"
+    teco: TecoProtocol = field(default_factory=TecoProtocol)
     context: int = 100
     horizons: list[int] = field(default_factory=lambda: [400, 800, 1200])
     num_videos: int = 1024
@@ -290,7 +299,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
                 f"valid keys: {', '.join(names)}"
             )
         hint = typing.get_type_hints(cls)[keys[1]]
-        if len(keys) > 2 and typing.get_origin(hint) is not dict:
+        nested = typing.get_origin(hint) is dict or dataclasses.is_dataclass(hint)
+        if len(keys) > 2 and not nested:
             raise ValueError(f"override {text!r}: {keys[0]}.{keys[1]} has no sub-keys")
         node = data.setdefault(keys[0], {})
         if node is None:

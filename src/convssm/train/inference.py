@@ -22,7 +22,7 @@ from convssm.train.config import (
 )
 from convssm.train.distributed import resolve_device
 from convssm.train.eval_stream import StreamingEvaluator, VideoArrayWriter
-from convssm.train.evaluation import EvalResult, iter_generated, to_uint8, write_eval_outputs
+from convssm.train.evaluation import iter_generated, to_uint8, write_eval_outputs
 from convssm.train.factory import build_eval_dataset, build_model, split_item
 from convssm.train.media import plot_error_curves, side_by_side, write_gif, write_mp4, write_strip
 
@@ -83,8 +83,11 @@ def evaluate_checkpoint(
     device: str = "auto",
     precision: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
-) -> tuple[EvalResult, dict[str, Path]]:
-    """The SPEC section 5 protocol with the checkpoint's ``eval`` config; writes outputs.
+) -> tuple[Any, dict[str, Path]]:
+    """The checkpoint's evaluation protocol (``eval.protocol``) with its ``eval`` config.
+
+    ``teco``: see :mod:`convssm.train.teco_run` (returns a ``TecoResult``). ``spec5``
+    (returns an ``EvalResult``): SPEC section 5 with the checkpoint's ``eval`` config.
 
     Generates and scores batch by batch (:mod:`convssm.train.eval_stream`), so memory does
     not grow with the number of videos. Writes ``metrics.json``; when ``eval.save_videos``,
@@ -100,9 +103,15 @@ def evaluate_checkpoint(
     if overrides:
         tm.config = config_from_dict(apply_overrides(config_to_dict(tm.config), overrides))
     ev = tm.config.eval
+    eval_set = eval_set if eval_set is not None else ev.eval_set
+    if ev.protocol == "teco":
+        from convssm.train.teco_run import evaluate_teco_checkpoint
+
+        return evaluate_teco_checkpoint(
+            tm, out_dir, eval_set=eval_set, num_videos=num_videos, precision=precision
+        )
     horizon = max(ev.horizons)
     frames = ev.context + horizon
-    eval_set = eval_set if eval_set is not None else ev.eval_set
     if eval_set is not None:
         dataset = open_eval_set(eval_set, frames)
     else:
