@@ -8,7 +8,7 @@ on this CPU), and time training steps and generated frames.
 
     python experiments/long_horizon/run.py --minutes 12 --out runs/long_horizon
 
-Writes under --out: one training run per model, its evaluation (metrics.json, videos.npz,
+Writes under --out: one training run per model, its evaluation (metrics.json, videos_*.npy,
 GIF/MP4/PNG), ``results.json`` with everything, and the figures and pretrained models under
 --docs (docs/figures/long_horizon, pretrained/long_horizon by default).
 """
@@ -132,8 +132,8 @@ def blank_baseline(out: Path, cfg) -> dict:
     Pixel metrics reward a blurred or empty guess once a model has lost track of the
     digits; this row shows what "predicting nothing" scores, to read the others against.
     """
-    videos = np.load(out / f"{MODELS[0]}_eval" / "videos.npz")
-    truth = torch.from_numpy(videos["truth"]).float() / 127.5 - 1
+    truth = np.load(out / f"{MODELS[0]}_eval" / "videos_truth.npy")
+    truth = torch.from_numpy(truth).float() / 127.5 - 1
     pred = torch.full_like(truth[:, cfg.eval.context :], -1.0)
     ev = evaluate_predictions(truth, pred, cfg.eval.context, cfg.eval.horizons, cfg.eval.metrics)
     return ev.to_dict()
@@ -196,10 +196,10 @@ def rollout_strip(out: Path, figdir: Path, context: int, video: int = 0) -> Path
 
     frames = [1, 2, 4, 8, 16, 32, 64, 120, 180, 240]
     rows, names = [], ["truth"]
-    truth = np.load(out / f"{MODELS[0]}_eval" / "videos.npz")["truth"][video]
+    truth = np.load(out / f"{MODELS[0]}_eval" / "videos_truth.npy", mmap_mode="r")[video]
     rows.append([truth[context + f - 1, 0] for f in frames])
     for name in MODELS:
-        pred = np.load(out / f"{name}_eval" / "videos.npz")["pred"][video]
+        pred = np.load(out / f"{name}_eval" / "videos_pred.npy", mmap_mode="r")[video]
         rows.append([pred[f - 1, 0] for f in frames])
         names.append(name)
     size, scale, pad, left, top = truth.shape[-1], 3, 4, 90, 18

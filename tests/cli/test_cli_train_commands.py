@@ -74,8 +74,10 @@ def test_evaluate_writes_metrics_per_horizon_and_videos(trained, tmp_path, capsy
     assert len(metrics["per_frame"]["mse"]) == 6 and metrics["num_videos"] == 3
     assert {"psnr", "ssim", "mse"} <= set(metrics["per_horizon"]["6"])
     assert len(metrics["per_frame"]["psnr"]) == 6
-    videos = np.load(tmp_path / "ev" / "videos.npz")
-    assert videos["truth"].shape == (3, 9, 1, 16, 16) and videos["pred"].dtype == np.uint8
+    truth = np.load(tmp_path / "ev" / "videos_truth.npy", mmap_mode="r")
+    pred = np.load(tmp_path / "ev" / "videos_pred.npy", mmap_mode="r")
+    assert truth.shape == (3, 9, 1, 16, 16) and pred.shape == (3, 6, 1, 16, 16)
+    assert truth.dtype == pred.dtype == np.uint8
     assert (tmp_path / "ev" / "sample_strip.png").is_file()
     assert "horizon 6:" in capsys.readouterr().out
 

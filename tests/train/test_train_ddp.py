@@ -27,7 +27,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_gloo_processes_match_one_process_over_the_combined_batch(tmp_path):
+@pytest.mark.parametrize(
+    "train",
+    [
+        {"tbptt_chunk": None, "grad_accum": 1},
+        {"tbptt_chunk": 2, "grad_accum": 2},  # several backward passes per step
+    ],
+    ids=["whole", "chunked-accum"],
+)
+def test_two_gloo_processes_match_one_process_over_the_combined_batch(tmp_path, train):
+    extra = [f"{k}={'null' if v is None else v}" for k, v in train.items()]
     port = _free_port()
     procs = []
     for rank in range(2):
@@ -43,7 +52,7 @@ def test_two_gloo_processes_match_one_process_over_the_combined_batch(tmp_path):
         )
         procs.append(
             subprocess.Popen(
-                [sys.executable, str(HERE / "train_ddp_worker.py"), str(tmp_path / "ddp")],
+                [sys.executable, str(HERE / "train_ddp_worker.py"), str(tmp_path / "ddp"), *extra],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -53,7 +62,7 @@ def test_two_gloo_processes_match_one_process_over_the_combined_batch(tmp_path):
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), "\n".join(outs)
 
-    cfg = tiny_config(dropout=0.0, steps=4, checkpoint_every=2)
+    cfg = tiny_config(dropout=0.0, steps=4, checkpoint_every=2, **train)
     train_and_evaluate(
         cfg,
         tmp_path / "single",

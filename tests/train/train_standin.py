@@ -1,6 +1,7 @@
 """A small stand-in with VideoPredictor's interface, for testing the loop without it.
 
-forward(video, actions=None) -> output with .predictions (B, T-1, C, H, W) and .loss;
+forward(video, actions=None, states=None) -> output with .predictions (B, T-1, C, H, W),
+.loss and .states (the recurrent state after the last input frame);
 generate(context, horizon) -> (B, horizon, C, H, W); .config -> its VideoPredictorConfig.
 It has dropout, so tests also check that RNG state is handled across resume and ranks.
 """
@@ -19,6 +20,7 @@ from torch.utils.data import Dataset
 class StandInOutput:
     predictions: torch.Tensor
     loss: torch.Tensor
+    states: torch.Tensor | None = None
 
 
 class StandInPredictor(nn.Module):
@@ -42,15 +44,15 @@ class StandInPredictor(nn.Module):
     def _h0(self, x):
         return x.new_zeros(x.shape[0], self.dim, x.shape[-2], x.shape[-1])
 
-    def forward(self, video, actions=None):
+    def forward(self, video, actions=None, states=None):
         inputs, targets = video[:, :-1], video[:, 1:]
-        h, preds = self._h0(video), []
+        h, preds = self._h0(video) if states is None else states, []
         for t in range(inputs.shape[1]):
             y, h = self._cell(inputs[:, t], h)
             preds.append(y)
         pred = torch.stack(preds, 1)
         loss = 0.5 * F.mse_loss(pred, targets) + 0.5 * F.l1_loss(pred, targets)
-        return StandInOutput(pred, loss)
+        return StandInOutput(pred, loss, h)
 
     @torch.no_grad()
     def generate(self, context, horizon, actions=None):

@@ -26,8 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score a model on held-out videos or arrays (PSNR, SSIM, LPIPS, FVD; "
         "per-channel RMSE and MAE for physical fields)",
         description="Condition on the config's context frames, generate its horizons, and "
-        "write metrics.json, videos.npz and pictures of the first video. Models trained on "
-        "physical arrays are scored per channel in the data's units.",
+        "write metrics.json and pictures of the first video. Videos are scored batch by "
+        "batch (memory does not grow with their number) and saved as videos_truth.npy / "
+        "videos_pred.npy (uint8); models trained on physical arrays, and --input arrays, are "
+        "scored in memory (fields per channel in the data's units) and saved as videos.npz.",
     )
     p.add_argument(
         "checkpoint",
@@ -40,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="PATH",
         help="fixed set from `convssm data make-eval-set`, or mnist_test_seq.npy "
-        "(default: the config's seeded held-out videos)",
+        "(default: the config's eval.eval_set, else its seeded held-out videos)",
     )
     p.add_argument(
         "--input",

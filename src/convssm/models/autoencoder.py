@@ -9,7 +9,8 @@ Decoder, the mirror image: ResBlock×n at 256, then for 128 and 64 a nearest 2×
 ResBlock×n, then LayerNorm over channels, 1×1 conv to the image channels and tanh.
 
 Residual block: ``shortcut(x) + 0.1 · conv(ELU(GN(conv(ELU(GN(x))))))``, with a 1×1
-shortcut when the width changes.
+shortcut when the width changes. With ``activation_checkpointing`` set, each residual block
+keeps only its input and is recomputed during backward.
 
 Initialised as the reference (TECO's ``base.py``, built from flax defaults): every
 convolution lecun-normal with zero bias, GroupNorm and LayerNorm eps 1e-6. The reference's
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from convssm.nn import ChannelLayerNorm
+from convssm.nn import ChannelLayerNorm, checkpointed
 from convssm.nn.init import FLAX_NORM_EPS, flax_conv_
 
 __all__ = ["ResidualBlock", "FrameEncoder", "FrameDecoder"]
@@ -62,6 +63,13 @@ class ResidualBlock(nn.Module):
         return self.shortcut(x) + 0.1 * self.branch(x)
 
 
+def _run_stages(stages: nn.Sequential, x: torch.Tensor, checkpoint: bool) -> torch.Tensor:
+    """Run ``stages`` in order, each residual block checkpointed when asked."""
+    for layer in stages:
+        x = checkpointed(layer, x, enabled=checkpoint and isinstance(layer, ResidualBlock))
+    return x
+
+
 def _check_widths(widths: Sequence[int], blocks_per_stage: int) -> tuple[int, ...]:
     widths = tuple(int(w) for w in widths)
     if not widths or any(w < 1 for w in widths):
@@ -93,9 +101,10 @@ class FrameEncoder(nn.Module):
                 layers.append(ResidualBlock(prev, width, norm_groups))
                 prev = width
         self.stages = nn.Sequential(*layers)
+        self.activation_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(x))
+        return _run_stages(self.stages, self.stem(x), self.activation_checkpointing)
 
 
 class FrameDecoder(nn.Module):
@@ -121,6 +130,8 @@ class FrameDecoder(nn.Module):
         self.stages = nn.Sequential(*layers)
         self.norm = ChannelLayerNorm(prev)
         self.head = flax_conv_(nn.Conv2d(prev, image_channels, 1))
+        self.activation_checkpointing = False
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.head(self.norm(self.stages(z))))
+        z = _run_stages(self.stages, z, self.activation_checkpointing)
+        return torch.tanh(self.head(self.norm(z)))

@@ -6,9 +6,14 @@ units: its :class:`~convssm.models.normalizer.Normalizer` maps inputs onto the w
 on the way in and predictions back to physical units on the way out (the loss is computed in
 the working range, so every channel weighs the same whatever its units).
 
-- ``forward(video)``: teacher forcing; frames 0..T−2 in, frames 1..T−1 predicted;
-  loss = 0.5·MSE + 0.5·L1, both per-pixel means (the reference sums over width and channels
-  before averaging; ours differs from it by that constant factor only).
+- ``forward(video, actions, states)``: teacher forcing; frames 0..T−2 in, frames 1..T−1
+  predicted; loss = 0.5·MSE + 0.5·L1, both per-pixel means (the reference sums over width
+  and channels before averaging; ours differs from it by that constant factor only).
+  ``states`` continues from an earlier call: a long video run as overlapping pieces
+  ``video[:, s : e + 1]`` (each piece starting at the last frame of the one before),
+  carrying the returned states, gives the predictions of one call on the whole video.
+- ``set_activation_checkpointing(True)``: each encoder/decoder residual block and each
+  sequence-model layer keeps only its input and is recomputed during backward.
 - ``generate(context, horizon)``: the context is encoded and run through the sequence model
   in parallel mode; then each predicted frame is fed back one step at a time. For ConvS5 the
   carried state has a fixed size, so memory does not grow with the horizon
@@ -48,10 +53,12 @@ __all__ = ["VideoPredictor", "VideoPredictorOutput", "prediction_loss"]
 @dataclass
 class VideoPredictorOutput:
     """predictions (B, T−1, C, H, W) for frames 1..T−1 (in the input's units); loss a scalar
-    tensor (in the working range)."""
+    tensor (in the working range); states the sequence model's state after the last input
+    frame (pass it to the next ``forward`` to continue the sequence)."""
 
     predictions: torch.Tensor
     loss: torch.Tensor
+    states: Any = None
 
 
 def prediction_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -190,10 +197,22 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         return x.reshape(b, t, *x.shape[1:])
 
     # ------------------------------------------------------------------ modes
+    def set_activation_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute each encoder/decoder residual block and sequence-model layer during
+        backward instead of keeping its activations (same gradients, less memory)."""
+        if not hasattr(self.sequence, "activation_checkpointing"):
+            raise ValueError(
+                f"sequence model {self.config.sequence_model!r} does not support "
+                "activation checkpointing (it has no activation_checkpointing attribute)"
+            )
+        for part in (self.encoder, self.decoder, self.sequence):
+            part.activation_checkpointing = bool(enabled)
+
     def forward(
         self,
         video: torch.Tensor,
         actions: torch.Tensor | None = None,
+        states: Any = None,
         *,
         rollout_context: int | None = None,
         detach_feedback: bool = False,
@@ -211,6 +230,9 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         model's own previous prediction fed back through :meth:`step` — a multi-step
         training objective, differentiable through the fed-back frames unless
         ``detach_feedback``. ``rollout_context = T − 1`` is teacher forcing.
+
+        ``states``: the sequence model's state before frame 0 (None: a fresh start), e.g. the
+        ``states`` of the output of a call on the frames before (chunked training).
 
         ``check_values``: check that the video is finite (and in [−1, 1] without a
         normaliser) and the actions in range (host syncs; None: the global switch
@@ -230,7 +252,9 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             )
         # actions[:, t] led to frame t: input frame t goes in with actions[:, t + 1]
         next_actions = None if actions is None else actions[:, 1:]
-        y, states = self.sequence(self.encode(video[:, :context], next_actions), check_values=False)
+        y, states = self.sequence(
+            self.encode(video[:, :context], next_actions), states, check_values=False
+        )
         predictions = [self.decode(y)]
         frame = predictions[0][:, -1]  # fed back in the working range
         for k in range(context, length - 1):
@@ -239,7 +263,7 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             predictions.append(frame[:, None])
         pred = torch.cat(predictions, dim=1)  # in the working range, as is the loss
         loss = prediction_loss(pred, video[:, 1:])
-        return VideoPredictorOutput(self.normalizer.denormalize(pred), loss)
+        return VideoPredictorOutput(self.normalizer.denormalize(pred), loss, states)
 
     @torch.no_grad()
     def iter_generate(

@@ -1,6 +1,12 @@
 """Layers: the ConvS5 SSM and block, and the baselines, all on (B, T, C, H, W)."""
 
-from convssm.nn.common import ChannelLayerNorm, ResidualNorm, TimeSharedDropout
+from convssm.nn.common import (
+    ChannelLayerNorm,
+    ResidualNorm,
+    TimeSharedDropout,
+    checkpointed,
+    detach_states,
+)
 from convssm.nn.convlstm import ConvLSTM, ConvLSTMBlock, ConvLSTMCell
 from convssm.nn.convs5 import ConvS5, ConvS5Block
 from convssm.nn.convs5_ssm import ConvS5SSM
@@ -21,6 +27,8 @@ __all__ = [
     "ResidualNorm",
     "TimeSharedDropout",
     "build_sequence_model",
+    "checkpointed",
+    "detach_states",
     "register_sequence_model",
     "sequence_model_names",
 ]

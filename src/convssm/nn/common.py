@@ -7,13 +7,19 @@
   convolution sees all frames in one call.
 - :func:`check_video` / :func:`check_frame`: input checks (rank, channels, dtype: no values
   are read, so no host sync) with messages that name the problem.
+- :func:`run_layers`: thread input and per-layer states through a stack.
+- :func:`checkpointed`: call a layer with activation checkpointing (recomputed in backward).
+- :func:`detach_states`: cut the autograd graph of any sequence model's states.
 - :func:`check_inputs_finite`: the NaN/inf check of a sequence model's entry point, one host sync.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from convssm._checks import check_all_finite, check_tensor, resolve_check_values
@@ -28,6 +34,8 @@ __all__ = [
     "check_frame",
     "run_layers",
     "check_inputs_finite",
+    "checkpointed",
+    "detach_states",
 ]
 
 
@@ -170,17 +178,50 @@ class ResidualNorm(nn.Module):
         return out if self.prenorm else self._norm(out)
 
 
+def checkpointed(fn: Any, *args: Any, enabled: bool = True) -> Any:
+    """``fn(*args)``, with activation checkpointing when ``enabled`` and autograd records:
+    only the inputs are kept, and ``fn`` runs again during backward (with the RNG state
+    of the first run, so dropout masks repeat). The gradients are those of the plain call.
+    """
+    if enabled and torch.is_grad_enabled():
+        return torch.utils.checkpoint.checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
+
+
 def run_layers(
-    layers: nn.ModuleList, x: torch.Tensor, states: list, *, step: bool = False
+    layers: nn.ModuleList,
+    x: torch.Tensor,
+    states: list,
+    *,
+    step: bool = False,
+    checkpoint: bool = False,
 ) -> tuple[torch.Tensor, list]:
     """Thread ``x`` through a stack of layers, each with its own state.
 
     ``step=False`` calls ``layer(x, state)`` on (B, T, C, H, W); ``step=True`` calls
-    ``layer.step(x, state)`` on one frame (B, C, H, W). Returns the output and the new
-    state of every layer, in order.
+    ``layer.step(x, state)`` on one frame (B, C, H, W). ``checkpoint``: recompute each
+    layer's forward during backward instead of keeping its activations (parallel mode).
+    Returns the output and the new state of every layer, in order.
     """
     new_states = []
     for layer, state in zip(layers, states, strict=True):
-        x, state = layer.step(x, state) if step else layer(x, state)
+        if step:
+            x, state = layer.step(x, state)
+        else:
+            x, state = checkpointed(layer, x, state, enabled=checkpoint)
         new_states.append(state)
     return x, new_states
+
+
+def detach_states(states: Any) -> Any:
+    """``states`` with every tensor detached, any nesting of lists, tuples (named ones
+    too) and dicts kept; other values (ints, None) unchanged."""
+    if isinstance(states, torch.Tensor):
+        return states.detach()
+    if isinstance(states, tuple) and hasattr(states, "_fields"):
+        return type(states)(*(detach_states(s) for s in states))
+    if isinstance(states, (list, tuple)):
+        return type(states)(detach_states(s) for s in states)
+    if isinstance(states, dict):
+        return {k: detach_states(v) for k, v in states.items()}
+    return states

@@ -168,6 +168,7 @@ class ConvLSTM(nn.Module):
         self.layers = nn.ModuleList(
             ConvLSTMBlock(dim, kernel_size, prenorm=prenorm, dropout=dropout) for _ in range(depth)
         )
+        self.activation_checkpointing = False  # recompute each layer in backward
 
     def init_state(self, batch: int, height: int, width: int) -> list[LSTMState]:
         """Zero (h, c) for every layer, each (batch, dim, height, width)."""
@@ -229,7 +230,7 @@ class ConvLSTM(nn.Module):
         self._check_dtype(x, "x")
         check_inputs_finite(check_values, x, "x", states)
         states = self._check_states(states, x[:, 0])
-        return run_layers(self.layers, x, states)
+        return run_layers(self.layers, x, states, checkpoint=self.activation_checkpointing)
 
     def step(
         self,

@@ -161,6 +161,7 @@ class ConvS5(nn.Module):
         self.layers = nn.ModuleList(
             ConvS5Block(dim, state_dim, kernel_size, **block_options) for _ in range(depth)
         )
+        self.activation_checkpointing = False  # recompute each layer in backward
 
     def init_state(self, batch: int, height: int, width: int) -> list[torch.Tensor]:
         return [layer.init_state(batch, height, width) for layer in self.layers]
@@ -185,7 +186,7 @@ class ConvS5(nn.Module):
         check_video(x, "x", self.dim)
         states = self._check_states(states)
         check_inputs_finite(check_values, x, "x", states)
-        return run_layers(self.layers, x, states)
+        return run_layers(self.layers, x, states, checkpoint=self.activation_checkpointing)
 
     def step(
         self,

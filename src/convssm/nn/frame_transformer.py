@@ -46,7 +46,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from convssm.nn.causal_transformer import TransformerLayer, sinusoidal_positions
-from convssm.nn.common import check_frame, check_inputs_finite, check_video, fold_time
+from convssm.nn.common import (
+    check_frame,
+    check_inputs_finite,
+    check_video,
+    checkpointed,
+    fold_time,
+)
 from convssm.nn.init import FLAX_NORM_EPS, flax_conv_
 from convssm.nn.registry import register_sequence_model
 
@@ -138,6 +144,7 @@ class FrameTransformer(nn.Module):
             TransformerLayer(embed_dim, heads, mlp_dim, dropout) for _ in range(depth)
         )
         self.final_norm = nn.LayerNorm(embed_dim, eps=FLAX_NORM_EPS)
+        self.activation_checkpointing = False  # recompute each layer in backward
         self.unembed = flax_conv_(
             nn.ConvTranspose2d(embed_dim, dim, (height, width), stride=(height, width))
         )
@@ -204,7 +211,9 @@ class FrameTransformer(nn.Module):
         new = []
         for k, layer in enumerate(self.layers):
             pk, pv = (past[k].keys, past[k].values) if past is not None else (None, None)
-            z, keys, values = layer(z, pk, pv, self.window)
+            z, keys, values = checkpointed(
+                layer, z, pk, pv, self.window, enabled=self.activation_checkpointing
+            )
             cut = max(keys.shape[2] - (self.window - 1), 0)  # keep the last window - 1
             new.append(KVCache(keys[:, :, cut:], values[:, :, cut:], length))
         return self._frames(z[:, outputs_from:]), new

@@ -107,6 +107,12 @@ class TrainConfig:
     on a small shared CPU one thread per process is often fastest. ``time_limit_s`` stops
     the run (with a checkpoint) once that many seconds of training have passed (checked at
     log intervals, where the loop reads the loss back to the host anyway).
+
+    Long sequences in bounded memory: ``tbptt_chunk`` (predicted frames per chunk; ``null``:
+    the whole sequence) runs each sequence chunk by chunk, carrying every layer's state
+    (detached between chunks) and backpropagating each chunk's loss as soon as it is
+    computed; one optimizer step per batch still. ``activation_checkpointing`` recomputes
+    each sequence-model layer and encoder/decoder block during backward.
     """
 
     steps: int = 300_000
@@ -124,6 +130,8 @@ class TrainConfig:
     progress: bool = True
     rollout_context: int | None = None
     detach_feedback: bool = False
+    tbptt_chunk: int | None = None
+    activation_checkpointing: bool = False
 
 
 @dataclass
@@ -352,6 +360,20 @@ def _validate_values(cfg: ExperimentConfig) -> None:
     if cfg.train.time_limit_s is not None and cfg.train.time_limit_s <= 0:
         raise ValueError(
             f"train.time_limit_s must be positive or null, got {cfg.train.time_limit_s}"
+        )
+    if cfg.train.tbptt_chunk is not None and cfg.train.tbptt_chunk < 1:
+        raise ValueError(f"train.tbptt_chunk must be positive or null, got {cfg.train.tbptt_chunk}")
+    if cfg.train.tbptt_chunk is not None and cfg.train.rollout_context is not None:
+        raise ValueError(
+            "train.tbptt_chunk and train.rollout_context cannot be combined (a rollout feeds "
+            "back predictions across the whole sequence, chunks cut it): set one to null"
+        )
+    if kind != "video_predictor" and (
+        cfg.train.tbptt_chunk is not None or cfg.train.activation_checkpointing
+    ):
+        raise ValueError(
+            "train.tbptt_chunk and train.activation_checkpointing are for video_predictor "
+            f"runs (they carry and recompute its sequence model); model.kind is {kind!r}"
         )
     if cfg.train.threads is not None and cfg.train.threads < 1:
         raise ValueError(f"train.threads must be positive or null, got {cfg.train.threads}")

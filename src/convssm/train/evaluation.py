@@ -26,7 +26,7 @@ import functools
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +34,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from convssm._files import atomic_write, atomic_write_text
+
 __all__ = [
     "EvalResult",
     "autocast_context",
+    "iter_generated",
     "generate_videos",
     "frame_metric_functions",
     "evaluate_predictions",
@@ -120,25 +123,24 @@ def autocast_context(device: torch.device, precision: str):
 
 
 @torch.no_grad()
-def generate_videos(
+def iter_generated(
     model: torch.nn.Module,
     videos: Iterable[torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]],
     context: int,
     horizon: int,
     device: torch.device,
     precision: str = "fp32",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generate ``horizon`` frames after ``context`` for every batch of ``videos``.
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Generate ``horizon`` frames after ``context`` for one batch of ``videos`` at a time.
 
     Args:
         videos: batches (B, T, C, H, W) in [-1, 1] with ``T >= context + horizon``, or
             (video, actions) pairs.
-    Returns:
-        (ground truth (N, context + horizon, C, H, W), predictions (N, horizon, C, H, W)),
+    Yields:
+        (ground truth (B, context + horizon, C, H, W), predictions (B, horizon, C, H, W)),
         float32 on the CPU.
     """
     model.eval()
-    truths, preds = [], []
     for batch in videos:
         video, actions = batch if isinstance(batch, tuple) else (batch, None)
         if video.shape[1] < context + horizon:
@@ -147,14 +149,29 @@ def generate_videos(
                 f"+ horizon {horizon}"
             )
         video = video[:, : context + horizon]
-        ctx = video[:, :context].to(device)
         kwargs = {}
         if actions is not None:
             kwargs["actions"] = actions[:, : context + horizon].to(device)
         with autocast_context(device, precision):
-            pred = model.generate(ctx, horizon, **kwargs)
-        truths.append(video.float().cpu())
-        preds.append(pred.float().cpu())
+            pred = model.generate(video[:, :context].to(device), horizon, **kwargs)
+        yield video.float().cpu(), pred.float().cpu()
+        del batch, video, pred  # hold no batch while the next one is generated
+
+
+def generate_videos(
+    model: torch.nn.Module,
+    videos: Iterable[torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]],
+    context: int,
+    horizon: int,
+    device: torch.device,
+    precision: str = "fp32",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All of :func:`iter_generated` at once: (truth (N, context + horizon, C, H, W),
+    predictions (N, horizon, C, H, W)). Memory grows with N: for small sets only."""
+    truths, preds = [], []
+    for truth, pred in iter_generated(model, videos, context, horizon, device, precision):
+        truths.append(truth)
+        preds.append(pred)
     return torch.cat(truths), torch.cat(preds)
 
 
@@ -321,22 +338,24 @@ def write_eval_outputs(
     extra: dict[str, Any] | None = None,
     physical: bool = False,
 ) -> dict[str, Path]:
-    """Write ``metrics.json`` and (when given) ``videos.npz`` with uint8 ``truth``/``pred``
-    (float32 in the data's units when ``physical``)."""
+    """Write ``metrics.json`` (the result plus ``extra``) and, when given, ``videos.npz``
+    with uint8 ``truth``/``pred`` (float32 in the data's units when ``physical``), each
+    atomically, into ``out_dir``. (The streaming path of ``evaluate_checkpoint`` passes no
+    videos: it writes them as memory-mapped ``.npy`` files itself.)"""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"metrics": out / "metrics.json"}
     payload = result.to_dict()
     if extra:
         payload.update(_json_safe(extra))
-    paths["metrics"].write_text(json.dumps(payload, indent=2))
+    paths = {"metrics": atomic_write_text(out / "metrics.json", json.dumps(payload, indent=2))}
     if truth is not None and pred is not None:
-        paths["videos"] = out / "videos.npz"
         convert = (lambda v: v.float().cpu().numpy()) if physical else to_uint8
-        np.savez_compressed(
-            paths["videos"],
-            truth=convert(truth),
-            pred=convert(pred),
-            context=np.int64(result.context),
-        )
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:  # a file object: numpy would append .npz to a name
+                np.savez_compressed(
+                    f, truth=convert(truth), pred=convert(pred), context=np.int64(result.context)
+                )
+
+        paths["videos"] = atomic_write(out / "videos.npz", write)
     return paths

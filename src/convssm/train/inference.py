@@ -36,9 +36,11 @@ from convssm.train.config import (
     model_kind,
 )
 from convssm.train.distributed import resolve_device
+from convssm.train.eval_stream import StreamingEvaluator, VideoArrayWriter
 from convssm.train.evaluation import (
     evaluate_predictions,
     generate_videos,
+    iter_generated,
     to_uint8,
     write_eval_outputs,
 )
@@ -195,15 +197,23 @@ def evaluate_checkpoint(
     ``teco``: see :mod:`convssm.train.teco_run` (returns a ``TecoResult``). ``spec5``
     (returns an ``EvalResult``): SPEC section 5 with the model's ``eval`` config, as follows.
 
-    Videos come from ``eval_set`` (a Moving-MNIST eval-set folder or mnist_test_seq.npy),
-    from ``input_path`` (an array file, ``key`` inside it: every sequence, conditioned on its
-    first ``eval.context`` frames; its predictions are also written in its format), or else
-    from the config's held-out split. Writes ``metrics.json``, ``videos.npz`` (uint8 truth
-    and predictions, float32 in the data's units for fields; when ``eval.save_videos``),
-    and for the first video a GIF, MP4, PNG strip and error plot. ``overrides``
-    (``eval.key=value``) change the evaluation settings. Fields are scored per channel.
-    ``tokenizer``: for a latent model's checkpoint, the tokenizer directory that encodes its
-    context and decodes its samples (the TECO protocol, on the code cache's source videos).
+    Videos come from ``eval_set`` (a Moving-MNIST eval-set folder or mnist_test_seq.npy;
+    else the config's ``eval.eval_set``), from ``input_path`` (an array file, ``key`` inside
+    it: every sequence, conditioned on its first ``eval.context`` frames; its predictions
+    are also written in its format), or else from the config's seeded held-out split.
+    ``overrides`` (``eval.key=value``) change the evaluation settings. ``tokenizer``: for a
+    latent model's checkpoint, the tokenizer directory that encodes its context and decodes
+    its samples (the TECO protocol, on the code cache's source videos).
+
+    Videos (a pixel model, no ``input_path``) are generated and scored batch by batch
+    (:mod:`convssm.train.eval_stream`), so memory does not grow with the number of videos;
+    when ``eval.save_videos``, ``videos_truth.npy`` (N, context + H, C, H, W) and
+    ``videos_pred.npy`` (N, H, C, H, W) are written as memory-mapped uint8. Physical fields
+    (a model with a normaliser) and ``input_path`` arrays are scored in memory
+    (:func:`~convssm.train.evaluation.evaluate_predictions`: per-channel RMSE/MAE in the
+    data's units, the predictions written in the input's format), with ``videos.npz``
+    (float32 in the data's units for fields) when ``eval.save_videos``. Either way
+    ``metrics.json`` and, for the first video, a GIF, MP4, PNG strip and error plot.
     """
     tm = load_trained(checkpoint, device)
     latent = tokenizer is not None and isinstance(tm.model, LatentVideoPredictor)
@@ -219,6 +229,8 @@ def evaluate_checkpoint(
     if eval_set is not None and input_path is not None:
         raise ValueError("give either an evaluation set or an input array, not both")
     ev = tm.config.eval
+    if input_path is None and eval_set is None:
+        eval_set = ev.eval_set
     if ev.protocol == "teco":
         from convssm.train.teco_run import evaluate_teco_checkpoint
 
@@ -232,7 +244,8 @@ def evaluate_checkpoint(
         )
     if latent:
         raise ValueError("a latent model is evaluated with eval.protocol teco")
-    frames = ev.context + max(ev.horizons)
+    horizon = max(ev.horizons)
+    frames = ev.context + horizon
     single = False
     if input_path is not None:
         if not is_array_file(input_path):
@@ -242,33 +255,17 @@ def evaluate_checkpoint(
         if dataset.shape[1] < frames:
             raise ValueError(
                 f"{str(input_path)!r} has sequences of {dataset.shape[1]} frames; evaluation "
-                f"needs context {ev.context} + horizon {max(ev.horizons)} = {frames}"
+                f"needs context {ev.context} + horizon {horizon} = {frames}"
             )
-    elif eval_set is not None:
-        dataset = open_eval_set(eval_set, frames)
-    else:
-        dataset = build_eval_dataset(tm.config, num_videos or ev.num_videos, frames)
-    if num_videos is not None and num_videos < len(dataset):
-        dataset = torch.utils.data.Subset(dataset, range(num_videos))
-    loader = DataLoader(dataset, batch_size=ev.batch_size)
-    truth, pred = generate_videos(
-        tm.model,
-        (split_item(b) for b in loader),
-        ev.context,
-        max(ev.horizons),
-        tm.device,
-        precision or tm.config.train.precision,
-    )
-    result = evaluate_predictions(
-        truth, pred, ev.context, ev.horizons, ev.metrics, fvd_chunk=ev.fvd_chunk,
-        normalize=tm.normalize,
-    )  # fmt: skip
-    if input_path is not None:
         source = f"{input_path}" + (f" (key {key})" if key else "")
     elif eval_set is not None:
+        dataset = open_eval_set(eval_set, frames)
         source = str(eval_set)
     else:
+        dataset = build_eval_dataset(tm.config, num_videos or ev.num_videos, frames)
         source = f"generated: {tm.config.data.dataset} eval split, seed {ev.seed}"
+    if num_videos is not None and num_videos < len(dataset):
+        dataset = torch.utils.data.Subset(dataset, range(num_videos))
     extra = {
         "checkpoint": str(tm.path),
         "step": tm.step,
@@ -277,18 +274,63 @@ def evaluate_checkpoint(
         "train_length": tm.config.data.seq_len,
     }
     out = Path(out_dir)
-    keep = ev.save_videos
-    paths = write_eval_outputs(
-        out, result, truth if keep else None, pred if keep else None, extra,
-        physical=tm.normalize is not None,
-    )  # fmt: skip
-    if input_path is not None:
-        paths["predictions"] = write_predictions(out, input_path, pred, single=single, key=key)
-    shown_t, shown_p = (display_frames(v[0], tm.normalize) for v in (truth, pred))
+    batches = (split_item(b) for b in DataLoader(dataset, batch_size=ev.batch_size))
+    precision = precision or tm.config.train.precision
+    if tm.normalize is None and input_path is None:
+        result, paths, first = _evaluate_streaming(tm, batches, len(dataset), out, precision)
+        paths.update(write_eval_outputs(out, result, extra=extra))
+    else:
+        truth, pred = generate_videos(tm.model, batches, ev.context, horizon, tm.device, precision)
+        result = evaluate_predictions(
+            truth, pred, ev.context, ev.horizons, ev.metrics, fvd_chunk=ev.fvd_chunk,
+            normalize=tm.normalize,
+        )  # fmt: skip
+        keep = ev.save_videos
+        paths = write_eval_outputs(
+            out, result, truth if keep else None, pred if keep else None, extra,
+            physical=tm.normalize is not None,
+        )  # fmt: skip
+        if input_path is not None:
+            paths["predictions"] = write_predictions(out, input_path, pred, single=single, key=key)
+        first = (truth[0], pred[0])
+    shown_t, shown_p = (display_frames(v, tm.normalize) for v in first)
     paths.update(
         write_media(out, shown_t, shown_p, ev.context, result.per_frame, tm.config.data.seq_len)
     )
     return result, paths
+
+
+def _evaluate_streaming(
+    tm: TrainedModel, batches: Any, num_videos: int, out: Path, precision: str
+) -> tuple[Any, dict[str, Path], tuple[torch.Tensor, torch.Tensor]]:
+    """Generate and score videos batch by batch (no batch held while the next is generated);
+    the videos go to memory-mapped uint8 ``.npy`` files when ``eval.save_videos``. Returns
+    the ``EvalResult``, the paths written and (truth, prediction) of the first video."""
+    ev, model_cfg = tm.config.eval, tm.config.model
+    horizon = max(ev.horizons)
+    image = (model_cfg.image_channels, model_cfg.image_size, model_cfg.image_size)
+    scorer = StreamingEvaluator(
+        ev.context, ev.horizons, ev.metrics, num_videos, image[1:], fvd_chunk=ev.fvd_chunk
+    )
+    writers = (
+        (VideoArrayWriter(out / "videos_truth.npy", num_videos, (ev.context + horizon, *image)),
+         VideoArrayWriter(out / "videos_pred.npy", num_videos, (horizon, *image)))
+        if ev.save_videos else None
+    )  # fmt: skip
+    first = None
+    for truth, pred in iter_generated(tm.model, batches, ev.context, horizon, tm.device, precision):
+        scorer.update(truth, pred)
+        if writers is not None:
+            writers[0].append(truth)
+            writers[1].append(pred)
+        if first is None:
+            first = (truth[0].clone(), pred[0].clone())
+        del truth, pred  # hold no batch while the next one is generated
+    result = scorer.result()
+    paths: dict[str, Path] = {}
+    if writers is not None:
+        paths["videos_truth"], paths["videos_pred"] = (w.close() for w in writers)
+    return result, paths, first
 
 
 def write_media(

@@ -123,9 +123,17 @@ def create_train_state(
     shuffle: bool,
     ctx: DistributedContext,
 ) -> TrainState:
-    """A fresh state at step 0 around ``model`` (moved to ``ctx.device``, wrapped for DDP)."""
+    """A fresh state at step 0 around ``model`` (moved to ``ctx.device``, wrapped for DDP,
+    with activation checkpointing switched on when the config asks for it)."""
     tc, oc = config.train, config.optim
     model = model.to(ctx.device)
+    if tc.activation_checkpointing:
+        if not hasattr(model, "set_activation_checkpointing"):
+            raise ValueError(
+                "train.activation_checkpointing needs a model with set_activation_checkpointing "
+                f"(like VideoPredictor); {type(model).__name__} has none"
+            )
+        model.set_activation_checkpointing(True)
     objective = _objective(config, model)
     trained = objective if objective is not None else model
     optimizer = make_optimizer(trained, oc.lr, oc.betas, oc.weight_decay, oc.eps)

@@ -2,9 +2,10 @@
 
 The step: re-seed torch from ``(seed, step, rank)``; split this rank's batch into
 ``train.grad_accum`` micro-batches; for each, compute the loss (:func:`sequence_loss`, the
-one place the training objective lives) under autocast and backpropagate it (DDP
-all-reduces the gradients on the last micro-batch only); then unscale, clip, step the
-optimizer and the schedule. It never reads a value back to the host: the returned loss is
+one place the training objective lives) under autocast and backpropagate it — in
+``train.tbptt_chunk`` pieces carrying the model's state when set — (DDP all-reduces the
+gradients in the last backward only); then unscale, clip, step the optimizer and the
+schedule. It never reads a value back to the host: the returned loss is
 a device tensor, and the loop reads it at its log interval.
 """
 
@@ -17,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from convssm._checks import value_checks
+from convssm.nn import detach_states
 from convssm.train.evaluation import autocast_context
 from convssm.train.factory import split_item
 from convssm.train.state import TrainState
@@ -33,24 +36,79 @@ def sequence_loss(
     model: nn.Module,
     video: torch.Tensor,
     actions: torch.Tensor | None,
+    states: Any = None,
+    *,
     rollout_context: int | None = None,
     detach_feedback: bool = False,
-) -> torch.Tensor:
-    """The training loss of one micro-batch, the model's own ``forward``: for a
-    VideoPredictor frames 1..T−1 predicted, 0.5·MSE + 0.5·L1 — teacher forcing, or with
-    ``rollout_context`` C the frames after the first C predictions generated from the
-    model's own output (multi-step); for a LatentVideoPredictor the same on codes with
-    cross-entropy (teacher forcing); for a tokenizer run
+) -> tuple[torch.Tensor, Any]:
+    """The training loss of one micro-batch (or one piece of it), the model's own
+    ``forward``: for a VideoPredictor frames 1..T−1 predicted, 0.5·MSE + 0.5·L1 — teacher
+    forcing, or with ``rollout_context`` C the frames after the first C predictions
+    generated from the model's own output (multi-step); for a LatentVideoPredictor the same
+    on codes with cross-entropy (teacher forcing); for a tokenizer run
     (:class:`~convssm.train.tokenizer_loss.TokenizerTraining`) the VQ-GAN loss.
 
-    video (B, T, C, H, W) in [-1, 1], or codes (B, T, h, w); actions (B, T) or None.
-    Returns a scalar tensor.
+    video (B, T, C, H, W) in [-1, 1], or codes (B, T, h, w); actions (B, T) or None;
+    states: a VideoPredictor's sequence-model state before frame 0 (None: a fresh start;
+    only a VideoPredictor takes one). Returns (scalar loss, the state after the last input
+    frame — None for models that carry none).
     """
-    if rollout_context is None:
-        return model(video, actions).loss
-    return model(
-        video, actions, rollout_context=rollout_context, detach_feedback=detach_feedback
-    ).loss
+    kwargs: dict[str, Any] = {}
+    if states is not None:
+        kwargs["states"] = states
+    if rollout_context is not None:
+        kwargs.update(rollout_context=rollout_context, detach_feedback=detach_feedback)
+    out = model(video, actions, **kwargs)
+    return out.loss, getattr(out, "states", None)
+
+
+def _chunks(frames: int, chunk: int | None) -> list[tuple[int, int]]:
+    """[start, stop) ranges of predicted frames, ``chunk`` at a time (None: all at once)."""
+    step = chunk or frames
+    return [(s, min(s + step, frames)) for s in range(0, frames, step)]
+
+
+def _backward_micro_batch(
+    state: TrainState, video: torch.Tensor, actions: torch.Tensor | None, sync: bool
+) -> torch.Tensor:
+    """Forward and backward of one micro-batch, chunk by chunk; returns its loss, detached.
+
+    The sequence runs in ``train.tbptt_chunk`` pieces (one piece when null), each piece's
+    loss weighted by its share of the predicted frames (so the pieces add up to the loss
+    of the whole sequence) and backpropagated at once; the states are carried to the
+    next piece detached, so memory is that of one piece. ``sync``: let DDP all-reduce the
+    gradients in the last backward (the others accumulate locally).
+    """
+    tc, ctx = state.config.train, state.ctx
+    if tc.tbptt_chunk is None:  # the whole micro-batch at once (any model kind, any shape)
+        pieces, frames = [(None, None)], 1
+    else:
+        frames = video.shape[1] - 1
+        pieces = _chunks(frames, tc.tbptt_chunk)
+    carry, total = None, torch.zeros((), device=ctx.device)
+    for k, (start, stop) in enumerate(pieces):
+        if start is None:
+            piece, acts, share = video, actions, 1.0
+        else:
+            piece = video[:, start : stop + 1]
+            acts = actions[:, start : stop + 1] if actions is not None else None
+            share = (stop - start) / frames
+        accumulate = ctx.is_distributed and not (sync and k == len(pieces) - 1)
+        with state.ddp_model.no_sync() if accumulate else contextlib.nullcontext():
+            with autocast_context(ctx.device, tc.precision):
+                loss, carry = sequence_loss(
+                    state.ddp_model,
+                    piece,
+                    acts,
+                    carry,
+                    rollout_context=tc.rollout_context,
+                    detach_feedback=tc.detach_feedback,
+                )
+                loss = loss * share / tc.grad_accum
+            state.scaler.scale(loss).backward()
+        carry = detach_states(carry)
+        total += loss.detach().float()
+    return total
 
 
 def train_step(state: TrainState, batch: Any) -> dict[str, Any]:
@@ -79,16 +137,11 @@ def train_step(state: TrainState, batch: Any) -> dict[str, Any]:
     videos = video.chunk(tc.grad_accum)
     action_parts = actions.chunk(tc.grad_accum) if actions is not None else [None] * len(videos)
     total = torch.zeros((), device=ctx.device)
-    for micro, (v, a) in enumerate(zip(videos, action_parts, strict=True)):
-        v = v.to(ctx.device, non_blocking=True)
-        a = a.to(ctx.device, non_blocking=True) if a is not None else None
-        accumulate = ctx.is_distributed and micro < tc.grad_accum - 1  # all-reduce on the last
-        with state.ddp_model.no_sync() if accumulate else contextlib.nullcontext():
-            with autocast_context(ctx.device, tc.precision):
-                loss = sequence_loss(state.ddp_model, v, a, tc.rollout_context, tc.detach_feedback)
-                loss = loss / tc.grad_accum
-            state.scaler.scale(loss).backward()
-        total += loss.detach().float()
+    with value_checks(False):  # no host sync per step: the loop reads the loss at log intervals
+        for micro, (v, a) in enumerate(zip(videos, action_parts, strict=True)):
+            v = v.to(ctx.device, non_blocking=True)
+            a = a.to(ctx.device, non_blocking=True) if a is not None else None
+            total += _backward_micro_batch(state, v, a, sync=micro == tc.grad_accum - 1)
     lr = state.optimizer.param_groups[0]["lr"]
     state.scaler.unscale_(state.optimizer)
     if state.config.optim.grad_clip is not None:
