@@ -11,7 +11,7 @@ A recipe is a small YAML file (``recipes/*.yaml``) with five sections:
   ``VideoPredictor(..., rollout_context=C)``: C true context frames,
   the rest predicted free-running from the model's own output), ``rollout_start`` (the
   fraction of the steps trained by teacher forcing before the rollout loss starts)),
-  ``detach_feedback``,
+  ``detach_feedback``, ``pixel_loss`` (``mse_l1``, the paper's, or ``mse``),
   ``precision`` (fp32 | bf16), ``scores`` (how many scored checkpoints along the way);
 - ``eval``: ``videos``, ``context`` (10), ``horizon`` (100), ``seed`` — a fixed, seeded set
   from the *evaluation* digits, which training never sees.
@@ -23,7 +23,8 @@ brightness over frames 50–100), PSNR and SSIM over frames 1–10 and 1–100 (
 its weights are installed), and a picture strip (``strip_<step>.png``: truth above
 prediction for three videos at generated frames 1, 2, 3, 5, 10, 20, 30, 50, 100). The model
 is saved with ``save_pretrained`` at every scored checkpoint (``model/``) and the whole
-training state in ``state.pt``, so an interrupted run resumes exactly where it stopped.
+training state in ``state.pt`` (and each scored checkpoint's model in ``model_<step>/``,
+so the best one can be published), so an interrupted run resumes exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class Recipe:
             "rollout_context": None,
             "detach_feedback": False,
             "rollout_start": 0.0,
+            "pixel_loss": "mse_l1",
             "precision": "fp32",
             "scores": 8,
             "seed": 0,
@@ -100,6 +102,7 @@ class Recipe:
                     "rollout_context",
                     "rollout_start",
                     "detach_feedback",
+                    "pixel_loss",
                     "precision",
                     "scores",
                     "seed",
@@ -242,7 +245,10 @@ def loss_of(
 ) -> torch.Tensor:
     context = None if teacher_forcing else recipe.train["rollout_context"]
     return model(
-        batch, rollout_context=context, detach_feedback=recipe.train["detach_feedback"]
+        batch,
+        rollout_context=context,
+        detach_feedback=recipe.train["detach_feedback"],
+        pixel_loss=recipe.train["pixel_loss"],
     ).loss
 
 
@@ -351,6 +357,7 @@ def train_recipe(recipe: Recipe, out: Path, device: torch.device) -> list[dict]:
             scores.append(row)
             write_strip(pred, videos, recipe.eval["context"], out / f"strip_{done:06d}.png")
             model.save_pretrained(out / "model")
+            model.save_pretrained(out / f"model_{done:06d}")  # every scored checkpoint kept
             snapshot = {
                 "model": model.state_dict(),
                 "optimizer": opt.state_dict(),

@@ -68,3 +68,35 @@ def test_bad_rollout_context():
         m(v, rollout_context=0)
     with pytest.raises(TypeError, match="rollout_context must be an int"):
         m(v, rollout_context=2.0)
+
+
+def test_pixel_loss_mse_and_the_paper_default():
+    m, v = _model(), _video()
+    pred = m(v).predictions
+    target = v[:, 1:]
+    mse, l1 = ((pred - target) ** 2).mean(), (pred - target).abs().mean()
+    assert torch.allclose(m(v).loss, 0.5 * mse + 0.5 * l1, rtol=1e-12)
+    assert torch.allclose(m(v, pixel_loss="mse").loss, mse, rtol=1e-12)
+    ro = m(v, rollout_context=2, pixel_loss="mse")
+    assert torch.allclose(ro.loss, ((ro.predictions - target) ** 2).mean(), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"pixel_loss must be one of .*, got .l2."):
+        m(v, pixel_loss="l2")
+
+
+def test_mse_keeps_the_brightness_of_an_uncertain_pixel_and_l1_drops_it():
+    """Why ``pixel_loss="mse"`` exists: a pixel lit (+1) in 10 % of the cases, dark (−1)
+    otherwise (a digit whose place the model does not know). The best constant answer under
+    MSE is the mean (−0.8: brightness 0.1 in [0, 1], the truth's); under the paper's
+    0.5 MSE + 0.5 L1 it is the dark frame (the minimiser a = −1.2 lies outside tanh's
+    range)."""
+    from convssm.models import prediction_loss
+
+    target = torch.full((1000,), -1.0, dtype=torch.float64)
+    target[:100] = 1.0
+    answers = torch.linspace(-1, 1, 2001, dtype=torch.float64)
+    best = {}
+    for kind in ("mse", "mse_l1"):
+        losses = torch.stack([prediction_loss(a.expand(1000), target, kind) for a in answers])
+        best[kind] = float(answers[losses.argmin()])
+    assert best["mse"] == pytest.approx(-0.8, abs=1e-3)
+    assert best["mse_l1"] == -1.0

@@ -52,9 +52,10 @@ def test_every_registered_sequence_model_is_exercised():
     assert sorted(OPTIONS) == sequence_model_names()
 
 
-@pytest.mark.parametrize("detach", [False, True])
-def test_a_few_multistep_training_steps(detach, tmp_path):
-    """train.rollout_context: frames after the context are generated and fed back."""
+@pytest.mark.parametrize(("detach", "pixel_loss"), [(False, "mse_l1"), (True, "mse")])
+def test_a_few_multistep_training_steps(detach, pixel_loss, tmp_path):
+    """train.rollout_context: frames after the context are generated and fed back (with
+    either pixel loss)."""
     cfg = config_from_dict({
         "name": "tiny_rollout",
         "model": {"image_size": 16, "encoder_widths": [8, 16], "norm_groups": 4, "dim": 16,
@@ -63,7 +64,7 @@ def test_a_few_multistep_training_steps(detach, tmp_path):
         "optim": {"lr": 3e-3, "warmup_steps": 0},
         "train": {"steps": 3, "batch_size": 2, "log_every": 1, "eval_every": 100,
                   "checkpoint_every": 3, "progress": False, "threads": 1,
-                  "rollout_context": 2, "detach_feedback": detach},
+                  "rollout_context": 2, "detach_feedback": detach, "pixel_loss": pixel_loss},
         "eval": {"context": 3, "horizons": [4], "val_videos": 2, "batch_size": 2,
                  "metrics": ["psnr"]},
     })  # fmt: skip
@@ -77,3 +78,10 @@ def test_rollout_context_must_leave_a_frame_to_predict():
     with pytest.raises(ValueError, match=r"train.rollout_context .* \[1, 5\], got 6"):
         config_from_dict(base)
     assert config_from_dict({"data": {"seq_len": 6}}).train.rollout_context is None
+
+
+def test_pixel_loss_is_a_video_predictor_option():
+    assert config_from_dict({}).train.pixel_loss == "mse_l1"  # the paper's
+    assert config_from_dict({"train": {"pixel_loss": "mse"}}).train.pixel_loss == "mse"
+    with pytest.raises(ValueError, match="pixel_loss"):
+        config_from_dict({"train": {"pixel_loss": "l2"}})

@@ -8,7 +8,8 @@ the working range, so every channel weighs the same whatever its units).
 
 - ``forward(video, actions, states)``: teacher forcing; frames 0..T−2 in, frames 1..T−1
   predicted; loss = 0.5·MSE + 0.5·L1, both per-pixel means (the reference sums over width
-  and channels before averaging; ours differs from it by that constant factor only).
+  and channels before averaging; ours differs from it by that constant factor only), or MSE
+  alone with ``pixel_loss="mse"``.
   ``states`` continues from an earlier call: a long video run as overlapping pieces
   ``video[:, s : e + 1]`` (each piece starting at the last frame of the one before),
   carrying the returned states, gives the predictions of one call on the whole video.
@@ -47,7 +48,7 @@ from convssm.nn import build_sequence_model
 from convssm.nn.init import flax_conv_, flax_embedding_
 from convssm.nn.registry import sequence_model_takes_grid
 
-__all__ = ["VideoPredictor", "VideoPredictorOutput", "prediction_loss"]
+__all__ = ["PIXEL_LOSSES", "VideoPredictor", "VideoPredictorOutput", "prediction_loss"]
 
 
 @dataclass
@@ -61,9 +62,22 @@ class VideoPredictorOutput:
     states: Any = None
 
 
-def prediction_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """0.5 · MSE + 0.5 · L1, per-pixel means."""
-    return 0.5 * F.mse_loss(pred, target) + 0.5 * F.l1_loss(pred, target)
+PIXEL_LOSSES = ("mse_l1", "mse")
+
+
+def prediction_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse_l1") -> torch.Tensor:
+    """The pixel loss, per-pixel means: ``"mse_l1"`` 0.5 · MSE + 0.5 · L1 (the paper's),
+    ``"mse"`` MSE alone.
+
+    Why the option: where the model cannot yet place a digit, the L1 term's best constant
+    answer for a pixel is its median — the background whenever the digit covers it less
+    than half the time — so it rewards dimming uncertain frames; MSE's is the mean, which
+    keeps the expected brightness (docs/learning.md measures the difference)."""
+    if kind == "mse_l1":
+        return 0.5 * F.mse_loss(pred, target) + 0.5 * F.l1_loss(pred, target)
+    if kind == "mse":
+        return F.mse_loss(pred, target)
+    raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, got {kind!r}")
 
 
 class VideoPredictor(PretrainedMixin, nn.Module):
@@ -216,6 +230,7 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         *,
         rollout_context: int | None = None,
         detach_feedback: bool = False,
+        pixel_loss: str = "mse_l1",
         check_values: bool | None = None,
     ) -> VideoPredictorOutput:
         """Predict frames 1..T−1 of video (B, T, C, H, W), T ≥ 2; actions (B, T) or None.
@@ -238,6 +253,8 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         normaliser) and the actions in range (host syncs; None: the global switch
         ``convssm.set_value_checks``).
         """
+        if pixel_loss not in PIXEL_LOSSES:
+            raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, got {pixel_loss!r}")
         video = self._check_video(video, "video", check_values)
         length = video.shape[1]
         if length < 2:
@@ -262,7 +279,7 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             frame, states = self.step(fed, states, None if actions is None else actions[:, k + 1])
             predictions.append(frame[:, None])
         pred = torch.cat(predictions, dim=1)  # in the working range, as is the loss
-        loss = prediction_loss(pred, video[:, 1:])
+        loss = prediction_loss(pred, video[:, 1:], pixel_loss)
         return VideoPredictorOutput(self.normalizer.denormalize(pred), loss, states)
 
     @torch.no_grad()

@@ -102,7 +102,10 @@ class TrainConfig:
     ``rollout_context`` (``null``: teacher forcing, the paper's objective) trains
     multi-step: frames after the first ``rollout_context`` predictions are generated from
     the model's own output and fed back, as in generation (``VideoPredictor.forward``);
-    ``detach_feedback`` stops gradients through the fed-back frames.
+    ``detach_feedback`` stops gradients through the fed-back frames. ``pixel_loss``
+    (``mse_l1``: 0.5·MSE + 0.5·L1, the paper's; ``mse``: MSE alone, which keeps the
+    brightness of frames the model is unsure of, see ``prediction_loss``) is a
+    video_predictor's training loss.
     ``threads`` sets ``torch.set_num_threads`` for the run (``null``: torch's default);
     on a small shared CPU one thread per process is often fastest. ``time_limit_s`` stops
     the run (with a checkpoint) once that many seconds of training have passed (checked at
@@ -130,6 +133,7 @@ class TrainConfig:
     progress: bool = True
     rollout_context: int | None = None
     detach_feedback: bool = False
+    pixel_loss: Literal["mse_l1", "mse"] = "mse_l1"
     tbptt_chunk: int | None = None
     activation_checkpointing: bool = False
 
@@ -367,6 +371,11 @@ def _validate_values(cfg: ExperimentConfig) -> None:
         raise ValueError(
             "train.tbptt_chunk and train.rollout_context cannot be combined (a rollout feeds "
             "back predictions across the whole sequence, chunks cut it): set one to null"
+        )
+    if kind != "video_predictor" and cfg.train.pixel_loss != "mse_l1":
+        raise ValueError(
+            f"train.pixel_loss is a video_predictor's pixel loss; model.kind is {kind!r} "
+            "(leave it at mse_l1)"
         )
     if kind != "video_predictor" and (
         cfg.train.tbptt_chunk is not None or cfg.train.activation_checkpointing

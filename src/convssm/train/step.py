@@ -40,9 +40,11 @@ def sequence_loss(
     *,
     rollout_context: int | None = None,
     detach_feedback: bool = False,
+    pixel_loss: str = "mse_l1",
 ) -> tuple[torch.Tensor, Any]:
     """The training loss of one micro-batch (or one piece of it), the model's own
-    ``forward``: for a VideoPredictor frames 1..T−1 predicted, 0.5·MSE + 0.5·L1 — teacher
+    ``forward``: for a VideoPredictor frames 1..T−1 predicted, 0.5·MSE + 0.5·L1 (or MSE
+    alone with ``pixel_loss="mse"``) — teacher
     forcing, or with ``rollout_context`` C the frames after the first C predictions
     generated from the model's own output (multi-step); for a LatentVideoPredictor the same
     on codes with cross-entropy (teacher forcing); for a tokenizer run
@@ -58,6 +60,8 @@ def sequence_loss(
         kwargs["states"] = states
     if rollout_context is not None:
         kwargs.update(rollout_context=rollout_context, detach_feedback=detach_feedback)
+    if pixel_loss != "mse_l1":
+        kwargs["pixel_loss"] = pixel_loss
     out = model(video, actions, **kwargs)
     return out.loss, getattr(out, "states", None)
 
@@ -103,6 +107,7 @@ def _backward_micro_batch(
                     carry,
                     rollout_context=tc.rollout_context,
                     detach_feedback=tc.detach_feedback,
+                    pixel_loss=tc.pixel_loss,
                 )
                 loss = loss * share / tc.grad_accum
             state.scaler.scale(loss).backward()
