@@ -12,6 +12,9 @@ A recipe is a small YAML file (``recipes/*.yaml``) with five sections:
   the rest predicted free-running from the model's own output), ``rollout_start`` (the
   fraction of the steps trained by teacher forcing before the rollout loss starts)),
   ``detach_feedback``, ``pixel_loss`` (``mse_l1``, the paper's, or ``mse``),
+  ``init_from`` (null, or a ``from_pretrained`` folder — e.g. another run's
+  ``model_<step>`` — whose weights a fresh run starts from: a second training phase; its
+  model must have this recipe's ``model`` section),
   ``precision`` (fp32 | bf16), ``scores`` (how many scored checkpoints along the way);
 - ``eval``: ``videos``, ``context`` (10), ``horizon`` (100), ``seed`` — a fixed, seeded set
   from the *evaluation* digits, which training never sees.
@@ -78,6 +81,7 @@ class Recipe:
             "detach_feedback": False,
             "rollout_start": 0.0,
             "pixel_loss": "mse_l1",
+            "init_from": None,
             "precision": "fp32",
             "scores": 8,
             "seed": 0,
@@ -103,6 +107,7 @@ class Recipe:
                     "rollout_start",
                     "detach_feedback",
                     "pixel_loss",
+                    "init_from",
                     "precision",
                     "scores",
                     "seed",
@@ -278,6 +283,18 @@ def _plan_steps(model, opt, loader_iter, recipe, device, budget_s: float) -> int
     return max(recipe.optim["warmup_steps"] + 10, int(budget_s / step_s))
 
 
+def _initial_weights(recipe: Recipe) -> dict[str, torch.Tensor]:
+    """The weights of ``train.init_from``, checked to be a model of this recipe."""
+    path = Path(recipe.train["init_from"])
+    start = VideoPredictor.from_pretrained(path)
+    if start.config != VideoPredictor(**recipe.model).config:
+        raise ValueError(
+            f"recipe {recipe.name!r}: train.init_from {str(path)!r} holds a different model "
+            f"than the recipe's model section ({start.config} != {recipe.model})"
+        )
+    return start.state_dict()
+
+
 def train_recipe(recipe: Recipe, out: Path, device: torch.device) -> list[dict]:
     """Train ``recipe`` into ``out`` (resuming from ``out/state.pt``); return its scores."""
     out.mkdir(parents=True, exist_ok=True)
@@ -315,6 +332,8 @@ def train_recipe(recipe: Recipe, out: Path, device: torch.device) -> list[dict]:
     sched = build_scheduler(opt, o["warmup_steps"], steps)
     scores: list[dict] = []
     elapsed = 0.0
+    if state is None and recipe.train["init_from"] is not None:
+        model.load_state_dict(_initial_weights(recipe))
     if state:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])

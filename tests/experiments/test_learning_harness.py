@@ -1,0 +1,62 @@
+"""The learning harness (experiments/learning): real steps on tiny data, two phases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+LEARNING = Path(__file__).resolve().parents[2] / "experiments" / "learning"
+MODEL = {"image_size": 32, "encoder_widths": [4, 8], "norm_groups": 4, "dim": 8,
+         "sequence_model": "convs5",
+         "sequence_options": {"depth": 1, "state_dim": 4, "norm_groups": 4}}  # fmt: skip
+
+
+@pytest.fixture
+def harness(monkeypatch):
+    monkeypatch.syspath_prepend(str(LEARNING))
+    import harness
+
+    return harness
+
+
+def _recipe(harness, name, **train):
+    return harness.Recipe(
+        name=name,
+        model=dict(MODEL),
+        data={"image_size": 32, "digit_size": 14, "num_digits": 1, "seq_len": 5},
+        optim={"lr": 1e-3, "warmup_steps": 1, "batch_size": 2},
+        train={"steps": 2, "scores": 1, "rollout_context": 2, "rollout_start": 0.5, **train},
+        eval={"videos": 2, "context": 2, "horizon": 10, "batch": 2},
+    )
+
+
+def test_two_phases_mse_rollout(harness, tmp_path):
+    first = _recipe(harness, "first", pixel_loss="mse")
+    rows = harness.train_recipe(first, tmp_path / "first", torch.device("cpu"))
+    assert [r["step"] for r in rows] == [2]
+    for key in ("rel_best@10", "psnr@10", "ssim@10"):
+        assert key in rows[0]
+    saved = tmp_path / "first" / "model_000002"
+    assert (tmp_path / "first" / "strip_000002.png").is_file() and saved.is_dir()
+    line = json.loads((tmp_path / "first" / "scores.jsonl").read_text().splitlines()[0])
+    assert line["step"] == 2
+
+    # a second phase starts from the first's weights
+    second = _recipe(harness, "second", init_from=str(saved), steps=1)
+    start = harness._initial_weights(second)
+    reference = torch.load(tmp_path / "first" / "state.pt")["model"]
+    assert all(torch.equal(start[k], reference[k]) for k in reference)
+    harness.train_recipe(second, tmp_path / "second", torch.device("cpu"))
+
+    other = _recipe(harness, "other", init_from=str(saved))
+    other.model["dim"] = 16
+    with pytest.raises(ValueError, match="holds a different model"):
+        harness._initial_weights(other)
+
+
+def test_recipe_rejects_unknown_keys(harness):
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['pixel_los'\] in section 'train'"):
+        _recipe(harness, "bad", pixel_los="mse")
