@@ -5,7 +5,8 @@ Every measurement runs in a fresh child process and reports its peak resident se
 (``ru_maxrss``), so runs do not see each other's allocations.
 
 - ``train``: one paper-width ConvS5 ``VideoPredictor`` step (``configs/moving_mnist/
-  convs5_300.yaml``: 8 layers, dim 256, P 128, 64x64, ~22 M parameters), batch 1, AdamW,
+  convs5_300.yaml``: 8 layers, dim 256, P 128, 64x64, ~22 M parameters; ``--config`` for
+  another, e.g. ``convs5_600.yaml``), batch 1 (one micro-batch of ``train.grad_accum``), AdamW,
   fp32, through ``convssm.train.train_step`` — plain, chunked (``train.tbptt_chunk``) and/or
   with ``train.activation_checkpointing``. A 3-frame warm-up step first (AdamW state,
   thread pools), then the measured step on random frames in [-1, 1] of length L.
@@ -24,6 +25,8 @@ Run:
   PYTHONPATH=src python benchmarks/bench_memory.py train --lengths 50 100 200
   PYTHONPATH=src python benchmarks/bench_memory.py train --lengths 200 500 --chunk 50
   PYTHONPATH=src python benchmarks/bench_memory.py train --lengths 200 --checkpointing
+  PYTHONPATH=src python benchmarks/bench_memory.py train --lengths 600 --chunk 100 \
+      --config configs/moving_mnist/convs5_600.yaml
   PYTHONPATH=src python benchmarks/bench_memory.py eval --videos 32 128
   PYTHONPATH=src python benchmarks/bench_memory.py eval --videos 32 --in-memory
   PYTHONPATH=src python benchmarks/bench_memory.py --summarize
@@ -68,7 +71,7 @@ def _peak_gib() -> float:
 # ---------------------------------------------------------------- children
 
 
-def child_train(length: int, chunk: int | None, checkpointing: bool) -> dict:
+def child_train(length: int, chunk: int | None, checkpointing: bool, config: Path = PAPER) -> dict:
     import torch
 
     from convssm.train import train_step
@@ -78,7 +81,7 @@ def child_train(length: int, chunk: int | None, checkpointing: bool) -> dict:
     from convssm.train.state import create_train_state
 
     cfg = load_config(
-        PAPER,
+        config,
         [
             "train.batch_size=1",
             "train.precision=fp32",
@@ -98,6 +101,7 @@ def child_train(length: int, chunk: int | None, checkpointing: bool) -> dict:
     seconds = time.perf_counter() - t0
     return {
         "kind": "train",
+        "config": cfg.name,
         "length": length,
         "tbptt_chunk": chunk,
         "activation_checkpointing": checkpointing,
@@ -194,11 +198,11 @@ def _table(rows: list[dict]) -> str:
     lines = []
     train = [r for r in rows if r.get("kind") == "train"]
     if train:
-        lines.append(f"{'L':>6}{'chunk':>7}{'ckpt':>6}{'peak RSS GiB':>14}{'step s':>9}"
-                     f"{'s/frame':>9}{'load1':>7}")  # fmt: skip
+        lines.append(f"{'config':>12}{'L':>6}{'chunk':>7}{'ckpt':>6}{'peak RSS GiB':>14}"
+                     f"{'step s':>9}{'s/frame':>9}{'load1':>7}")  # fmt: skip
         for r in train:
             lines.append(
-                f"{r['length']:>6}{r['tbptt_chunk'] or '-':>7}"
+                f"{r.get('config', 'convs5_300'):>12}{r['length']:>6}{r['tbptt_chunk'] or '-':>7}"
                 f"{'yes' if r['activation_checkpointing'] else 'no':>6}"
                 f"{r['peak_rss_gib']:>14.2f}{r['step_s']:>9.1f}{r['s_per_frame']:>9.3f}"
                 f"{r.get('load_before', float('nan')):>7.1f}"
@@ -224,7 +228,7 @@ def main() -> None:
         kind, rest = sys.argv[2], sys.argv[3:]
         if kind == "train":
             chunk = None if rest[1] == "none" else int(rest[1])
-            row = child_train(int(rest[0]), chunk, rest[2] == "1")
+            row = child_train(int(rest[0]), chunk, rest[2] == "1", Path(rest[3]))
         else:
             row = child_eval(int(rest[0]), rest[1] == "1", rest[2], json.loads(rest[3]))
         print(json.dumps(row))
@@ -234,6 +238,9 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[50, 100, 200])
     parser.add_argument("--chunk", type=int, default=None, help="train.tbptt_chunk")
     parser.add_argument("--checkpointing", action="store_true")
+    parser.add_argument(
+        "--config", default=str(PAPER), help="the training config (model) to measure, batch 1"
+    )
     parser.add_argument("--videos", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--in-memory", action="store_true", help="the reference eval path")
     parser.add_argument("--eval-model", choices=["tiny", "small", "paper"], default="tiny")
@@ -249,7 +256,13 @@ def main() -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         if args.what == "train":
             jobs = [
-                ["train", str(n), str(args.chunk or "none"), str(int(args.checkpointing))]
+                [
+                    "train",
+                    str(n),
+                    str(args.chunk or "none"),
+                    str(int(args.checkpointing)),
+                    str(Path(args.config).resolve()),
+                ]
                 for n in args.lengths
             ]
         else:
