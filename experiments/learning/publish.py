@@ -112,7 +112,7 @@ below in machine-readable form.
   digits, 4 000 for training); evaluation uses the 1 000 held-out digits only.
 - **Recipe**: `{json.dumps(recipe.optim)}`, `{train_keys}`.
 - **Trained**: {last["step"]} steps, {last["wall_s"] / 60:.0f} min wall on {info["machine"]}
-  (a shared 2-core machine under heavy load from other jobs).
+  (a shared 2-core machine; its load is in the notes below).
 - **Reproduce**: `{command}`
 {notes}
 ## Scores

@@ -1,6 +1,6 @@
 """Train and score learning recipes (issue 10), one process per recipe.
 
-    python experiments/learning/run.py experiments/learning/recipes/convs5_1digit.yaml \
+    python experiments/learning/run.py experiments/learning/recipes/cpu_convs5_curr_mse.yaml \
         --out runs/learning
     python experiments/learning/run.py recipes/a.yaml recipes/b.yaml --parallel   # side by side
     python experiments/learning/run.py --summarize runs/learning                 # the table
