@@ -16,7 +16,7 @@ Every measurement runs in a fresh child process and reports its peak resident se
   ``evaluate_predictions``) for comparison. The model is an untrained ConvS5 at 64x64
   (``--eval-model tiny`` or ``small``; generating 1 300-frame videos at paper width takes
   hours on a 2-core CPU); the model's own memory does not depend on N. Metrics: PSNR, SSIM and MSE
-  (LPIPS and I3D/FVD over 1 300 frames are hours here; both stream the same way).
+  (``--metrics psnr ssim lpips`` adds LPIPS; I3D/FVD over 1 300 frames is hours here).
 
 Each finished measurement is appended to the JSON file at once (a long series survives an
 interruption); the table is printed at the end (or with ``--summarize``).
@@ -115,7 +115,9 @@ def child_train(length: int, chunk: int | None, checkpointing: bool, config: Pat
     }
 
 
-def child_eval(videos: int, in_memory: bool, model_kind: str, horizons: list[int]) -> dict:
+def child_eval(
+    videos: int, in_memory: bool, model_kind: str, horizons: list[int], metrics: list[str]
+) -> dict:
     import torch
 
     from convssm.train.checkpoint import save_checkpoint
@@ -125,7 +127,7 @@ def child_eval(videos: int, in_memory: bool, model_kind: str, horizons: list[int
     data = config_to_dict(load_config(PAPER))
     if model_kind != "paper":
         data["model"] = {**data["model"], **EVAL_MODELS[model_kind]}
-    data["eval"]["metrics"] = ["psnr", "ssim"]
+    data["eval"]["metrics"] = metrics
     data["eval"]["num_videos"] = videos
     data["eval"]["horizons"] = horizons
     cfg = config_from_dict(data)
@@ -209,11 +211,12 @@ def _table(rows: list[dict]) -> str:
             )
     ev = [r for r in rows if r.get("kind") == "eval"]
     if ev:
-        lines.append(f"{'videos':>7}{'path':>11}{'model':>7}{'frames':>8}{'peak RSS GiB':>14}"
-                     f"{'seconds':>9}{'load1':>7}")  # fmt: skip
+        lines.append(f"{'videos':>7}{'path':>11}{'model':>7}{'metrics':>18}{'frames':>8}"
+                     f"{'peak RSS GiB':>14}{'seconds':>9}{'load1':>7}")  # fmt: skip
         for r in ev:
             lines.append(
-                f"{r['videos']:>7}{r['path']:>11}{r['model']:>7}{r['frames_per_video']:>8}"
+                f"{r['videos']:>7}{r['path']:>11}{r['model']:>7}"
+                f"{','.join(r.get('metrics', ['psnr', 'ssim'])):>18}{r['frames_per_video']:>8}"
                 f"{r['peak_rss_gib']:>14.2f}{r['seconds']:>9.0f}"
                 f"{r.get('load_before', float('nan')):>7.1f}"
             )
@@ -230,7 +233,9 @@ def main() -> None:
             chunk = None if rest[1] == "none" else int(rest[1])
             row = child_train(int(rest[0]), chunk, rest[2] == "1", Path(rest[3]))
         else:
-            row = child_eval(int(rest[0]), rest[1] == "1", rest[2], json.loads(rest[3]))
+            row = child_eval(
+                int(rest[0]), rest[1] == "1", rest[2], json.loads(rest[3]), json.loads(rest[4])
+            )
         print(json.dumps(row))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -246,6 +251,9 @@ def main() -> None:
     parser.add_argument("--eval-model", choices=["tiny", "small", "paper"], default="tiny")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per child")
     parser.add_argument("--horizons", type=int, nargs="+", default=[400, 800, 1200])
+    parser.add_argument(
+        "--metrics", nargs="+", default=["psnr", "ssim"], help="eval metrics (MSE always)"
+    )
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--summarize", action="store_true")
     args = parser.parse_args()
@@ -273,6 +281,7 @@ def main() -> None:
                     str(int(args.in_memory)),
                     args.eval_model,
                     json.dumps(args.horizons),
+                    json.dumps(args.metrics),
                 ]
                 for n in args.videos
             ]
