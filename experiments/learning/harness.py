@@ -283,11 +283,12 @@ def _plan_steps(model, opt, loader_iter, recipe, device, budget_s: float) -> int
     return max(recipe.optim["warmup_steps"] + 10, int(budget_s / step_s))
 
 
-def _initial_weights(recipe: Recipe) -> dict[str, torch.Tensor]:
-    """The weights of ``train.init_from``, checked to be a model of this recipe."""
+def _initial_weights(recipe: Recipe, model: VideoPredictor) -> dict[str, torch.Tensor]:
+    """The weights of ``train.init_from``, checked to be a model like ``model`` (the one
+    built from this recipe)."""
     path = Path(recipe.train["init_from"])
     start = VideoPredictor.from_pretrained(path)
-    if start.config != VideoPredictor(**recipe.model).config:
+    if start.config != model.config:
         raise ValueError(
             f"recipe {recipe.name!r}: train.init_from {str(path)!r} holds a different model "
             f"than the recipe's model section ({start.config} != {recipe.model})"
@@ -333,7 +334,7 @@ def train_recipe(recipe: Recipe, out: Path, device: torch.device) -> list[dict]:
     scores: list[dict] = []
     elapsed = 0.0
     if state is None and recipe.train["init_from"] is not None:
-        model.load_state_dict(_initial_weights(recipe))
+        model.load_state_dict(_initial_weights(recipe, model))
     if state:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])

@@ -46,7 +46,7 @@ def test_two_phases_mse_rollout(harness, tmp_path):
 
     # a second phase starts from the first's weights
     second = _recipe(harness, "second", init_from=str(saved), steps=1)
-    start = harness._initial_weights(second)
+    start = harness._initial_weights(second, harness.VideoPredictor(**second.model))
     reference = torch.load(tmp_path / "first" / "state.pt")["model"]
     assert all(torch.equal(start[k], reference[k]) for k in reference)
     harness.train_recipe(second, tmp_path / "second", torch.device("cpu"))
@@ -54,7 +54,7 @@ def test_two_phases_mse_rollout(harness, tmp_path):
     other = _recipe(harness, "other", init_from=str(saved))
     other.model["dim"] = 16
     with pytest.raises(ValueError, match="holds a different model"):
-        harness._initial_weights(other)
+        harness._initial_weights(other, harness.VideoPredictor(**other.model))
 
 
 def test_recipe_rejects_unknown_keys(harness):
