@@ -73,11 +73,15 @@ def prediction_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse_l
     answer for a pixel is its median — the background whenever the digit covers it less
     than half the time — so it rewards dimming uncertain frames; MSE's is the mean, which
     keeps the expected brightness (docs/learning.md measures the difference)."""
-    if kind == "mse_l1":
-        return 0.5 * F.mse_loss(pred, target) + 0.5 * F.l1_loss(pred, target)
+    _check_pixel_loss(kind)
     if kind == "mse":
         return F.mse_loss(pred, target)
-    raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, got {kind!r}")
+    return 0.5 * F.mse_loss(pred, target) + 0.5 * F.l1_loss(pred, target)
+
+
+def _check_pixel_loss(kind: object) -> None:
+    if kind not in PIXEL_LOSSES:
+        raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, got {kind!r}")
 
 
 class VideoPredictor(PretrainedMixin, nn.Module):
@@ -253,8 +257,7 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         normaliser) and the actions in range (host syncs; None: the global switch
         ``convssm.set_value_checks``).
         """
-        if pixel_loss not in PIXEL_LOSSES:
-            raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, got {pixel_loss!r}")
+        _check_pixel_loss(pixel_loss)  # before the forward pass, not after it
         video = self._check_video(video, "video", check_values)
         length = video.shape[1]
         if length < 2:
