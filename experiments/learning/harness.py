@@ -20,7 +20,8 @@ A recipe is a small YAML file (``recipes/*.yaml``) with five sections:
   from the *evaluation* digits, which training never sees.
 
 Every scored checkpoint records (JSON, one line per checkpoint in ``scores.jsonl``): step,
-wall time, CPU/GPU-seconds, training loss, :func:`convssm.metrics.trivial_predictor_scores`
+wall time, the training process's CPU seconds (``cpu_s``, without its data worker), training
+loss, :func:`convssm.metrics.trivial_predictor_scores`
 (MSE over generated frames 1–10 and 1–100 beside the empty frame and repeat-last,
 brightness over frames 50–100), PSNR and SSIM over frames 1–10 and 1–100 (LPIPS on CPU when
 its weights are installed), and a picture strip (``strip_<step>.png``: truth above
@@ -332,7 +333,7 @@ def train_recipe(recipe: Recipe, out: Path, device: torch.device) -> list[dict]:
         )
     sched = build_scheduler(opt, o["warmup_steps"], steps)
     scores: list[dict] = []
-    elapsed = 0.0
+    elapsed, cpu_before = 0.0, 0.0
     if state is None and recipe.train["init_from"] is not None:
         model.load_state_dict(_initial_weights(recipe, model))
     if state:
@@ -341,11 +342,13 @@ def train_recipe(recipe: Recipe, out: Path, device: torch.device) -> list[dict]:
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         scores, elapsed = state["scores"], state["elapsed_s"]
+        cpu_before = state.get("cpu_s", 0.0)
     (out / "recipe.yaml").write_text(yaml.safe_dump({**recipe.to_dict(), "planned_steps": steps}))
     videos = eval_videos(recipe)
     lpips_fn = _lpips_or_none(device)
     every = max(1, steps // recipe.train["scores"])
     t0, loss_sum, loss_n = time.time() - elapsed, torch.zeros((), device=device), 0
+    cpu0 = time.process_time() - cpu_before  # this process's CPU seconds (all its threads)
     tf_steps = int(recipe.train["rollout_start"] * steps)
     for step in range(start, steps):
         batch = next(batches).to(device, non_blocking=True)
@@ -371,6 +374,7 @@ def train_recipe(recipe: Recipe, out: Path, device: torch.device) -> list[dict]:
             row = {
                 "step": done,
                 "wall_s": round(wall, 1),
+                "cpu_s": round(time.process_time() - cpu0, 1),
                 "loss": mean_loss,
                 **score(pred, videos, recipe.eval["context"], lpips_fn),
             }
@@ -387,6 +391,7 @@ def train_recipe(recipe: Recipe, out: Path, device: torch.device) -> list[dict]:
                 "total_steps": steps,
                 "scores": scores,
                 "elapsed_s": time.time() - t0,
+                "cpu_s": time.process_time() - cpu0,
             }
             atomic_write(state_path, lambda tmp, obj=snapshot: torch.save(obj, tmp))
             with open(out / "scores.jsonl", "a") as f:

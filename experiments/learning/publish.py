@@ -31,6 +31,7 @@ from convssm.models import VideoPredictor  # noqa: E402
 from convssm.train.checkpoint import write_experiment_yaml  # noqa: E402
 from convssm.train.config import config_from_dict  # noqa: E402
 
+SEQUENCE_NAMES = {"convs5": "ConvS5", "convlstm": "ConvLSTM", "transformer": "frame Transformer"}
 CARD_KEYS = ("rel_best@10", "rel_empty@100", "brightness@50-100", "psnr@10", "ssim@10")
 
 
@@ -96,9 +97,10 @@ def publish(run: Path, target: Path, command: str, notes: str = "") -> Path:
     card_row = " | ".join(f"{card[k]:.3f}" for k in CARD_KEYS if k in card)
     size = f"{d['image_size']}×{d['image_size']}"
     train_keys = json.dumps({k: v for k, v in recipe.train.items() if v is not None})
-    readme = f"""# {target.name}: ConvS5 on {d["num_digits"]}-digit Moving-MNIST, {size}
+    seq = SEQUENCE_NAMES.get(model.config.sequence_model, model.config.sequence_model)
+    readme = f"""# {target.name}: {seq} on {d["num_digits"]}-digit Moving-MNIST, {size}
 
-A `VideoPredictor` (ResNet encoder/decoder around a ConvS5 stack) trained with the learning
+A `VideoPredictor` (ResNet encoder/decoder around a {seq} stack) trained with the learning
 harness of issue 10. Load it with
 `VideoPredictor.from_pretrained("{target.as_posix()}")`; `training.json` holds everything
 below in machine-readable form.

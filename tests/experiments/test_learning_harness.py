@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ def test_two_phases_mse_rollout(harness, tmp_path):
     saved = tmp_path / "first" / "model_000002"
     assert (tmp_path / "first" / "strip_000002.png").is_file() and saved.is_dir()
     line = json.loads((tmp_path / "first" / "scores.jsonl").read_text().splitlines()[0])
-    assert line["step"] == 2
+    assert line["step"] == 2 and line["cpu_s"] > 0
 
     # a second phase starts from the first's weights
     second = _recipe(harness, "second", init_from=str(saved), steps=1)
@@ -60,3 +61,41 @@ def test_two_phases_mse_rollout(harness, tmp_path):
 def test_recipe_rejects_unknown_keys(harness):
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['pixel_los'\] in section 'train'"):
         _recipe(harness, "bad", pixel_los="mse")
+
+
+ARMS = {
+    "convs5": {"depth": 1, "state_dim": 4, "norm_groups": 4},
+    "convlstm": {"depth": 1, "kernel_size": 3},
+    "transformer": {"embed_dim": 8, "mlp_dim": 16, "heads": 2, "depth": 1, "window": 32,
+                    "max_len": 64},
+}  # fmt: skip
+
+
+def test_study_compares_the_three_arms(harness, tmp_path, monkeypatch):
+    import study
+
+    runs = tmp_path / "runs"
+    for arm, options in ARMS.items():
+        recipe = _recipe(harness, f"study_{arm}")
+        recipe.model.update(sequence_model=arm, sequence_options=options)
+        harness.train_recipe(recipe, runs / f"study_{arm}", torch.device("cpu"))
+    out, figures = tmp_path / "study.json", tmp_path / "figures"
+    argv = ["study.py", str(runs), "--json", str(out), "--figures", str(figures), "--threads", "1"]
+    monkeypatch.setattr(sys, "argv", argv)
+    study.main()
+    result = json.loads(out.read_text())
+    assert list(result["arms"]) == list(ARMS)
+    for arm in result["arms"].values():
+        final = arm["final"]
+        assert arm["steps"] == 2 and arm["ms_per_generated_frame"] > 0
+        # the per-frame curves score the same model on the same videos as the harness did
+        mse = arm["per_frame"]["mse"]
+        assert len(mse) == 10
+        assert sum(mse) / 10 == pytest.approx(final["mse@10"], rel=1e-5)
+        empty = result["empty_per_frame"]["mse"]
+        assert sum(empty) / 10 == pytest.approx(final["mse_empty@10"], rel=1e-5)
+    for name in ("learning_curves.png", "per_frame_mse.png", "rollouts.png"):
+        assert (figures / name).stat().st_size > 0
+    with pytest.raises(ValueError, match="no scored checkpoint"):
+        (runs / "study_convlstm" / "scores.jsonl").write_text("")
+        study.load_arm(runs, "convlstm")
