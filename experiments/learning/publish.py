@@ -117,6 +117,7 @@ below in machine-readable form.
   (a shared 2-core machine; its load is in the notes below).
 - **Reproduce**: `{command}`
 {notes}
+
 ## Scores
 
 Held-out set: {recipe.eval["videos"]} videos (seed {recipe.eval["seed"]}), {recipe.eval["context"]}

@@ -233,7 +233,7 @@ def main() -> None:
     recipe = next(iter(arms.values()))[0]
     curves, preds, truth = per_frame(arms)
     args.figures.mkdir(parents=True, exist_ok=True)
-    plot(arms, curves, args.figures, recipe.data["seq_len"], 8)
+    plot(arms, curves, args.figures, recipe.data["seq_len"], recipe.eval["context"])
     strip(preds, truth, args.figures / "rollouts.png")
     context = eval_videos(recipe)[:1, : recipe.eval["context"]]
     rows = {}
