@@ -152,6 +152,14 @@ class Recipe:
         return {"name": self.name, **{k: getattr(self, k) for k in SECTIONS}}
 
 
+def read_run(run: Path) -> tuple[Recipe, list[dict]]:
+    """The recipe a run was trained with (``run/recipe.yaml``) and its scored rows."""
+    raw = yaml.safe_load((run / "recipe.yaml").read_text())
+    raw.pop("planned_steps", None)  # written by the harness beside the recipe
+    scores = [json.loads(x) for x in (run / "scores.jsonl").read_text().splitlines() if x]
+    return Recipe(**raw), scores
+
+
 def moving_mnist(recipe: Recipe, split: str, num_videos: int, frames: int, seed: int):
     d = recipe.data
     return MovingMNIST(

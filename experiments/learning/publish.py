@@ -21,10 +21,9 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import CARD_VIDEOS, Recipe, card_scores  # noqa: E402
+from harness import CARD_VIDEOS, Recipe, card_scores, read_run  # noqa: E402
 
 from convssm._files import atomic_write_text  # noqa: E402
 from convssm.models import VideoPredictor  # noqa: E402
@@ -65,12 +64,9 @@ def experiment_config(recipe: Recipe, model: VideoPredictor):
 
 
 def publish(run: Path, target: Path, command: str, notes: str = "") -> Path:
-    raw = yaml.safe_load((run / "recipe.yaml").read_text())
-    raw.pop("planned_steps", None)  # written by the harness beside the recipe
-    recipe = Recipe(**raw)
+    recipe, scores = read_run(run)
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() \
         else {}  # fmt: skip
-    scores = [json.loads(x) for x in (run / "scores.jsonl").read_text().splitlines() if x]
     model = VideoPredictor.from_pretrained(run / "model").eval()
     card = card_scores(model, recipe)
     target.mkdir(parents=True, exist_ok=True)

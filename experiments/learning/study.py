@@ -35,10 +35,9 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Recipe, _lpips_or_none, eval_videos, generate_eval  # noqa: E402
+from harness import Recipe, _lpips_or_none, eval_videos, generate_eval, read_run  # noqa: E402
 
 from convssm._files import atomic_write_text  # noqa: E402
 from convssm.metrics import ssim  # noqa: E402
@@ -51,12 +50,10 @@ FLOOR = "real_vs_real"
 
 def load_arm(runs: Path, arm: str) -> tuple[Recipe, VideoPredictor, list[dict]]:
     run = runs / f"study_{arm}"
-    raw = yaml.safe_load((run / "recipe.yaml").read_text())
-    raw.pop("planned_steps", None)
-    scores = [json.loads(x) for x in (run / "scores.jsonl").read_text().splitlines() if x]
+    recipe, scores = read_run(run)
     if not scores:
         raise ValueError(f"{run}: no scored checkpoint yet")
-    return Recipe(**raw), VideoPredictor.from_pretrained(run / "model").eval(), scores
+    return recipe, VideoPredictor.from_pretrained(run / "model").eval(), scores
 
 
 @torch.no_grad()
