@@ -33,7 +33,7 @@ import copy
 import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +48,7 @@ from convssm.nn import build_sequence_model
 from convssm.nn.init import flax_conv_, flax_embedding_
 from convssm.nn.registry import sequence_model_takes_grid
 
-__all__ = ["PIXEL_LOSSES", "VideoPredictor", "VideoPredictorOutput", "prediction_loss"]
+__all__ = ["PIXEL_LOSSES", "PixelLoss", "VideoPredictor", "VideoPredictorOutput", "prediction_loss"]
 
 
 @dataclass
@@ -62,7 +62,8 @@ class VideoPredictorOutput:
     states: Any = None
 
 
-PIXEL_LOSSES = ("mse_l1", "mse")
+PixelLoss = Literal["mse_l1", "mse"]  # the paper's 0.5·MSE + 0.5·L1, or MSE alone
+PIXEL_LOSSES: tuple[str, ...] = get_args(PixelLoss)
 
 
 def prediction_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse_l1") -> torch.Tensor:

@@ -29,6 +29,7 @@ import yaml
 from convssm._typed import check_value, dataclass_from_dict
 from convssm.models.config import VideoPredictorConfig
 from convssm.models.latent_video_predictor import LatentVideoPredictorConfig
+from convssm.models.video_predictor import PixelLoss
 from convssm.models.vq_tokenizer import VQTokenizerConfig
 from convssm.train.teco_eval import TecoProtocol
 
@@ -133,7 +134,7 @@ class TrainConfig:
     progress: bool = True
     rollout_context: int | None = None
     detach_feedback: bool = False
-    pixel_loss: Literal["mse_l1", "mse"] = "mse_l1"
+    pixel_loss: PixelLoss = "mse_l1"
     tbptt_chunk: int | None = None
     activation_checkpointing: bool = False
 
