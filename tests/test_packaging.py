@@ -39,7 +39,7 @@ def test_wheel_ships_configs_and_benchmarks(tmp_path):
         z.extractall(site)
     assert "convssm/configs/cpu/convs5_small.yaml" in names
     assert "convssm/benchmarks/bench_train.py" in names
-    assert "convssm/pretrained/moving_mnist/convs5_1digit/model.safetensors" in names
+    assert "convssm/pretrained/moving_mnist/convs5_1digit_roll48_24/model.safetensors" in names
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}
@@ -47,6 +47,7 @@ def test_wheel_ships_configs_and_benchmarks(tmp_path):
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0, run.stderr
     config, name, benches, model = run.stdout.strip().splitlines()
-    assert Path(model) == site / "convssm" / "pretrained" / "moving_mnist" / "convs5_1digit"
+    published = site / "convssm" / "pretrained" / "moving_mnist"
+    assert Path(model) == published / "convs5_1digit_roll48_24"
     assert Path(config) == site / "convssm" / "configs" / "cpu" / "convs5_small.yaml"
     assert name == "convs5_small" and "train" in benches.split(",")

@@ -99,3 +99,22 @@ def test_study_compares_the_three_arms(harness, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="no scored checkpoint"):
         (runs / "study_convlstm" / "scores.jsonl").write_text("")
         study.load_arm(runs, "convlstm")
+
+
+def test_long_rollout_reports_time_and_brightness_per_window(harness, tmp_path, monkeypatch):
+    import long_rollout
+
+    model = harness.VideoPredictor(**MODEL)
+    model.save_pretrained(tmp_path / "model")
+    data = {"image_size": 32, "digit_size": 14, "num_digits": 1}
+    (tmp_path / "model" / "training.json").write_text(json.dumps({"data": data}))
+    out = tmp_path / "long.json"
+    long_rollout.main([str(tmp_path / "model"), "--frames", "6", "--window", "3",
+                       "--videos", "2", "--out", str(out)])  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["videos"] == 2 and [r["frames"] for r in result["rows"]] == ["1-3", "4-6"]
+    for row in result["rows"]:
+        assert row["median_ms"] > 0 and 0 <= row["brightness"] <= row["max_brightness"] <= 1
+        assert 0 < row["true_brightness"] < 1
+    with pytest.raises(SystemExit, match="--videos must be at least 1"):
+        long_rollout.main([str(tmp_path / "model"), "--videos", "0"])

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model",
         default=None,
         metavar="DIR",
-        help="published model to show (pretrained/moving_mnist/convs5_1digit)",
+        help="published model to show (pretrained/moving_mnist/convs5_1digit_roll48_24)",
     )
     p.add_argument("--config", default=None, help="config (configs/cpu/convs5_small.yaml)")
     add_overrides_argument(p, "override a config value (repeatable)")

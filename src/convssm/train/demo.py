@@ -2,7 +2,7 @@
 
 Two phases, each inside its own share of the time budget, each reporting as it goes:
 
-1. **A published model** (``pretrained/moving_mnist/convs5_1digit`` by default) predicts
+1. **A published model** (``pretrained/moving_mnist/convs5_1digit_roll48_24`` by default) predicts
    held-out Moving-MNIST videos (digits it never saw) from 10 context frames to ten times
    its training length; a picture strip, a GIF and scores beside the trivial predictors.
 2. **Training from scratch**: the small CPU config for the rest of the budget (steps from a
@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 DEMO_CONFIG = Path("configs") / "cpu" / "convs5_small.yaml"
-DEMO_MODEL = Path("pretrained") / "moving_mnist" / "convs5_1digit"
+DEMO_MODEL = Path("pretrained") / "moving_mnist" / "convs5_1digit_roll48_24"
 TRAIN_SHARE = 0.7  # of the training phase's budget; the rest is validation, evaluation, pictures
 SHOW_SHARE = 0.2  # of the whole budget, for the published model's phase
 DEMO_EVAL_VIDEOS = 8  # held-out videos the from-scratch model is evaluated on
