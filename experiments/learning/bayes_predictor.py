@@ -56,13 +56,6 @@ def _consistent(start, angle, pixels, free_range, step) -> np.ndarray:
     return np.all(got == pixels[:, None, :], axis=(0, 2))
 
 
-def _propose_start(rng, pixels, free_range, n) -> np.ndarray:
-    """Uniform starts inside the first frame's pixel cell (the posterior's support for it)."""
-    lo = pixels[0] / free_range
-    hi = np.minimum((pixels[0] + 1) / free_range, 1.0)
-    return lo + rng.random((n, 2)) * (hi - lo)
-
-
 def posterior_samples(
     pixels: np.ndarray,
     free_range: int,

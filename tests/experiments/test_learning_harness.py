@@ -101,7 +101,7 @@ def test_study_compares_the_three_arms(harness, tmp_path, monkeypatch):
         study.load_arm(runs, "convlstm")
 
 
-def test_long_rollout_reports_time_and_brightness_per_window(harness, tmp_path, monkeypatch):
+def test_long_rollout_reports_time_and_brightness_per_window(harness, tmp_path):
     import long_rollout
 
     model = harness.VideoPredictor(**MODEL)

@@ -2,9 +2,10 @@
 
 Two phases, each inside its own share of the time budget, each reporting as it goes:
 
-1. **A published model** (``pretrained/moving_mnist/convs5_1digit_roll48_24`` by default) predicts
-   held-out Moving-MNIST videos (digits it never saw) from 10 context frames to ten times
-   its training length; a picture strip, a GIF and scores beside the trivial predictors.
+1. **A published model** (``pretrained/moving_mnist/convs5_1digit_roll48_24`` by default)
+   predicts held-out Moving-MNIST videos (digits it never saw) from 10 context frames to ten
+   times its training length; a picture strip, a GIF and scores beside the trivial
+   predictors.
 2. **Training from scratch**: the small CPU config for the rest of the budget (steps from a
    short timing probe, ``train.time_limit_s`` as a guard), then a short evaluation and the
    model's own predictions; a loss curve shows it falling.
