@@ -1,6 +1,6 @@
-"""Data: long-horizon Moving-MNIST, its fixed evaluation sets, MazeWorld, TECO's video
-folders, cached tokenizer codes, your own arrays (``.npy``, ``.h5``, ``.zarr``), per-channel
-statistics, and the one reader per format.
+"""Data: long-horizon Moving-MNIST, its fixed evaluation sets, delayed recall, MazeWorld,
+TECO's video folders, cached tokenizer codes, your own arrays (``.npy``, ``.h5``, ``.zarr``),
+per-channel statistics, and the one reader per format.
 
 This level imports only ``convssm.ops`` and the shared helpers (never nn, models or train).
 """
@@ -15,6 +15,7 @@ from convssm.data.arrays import (
     write_array,
 )
 from convssm.data.code_folder import CodeFolder, read_codes_manifest
+from convssm.data.delayed_recall import MEAN_PATTERN_VIDEOS, DelayedRecall
 from convssm.data.digits import (
     DigitSource,
     load_digits,
@@ -46,9 +47,11 @@ __all__ = [
     "array_format",
     "ChannelStats",
     "CodeFolder",
+    "DelayedRecall",
     "DigitSource",
     "GENERATOR_VERSION",
     "MAZE_ACTIONS",
+    "MEAN_PATTERN_VIDEOS",
     "MAZE_GENERATOR_VERSION",
     "MazeEpisode",
     "MazeWorld",

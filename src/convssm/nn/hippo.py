@@ -13,6 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import torch
 
 __all__ = ["hippo_legs", "hippo_legs_normal", "hippo_diagonal_init"]
 
@@ -70,3 +71,29 @@ def hippo_diagonal_init(state_dim: int, blocks: int = 1) -> tuple[np.ndarray, np
     for i in range(blocks):
         v_all[2 * block_p * i : 2 * block_p * (i + 1), block_p * i : block_p * (i + 1)] = v
     return lam_all, v_all
+
+
+def random_diagonal_init(
+    state_dim: int, generator: torch.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A non-HiPPO Λ (P,) and V (2P, P), for the initialisation ablation.
+
+    Re Λ uniform in [−1, 0) (stable, the same range of decay rates as HiPPO's −½ under the
+    same timescales), Im Λ normal with the standard deviation of HiPPO-LegS's imaginary
+    parts at this size, and V a random matrix with orthonormal columns (the Q of a complex
+    Gaussian's QR), so V⁻¹ = Vᴴ on its range as for HiPPO. Nothing of HiPPO's structure is
+    kept: what the ablation removes.
+    """
+    if state_dim < 1:
+        raise ValueError(f"state_dim must be positive, got {state_dim}")
+    hippo_im = _half_spectrum(2 * state_dim)[0].imag
+
+    def draw(*shape: int) -> np.ndarray:
+        return torch.rand(*shape, dtype=torch.float64, generator=generator).numpy()
+
+    def normal(*shape: int) -> np.ndarray:
+        return torch.randn(*shape, dtype=torch.float64, generator=generator).numpy()
+
+    lam = -(1.0 - draw(state_dim)) + 1j * normal(state_dim) * hippo_im.std()
+    q, _ = np.linalg.qr(normal(2 * state_dim, state_dim) + 1j * normal(2 * state_dim, state_dim))
+    return lam, q

@@ -67,12 +67,18 @@ class DataConfig:
     of :class:`convssm.data.ArrayDataset`; the model's ``normalization`` is computed from
     the training split when the config leaves it null) or
     ``codes`` (``root`` a code cache written by ``convssm data encode``; what a
-    ``latent_video_predictor`` trains on).
+    ``latent_video_predictor`` trains on) or
+    ``delayed_recall`` (:class:`convssm.data.DelayedRecall`, generated on the fly: ``options``
+    must set ``delay`` and may set ``num_items``, ``recall_frames``, ``digit_size``, ``step``
+    and ``distractor_intensity``; ``seq_len`` must be ``delay + recall_frames + 2``; held-out
+    scoring is ``rel_recall`` on evaluation digits).
     ``num_videos`` is the number of distinct training videos (``null``: one fresh video
     for every sample of the run). ``options`` go to the data set's constructor as keywords.
     """
 
-    dataset: Literal["moving_mnist", "video_folder", "array", "codes"] = "moving_mnist"
+    dataset: Literal["moving_mnist", "video_folder", "array", "codes", "delayed_recall"] = (
+        "moving_mnist"
+    )
     root: str | None = None
     key: str | None = None
     mnist_path: str | None = None
@@ -107,10 +113,21 @@ class TrainConfig:
     (``mse_l1``: 0.5·MSE + 0.5·L1, the paper's; ``mse``: MSE alone, which keeps the
     brightness of frames the model is unsure of, see ``prediction_loss``) is a
     video_predictor's training loss.
+    ``recall_loss_share`` (``null``: every predicted frame weighs the same): with
+    ``data.dataset: delayed_recall``, the share of the loss carried by the recall frames (the
+    mean loss of the recall frames times the share, plus the mean loss of the other frames
+    times one minus it), so the weight of the few recall frames does not shrink as the delay
+    grows. The score (``rel_recall``) never changes with it.
+    ``init_from`` (``null``: a fresh initialisation) starts the model from the weights of a
+    run's workdir (its newest checkpoint), a checkpoint or a published model folder: a
+    training phase after another. The model sections must agree; the optimizer starts afresh.
+
     ``threads`` sets ``torch.set_num_threads`` for the run (``null``: torch's default);
     on a small shared CPU one thread per process is often fastest. ``time_limit_s`` stops
     the run (with a checkpoint) once that many seconds of training have passed (checked at
-    log intervals, where the loop reads the loss back to the host anyway).
+    log intervals, where the loop reads the loss back to the host anyway), counted on
+    ``time_clock``: ``wall`` (elapsed time) or ``cpu`` (this process's CPU time, all threads:
+    a budget that other work on a shared machine does not eat into).
 
     Long sequences in bounded memory: ``tbptt_chunk`` (predicted frames per chunk; ``null``:
     the whole sequence) runs each sequence chunk by chunk, carrying every layer's state
@@ -131,12 +148,15 @@ class TrainConfig:
     checkpoint_every: int = 5000
     keep_checkpoints: int = 3
     time_limit_s: float | None = None
+    time_clock: Literal["wall", "cpu"] = "wall"
     progress: bool = True
     rollout_context: int | None = None
     detach_feedback: bool = False
     pixel_loss: PixelLoss = "mse_l1"
     tbptt_chunk: int | None = None
     activation_checkpointing: bool = False
+    recall_loss_share: float | None = None
+    init_from: str | None = None
 
 
 @dataclass
@@ -385,6 +405,21 @@ def _validate_values(cfg: ExperimentConfig) -> None:
             "train.tbptt_chunk and train.activation_checkpointing are for video_predictor "
             f"runs (they carry and recompute its sequence model); model.kind is {kind!r}"
         )
+    share = cfg.train.recall_loss_share
+    if share is not None and cfg.data.dataset != "delayed_recall":
+        raise ValueError(
+            "train.recall_loss_share weighs the recall frames of data.dataset "
+            f"'delayed_recall'; data.dataset is {cfg.data.dataset!r} (set it to null)"
+        )
+    if share is not None and not 0.0 <= share <= 1.0:
+        raise ValueError(f"train.recall_loss_share must be in [0, 1] or null, got {share}")
+    if share is not None and cfg.train.tbptt_chunk is not None:
+        raise ValueError(
+            "train.recall_loss_share needs the whole sequence's predictions at once; set "
+            "train.tbptt_chunk to null"
+        )
+    if cfg.data.dataset == "delayed_recall" and kind != "video_predictor":
+        raise ValueError(f"data.dataset 'delayed_recall' trains a video_predictor; got {kind!r}")
     if cfg.train.threads is not None and cfg.train.threads < 1:
         raise ValueError(f"train.threads must be positive or null, got {cfg.train.threads}")
     if cfg.eval.val_horizon is not None and cfg.eval.val_horizon <= 0:

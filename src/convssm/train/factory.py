@@ -29,6 +29,7 @@ __all__ = [
     "build_train_dataset",
     "build_eval_dataset",
     "split_item",
+    "delayed_recall",
     "with_normalization",
 ]
 
@@ -89,6 +90,9 @@ def build_train_dataset(cfg: ExperimentConfig) -> tuple[Dataset, bool]:
         return _array(cfg, "train", data.seq_len, data.seed), True
     if data.dataset == "codes":
         return _codes(cfg, "train", data.seq_len), True
+    if data.dataset == "delayed_recall":
+        n = data.num_videos or cfg.train.steps * cfg.train.batch_size
+        return delayed_recall(cfg, "train", n, data.seed), data.num_videos is not None
     raise ValueError(f"unknown data.dataset {data.dataset!r}")  # pragma: no cover
 
 
@@ -111,7 +115,50 @@ def build_eval_dataset(cfg: ExperimentConfig, num_videos: int, num_frames: int) 
         return Subset(val, range(num_videos)) if num_videos < len(val) else val
     if data.dataset == "codes":
         return _codes(cfg, "test", num_frames)
+    if data.dataset == "delayed_recall":  # the length is the delay's, not num_frames
+        return delayed_recall(cfg, "eval", num_videos, ev.seed)
     raise ValueError(f"unknown data.dataset {data.dataset!r}")  # pragma: no cover
+
+
+def delayed_recall(
+    cfg: ExperimentConfig, split: str, num_videos: int, seed: int, delay: int | None = None
+):
+    """The config's :class:`convssm.data.DelayedRecall` set (``delay``: another delay than
+    the config's, for scoring a model at other delays). Its length must be ``data.seq_len``
+    at the config's own delay."""
+    from convssm.data import DelayedRecall
+
+    data = cfg.data
+    options = dict(data.options)
+    if "delay" not in options:
+        raise ValueError("data.options must set 'delay' when data.dataset is 'delayed_recall'")
+    for key in ("image_size", "seed", "split", "digits"):
+        if key in options:
+            raise ValueError(
+                f"data.options.{key} is set by the config itself for delayed_recall "
+                "(model.image_size, data.seed / eval.seed, the split, data.mnist_path)"
+            )
+    own_delay = options["delay"]
+    if delay is not None:
+        options["delay"] = delay
+    try:
+        ds = DelayedRecall(
+            num_videos,
+            image_size=_image_size(cfg),
+            seed=seed,
+            split=split,
+            digits=data.mnist_path,
+            **options,
+        )
+    except TypeError as err:
+        raise ValueError(f"data.options: {err}") from None
+    expected = own_delay + ds.recall_frames + 2
+    if data.seq_len != expected:
+        raise ValueError(
+            f"data.seq_len must be delay + recall_frames + 2 = {expected} for delayed_recall "
+            f"(delay {own_delay}, recall_frames {ds.recall_frames}), got {data.seq_len}"
+        )
+    return ds
 
 
 def _video_folder(data: DataConfig, split: str, num_frames: int) -> Dataset:

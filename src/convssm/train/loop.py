@@ -23,17 +23,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 
 from convssm._progress import Progress
+from convssm.data import DelayedRecall
 from convssm.models import LatentVideoPredictor, VQTokenizer
+from convssm.models.pretrained import read_config_json, verify_weights
 from convssm.train.checkpoint import (
     CheckpointInfo,
     latest_checkpoint,
     list_checkpoints,
+    load_checkpoint,
     load_latest_intact,
+    load_model_weights,
+    resolve_checkpoint,
 )
-from convssm.train.config import ExperimentConfig, dump_yaml
+from convssm.train.config import ExperimentConfig, dump_yaml, model_config_to_dict
 from convssm.train.distributed import (
     DistributedContext,
     all_reduce_mean,
@@ -50,6 +56,7 @@ from convssm.train.factory import (
     with_normalization,
 )
 from convssm.train.kind_validation import validate_latent, validate_tokenizer
+from convssm.train.recall_eval import recall_scores
 from convssm.train.runlog import RunLogger
 from convssm.train.state import (
     TrainState,
@@ -119,6 +126,8 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
     cfg = with_normalization(cfg, train_dataset)  # physical arrays: statistics of the split
     torch.manual_seed(tc.seed)
     model = (model_factory or (lambda c: build_model(c.model)))(cfg)
+    if tc.init_from is not None and resume_from is None:  # a resumed run has its own weights
+        init_weights_from(model, cfg, tc.init_from)
     state = create_train_state(cfg, model, len(train_dataset), shuffle, ctx)
     # ---- resume
     if resume_from is not None:
@@ -147,8 +156,8 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
         if logged:
             loss = _synced_loss(metrics, step, ctx)  # host sync point (GPU waits)
             progress.log(step, loss, metrics["lr"])
-            out_of_time = _out_of_time(tc.time_limit_s, progress.t0, ctx)
-        if step % tc.eval_every == 0 or step == tc.steps:
+            out_of_time = _out_of_time(tc.time_limit_s, progress.elapsed(tc.time_clock), ctx)
+        if step % tc.eval_every == 0 or step == tc.steps or out_of_time:
             val = _validate(state, val_dataset, progress)
         if step % tc.checkpoint_every == 0 or step == tc.steps or out_of_time:
             if not logged:
@@ -179,11 +188,31 @@ def _synced_loss(metrics: dict[str, Any], step: int, ctx: DistributedContext) ->
     return loss
 
 
-def _out_of_time(limit: float | None, t0: float, ctx: DistributedContext) -> bool:
+def init_weights_from(model: torch.nn.Module, cfg: ExperimentConfig, source: str) -> None:
+    """Load ``train.init_from``'s weights into ``model``: a run's workdir (its newest
+    checkpoint), a checkpoint folder or a published model folder, whose model config must
+    equal ``cfg.model``."""
+    folder = resolve_checkpoint(source)
+    if (folder / "manifest.json").is_file():  # a training checkpoint: verified by its manifest
+        info = load_checkpoint(folder)
+        saved, weights = info.config.model, info.weights
+    else:  # a published folder: verified by the SHA-256 in its config.json
+        verify_weights(folder)
+        saved, weights = read_config_json(folder), load_file(str(folder / "model.safetensors"))
+    if saved != cfg.model:
+        ours, theirs = model_config_to_dict(cfg.model), model_config_to_dict(saved)
+        diff = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+        raise ValueError(
+            f"train.init_from {source!r}: its model differs from this config's in {diff}"
+        )
+    load_model_weights(model, weights, str(folder))
+
+
+def _out_of_time(limit: float | None, elapsed: float, ctx: DistributedContext) -> bool:
     """Whether the run's time limit has passed (rank 0's clock decides for every rank)."""
     if limit is None:
         return False
-    flag = torch.tensor([float(time.perf_counter() - t0 > limit)], device=ctx.device)
+    flag = torch.tensor([float(elapsed > limit)], device=ctx.device)
     if ctx.is_distributed:
         torch.distributed.broadcast(flag, src=0)
     return bool(flag.item())
@@ -192,7 +221,18 @@ def _out_of_time(limit: float | None, t0: float, ctx: DistributedContext) -> boo
 def _validate(state: TrainState, val_set: Dataset, progress: _Progress) -> dict[str, Any] | None:
     """Generate on a few held-out videos and score them (rank 0; the others wait)."""
     out = None
-    if state.ctx.is_main and isinstance(state.model, VQTokenizer | LatentVideoPredictor):
+    if state.ctx.is_main and isinstance(val_set, DelayedRecall):
+        cfg = state.config
+        out = recall_scores(
+            state.model,
+            val_set,
+            num_videos=cfg.eval.val_videos,
+            batch_size=cfg.eval.batch_size,
+            device=state.ctx.device,
+            precision=cfg.train.precision,
+        )
+        progress.log_val(state.step, out)
+    elif state.ctx.is_main and isinstance(state.model, VQTokenizer | LatentVideoPredictor):
         cfg = state.config
         n = min(len(val_set), cfg.eval.val_videos)
         subset = torch.utils.data.Subset(val_set, range(n))
@@ -254,7 +294,14 @@ class _Progress:
             desc=cfg.name,
         )
         self.t0 = self.window_t = time.perf_counter()
+        self.cpu0 = time.process_time()
         self.window_steps = 0
+
+    def elapsed(self, clock: str = "wall") -> float:
+        """Seconds since the run (or its resumption) started: wall or this process's CPU."""
+        if clock == "cpu":
+            return time.process_time() - self.cpu0
+        return time.perf_counter() - self.t0
 
     def advance(self) -> None:
         self.window_steps += 1
@@ -266,7 +313,8 @@ class _Progress:
         self.window_t, self.window_steps = now, 0
         if self.main:
             record = {"step": step, "loss": loss, "lr": lr, "steps_per_s": rate}
-            self.logger.log_train({**record, "elapsed_s": now - self.t0})
+            cpu = time.process_time() - self.cpu0
+            self.logger.log_train({**record, "elapsed_s": now - self.t0, "cpu_s": cpu})
             self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
 
     def log_val(self, step: int, metrics: dict[str, Any]) -> None:

@@ -24,7 +24,13 @@ from convssm.train.evaluation import autocast_context
 from convssm.train.factory import split_item
 from convssm.train.state import TrainState
 
-__all__ = ["train_step", "sequence_loss", "step_seed"]
+__all__ = [
+    "train_step",
+    "sequence_loss",
+    "step_seed",
+    "recall_frame_weights",
+    "weighted_pixel_loss",
+]
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -66,6 +72,38 @@ def sequence_loss(
     return out.loss, getattr(out, "states", None)
 
 
+def recall_frame_weights(recall: torch.Tensor, share: float) -> torch.Tensor:
+    """Per-predicted-frame loss weights (B, T−1) that sum to one per video: ``share`` spread
+    evenly over the recall frames, ``1 − share`` over the others.
+
+    recall: (B, T) or (T,) bool, True on the recall frames of the *input* video (frame 0
+    is never predicted, so its flag is dropped)."""
+    mask = recall[..., 1:].to(torch.float32)
+    if mask.ndim == 1:
+        mask = mask[None]
+    n_recall = mask.sum(-1, keepdim=True)
+    n_other = mask.shape[-1] - n_recall
+    if bool((n_recall == 0).any()):
+        raise ValueError("recall_loss_share is set but a video has no recall frame to weigh")
+    other = torch.where(n_other > 0, (1.0 - share) / n_other.clamp(min=1), 0.0)
+    return torch.where(mask > 0, share / n_recall, other)
+
+
+def weighted_pixel_loss(
+    pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, kind: str = "mse_l1"
+) -> torch.Tensor:
+    """The pixel loss of :func:`convssm.models.prediction_loss`, per frame, weighted: pred and
+    target (B, T, C, H, W); weights (B, T) summing to one per video. Equal weights 1/T give
+    exactly the unweighted per-pixel mean."""
+    diff = (pred - target).float()
+    per_frame = diff.square().flatten(2).mean(-1)
+    if kind == "mse_l1":
+        per_frame = 0.5 * per_frame + 0.5 * diff.abs().flatten(2).mean(-1)
+    elif kind != "mse":
+        raise ValueError(f"pixel_loss must be 'mse_l1' or 'mse', got {kind!r}")
+    return (per_frame * weights.to(per_frame.device)).sum() / pred.shape[0]
+
+
 def _chunks(frames: int, chunk: int | None) -> list[tuple[int, int]]:
     """[start, stop) ranges of predicted frames, ``chunk`` at a time (None: all at once)."""
     step = chunk or frames
@@ -73,7 +111,11 @@ def _chunks(frames: int, chunk: int | None) -> list[tuple[int, int]]:
 
 
 def _backward_micro_batch(
-    state: TrainState, video: torch.Tensor, actions: torch.Tensor | None, sync: bool
+    state: TrainState,
+    video: torch.Tensor,
+    actions: torch.Tensor | None,
+    sync: bool,
+    recall: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Forward and backward of one micro-batch, chunk by chunk; returns its loss, detached.
 
@@ -100,15 +142,27 @@ def _backward_micro_batch(
         accumulate = ctx.is_distributed and not (sync and k == len(pieces) - 1)
         with state.ddp_model.no_sync() if accumulate else contextlib.nullcontext():
             with autocast_context(ctx.device, tc.precision):
-                loss, carry = sequence_loss(
-                    state.ddp_model,
-                    piece,
-                    acts,
-                    carry,
-                    rollout_context=tc.rollout_context,
-                    detach_feedback=tc.detach_feedback,
-                    pixel_loss=tc.pixel_loss,
-                )
+                if tc.recall_loss_share is None:
+                    loss, carry = sequence_loss(
+                        state.ddp_model,
+                        piece,
+                        acts,
+                        carry,
+                        rollout_context=tc.rollout_context,
+                        detach_feedback=tc.detach_feedback,
+                        pixel_loss=tc.pixel_loss,
+                    )
+                else:  # the recall frames carry a fixed share of the loss
+                    out = state.ddp_model(
+                        piece,
+                        acts,
+                        rollout_context=tc.rollout_context,
+                        detach_feedback=tc.detach_feedback,
+                    )
+                    weights = recall_frame_weights(recall, tc.recall_loss_share)
+                    loss = weighted_pixel_loss(
+                        out.predictions, piece[:, 1:], weights, tc.pixel_loss
+                    )
                 loss = loss * share / tc.grad_accum
             state.scaler.scale(loss).backward()
         carry = detach_states(carry)
@@ -130,6 +184,9 @@ def train_step(state: TrainState, batch: Any) -> dict[str, Any]:
     """
     tc, ctx = state.config.train, state.ctx
     video, actions = split_item(batch)
+    recall = batch.get("recall") if isinstance(batch, dict) else None
+    if tc.recall_loss_share is not None and recall is None:
+        raise ValueError("train.recall_loss_share is set but the batch has no 'recall' mask")
     if video.shape[0] % tc.grad_accum:
         raise ValueError(
             f"batch of {video.shape[0]} videos cannot be split into "
@@ -141,12 +198,14 @@ def train_step(state: TrainState, batch: Any) -> dict[str, Any]:
     torch.manual_seed(step_seed(tc.seed, state.step, ctx.rank))
     videos = video.chunk(tc.grad_accum)
     action_parts = actions.chunk(tc.grad_accum) if actions is not None else [None] * len(videos)
+    recall_parts = recall.chunk(tc.grad_accum) if recall is not None else [None] * len(videos)
     total = torch.zeros((), device=ctx.device)
     with value_checks(False):  # no host sync per step: the loop reads the loss at log intervals
-        for micro, (v, a) in enumerate(zip(videos, action_parts, strict=True)):
+        for micro, (v, a, r) in enumerate(zip(videos, action_parts, recall_parts, strict=True)):
             v = v.to(ctx.device, non_blocking=True)
             a = a.to(ctx.device, non_blocking=True) if a is not None else None
-            total += _backward_micro_batch(state, v, a, sync=micro == tc.grad_accum - 1)
+            last = micro == tc.grad_accum - 1
+            total += _backward_micro_batch(state, v, a, sync=last, recall=r)
     lr = state.optimizer.param_groups[0]["lr"]
     state.scaler.unscale_(state.optimizer)
     if state.config.optim.grad_clip is not None:

@@ -1,0 +1,93 @@
+"""Score a video predictor on delayed recall: condition on every frame up to the cue,
+generate the recall frames, and put their error beside the mean pattern's.
+
+One function for every model and every caller (the loop's held-out validation, the recall
+benchmark, the demo): :func:`recall_scores`. The score itself is
+:func:`convssm.metrics.rel_recall`; this module only runs the model.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from convssm.data import DelayedRecall
+from convssm.metrics import recall_errors
+from convssm.train.evaluation import autocast_context
+
+__all__ = ["recall_predictions", "recall_scores"]
+
+
+@torch.no_grad()
+def recall_predictions(
+    model: torch.nn.Module,
+    dataset: DelayedRecall,
+    *,
+    num_videos: int | None = None,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+    context_chunk: int | None = 256,
+):
+    """Yield (predicted, true) recall frames (B, R, C, H, W) in [−1, 1], batch by batch.
+
+    Each video's frames 0..cue go in as context (``context_chunk`` frames at a time, carrying
+    the states, so a fixed-state model conditions in bounded memory); the ``R`` recall frames
+    are generated free-running from the cue on.
+    """
+    if not isinstance(dataset, DelayedRecall):
+        raise TypeError(f"dataset must be a DelayedRecall set, got {type(dataset).__name__}")
+    device = torch.device(device)
+    n = len(dataset) if num_videos is None else min(num_videos, len(dataset))
+    loader = DataLoader(Subset(dataset, range(n)), batch_size=batch_size)
+    cue, recall = dataset.cue_index, dataset.recall_frames
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in loader:
+            video = batch["video"].to(device)
+            with autocast_context(device, precision):
+                pred = model.generate(
+                    video[:, : cue + 1], recall, context_chunk=context_chunk, check_values=False
+                )
+            yield pred.float().clamp(-1, 1), video[:, cue + 1 :]
+    finally:
+        model.train(was_training)
+
+
+def recall_scores(
+    model: torch.nn.Module,
+    dataset: DelayedRecall,
+    *,
+    num_videos: int | None = None,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+    context_chunk: int | None = 256,
+) -> dict[str, float]:
+    """``rel_recall`` of ``model`` on ``dataset`` (its first ``num_videos`` videos), with the
+    two MSEs it is the ratio of (in [−1, 1] units) and the number of videos.
+
+    Streams over batches: memory does not grow with the number of videos."""
+    errors, baselines = [], []
+    mean = dataset.mean_pattern()
+    for pred, truth in recall_predictions(
+        model,
+        dataset,
+        num_videos=num_videos,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        context_chunk=context_chunk,
+    ):
+        err, base = recall_errors(pred.cpu(), truth.cpu(), mean)
+        errors.append(err)
+        baselines.append(base)
+    err, base = torch.cat(errors), torch.cat(baselines)
+    mse, mse_mean = float(err.mean()), float(base.mean())
+    return {
+        "rel_recall": mse / mse_mean,
+        "mse_recall": mse,
+        "mse_mean_pattern": mse_mean,
+        "videos": len(err),
+    }

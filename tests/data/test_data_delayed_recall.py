@@ -1,0 +1,96 @@
+"""DelayedRecall: the layout of a video, purity of its items, disjoint splits, the baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from convssm.data import DelayedRecall, MovingMNIST
+
+
+def _set(**kw):
+    opts = dict(delay=12, seed=3)
+    opts.update(kw)
+    return DelayedRecall(8, **opts)
+
+
+def test_layout_pattern_distractor_cue_recall():
+    ds = _set(recall_frames=3)
+    item = ds[2]
+    video, recall = item["video"], item["recall"]
+    assert video.shape == (12 + 3 + 2, 1, 16, 16) and video.dtype == torch.float32
+    assert recall.tolist() == [False] * 14 + [True] * 3
+    assert ds.cue_index == 13 and ds.num_frames == 17
+    raw = ds.video_uint8(2)
+    assert raw[0].max() > 0
+    for t in (14, 15, 16):  # the pattern again, exactly
+        np.testing.assert_array_equal(raw[t], raw[0])
+    cue = raw[13]
+    assert cue[0].min() == 255 and cue[-1].min() == 255 and cue[1:-1, 1:-1].max() == 0
+    # the distractor is dimmer than the pattern: at most half of its digit's brightest pixel
+    assert 0 < raw[1:13].max() <= 128
+    assert not np.array_equal(raw[1], raw[12])  # it moves
+    assert video.min() >= -1 and video.max() <= 1
+
+
+def test_items_are_pure_functions_of_seed_split_index():
+    a, b = _set(), _set()
+    np.testing.assert_array_equal(a.video_uint8(5), b.video_uint8(5))
+    np.testing.assert_array_equal(a.video_uint8(5), a.video_uint8(5))
+    assert not np.array_equal(a.video_uint8(5), a.video_uint8(6))
+    assert not np.array_equal(a.video_uint8(5), _set(seed=4).video_uint8(5))
+    assert not np.array_equal(a.video_uint8(5), _set(split="eval").video_uint8(5))
+    # the patterns do not depend on the delay: the same digit at 12 and at 300
+    np.testing.assert_array_equal(a.pattern_frame(1), _set(delay=300).video_uint8(1)[0])
+
+
+def test_splits_draw_disjoint_digits_as_moving_mnist_does():
+    train, ev = _set(split="train"), _set(split="eval")
+    mm_train = MovingMNIST(1, image_size=16, digit_size=8, split="train")
+    mm_eval = MovingMNIST(1, image_size=16, digit_size=8, split="eval")
+    np.testing.assert_array_equal(train.pool, mm_train.pool)
+    np.testing.assert_array_equal(ev.pool, mm_eval.pool)
+    flat_train = {p.tobytes() for p in train.pool}
+    assert not any(p.tobytes() in flat_train for p in ev.pool[:200])
+
+
+def test_mean_pattern_is_the_training_average_for_both_splits():
+    train, ev = _set(), _set(split="eval", delay=40)
+    mean = train.mean_pattern()
+    assert mean.shape == (1, 16, 16)
+    torch.testing.assert_close(mean, ev.mean_pattern())
+    # the mean over many random placements is blurred: darker than a digit, brighter than 0
+    assert -1 < float(mean.mean()) < float(train[0]["video"][0].max())
+    assert float(mean.min()) >= -1
+
+
+def test_more_items_and_other_sizes():
+    ds = DelayedRecall(2, delay=3, image_size=32, num_items=2, recall_frames=1)
+    assert ds.digit_size == 16 and ds[0]["video"].shape == (6, 1, 32, 32)
+    assert DelayedRecall(1, delay=0)[0]["video"].shape == (6, 1, 16, 16)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(delay=-1), "delay must be an int >= 0"),
+        (dict(delay=2.5), "delay must be an int"),
+        (dict(delay=4, recall_frames=0), "recall_frames must be an int >= 1"),
+        (dict(delay=4, split="test"), "split must be one of"),
+        (dict(delay=4, digit_size=15), "digit_size .* must leave room"),
+        (dict(delay=4, distractor_intensity=1.0), "distractor_intensity must be in"),
+        (dict(delay=4, step=2), "step must be in"),
+    ],
+)
+def test_bad_arguments_name_the_problem(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DelayedRecall(4, **kwargs)
+
+
+def test_index_errors():
+    ds = _set()
+    with pytest.raises(IndexError, match="out of range"):
+        ds[8]
+    with pytest.raises(TypeError, match="index must be an int"):
+        ds.video_uint8(1.0)

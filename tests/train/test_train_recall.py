@@ -1,0 +1,167 @@
+"""Delayed recall in `convssm train`: the recall-weighted loss, its config checks, a phase that
+starts from another (train.init_from), a CPU-time budget, and held-out rel_recall."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from convssm.data import DelayedRecall
+from convssm.models import VideoPredictor
+from convssm.models.video_predictor import prediction_loss
+from convssm.train.config import config_from_dict
+from convssm.train.loop import train_and_evaluate
+from convssm.train.recall_eval import recall_scores
+from convssm.train.step import recall_frame_weights, weighted_pixel_loss
+
+MODEL = {
+    "image_size": 16,
+    "encoder_widths": [8, 8],
+    "norm_groups": 4,
+    "dim": 8,
+    "sequence_model": "convs5",
+    "sequence_options": {"state_dim": 4, "depth": 1, "norm_groups": 4},
+}
+
+
+def _config(delay=4, **train):
+    return config_from_dict(
+        {
+            "model": MODEL,
+            "data": {
+                "dataset": "delayed_recall",
+                "seq_len": delay + 4,
+                "options": {"delay": delay, "recall_frames": 2},
+            },
+            "optim": {"warmup_steps": 1},
+            "train": {
+                "steps": 4,
+                "batch_size": 2,
+                "log_every": 2,
+                "eval_every": 2,
+                "checkpoint_every": 2,
+                "progress": False,
+                "recall_loss_share": 0.5,
+                "pixel_loss": "mse",
+                **train,
+            },
+            "eval": {"val_videos": 2, "batch_size": 2},
+        }
+    )
+
+
+def test_frame_weights_give_the_recall_frames_their_share():
+    recall = torch.tensor([[False, False, False, False, True, True]])
+    w = recall_frame_weights(recall, 0.8)
+    assert w.shape == (1, 5)
+    torch.testing.assert_close(w.sum(-1), torch.ones(1))
+    torch.testing.assert_close(w[0, 3:], torch.full((2,), 0.4))
+    torch.testing.assert_close(w[0, :3], torch.full((3,), 0.2 / 3))
+    with pytest.raises(ValueError, match="no recall frame"):
+        recall_frame_weights(torch.zeros(1, 4, dtype=torch.bool), 0.5)
+
+
+@pytest.mark.parametrize("kind", ["mse", "mse_l1"])
+def test_equal_weights_give_the_unweighted_loss(kind):
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.rand(2, 5, 1, 4, 4, generator=g), torch.rand(2, 5, 1, 4, 4, generator=g)
+    weights = torch.full((2, 5), 1 / 5)
+    torch.testing.assert_close(
+        weighted_pixel_loss(pred, target, weights, kind), prediction_loss(pred, target, kind)
+    )
+
+
+def test_config_checks_name_the_key():
+    with pytest.raises(ValueError, match="data.seq_len must be delay \\+ recall_frames \\+ 2 = 8"):
+        from convssm.train.factory import build_train_dataset
+
+        build_train_dataset(
+            config_from_dict(
+                {
+                    **_raw(),
+                    "data": {
+                        "dataset": "delayed_recall",
+                        "seq_len": 9,
+                        "options": {"delay": 4, "recall_frames": 2},
+                    },
+                }
+            )
+        )
+    with pytest.raises(ValueError, match="recall_loss_share weighs the recall frames"):
+        config_from_dict({"train": {"recall_loss_share": 0.5}})
+    with pytest.raises(ValueError, match=r"recall_loss_share must be in \[0, 1\]"):
+        _config(recall_loss_share=1.5)
+    with pytest.raises(ValueError, match="options must set 'delay'"):
+        from convssm.train.factory import build_train_dataset
+
+        build_train_dataset(
+            config_from_dict({**_raw(), "data": {"dataset": "delayed_recall", "seq_len": 9}})
+        )
+
+
+def _raw():
+    data = {"dataset": "delayed_recall", "seq_len": 8, "options": {"delay": 4, "recall_frames": 2}}
+    return {"model": MODEL, "data": data, "train": {"steps": 2, "batch_size": 2}}
+
+
+def test_phase_from_another_run_scores_rel_recall_and_stops_on_cpu_time(tmp_path):
+    first = train_and_evaluate(_config(), tmp_path / "a")
+    assert first.step == 4
+    val = [json.loads(x) for x in (tmp_path / "a" / "val_log.jsonl").read_text().splitlines()]
+    assert [v["step"] for v in val] == [2, 4] and all(v["videos"] == 2 for v in val)
+    assert all(v["rel_recall"] > 0 for v in val)
+    train_log = (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()
+    assert json.loads(train_log[-1])["cpu_s"] > 0
+
+    # a second phase at a longer delay starts from the first one's weights
+    cfg = _config(delay=6, init_from=str(tmp_path / "a"), steps=1)
+    seen = {}
+
+    def factory(c):
+        model = VideoPredictor(c.model)
+        seen["model"] = model
+        return model
+
+    train_and_evaluate(cfg, tmp_path / "b", model_factory=factory, stop_after=0)
+    from convssm.train.checkpoint import load_checkpoint
+
+    weights = load_checkpoint(tmp_path / "a").weights
+    for name, value in seen["model"].state_dict().items():
+        torch.testing.assert_close(value, weights[name], msg=name)
+
+    # a CPU-time budget ends the run early, with a checkpoint and a held-out score
+    out = train_and_evaluate(
+        _config(steps=1000, time_clock="cpu", time_limit_s=1e-3), tmp_path / "c"
+    )
+    assert out.step == 2 and out.checkpoint is not None and out.validation["videos"] == 2
+
+
+def test_init_from_refuses_another_model(tmp_path):
+    train_and_evaluate(_config(steps=2), tmp_path / "a")
+    other = dict(MODEL, dim=12)
+    cfg = config_from_dict(
+        {
+            **_raw(),
+            "model": other,
+            "train": {
+                "steps": 1,
+                "batch_size": 2,
+                "init_from": str(tmp_path / "a"),
+                "progress": False,
+            },
+        }
+    )
+    with pytest.raises(ValueError, match=r"init_from .* differs from this config's in \['dim'\]"):
+        train_and_evaluate(cfg, tmp_path / "b")
+
+
+def test_recall_scores_do_not_depend_on_context_chunks():
+    torch.manual_seed(0)
+    model = VideoPredictor(**MODEL)
+    ds = DelayedRecall(3, delay=9, recall_frames=2, split="eval")
+    whole = recall_scores(model, ds, batch_size=2, context_chunk=None)
+    chunked = recall_scores(model, ds, batch_size=2, context_chunk=4)
+    assert whole["videos"] == 3
+    assert chunked["rel_recall"] == pytest.approx(whole["rel_recall"], rel=1e-5)
