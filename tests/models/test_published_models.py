@@ -23,7 +23,10 @@ def test_published_model_loads_and_generates(name):
     assert sum(f.stat().st_size for f in (PUBLISHED / name).iterdir()) < 5 * 2**20
 
 
-CARDS = sorted((PUBLISHED.parent).glob("*/*/training.json"))
+# the Moving-MNIST cards (the recall cards have their own test)
+CARDS = sorted(
+    c for c in PUBLISHED.parent.glob("*/*/training.json") if c.parent.parent.name != "recall"
+)
 
 
 def test_the_demo_model_is_published():

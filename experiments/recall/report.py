@@ -1,0 +1,222 @@
+"""Score the delayed-recall models that run.py trained, side by side; a table, JSON, figures.
+
+    python experiments/recall/report.py [--runs runs/recall] [--videos 32]
+        [--delays 16,64,256,1024,4096] [--out recall_report]
+
+For every phase that run.py finished (``RUNS/MODEL/delay_D/phase.json``) it takes the model
+trained up to that phase when D is 256 (the equal-budget comparison) or the last phase
+of a model (ConvS5's longer curriculum), and measures:
+
+- ``rel_recall`` (:func:`convssm.train.recall_eval.recall_scores`) at every delay of
+  ``--delays`` on ``--videos`` held-out videos (evaluation digits, ``eval.seed``);
+- time per generated frame after a context of each delay (median over 16 frames, batch 1)
+  and the conditioning time, and the peak resident memory of that generation, each in a
+  fresh child process so that no measurement sees another's allocations;
+- the CPU minutes each model trained for (from phase.json).
+
+It writes ``OUT/recall.json``, ``OUT/rel_recall.png`` (rel_recall against delay),
+``OUT/time_per_frame.png`` and ``OUT/strip_delay{D}.png`` (the shown digit, the true recall
+frames, then each model's, for 4 videos) and prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from convssm.models import VideoPredictor
+from convssm.train.checkpoint import load_checkpoint, load_model_weights
+from convssm.train.factory import delayed_recall
+from convssm.train.recall_eval import recall_predictions, recall_scores, recall_strip
+
+LABELS = {
+    "convs5": "ConvS5",
+    "convs5_short": "ConvS5, short timescales",
+    "convs5_random": "ConvS5, random Λ",
+    "convlstm": "ConvLSTM",
+    "transformer": "Transformer",
+}
+COMPARE_DELAY = 256  # the delay every model of the equal-budget comparison trained up to
+
+
+def load_run_model(workdir: Path):
+    """(model, experiment config) of a phase's newest checkpoint."""
+    info = load_checkpoint(workdir)
+    model = VideoPredictor(info.config.model)
+    load_model_weights(model, info.weights, str(info.path))
+    return model.eval(), info.config
+
+
+def entries(runs: Path) -> list[dict]:
+    """The models to score: each model at delay 256, and each model's last phase."""
+    found = []
+    for name in LABELS:
+        phases = sorted(
+            (json.loads(p.read_text()) for p in (runs / name).glob("delay_*/phase.json")),
+            key=lambda r: r["delay"],
+        )
+        if not phases:
+            continue
+        cpu = 0.0
+        for k, phase in enumerate(phases):
+            cpu += phase["cpu_s_process"]
+            if phase["delay"] == COMPARE_DELAY or k == len(phases) - 1:
+                found.append(
+                    {
+                        "model": name,
+                        "label": f"{LABELS[name]} (to {phase['delay']})",
+                        "trained_to": phase["delay"],
+                        "workdir": str(runs / name / f"delay_{phase['delay']}"),
+                        "cpu_min": cpu / 60,
+                        "budget_cpu_min": sum(p["budget_cpu_min"] for p in phases[: k + 1]),
+                        "curriculum": [p["delay"] for p in phases[: k + 1]],
+                    }
+                )
+    return found
+
+
+def timing_child(workdir: str, delay: int, frames: int) -> dict:
+    """In a child process: generation time and peak memory after a context of ``delay``."""
+    model, cfg = load_run_model(Path(workdir))
+    ds = delayed_recall(cfg, "eval", 1, cfg.eval.seed, delay=delay)
+    context = ds[0]["video"][None, : ds.cue_index + 1]
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    t0 = time.perf_counter()
+    frames_iter = model.iter_generate(context, frames, context_chunk=256, check_values=False)
+    next(frames_iter)  # conditioning and the first frame
+    condition_s = time.perf_counter() - t0
+    times = []
+    for _ in range(frames - 1):
+        t = time.perf_counter()
+        next(frames_iter)
+        times.append(time.perf_counter() - t)
+    return {
+        "condition_s": condition_s,
+        "ms_per_frame": 1e3 * statistics.median(times),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10,
+        "rss_before_mib": base,
+    }
+
+
+def measure_timing(workdir: str, delay: int) -> dict:
+    cmd = [sys.executable, __file__, "--timing-child", workdir, str(delay)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def plot(rows: list[dict], delays: list[int], key: str, ylabel: str, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.0), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for row in rows:
+        ys = [row["delays"][str(d)][key] for d in delays]
+        ax.plot(delays, ys, marker="o", label=row["label"])
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(delays, [str(d) for d in delays])
+    ax.set_xlabel("delay (frames between the digit and the cue)")
+    ax.set_ylabel(ylabel)
+    if key == "rel_recall":
+        ax.axhline(1.0, color="grey", ls="--", lw=1, label="no memory (the mean pattern)")
+        ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="runs/recall")
+    parser.add_argument("--videos", type=int, default=32)
+    parser.add_argument("--delays", default="16,64,256,1024,4096")
+    parser.add_argument("--out", default="recall_report")
+    parser.add_argument("--no-timing", action="store_true", help="skip time and memory")
+    parser.add_argument(
+        "--timing-child", nargs=2, metavar=("WORKDIR", "DELAY"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.timing_child:
+        print(json.dumps(timing_child(args.timing_child[0], int(args.timing_child[1]), 16)))
+        return 0
+    torch.set_num_threads(1)
+    delays = [int(d) for d in args.delays.split(",")]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = entries(Path(args.runs))
+    if not rows:
+        parser.error(f"no finished phase under {args.runs}: run experiments/recall/run.py first")
+    strips: dict[int, dict] = {d: {} for d in delays}
+    for row in rows:
+        model, cfg = load_run_model(Path(row["workdir"]))
+        row["parameters"] = sum(p.numel() for p in model.parameters())
+        row["delays"] = {}
+        for d in delays:
+            ds = delayed_recall(cfg, "eval", args.videos, cfg.eval.seed, delay=d)
+            t0 = time.process_time()
+            scores = recall_scores(model, ds, batch_size=8)
+            scores["score_cpu_s"] = time.process_time() - t0
+            pred, truth = next(recall_predictions(model, ds, num_videos=4, batch_size=4))
+            strips[d][row["label"]] = pred
+            strips[d]["_truth"] = truth
+            strips[d]["_first"] = torch.stack([ds[i]["video"][0] for i in range(4)])
+            row["delays"][str(d)] = scores
+            print(f"{row['label']:34s} delay {d:5d}: rel_recall {scores['rel_recall']:.3f}",
+                  flush=True)  # fmt: skip
+    if not args.no_timing:
+        for row in rows:
+            for d in delays:
+                row["delays"][str(d)].update(measure_timing(row["workdir"], d))
+    for d in delays:
+        parts = {k: v for k, v in strips[d].items() if not k.startswith("_")}
+        image = recall_strip(strips[d]["_first"], strips[d]["_truth"], parts)
+        Image.fromarray(image).save(out / f"strip_delay{d}.png")
+    plot(rows, delays, "rel_recall", "rel_recall (0 perfect, 1 no memory)", out / "rel_recall.png")
+    if not args.no_timing:
+        plot(rows, delays, "ms_per_frame", "ms per generated frame", out / "time_per_frame.png")
+    record = {
+        "command": "python experiments/recall/report.py " + " ".join(argv or sys.argv[1:]),
+        "videos": args.videos,
+        "delays": delays,
+        "strip_rows": ["truth", *[r["label"] for r in rows]],
+        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
+        "load_at_end": os.getloadavg(),
+        "models": rows,
+    }
+    (out / "recall.json").write_text(json.dumps(record, indent=1) + "\n")
+    print_table(rows, delays)
+    return 0
+
+
+def print_table(rows: list[dict], delays: list[int]) -> None:
+    head = f"{'model':34s}{'CPU min':>8}" + "".join(f"{d:>8}" for d in delays)
+    print("\nrel_recall on held-out digits\n" + head)
+    for r in rows:
+        cells = "".join(f"{r['delays'][str(d)]['rel_recall']:>8.3f}" for d in delays)
+        print(f"{r['label']:34s}{r['cpu_min']:>8.1f}{cells}")
+    if "ms_per_frame" in rows[0]["delays"][str(delays[0])]:
+        print("\nms per generated frame / peak RSS MiB (batch 1, one thread)\n" + head)
+        for r in rows:
+            cells = "".join(
+                f"{r['delays'][str(d)]['ms_per_frame']:>5.1f}/{r['delays'][str(d)]['peak_rss_mib']:<4.0f}"
+                for d in delays
+            )
+            print(f"{r['label']:34s}{'':>8}{cells}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

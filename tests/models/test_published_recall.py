@@ -1,0 +1,59 @@
+"""The published delayed-recall models load, reproduce their card scores and carry true cards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from convssm.models import VideoPredictor
+from convssm.train.checkpoint import read_experiment_yaml
+from convssm.train.factory import delayed_recall
+from convssm.train.recall_eval import recall_scores
+
+RECALL = Path(__file__).resolve().parents[2] / "pretrained" / "recall"
+FOLDERS = sorted(p.parent for p in RECALL.glob("*/training.json"))
+
+
+def test_the_demo_models_are_published():
+    names = {p.name for p in FOLDERS}
+    assert {"convs5_delay1024", "convlstm_delay256"} <= names
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
+def test_card_scores_are_reproduced(folder):
+    info = json.loads((folder / "training.json").read_text())
+    model = VideoPredictor.from_pretrained(folder).eval()
+    cfg = read_experiment_yaml(folder, model.config)
+    torch.set_num_threads(1)
+    for key, want in info["card_scores"].items():
+        delay = int(key.split("@")[1])
+        ds = delayed_recall(cfg, "eval", info["card_videos"], cfg.eval.seed, delay=delay)
+        got = recall_scores(model, ds, batch_size=info["card_videos"])["rel_recall"]
+        assert round(got, 3) == pytest.approx(round(want, 3), abs=1.01e-3), key
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
+def test_card_states_what_the_run_did(folder):
+    info = json.loads((folder / "training.json").read_text())
+    text = (folder / "README.md").read_text()
+    _, front, body = text.split("---\n", 2)
+    meta = yaml.safe_load(front)
+    assert meta["library_name"] == "convssm"
+    metrics = meta["model-index"][0]["results"]
+    assert {r["metrics"][0]["name"] for r in metrics} == {
+        f"rel_recall@{d}" for d in info["scores"]["rel_recall"]
+    }
+    phases = info["phases"]
+    assert info["steps_total"] == sum(p["steps"] for p in phases)
+    assert f"{info['steps_total']} steps" in body
+    assert f"trained up to a delay of {phases[-1]['delay']} frames" in body
+    run_cmd = info["commands"][0]
+    assert run_cmd in body and run_cmd.startswith("python experiments/recall/run.py ")
+    # the command names the same phases the run recorded
+    spec = run_cmd.split("--phases ")[1].split()[0]
+    assert [int(p.split(":")[0]) for p in spec.split(",")] == [p["delay"] for p in phases]
+    assert (folder / "strip.png").is_file()
