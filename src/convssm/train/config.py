@@ -31,7 +31,6 @@ from convssm.models.config import VideoPredictorConfig
 from convssm.models.latent_video_predictor import LatentVideoPredictorConfig
 from convssm.models.video_predictor import PixelLoss
 from convssm.models.vq_tokenizer import VQTokenizerConfig
-from convssm.train.teco_eval import TecoProtocol
 
 __all__ = [
     "DataConfig",
@@ -40,6 +39,9 @@ __all__ = [
     "EvalConfig",
     "ExperimentConfig",
     "TokenizerLossConfig",
+    "TecoProtocol",
+    "TecoSetting",
+    "TECO_SETTINGS",
     "MODEL_KINDS",
     "model_kind",
     "model_config_from_dict",
@@ -139,13 +141,65 @@ class TrainConfig:
     activation_checkpointing: bool = False
 
 
+# the settings of TECO's evaluation protocol (convssm.run.teco_eval)
+TECO_SETTINGS = ("actions", "no_actions")
+
+
+@dataclass(frozen=True)
+class TecoSetting:
+    """One setting: ``context`` frames in (with or without actions), ``horizon`` predicted."""
+
+    name: str
+    context: int
+    horizon: int
+    actions: bool
+
+
+@dataclass
+class TecoProtocol:
+    """The protocol's lengths (TECO's defaults) and which settings to run.
+
+    ``temperature`` and ``seed`` reach generators that sample (the VQ-latent models): one
+    ``torch.Generator`` seeded once per evaluation, so a run is reproducible.
+    """
+
+    frames: int = 300
+    context_with_actions: int = 144
+    context_without_actions: int = 36
+    settings: list[str] = field(default_factory=lambda: list(TECO_SETTINGS))
+    temperature: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.frames, int) or self.frames < 2:
+            raise ValueError(f"frames must be an int >= 2, got {self.frames!r}")
+        for name in ("context_with_actions", "context_without_actions"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 1 <= value < self.frames:
+                raise ValueError(f"{name} must be in [1, frames={self.frames}), got {value!r}")
+        unknown = [s for s in self.settings if s not in TECO_SETTINGS]
+        if unknown or not self.settings or len(set(self.settings)) != len(self.settings):
+            raise ValueError(
+                f"settings must be distinct names from {list(TECO_SETTINGS)}, got {self.settings}"
+            )
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+
+    def setting_list(self) -> list[TecoSetting]:
+        context = {"actions": self.context_with_actions, "no_actions": self.context_without_actions}
+        return [
+            TecoSetting(name, context[name], self.frames - context[name], name == "actions")
+            for name in self.settings
+        ]
+
+
 @dataclass
 class EvalConfig:
     """The evaluation protocol of ``convssm evaluate`` and the small periodic validation.
 
     ``protocol``: ``spec5`` (SPEC section 5: ``context`` frames in, ``horizons`` out) or
     ``teco`` (TECO's two settings on the 3-D environment sets, lengths in ``teco``; see
-    :mod:`convssm.train.teco_eval`). ``num_videos``, ``batch_size``, ``metrics``,
+    :mod:`convssm.run.teco_eval`). ``num_videos``, ``batch_size``, ``metrics``,
     ``fvd_chunk`` and ``save_videos`` apply to both.
     """
 

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset
 
+from convssm.data import ArrayDataset, CodeFolder, MovingMNIST, VideoFolder
 from convssm.models import (
     LatentVideoPredictor,
     LatentVideoPredictorConfig,
@@ -51,8 +52,6 @@ def _image_size(cfg: ExperimentConfig) -> int:
 def _moving_mnist(
     data: DataConfig, *, split: str, num_videos: int, num_frames: int, image_size: int, seed: int
 ) -> Dataset:
-    from convssm.data import MovingMNIST
-
     return MovingMNIST(
         num_videos,
         num_frames=num_frames,
@@ -115,16 +114,12 @@ def build_eval_dataset(cfg: ExperimentConfig, num_videos: int, num_frames: int) 
 
 
 def _video_folder(data: DataConfig, split: str, num_frames: int) -> Dataset:
-    from convssm.data import VideoFolder
-
     if data.root is None:
         raise ValueError("data.root must name a folder when data.dataset is 'video_folder'")
     return VideoFolder(data.root, split=split, seq_len=num_frames, **data.options)
 
 
 def _array(cfg: ExperimentConfig, split: str, num_frames: int, seed: int) -> Dataset:
-    from convssm.data import ArrayDataset
-
     data, model = cfg.data, cfg.model
     if data.root is None:
         raise ValueError("data.root must name an array file when data.dataset is 'array'")
@@ -169,8 +164,6 @@ def with_normalization(cfg: ExperimentConfig, train_dataset: Dataset) -> Experim
 
 
 def _codes(cfg: ExperimentConfig, split: str, num_frames: int) -> Dataset:
-    from convssm.data import CodeFolder
-
     data = cfg.data
     if data.root is None:
         raise ValueError("data.root must name a code cache when data.dataset is 'codes'")

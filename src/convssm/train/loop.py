@@ -41,7 +41,6 @@ from convssm.train.distributed import (
     init_distributed,
     teardown,
 )
-from convssm.train.evaluation import evaluate_predictions, generate_videos
 from convssm.train.factory import (
     build_eval_dataset,
     build_model,
@@ -49,7 +48,6 @@ from convssm.train.factory import (
     split_item,
     with_normalization,
 )
-from convssm.train.kind_validation import validate_latent, validate_tokenizer
 from convssm.train.runlog import RunLogger
 from convssm.train.state import (
     TrainState,
@@ -58,6 +56,7 @@ from convssm.train.state import (
     save_train_state,
 )
 from convssm.train.step import train_step
+from convssm.train.validation import validate_latent, validate_predictor, validate_tokenizer
 
 __all__ = ["TrainResult", "train_and_evaluate"]
 
@@ -207,23 +206,18 @@ def _validate(state: TrainState, val_set: Dataset, progress: _Progress) -> dict[
         cfg = state.config
         horizon = cfg.eval.val_horizon or min(cfg.eval.horizons)
         loader = DataLoader(val_set, batch_size=cfg.eval.batch_size, collate_fn=_collate)
-        truth, pred = generate_videos(
+        normalizer = getattr(state.model, "normalizer", None)  # physical fields: per channel
+        normalize = normalizer.normalize if normalizer is not None and normalizer.enabled else None
+        out = validate_predictor(
             state.model,
             (split_item(b) for b in loader),
             cfg.eval.context,
             horizon,
+            cfg.eval.metrics,
             state.ctx.device,
             cfg.train.precision,
+            normalize,
         )
-        metrics = [m for m in cfg.eval.metrics if m in ("psnr", "ssim", "rmse", "mae")]
-        normalizer = getattr(state.model, "normalizer", None)  # physical fields: per channel
-        normalize = normalizer.normalize if normalizer is not None and normalizer.enabled else None
-        res = evaluate_predictions(
-            truth, pred, cfg.eval.context, [horizon], metrics, normalize=normalize
-        )
-        out = {f"{k}@{horizon}": v for k, v in res.per_horizon[str(horizon)].items()}
-        if res.skipped:
-            out["skipped"] = res.skipped
         progress.log_val(state.step, out)
     barrier(state.ctx)
     return out
