@@ -23,8 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 import convssm.data as cdata
 from convssm.metrics import evaluate_predictions
 from convssm.metrics.scoring import to_uint8
-from convssm.models import LatentVideoPredictor, VideoPredictor, VideoPredictorConfig, VQTokenizer
-from convssm.models.pretrained import model_class_for_config, read_config_json
+from convssm.models import VideoPredictor, kind_of, read_config_json
 from convssm.run.eval_stream import StreamingEvaluator, VideoArrayWriter
 from convssm.run.evaluation import write_eval_outputs
 from convssm.run.inputs import (
@@ -118,10 +117,10 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
     dev = resolve_device(device)
     path = Path(checkpoint)
     if _is_published(path):
-        stored = read_config_json(path)
-        if not isinstance(stored, VideoPredictorConfig):
+        stored = kind_of(read_config_json(path))
+        if not stored.generates_frames:
             raise ValueError(
-                f"{str(path)!r} holds a published {model_class_for_config(stored).__name__}: "
+                f"{str(path)!r} holds a published {stored.model_class.__name__}: "
                 "evaluate and generate load video predictors from a published folder (a "
                 "latent model is evaluated from its training checkpoint with --tokenizer)"
             )
@@ -143,14 +142,14 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
 
 def _require_pixel_model(tm: TrainedModel, command: str) -> None:
     """A clear error for checkpoints of models that do not predict pixels themselves."""
-    if isinstance(tm.model, VQTokenizer | LatentVideoPredictor):
-        if command == "evaluate" and isinstance(tm.model, LatentVideoPredictor):
+    kind = model_kind(tm.config.model)
+    if not kind_of(tm.config.model).generates_frames:
+        if command == "evaluate" and kind == "latent_video_predictor":
             raise ValueError(
                 f"{str(tm.path)!r} holds a latent_video_predictor: evaluate it with "
                 "--tokenizer PATH (the tokenizer whose codes it was trained on) and "
                 "eval.protocol teco"
             )
-        kind = model_kind(tm.config.model)
         raise ValueError(
             f"{command} runs on video predictor checkpoints; {str(tm.path)!r} holds a "
             f"{kind} (a tokenizer encodes frames with `convssm data encode`; a latent model "
@@ -210,7 +209,7 @@ def evaluate_checkpoint(
     ``metrics.json`` and, for the first video, a GIF, MP4, PNG strip and error plot.
     """
     tm = load_trained(checkpoint, device)
-    latent = tokenizer is not None and isinstance(tm.model, LatentVideoPredictor)
+    latent = tokenizer is not None and model_kind(tm.config.model) == "latent_video_predictor"
     if tokenizer is not None and not latent:
         raise ValueError("--tokenizer is for latent_video_predictor checkpoints only")
     if not latent:

@@ -29,6 +29,8 @@ import yaml
 from convssm._typed import check_value, dataclass_from_dict
 from convssm.models.config import VideoPredictorConfig
 from convssm.models.latent_video_predictor import LatentVideoPredictorConfig
+from convssm.models.registry import DEFAULT_KIND, MODEL_KINDS, kind_of
+from convssm.models.registry import model_kind as kind_named
 from convssm.models.video_predictor import PixelLoss
 from convssm.models.vq_tokenizer import VQTokenizerConfig
 
@@ -42,7 +44,6 @@ __all__ = [
     "TecoProtocol",
     "TecoSetting",
     "TECO_SETTINGS",
-    "MODEL_KINDS",
     "model_kind",
     "model_config_from_dict",
     "model_config_to_dict",
@@ -245,20 +246,10 @@ class TokenizerLossConfig:
 
 ModelConfig = VideoPredictorConfig | VQTokenizerConfig | LatentVideoPredictorConfig
 
-# ``model.kind`` -> the config dataclass of the model it builds
-MODEL_KINDS: dict[str, type] = {
-    "video_predictor": VideoPredictorConfig,
-    "vq_tokenizer": VQTokenizerConfig,
-    "latent_video_predictor": LatentVideoPredictorConfig,
-}
-
 
 def model_kind(config: Any) -> str:
-    """The ``model.kind`` of a model config."""
-    for kind, cls in MODEL_KINDS.items():
-        if type(config) is cls:
-            return kind
-    raise TypeError(f"{type(config).__name__} is not a model config")
+    """The ``model.kind`` of a model config (:mod:`convssm.models.registry`)."""
+    return kind_of(config).name
 
 
 def model_config_from_dict(data: Any, where: str = "model") -> ModelConfig:
@@ -269,10 +260,8 @@ def model_config_from_dict(data: Any, where: str = "model") -> ModelConfig:
     if not isinstance(data, dict):
         raise TypeError(f"section {where!r} must be a mapping, got {type(data).__name__}")
     data = dict(data)
-    kind = data.pop("kind", "video_predictor")
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"{where}.kind: must be one of {list(MODEL_KINDS)}, got {kind!r}")
-    return dataclass_from_dict(MODEL_KINDS[kind], data, where)
+    kind = kind_named(data.pop("kind", DEFAULT_KIND), f"{where}.kind")
+    return dataclass_from_dict(kind.config_class, data, where)
 
 
 def model_config_to_dict(config: Any) -> dict[str, Any]:
@@ -483,8 +472,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
             if keys[1:] == ["kind"]:
                 data.setdefault("model", {})["kind"] = value
                 continue
-            kind = (data.get("model") or {}).get("kind", "video_predictor")
-            cls = MODEL_KINDS.get(kind, cls)
+            kind = MODEL_KINDS.get((data.get("model") or {}).get("kind", DEFAULT_KIND))
+            cls = kind.config_class if kind is not None else cls
         names = [f.name for f in dataclasses.fields(cls)]
         if len(keys) < 2 or keys[1] not in names:
             got = keys[1] if len(keys) > 1 else "(none)"

@@ -15,15 +15,8 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from convssm.data import ArrayDataset, CodeFolder, MovingMNIST, VideoFolder
-from convssm.models import (
-    LatentVideoPredictor,
-    LatentVideoPredictorConfig,
-    VideoPredictor,
-    VideoPredictorConfig,
-    VQTokenizer,
-    VQTokenizerConfig,
-)
-from convssm.train.config import DataConfig, ExperimentConfig
+from convssm.models import build_model
+from convssm.train.config import DataConfig, ExperimentConfig, model_kind
 
 __all__ = [
     "build_model",
@@ -32,17 +25,6 @@ __all__ = [
     "split_item",
     "with_normalization",
 ]
-
-
-def build_model(
-    cfg: VideoPredictorConfig | VQTokenizerConfig | LatentVideoPredictorConfig,
-) -> torch.nn.Module:
-    """A fresh model of the kind ``cfg`` describes."""
-    if isinstance(cfg, VQTokenizerConfig):
-        return VQTokenizer(cfg)
-    if isinstance(cfg, LatentVideoPredictorConfig):
-        return LatentVideoPredictor.from_config(cfg)
-    return VideoPredictor(cfg)
 
 
 def _image_size(cfg: ExperimentConfig) -> int:
@@ -149,7 +131,7 @@ def with_normalization(cfg: ExperimentConfig, train_dataset: Dataset) -> Experim
     """``cfg`` with ``model.normalization`` filled from the training split's per-channel
     statistics (streamed, float64) when the data are physical arrays and the config leaves
     it null; otherwise ``cfg`` itself. Deterministic: a resumed run computes the same."""
-    if cfg.data.dataset != "array" or not isinstance(cfg.model, VideoPredictorConfig):
+    if cfg.data.dataset != "array" or model_kind(cfg.model) != "video_predictor":
         return cfg
     if cfg.model.normalization is not None:
         return cfg
@@ -169,7 +151,7 @@ def _codes(cfg: ExperimentConfig, split: str, num_frames: int) -> Dataset:
         raise ValueError("data.root must name a code cache when data.dataset is 'codes'")
     ds = CodeFolder(data.root, split=split, seq_len=num_frames, **data.options)
     model = cfg.model
-    if isinstance(model, LatentVideoPredictorConfig):
+    if model_kind(model) == "latent_video_predictor":
         if ds.codebook_size != model.codebook_size or ds.latent_size != model.latent_size:
             raise ValueError(
                 f"the code cache {data.root} holds {ds.latent_size}x{ds.latent_size} codes of a "

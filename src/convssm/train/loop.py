@@ -26,14 +26,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from convssm._progress import Progress
-from convssm.models import LatentVideoPredictor, VQTokenizer
 from convssm.train.checkpoint import (
     CheckpointInfo,
     latest_checkpoint,
     list_checkpoints,
     load_latest_intact,
 )
-from convssm.train.config import ExperimentConfig, dump_yaml
+from convssm.train.config import ExperimentConfig, dump_yaml, model_kind
 from convssm.train.distributed import (
     DistributedContext,
     all_reduce_mean,
@@ -56,7 +55,7 @@ from convssm.train.state import (
     save_train_state,
 )
 from convssm.train.step import train_step
-from convssm.train.validation import validate_latent, validate_predictor, validate_tokenizer
+from convssm.train.validation import CODE_VALIDATORS, validate_predictor
 
 __all__ = ["TrainResult", "train_and_evaluate"]
 
@@ -191,16 +190,14 @@ def _out_of_time(limit: float | None, t0: float, ctx: DistributedContext) -> boo
 def _validate(state: TrainState, val_set: Dataset, progress: _Progress) -> dict[str, Any] | None:
     """Generate on a few held-out videos and score them (rank 0; the others wait)."""
     out = None
-    if state.ctx.is_main and isinstance(state.model, VQTokenizer | LatentVideoPredictor):
+    kind = model_kind(state.config.model)
+    if state.ctx.is_main and kind in CODE_VALIDATORS:
         cfg = state.config
         n = min(len(val_set), cfg.eval.val_videos)
         subset = torch.utils.data.Subset(val_set, range(n))
         loader = DataLoader(subset, batch_size=cfg.eval.batch_size, collate_fn=_collate)
         batches = (split_item(b) for b in loader)
-        if isinstance(state.model, VQTokenizer):
-            out = validate_tokenizer(state.model, batches, state.ctx.device)
-        else:
-            out = validate_latent(state.model, batches, state.ctx.device)
+        out = CODE_VALIDATORS[kind](state.model, batches, state.ctx.device)
         progress.log_val(state.step, out)
     elif state.ctx.is_main:
         cfg = state.config

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from convssm.models import VQTokenizer
 from convssm.train.checkpoint import (
     CheckpointInfo,
     capture_rng_state,
@@ -25,7 +24,7 @@ from convssm.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from convssm.train.config import ExperimentConfig
+from convssm.train.config import ExperimentConfig, model_kind
 from convssm.train.distributed import DistributedContext, barrier, wrap_model
 from convssm.train.sampling import StepSampler
 from convssm.train.schedule import build_scheduler, make_optimizer
@@ -108,7 +107,7 @@ def _scaler(ctx: DistributedContext, precision: str) -> torch.amp.GradScaler:
 
 def _objective(config: ExperimentConfig, model: nn.Module) -> nn.Module | None:
     """The tokenizer's training module (its loss has networks of its own), else None."""
-    if not isinstance(model, VQTokenizer):
+    if model_kind(config.model) != "vq_tokenizer":
         return None
     loss = TokenizerLoss(config.loss, model.image_channels)
     return TokenizerTraining(model, loss).to(next(model.parameters()).device)

@@ -27,6 +27,7 @@ __all__ = [
     "validate_predictor",
     "validate_tokenizer",
     "validate_latent",
+    "CODE_VALIDATORS",
 ]
 
 Batches = Iterable[torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]]
@@ -145,3 +146,10 @@ def validate_latent(
         total += codes[:, 1:].numel()
         n += 1
     return {"val_loss": loss / max(n, 1), "accuracy": correct / max(total, 1)}
+
+
+# how the kinds that do not generate frames are validated (the others: validate_predictor)
+CODE_VALIDATORS: dict[str, Callable[..., dict[str, float]]] = {
+    "vq_tokenizer": validate_tokenizer,
+    "latent_video_predictor": validate_latent,
+}
