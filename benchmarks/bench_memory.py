@@ -10,7 +10,7 @@ Every measurement runs in a fresh child process and reports its peak resident se
   fp32, through ``convssm.train.train_step`` — plain, chunked (``train.tbptt_chunk``) and/or
   with ``train.activation_checkpointing``. A 3-frame warm-up step first (AdamW state,
   thread pools), then the measured step on random frames in [-1, 1] of length L.
-- ``eval``: ``convssm.train.evaluate_checkpoint`` (streaming) on the reference protocol
+- ``eval``: ``convssm.run.evaluate_checkpoint`` (streaming) on the reference protocol
   (64x64 Moving-MNIST, context 100, horizons 400/800/1200 = 1 300 frames per video,
   batch 8) for N videos, with the in-memory reference path (``generate_videos`` +
   ``evaluate_predictions``) for comparison. The model is an untrained ConvS5 at 64x64
@@ -140,7 +140,7 @@ def child_eval(
         if in_memory:
             result = _eval_in_memory(ckpt, videos)
         else:
-            from convssm.train.inference import evaluate_checkpoint
+            from convssm.run.inference import evaluate_checkpoint
 
             result, _ = evaluate_checkpoint(ckpt, Path(tmp) / "eval", device="cpu")
         seconds = time.perf_counter() - t0
@@ -163,9 +163,10 @@ def _eval_in_memory(ckpt: Path, videos: int):
     """The reference path: every true and predicted frame in memory, then scored."""
     from torch.utils.data import DataLoader
 
-    from convssm.train.evaluation import evaluate_predictions, generate_videos
+    from convssm.metrics import evaluate_predictions
+    from convssm.run.inference import load_trained
     from convssm.train.factory import build_eval_dataset, split_item
-    from convssm.train.inference import load_trained
+    from convssm.train.validation import generate_videos
 
     tm = load_trained(ckpt, "cpu")
     ev = tm.config.eval

@@ -25,9 +25,9 @@ import torch
 
 from convssm._resources import shipped_dir
 from convssm.nn import sequence_model_names
+from convssm.run.demo import step_times
 from convssm.train.checkpoint import load_checkpoint, save_checkpoint
 from convssm.train.config import load_config
-from convssm.train.demo import step_times
 from convssm.train.factory import build_model
 
 

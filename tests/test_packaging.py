@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = """
-from convssm.train.demo import find_demo_config, find_demo_model
+from convssm.run.demo import find_demo_config, find_demo_model
 from convssm.cli.bench import available
 from convssm.train.config import load_config
 print(find_demo_config())

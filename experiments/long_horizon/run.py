@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from convssm.metrics import evaluate_predictions
+from convssm.run.demo import seconds_per_step
+from convssm.run.inference import evaluate_checkpoint, load_trained
 from convssm.train.checkpoint import write_experiment_yaml
 from convssm.train.config import load_config
-from convssm.train.demo import seconds_per_step
-from convssm.train.evaluation import evaluate_predictions
-from convssm.train.inference import evaluate_checkpoint, load_trained
 from convssm.train.loop import train_and_evaluate
 from convssm.train.runlog import read_jsonl
 

@@ -13,9 +13,10 @@ import argparse
 
 from torch.utils.data import DataLoader
 
-from convssm.train.evaluation import generate_videos, to_unit
+from convssm.metrics.scoring import to_unit
+from convssm.run.inference import load_trained
 from convssm.train.factory import build_eval_dataset, split_item
-from convssm.train.inference import load_trained
+from convssm.train.validation import generate_videos
 
 
 def main() -> None:

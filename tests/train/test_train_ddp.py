@@ -48,7 +48,7 @@ def test_two_gloo_processes_match_one_process_over_the_combined_batch(tmp_path, 
             MASTER_ADDR="127.0.0.1",
             MASTER_PORT=str(port),
             OMP_NUM_THREADS="1",
-            PYTHONPATH=f"{SRC}{os.pathsep}{HERE}",
+            PYTHONPATH=f"{SRC}{os.pathsep}{HERE.parent}",  # train_standin.py
         )
         procs.append(
             subprocess.Popen(

@@ -18,6 +18,7 @@ from convssm.models import (
     VQTokenizer,
     VQTokenizerConfig,
 )
+from convssm.run.encode import encode_folder
 from convssm.train.checkpoint import load_checkpoint
 from convssm.train.config import (
     TokenizerLossConfig,
@@ -25,7 +26,6 @@ from convssm.train.config import (
     config_from_dict,
     config_to_dict,
 )
-from convssm.train.encode import encode_folder
 from convssm.train.loop import train_and_evaluate
 from convssm.train.runlog import read_jsonl
 
@@ -142,7 +142,7 @@ def test_latent_model_trains_on_the_code_cache(tmp_path):
 
 
 def test_pixel_commands_refuse_tokenizer_checkpoints_clearly(tmp_path):
-    from convssm.train.inference import generate_from_checkpoint
+    from convssm.run.inference import generate_from_checkpoint
 
     root = _folder(tmp_path / "maze")
     cfg = config_from_dict({
@@ -157,7 +157,7 @@ def test_pixel_commands_refuse_tokenizer_checkpoints_clearly(tmp_path):
 
 
 def test_array_data_and_published_folders_are_for_video_predictors(tmp_path):
-    from convssm.train.inference import load_trained
+    from convssm.run.inference import load_trained
 
     with pytest.raises(ValueError, match="'array'.*trains a video_predictor only"):
         config_from_dict({"model": TOKENIZER, "data": {"dataset": "array", "seq_len": 1}})

@@ -14,6 +14,7 @@ import json
 import sys
 
 from convssm.data import load_eval_set, write_eval_set, write_maze_folder
+from convssm.run.encode import encode_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -170,8 +171,6 @@ def _write(args: argparse.Namespace):
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from convssm.train.encode import encode_folder
-
     try:
         out = encode_folder(
             args.dir,

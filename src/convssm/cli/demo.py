@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from convssm.cli._errors import add_overrides_argument, reports_errors
+from convssm.run.demo import run_demo
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +30,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 @reports_errors("demo")
 def run(args: argparse.Namespace) -> int:
-    from convssm.train.demo import run_demo
-
     run_demo(args.out, args.minutes, args.config, args.overrides, model_dir=args.model)
     return 0

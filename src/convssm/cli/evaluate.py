@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 
 from convssm.cli._errors import add_overrides_argument, reports_errors
+from convssm.run.inference import default_out_dir, evaluate_checkpoint
+from convssm.train.checkpoint import resolve_checkpoint
 
 
 def format_row(row: dict) -> str:
@@ -79,9 +81,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 @reports_errors("evaluate")
 def run(args: argparse.Namespace) -> int:
-    from convssm.train.checkpoint import resolve_checkpoint
-    from convssm.train.inference import default_out_dir, evaluate_checkpoint
-
     if args.videos is not None and args.videos < 1:
         raise ValueError(f"--videos must be positive, got {args.videos}")
     ckpt = resolve_checkpoint(args.checkpoint)

@@ -8,6 +8,8 @@ import argparse
 from pathlib import Path
 
 from convssm.cli._errors import reports_errors
+from convssm.run.inference import default_out_dir, generate_from_checkpoint
+from convssm.train.checkpoint import resolve_checkpoint
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,9 +55,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 @reports_errors("generate")
 def run(args: argparse.Namespace) -> int:
-    from convssm.train.checkpoint import resolve_checkpoint
-    from convssm.train.inference import default_out_dir, generate_from_checkpoint
-
     for name in ("context", "horizon"):
         value = getattr(args, name)
         if value is not None and value < 1:

@@ -9,6 +9,8 @@ import argparse
 from pathlib import Path
 
 from convssm.cli._errors import add_overrides_argument, reports_errors
+from convssm.train.config import load_config
+from convssm.train.loop import train_and_evaluate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,9 +35,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 @reports_errors("train")
 def run(args: argparse.Namespace) -> int:
-    from convssm.train.config import load_config
-    from convssm.train.loop import train_and_evaluate
-
     cfg = load_config(args.config, args.overrides)
     workdir = Path(args.workdir) if args.workdir else Path("runs") / cfg.name
     result = train_and_evaluate(cfg, workdir, resume=args.resume)

@@ -1,6 +1,6 @@
 """``CodeFolder``: a video folder's frames as cached tokenizer codes (``convssm data encode``).
 
-Layout of a cache (written by ``convssm.train.encode_folder``)::
+Layout of a cache (written by ``convssm.run.encode_folder``)::
 
     <cache>/manifest.json                 format, tokenizer, codebook_size, latent_size, ...
     <cache>/<split>/**/<stem>.npz         codes (T, h, w) uint16 or int32; actions (T,) int64

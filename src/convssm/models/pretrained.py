@@ -13,9 +13,9 @@ loads with a warning that its integrity could not be checked.
 directories written by older versions of convssm load (their config is migrated).
 
 Every model class that mixes in :class:`PretrainedMixin` names its config dataclass
-(``config_class``) and is registered under its format name ``convssm.<ClassName>``, so
-:func:`read_config_json` returns the config of whichever model a directory holds and
-:func:`write_config_json` writes any model's config. A class other than ``VideoPredictor``
+(``config_class``) and stores it under its format name ``convssm.<ClassName>``; the kinds of
+model are listed once, in :mod:`convssm.models.registry`, whose ``read_config_json`` returns
+the config of whichever model a directory holds. A class other than ``VideoPredictor``
 stores ``{"format": "convssm.<ClassName>", "format_version": config_version, "config":
 {...}}`` and reads it back with :func:`convssm._typed.dataclass_from_dict` (unknown keys
 rejected, missing keys defaulted).
@@ -42,34 +42,22 @@ __all__ = [
     "CONFIG_NAME",
     "WEIGHTS_NAME",
     "PretrainedMixin",
-    "read_config_json",
-    "write_config_json",
+    "read_config_meta",
+    "write_config_payload",
     "write_weights",
     "verify_weights",
-    "model_class_for_config",
 ]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
-_KINDS: dict[str, type] = {}  # format name -> model class
-
-
-def model_class_for_config(config: Any) -> type:
-    """The registered model class whose ``config_class`` ``config`` is an instance of."""
-    for cls in _KINDS.values():
-        if type(config) is cls.config_class:
-            return cls
-    raise TypeError(f"no convssm model is configured by a {type(config).__name__}")
-
-
-def write_config_json(directory: str | os.PathLike, config: Any) -> Path:
-    """Write ``directory/config.json`` (atomically) holding ``config`` (of any registered model),
-    its format version and the SHA-256 of ``directory/model.safetensors`` when that file is
-    there (write it first)."""
+def write_config_payload(directory: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write ``directory/config.json`` (atomically): ``payload`` (a model's
+    :meth:`PretrainedMixin.config_payload`) and the SHA-256 of ``directory/model.safetensors``
+    when that file is there (write it first)."""
     path = Path(directory) / CONFIG_NAME
-    payload = model_class_for_config(config).config_payload(config)
+    payload = dict(payload)
     weights = Path(directory) / WEIGHTS_NAME
     if weights.is_file():
         payload["weights_sha256"] = sha256_file(weights)
@@ -77,7 +65,8 @@ def write_config_json(directory: str | os.PathLike, config: Any) -> Path:
     return path
 
 
-def _read_meta(directory: str | os.PathLike) -> dict:
+def read_config_meta(directory: str | os.PathLike) -> Any:
+    """The parsed ``directory/config.json`` (FileNotFoundError / ValueError naming the file)."""
     path = Path(directory) / CONFIG_NAME
     if not Path(directory).is_dir():
         raise FileNotFoundError(f"no model directory at {directory}")
@@ -90,19 +79,6 @@ def _read_meta(directory: str | os.PathLike) -> dict:
     return meta
 
 
-def read_config_json(directory: str | os.PathLike) -> Any:
-    """The model config stored in ``directory/config.json`` (of whichever registered model it
-    describes), migrated and checked."""
-    meta = _read_meta(directory)
-    path = Path(directory) / CONFIG_NAME
-    fmt = meta.get("format") if isinstance(meta, dict) else None
-    cls = _KINDS.get(fmt) if isinstance(fmt, str) else None
-    if cls is None:
-        got = fmt if isinstance(meta, dict) else type(meta).__name__
-        raise ValueError(f"{path} describes {got!r}, not one of {sorted(_KINDS)}")
-    return cls.config_from_payload(meta, str(path))
-
-
 def verify_weights(directory: str | os.PathLike) -> None:
     """Check ``model.safetensors`` against the SHA-256 that ``config.json`` records.
 
@@ -110,7 +86,7 @@ def verify_weights(directory: str | os.PathLike) -> None:
     written by an older convssm).
     """
     weights = Path(directory) / WEIGHTS_NAME
-    want = _read_meta(directory).get("weights_sha256")
+    want = read_config_meta(directory).get("weights_sha256")
     if want is None:
         warnings.warn(
             f"{Path(directory) / CONFIG_NAME} records no SHA-256 of its weights (written by "
@@ -145,10 +121,6 @@ class PretrainedMixin:
     config: Any
     config_class: ClassVar[type] = VideoPredictorConfig
     config_version: ClassVar[int] = 1
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        _KINDS[cls.config_format()] = cls
 
     @classmethod
     def config_format(cls) -> str:
@@ -191,18 +163,18 @@ class PretrainedMixin:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         write_weights(directory, self)
-        write_config_json(directory, self.config)
+        write_config_payload(directory, self.config_payload(self.config))
         return directory
 
     @classmethod
     def read_pretrained_config(cls, directory: str | os.PathLike) -> Any:
         """The config stored in ``directory/config.json``, checked (older formats migrated)."""
-        config = read_config_json(directory)
-        if not isinstance(config, cls.config_class):
-            got = model_class_for_config(config).config_format()
-            path = Path(directory) / CONFIG_NAME
+        meta = read_config_meta(directory)
+        path = Path(directory) / CONFIG_NAME
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        if got != cls.config_format():
             raise ValueError(f"{path} describes {got!r}, not {cls.config_format()!r}")
-        return config
+        return cls.config_from_payload(meta, str(path))
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu"):

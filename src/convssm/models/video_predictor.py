@@ -100,7 +100,7 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             config = VideoPredictorConfig.from_dict(fields, "VideoPredictor arguments")
         elif fields:
             raise TypeError("give VideoPredictor a config or keyword fields, not both")
-        elif not isinstance(config, VideoPredictorConfig):
+        elif not isinstance(config, self.config_class):
             raise TypeError(f"config must be a VideoPredictorConfig, got {type(config).__name__}")
         self.config = config = copy.deepcopy(config)
         widths = config.encoder_widths

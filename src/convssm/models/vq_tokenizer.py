@@ -212,7 +212,7 @@ class VQTokenizer(PretrainedMixin, nn.Module):
 
     def __init__(self, config: VQTokenizerConfig | None = None, **fields: Any) -> None:
         super().__init__()
-        if config is not None and not isinstance(config, VQTokenizerConfig):
+        if config is not None and not isinstance(config, self.config_class):
             raise TypeError(f"config must be a VQTokenizerConfig, got {type(config).__name__}")
         names = {f.name for f in dataclasses.fields(VQTokenizerConfig)}
         unknown = sorted(set(fields) - names)

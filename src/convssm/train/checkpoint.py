@@ -44,10 +44,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from convssm._files import atomic_write_text, fsync_dir, fsync_file
-from convssm.models.config import VideoPredictorConfig
-from convssm.models.pretrained import read_config_json, write_config_json, write_weights
+from convssm.models.pretrained import write_weights
+from convssm.models.registry import read_config_json, write_config_json
 from convssm.train.config import (
     ExperimentConfig,
+    ModelConfig,
     config_from_dict,
     config_to_dict,
     model_config_to_dict,
@@ -87,7 +88,7 @@ class CheckpointInfo:
     format_version: int = FORMAT_VERSION
 
     @property
-    def model_config(self) -> VideoPredictorConfig:
+    def model_config(self) -> ModelConfig:
         return self.config.model
 
 

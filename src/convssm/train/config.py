@@ -29,9 +29,10 @@ import yaml
 from convssm._typed import check_value, dataclass_from_dict
 from convssm.models.config import VideoPredictorConfig
 from convssm.models.latent_video_predictor import LatentVideoPredictorConfig
+from convssm.models.registry import DEFAULT_KIND, MODEL_KINDS, kind_of
+from convssm.models.registry import model_kind as kind_named
 from convssm.models.video_predictor import PixelLoss
 from convssm.models.vq_tokenizer import VQTokenizerConfig
-from convssm.train.teco_eval import TecoProtocol
 
 __all__ = [
     "DataConfig",
@@ -40,7 +41,9 @@ __all__ = [
     "EvalConfig",
     "ExperimentConfig",
     "TokenizerLossConfig",
-    "MODEL_KINDS",
+    "TecoProtocol",
+    "TecoSetting",
+    "TECO_SETTINGS",
     "model_kind",
     "model_config_from_dict",
     "model_config_to_dict",
@@ -159,13 +162,65 @@ class TrainConfig:
     init_from: str | None = None
 
 
+# the settings of TECO's evaluation protocol (convssm.run.teco_eval)
+TECO_SETTINGS = ("actions", "no_actions")
+
+
+@dataclass(frozen=True)
+class TecoSetting:
+    """One setting: ``context`` frames in (with or without actions), ``horizon`` predicted."""
+
+    name: str
+    context: int
+    horizon: int
+    actions: bool
+
+
+@dataclass
+class TecoProtocol:
+    """The protocol's lengths (TECO's defaults) and which settings to run.
+
+    ``temperature`` and ``seed`` reach generators that sample (the VQ-latent models): one
+    ``torch.Generator`` seeded once per evaluation, so a run is reproducible.
+    """
+
+    frames: int = 300
+    context_with_actions: int = 144
+    context_without_actions: int = 36
+    settings: list[str] = field(default_factory=lambda: list(TECO_SETTINGS))
+    temperature: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.frames, int) or self.frames < 2:
+            raise ValueError(f"frames must be an int >= 2, got {self.frames!r}")
+        for name in ("context_with_actions", "context_without_actions"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 1 <= value < self.frames:
+                raise ValueError(f"{name} must be in [1, frames={self.frames}), got {value!r}")
+        unknown = [s for s in self.settings if s not in TECO_SETTINGS]
+        if unknown or not self.settings or len(set(self.settings)) != len(self.settings):
+            raise ValueError(
+                f"settings must be distinct names from {list(TECO_SETTINGS)}, got {self.settings}"
+            )
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+
+    def setting_list(self) -> list[TecoSetting]:
+        context = {"actions": self.context_with_actions, "no_actions": self.context_without_actions}
+        return [
+            TecoSetting(name, context[name], self.frames - context[name], name == "actions")
+            for name in self.settings
+        ]
+
+
 @dataclass
 class EvalConfig:
     """The evaluation protocol of ``convssm evaluate`` and the small periodic validation.
 
     ``protocol``: ``spec5`` (SPEC section 5: ``context`` frames in, ``horizons`` out) or
     ``teco`` (TECO's two settings on the 3-D environment sets, lengths in ``teco``; see
-    :mod:`convssm.train.teco_eval`). ``num_videos``, ``batch_size``, ``metrics``,
+    :mod:`convssm.run.teco_eval`). ``num_videos``, ``batch_size``, ``metrics``,
     ``fvd_chunk`` and ``save_videos`` apply to both.
     """
 
@@ -211,20 +266,10 @@ class TokenizerLossConfig:
 
 ModelConfig = VideoPredictorConfig | VQTokenizerConfig | LatentVideoPredictorConfig
 
-# ``model.kind`` -> the config dataclass of the model it builds
-MODEL_KINDS: dict[str, type] = {
-    "video_predictor": VideoPredictorConfig,
-    "vq_tokenizer": VQTokenizerConfig,
-    "latent_video_predictor": LatentVideoPredictorConfig,
-}
-
 
 def model_kind(config: Any) -> str:
-    """The ``model.kind`` of a model config."""
-    for kind, cls in MODEL_KINDS.items():
-        if type(config) is cls:
-            return kind
-    raise TypeError(f"{type(config).__name__} is not a model config")
+    """The ``model.kind`` of a model config (:mod:`convssm.models.registry`)."""
+    return kind_of(config).name
 
 
 def model_config_from_dict(data: Any, where: str = "model") -> ModelConfig:
@@ -235,10 +280,8 @@ def model_config_from_dict(data: Any, where: str = "model") -> ModelConfig:
     if not isinstance(data, dict):
         raise TypeError(f"section {where!r} must be a mapping, got {type(data).__name__}")
     data = dict(data)
-    kind = data.pop("kind", "video_predictor")
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"{where}.kind: must be one of {list(MODEL_KINDS)}, got {kind!r}")
-    return dataclass_from_dict(MODEL_KINDS[kind], data, where)
+    kind = kind_named(data.pop("kind", DEFAULT_KIND), f"{where}.kind")
+    return dataclass_from_dict(kind.config_class, data, where)
 
 
 def model_config_to_dict(config: Any) -> dict[str, Any]:
@@ -464,8 +507,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
             if keys[1:] == ["kind"]:
                 data.setdefault("model", {})["kind"] = value
                 continue
-            kind = (data.get("model") or {}).get("kind", "video_predictor")
-            cls = MODEL_KINDS.get(kind, cls)
+            kind = MODEL_KINDS.get((data.get("model") or {}).get("kind", DEFAULT_KIND))
+            cls = kind.config_class if kind is not None else cls
         names = [f.name for f in dataclasses.fields(cls)]
         if len(keys) < 2 or keys[1] not in names:
             got = keys[1] if len(keys) > 1 else "(none)"

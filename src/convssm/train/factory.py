@@ -14,15 +14,9 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset
 
-from convssm.models import (
-    LatentVideoPredictor,
-    LatentVideoPredictorConfig,
-    VideoPredictor,
-    VideoPredictorConfig,
-    VQTokenizer,
-    VQTokenizerConfig,
-)
-from convssm.train.config import DataConfig, ExperimentConfig
+from convssm.data import ArrayDataset, CodeFolder, DelayedRecall, MovingMNIST, VideoFolder
+from convssm.models import build_model
+from convssm.train.config import DataConfig, ExperimentConfig, model_kind
 
 __all__ = [
     "build_model",
@@ -34,17 +28,6 @@ __all__ = [
 ]
 
 
-def build_model(
-    cfg: VideoPredictorConfig | VQTokenizerConfig | LatentVideoPredictorConfig,
-) -> torch.nn.Module:
-    """A fresh model of the kind ``cfg`` describes."""
-    if isinstance(cfg, VQTokenizerConfig):
-        return VQTokenizer(cfg)
-    if isinstance(cfg, LatentVideoPredictorConfig):
-        return LatentVideoPredictor.from_config(cfg)
-    return VideoPredictor(cfg)
-
-
 def _image_size(cfg: ExperimentConfig) -> int:
     return cfg.model.image_size  # video predictors and tokenizers both have one
 
@@ -52,8 +35,6 @@ def _image_size(cfg: ExperimentConfig) -> int:
 def _moving_mnist(
     data: DataConfig, *, split: str, num_videos: int, num_frames: int, image_size: int, seed: int
 ) -> Dataset:
-    from convssm.data import MovingMNIST
-
     return MovingMNIST(
         num_videos,
         num_frames=num_frames,
@@ -126,7 +107,6 @@ def delayed_recall(
     """The config's :class:`convssm.data.DelayedRecall` set (``delay``: another delay than
     the config's, for scoring a model at other delays). Its length must be ``data.seq_len``
     at the config's own delay."""
-    from convssm.data import DelayedRecall
 
     data = cfg.data
     options = dict(data.options)
@@ -162,16 +142,12 @@ def delayed_recall(
 
 
 def _video_folder(data: DataConfig, split: str, num_frames: int) -> Dataset:
-    from convssm.data import VideoFolder
-
     if data.root is None:
         raise ValueError("data.root must name a folder when data.dataset is 'video_folder'")
     return VideoFolder(data.root, split=split, seq_len=num_frames, **data.options)
 
 
 def _array(cfg: ExperimentConfig, split: str, num_frames: int, seed: int) -> Dataset:
-    from convssm.data import ArrayDataset
-
     data, model = cfg.data, cfg.model
     if data.root is None:
         raise ValueError("data.root must name an array file when data.dataset is 'array'")
@@ -201,7 +177,7 @@ def with_normalization(cfg: ExperimentConfig, train_dataset: Dataset) -> Experim
     """``cfg`` with ``model.normalization`` filled from the training split's per-channel
     statistics (streamed, float64) when the data are physical arrays and the config leaves
     it null; otherwise ``cfg`` itself. Deterministic: a resumed run computes the same."""
-    if cfg.data.dataset != "array" or not isinstance(cfg.model, VideoPredictorConfig):
+    if cfg.data.dataset != "array" or model_kind(cfg.model) != "video_predictor":
         return cfg
     if cfg.model.normalization is not None:
         return cfg
@@ -216,14 +192,12 @@ def with_normalization(cfg: ExperimentConfig, train_dataset: Dataset) -> Experim
 
 
 def _codes(cfg: ExperimentConfig, split: str, num_frames: int) -> Dataset:
-    from convssm.data import CodeFolder
-
     data = cfg.data
     if data.root is None:
         raise ValueError("data.root must name a code cache when data.dataset is 'codes'")
     ds = CodeFolder(data.root, split=split, seq_len=num_frames, **data.options)
     model = cfg.model
-    if isinstance(model, LatentVideoPredictorConfig):
+    if model_kind(model) == "latent_video_predictor":
         if ds.codebook_size != model.codebook_size or ds.latent_size != model.latent_size:
             raise ValueError(
                 f"the code cache {data.root} holds {ds.latent_size}x{ds.latent_size} codes of a "

@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from convssm._progress import Progress
 from convssm.data import DelayedRecall
-from convssm.models import LatentVideoPredictor, VQTokenizer
-from convssm.models.pretrained import read_config_json, verify_weights
+from convssm.models import read_config_json
+from convssm.models.pretrained import verify_weights
 from convssm.train.checkpoint import (
     CheckpointInfo,
     latest_checkpoint,
@@ -39,7 +39,7 @@ from convssm.train.checkpoint import (
     load_model_weights,
     resolve_checkpoint,
 )
-from convssm.train.config import ExperimentConfig, dump_yaml, model_config_to_dict
+from convssm.train.config import ExperimentConfig, dump_yaml, model_config_to_dict, model_kind
 from convssm.train.distributed import (
     DistributedContext,
     all_reduce_mean,
@@ -47,7 +47,6 @@ from convssm.train.distributed import (
     init_distributed,
     teardown,
 )
-from convssm.train.evaluation import evaluate_predictions, generate_videos
 from convssm.train.factory import (
     build_eval_dataset,
     build_model,
@@ -55,7 +54,6 @@ from convssm.train.factory import (
     split_item,
     with_normalization,
 )
-from convssm.train.kind_validation import validate_latent, validate_tokenizer
 from convssm.train.recall_eval import recall_scores
 from convssm.train.runlog import RunLogger
 from convssm.train.state import (
@@ -65,6 +63,7 @@ from convssm.train.state import (
     save_train_state,
 )
 from convssm.train.step import train_step
+from convssm.train.validation import CODE_VALIDATORS, validate_predictor
 
 __all__ = ["TrainResult", "train_and_evaluate"]
 
@@ -221,6 +220,7 @@ def _out_of_time(limit: float | None, elapsed: float, ctx: DistributedContext) -
 def _validate(state: TrainState, val_set: Dataset, progress: _Progress) -> dict[str, Any] | None:
     """Generate on a few held-out videos and score them (rank 0; the others wait)."""
     out = None
+    kind = model_kind(state.config.model)
     if state.ctx.is_main and isinstance(val_set, DelayedRecall):
         cfg = state.config
         out = recall_scores(
@@ -232,38 +232,30 @@ def _validate(state: TrainState, val_set: Dataset, progress: _Progress) -> dict[
             precision=cfg.train.precision,
         )
         progress.log_val(state.step, out)
-    elif state.ctx.is_main and isinstance(state.model, VQTokenizer | LatentVideoPredictor):
+    elif state.ctx.is_main and kind in CODE_VALIDATORS:
         cfg = state.config
         n = min(len(val_set), cfg.eval.val_videos)
         subset = torch.utils.data.Subset(val_set, range(n))
         loader = DataLoader(subset, batch_size=cfg.eval.batch_size, collate_fn=_collate)
         batches = (split_item(b) for b in loader)
-        if isinstance(state.model, VQTokenizer):
-            out = validate_tokenizer(state.model, batches, state.ctx.device)
-        else:
-            out = validate_latent(state.model, batches, state.ctx.device)
+        out = CODE_VALIDATORS[kind](state.model, batches, state.ctx.device)
         progress.log_val(state.step, out)
     elif state.ctx.is_main:
         cfg = state.config
         horizon = cfg.eval.val_horizon or min(cfg.eval.horizons)
         loader = DataLoader(val_set, batch_size=cfg.eval.batch_size, collate_fn=_collate)
-        truth, pred = generate_videos(
+        normalizer = getattr(state.model, "normalizer", None)  # physical fields: per channel
+        normalize = normalizer.normalize if normalizer is not None and normalizer.enabled else None
+        out = validate_predictor(
             state.model,
             (split_item(b) for b in loader),
             cfg.eval.context,
             horizon,
+            cfg.eval.metrics,
             state.ctx.device,
             cfg.train.precision,
+            normalize,
         )
-        metrics = [m for m in cfg.eval.metrics if m in ("psnr", "ssim", "rmse", "mae")]
-        normalizer = getattr(state.model, "normalizer", None)  # physical fields: per channel
-        normalize = normalizer.normalize if normalizer is not None and normalizer.enabled else None
-        res = evaluate_predictions(
-            truth, pred, cfg.eval.context, [horizon], metrics, normalize=normalize
-        )
-        out = {f"{k}@{horizon}": v for k, v in res.per_horizon[str(horizon)].items()}
-        if res.skipped:
-            out["skipped"] = res.skipped
         progress.log_val(state.step, out)
     barrier(state.ctx)
     return out

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from convssm._precision import autocast_context
 from convssm.data import DelayedRecall
 from convssm.metrics import recall_errors
-from convssm.train.evaluation import autocast_context
 
 __all__ = ["recall_predictions", "recall_scores", "recall_strip"]
 

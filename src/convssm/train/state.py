@@ -24,10 +24,11 @@ from convssm.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from convssm.train.config import ExperimentConfig
+from convssm.train.config import ExperimentConfig, model_kind
 from convssm.train.distributed import DistributedContext, barrier, wrap_model
 from convssm.train.sampling import StepSampler
 from convssm.train.schedule import build_scheduler, make_optimizer
+from convssm.train.tokenizer_loss import TokenizerLoss, TokenizerTraining
 
 __all__ = ["TrainState", "create_train_state", "restore_train_state", "save_train_state"]
 
@@ -106,12 +107,8 @@ def _scaler(ctx: DistributedContext, precision: str) -> torch.amp.GradScaler:
 
 def _objective(config: ExperimentConfig, model: nn.Module) -> nn.Module | None:
     """The tokenizer's training module (its loss has networks of its own), else None."""
-    from convssm.models import VQTokenizer
-
-    if not isinstance(model, VQTokenizer):
+    if model_kind(config.model) != "vq_tokenizer":
         return None
-    from convssm.train.tokenizer_loss import TokenizerLoss, TokenizerTraining
-
     loss = TokenizerLoss(config.loss, model.image_channels)
     return TokenizerTraining(model, loss).to(next(model.parameters()).device)
 

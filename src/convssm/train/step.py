@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from convssm._checks import value_checks
+from convssm._precision import autocast_context
 from convssm.nn import detach_states
-from convssm.train.evaluation import autocast_context
 from convssm.train.factory import split_item
 from convssm.train.state import TrainState
 

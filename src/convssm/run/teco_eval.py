@@ -13,7 +13,7 @@ predicted frames, against the real videos, context included — as mean ± std o
 ``fvd_chunk`` videos. FVD is comparable only at the same frame count and protocol.
 
 The models are reached through a small interface, :class:`VideoGenerator` (see
-``convssm.train.generators`` for the VideoPredictor and the VQ-latent adapters). The
+``convssm.run.generators`` for the VideoPredictor and the VQ-latent adapters). The
 evaluation streams: per-frame metrics are running sums over videos, the FVD accumulators
 are fed batch by batch (real videos' I3D features computed once per batch and shared by the
 settings), and only the first ``keep_videos`` videos are held for pictures.
@@ -28,66 +28,15 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from convssm.train.evaluation import _json_safe, frame_metric_functions, to_unit
+from convssm.metrics import FVDAccumulator, InceptionI3d, i3d_features
+from convssm.metrics.scoring import frame_metric_functions, json_safe, to_unit
+from convssm.train.config import TecoProtocol, TecoSetting
 
 __all__ = [
-    "TECO_SETTINGS",
-    "TecoProtocol",
-    "TecoSetting",
     "TecoResult",
     "VideoGenerator",
     "evaluate_teco",
 ]
-
-TECO_SETTINGS = ("actions", "no_actions")
-
-
-@dataclass(frozen=True)
-class TecoSetting:
-    """One setting: ``context`` frames in (with or without actions), ``horizon`` predicted."""
-
-    name: str
-    context: int
-    horizon: int
-    actions: bool
-
-
-@dataclass
-class TecoProtocol:
-    """The protocol's lengths (TECO's defaults) and which settings to run.
-
-    ``temperature`` and ``seed`` reach generators that sample (the VQ-latent models): one
-    ``torch.Generator`` seeded once per evaluation, so a run is reproducible.
-    """
-
-    frames: int = 300
-    context_with_actions: int = 144
-    context_without_actions: int = 36
-    settings: list[str] = field(default_factory=lambda: list(TECO_SETTINGS))
-    temperature: float = 1.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.frames, int) or self.frames < 2:
-            raise ValueError(f"frames must be an int >= 2, got {self.frames!r}")
-        for name in ("context_with_actions", "context_without_actions"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or not 1 <= value < self.frames:
-                raise ValueError(f"{name} must be in [1, frames={self.frames}), got {value!r}")
-        unknown = [s for s in self.settings if s not in TECO_SETTINGS]
-        if unknown or not self.settings or len(set(self.settings)) != len(self.settings):
-            raise ValueError(
-                f"settings must be distinct names from {list(TECO_SETTINGS)}, got {self.settings}"
-            )
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-
-    def setting_list(self) -> list[TecoSetting]:
-        context = {"actions": self.context_with_actions, "no_actions": self.context_without_actions}
-        return [
-            TecoSetting(name, context[name], self.frames - context[name], name == "actions")
-            for name in self.settings
-        ]
 
 
 @runtime_checkable
@@ -120,7 +69,7 @@ class TecoResult:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe(
+        return json_safe(
             {
                 "protocol": "TECO: 'actions' = condition on frames and all actions, "
                 "'no_actions' = on frames alone; PSNR/SSIM/LPIPS on predicted frames in "
@@ -163,13 +112,11 @@ def _generator_skips(generator: VideoGenerator, settings: list[TecoSetting]) -> 
 
 
 def _i3d_features(device: torch.device) -> tuple[Callable | None, str | None]:
-    import convssm.metrics as metrics
-
     try:
-        model = metrics.InceptionI3d.from_pretrained().to(device)
+        model = InceptionI3d.from_pretrained().to(device)
     except (ImportError, FileNotFoundError, OSError) as err:
         return None, f"I3D weights unavailable: {err}"
-    return lambda videos: metrics.i3d_features(videos.to(device), model).cpu(), None
+    return lambda videos: i3d_features(videos.to(device), model).cpu(), None
 
 
 def evaluate_teco(
@@ -195,8 +142,6 @@ def evaluate_teco(
         the result, and per setting (truth (K, frames, ...), prediction (K, horizon, ...))
         of the first ``keep_videos`` videos, both in [-1, 1].
     """
-    import convssm.metrics as cmetrics
-
     start = time.perf_counter()
     protocol = protocol or TecoProtocol()
     device = torch.device(device)
@@ -245,7 +190,7 @@ def evaluate_teco(
                 raise ValueError(f"generator returned {tuple(pred.shape)}, expected {want}")
             run = running.get(s.name)
             if run is None:
-                acc = cmetrics.FVDAccumulator(fvd_chunk, dim=real.shape[1]) if use_fvd else None
+                acc = FVDAccumulator(fvd_chunk, dim=real.shape[1]) if use_fvd else None
                 run = running[s.name] = _Running(s, acc)
             p_unit, target = to_unit(pred), truth[:, s.context :]
             run.add("mse", ((p_unit - target) ** 2).mean(dim=(2, 3, 4)))

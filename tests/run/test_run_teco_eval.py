@@ -7,10 +7,11 @@ import torch
 
 from convssm.data import MazeWorld
 from convssm.metrics import FVDAccumulator, psnr, ssim
+from convssm.metrics.scoring import to_unit
 from convssm.models import VideoPredictor
-from convssm.train.evaluation import to_unit
-from convssm.train.generators import LatentGenerator, PredictorGenerator
-from convssm.train.teco_eval import TecoProtocol, TecoSetting, VideoGenerator, evaluate_teco
+from convssm.run.generators import LatentGenerator, PredictorGenerator
+from convssm.run.teco_eval import VideoGenerator, evaluate_teco
+from convssm.train.config import TecoProtocol, TecoSetting
 
 FRAMES, SIZE = 8, 16
 SMALL = TecoProtocol(frames=FRAMES, context_with_actions=5, context_without_actions=2)

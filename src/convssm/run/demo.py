@@ -26,14 +26,17 @@ import numpy as np
 import torch
 
 from convssm._files import atomic_write_text
+from convssm._precision import autocast_context
 from convssm._resources import config_path as shipped_config
 from convssm._resources import shipped_dir
+from convssm.data import MovingMNIST
+from convssm.metrics import trivial_predictor_scores
+from convssm.models import VideoPredictor
+from convssm.run.inference import evaluate_checkpoint, generate_from_checkpoint
+from convssm.run.media import side_by_side, write_gif, write_strip
 from convssm.train.config import ExperimentConfig, load_config
-from convssm.train.evaluation import autocast_context
 from convssm.train.factory import build_model, build_train_dataset
-from convssm.train.inference import evaluate_checkpoint, generate_from_checkpoint
 from convssm.train.loop import train_and_evaluate
-from convssm.train.media import side_by_side, write_gif, write_strip
 from convssm.train.runlog import read_jsonl
 
 __all__ = [
@@ -140,10 +143,6 @@ def show_published_model(
     ``model_dir`` holds the model (``save_pretrained``) and ``training.json`` with the
     Moving-MNIST parameters it was trained on (``data``: image_size, digit_size, num_digits,
     seq_len). Returns the paths written and the scores."""
-    from convssm.data import MovingMNIST
-    from convssm.metrics import trivial_predictor_scores
-    from convssm.models import VideoPredictor
-
     t0 = time.perf_counter()
     model_dir, out = Path(model_dir), Path(out_dir)
     info_path = model_dir / "training.json"

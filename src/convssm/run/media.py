@@ -1,4 +1,5 @@
-"""Pictures and movies of predictions: GIF, MP4 (PyAV), PNG strips and error plots.
+"""Pictures and movies of predictions: GIF, MP4 (PyAV), PNG strips and error plots
+(:func:`write_media`: all four of one video).
 
 Videos are uint8 arrays (T, C, H, W) with C = 1 or 3, or (T, H, W) grey. Plots use
 matplotlib's Agg canvas directly (no pyplot, no global backend switch).
@@ -10,7 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+
+from convssm.metrics.scoring import to_uint8
 
 __all__ = [
     "to_rgb_frames",
@@ -19,6 +23,7 @@ __all__ = [
     "write_mp4",
     "write_strip",
     "plot_error_curves",
+    "write_media",
 ]
 
 
@@ -176,3 +181,39 @@ def plot_error_curves(
     fig.tight_layout()
     fig.savefig(path)
     return Path(path)
+
+
+def write_media(
+    out: Path,
+    truth: torch.Tensor,
+    pred: torch.Tensor,
+    context: int,
+    curves: dict[str, list[float]],
+    train_length: int | None = None,
+    stem: str = "sample",
+) -> dict[str, Path]:
+    """GIF + MP4 (truth | prediction), PNG strip and per-frame error plot of one video.
+
+    truth (context + H, C, H, W) and pred (H, C, H, W), both in [-1, 1].
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    t8, p8 = to_uint8(truth), to_uint8(pred)
+    frames = side_by_side(t8, p8, context)
+    scale = max(1, 128 // t8.shape[-1])
+    horizon = p8.shape[0]
+    title = f"context {context}, {horizon} generated frames"
+    if train_length:
+        title += f" (trained on {train_length})"
+    return {
+        "gif": write_gif(out / f"{stem}.gif", frames, scale=scale),
+        "mp4": write_mp4(out / f"{stem}.mp4", frames, scale=scale),
+        "strip": write_strip(out / f"{stem}_strip.png", t8, p8, context, title=title),
+        "error_plot": plot_error_curves(
+            out / f"{stem}_error.png",
+            curves,
+            title=title,
+            train_length=train_length - context
+            if train_length and train_length > context
+            else None,
+        ),
+    }

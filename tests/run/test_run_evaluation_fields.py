@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from convssm.metrics import evaluate_predictions
 from convssm.models.normalizer import Normalizer
-from convssm.train.evaluation import evaluate_predictions
 
 
 def test_fields_are_scored_per_channel_in_their_units():

@@ -1,8 +1,9 @@
-"""The SPEC section 5 evaluation protocol over a fixed set of videos.
+"""Scoring of the SPEC section 5 evaluation protocol: predictions against ground truth.
 
-For every video: condition on ``context`` frames, generate ``max(horizons)`` frames
-(deterministic, so the first ``h`` generated frames are the ``h``-frame prediction), and
-score per frame. For each horizon ``h``:
+The protocol conditions every video on ``context`` frames and generates ``max(horizons)``
+frames (deterministic, so the first ``h`` generated frames are the ``h``-frame prediction);
+the generation is the caller's (``convssm.run``, or validation during training). Here the
+predictions are scored per frame, and for each horizon ``h``:
 
 - PSNR and SSIM on the ``h`` predicted frames in [0, 1], mean over frames then videos;
 - LPIPS (AlexNet, v0.1 heads) on the same frames, mean over frames then videos;
@@ -21,34 +22,33 @@ with the reason.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from convssm._files import atomic_write, atomic_write_text
+from convssm.metrics.field import channel_mae, channel_mse
+from convssm.metrics.fvd import FVDAccumulator
+from convssm.metrics.i3d import InceptionI3d
+from convssm.metrics.image import psnr, ssim
+from convssm.metrics.lpips import LPIPS, lpips
 
 __all__ = [
     "EvalResult",
-    "autocast_context",
-    "iter_generated",
-    "generate_videos",
     "frame_metric_functions",
     "evaluate_predictions",
-    "write_eval_outputs",
+    "json_safe",
     "to_unit",
     "to_uint8",
 ]
 
 FRAME_METRICS = ("psnr", "ssim", "lpips")
+_FRAME_METRIC_FNS: dict[str, Callable] = {"psnr": psnr, "ssim": ssim, "lpips": lpips}
 FIELD_METRICS = ("rmse", "mae")
 FVD_CHUNK = 256
 LPIPS_MIN_SIZE = 31
@@ -67,7 +67,7 @@ class EvalResult:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe(
+        return json_safe(
             {
                 "protocol": "SPEC section 5: condition on context, generate, score predicted "
                 "frames in [0, 1]; FVD over whole videos including the context",
@@ -82,11 +82,11 @@ class EvalResult:
         )
 
 
-def _json_safe(x: Any) -> Any:
+def json_safe(x: Any) -> Any:
     if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
+        return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
+        return [json_safe(v) for v in x]
     if isinstance(x, (float, np.floating)):
         x = float(x)
         return x if math.isfinite(x) else str(x)
@@ -105,76 +105,6 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
     return (to_unit(video) * 255.0).round_().to(torch.uint8).cpu().numpy()
 
 
-def autocast_context(device: torch.device, precision: str):
-    """``torch.autocast`` for ``bf16``/``fp16`` (``auto``: bf16 or fp16 on CUDA, off on CPU)."""
-    if precision == "auto":
-        if device.type != "cuda":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    elif precision == "fp32":
-        return contextlib.nullcontext()
-    elif precision == "bf16":
-        dtype = torch.bfloat16
-    elif precision == "fp16":
-        dtype = torch.float16
-    else:
-        raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-@torch.no_grad()
-def iter_generated(
-    model: torch.nn.Module,
-    videos: Iterable[torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]],
-    context: int,
-    horizon: int,
-    device: torch.device,
-    precision: str = "fp32",
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Generate ``horizon`` frames after ``context`` for one batch of ``videos`` at a time.
-
-    Args:
-        videos: batches (B, T, C, H, W) in [-1, 1] with ``T >= context + horizon``, or
-            (video, actions) pairs.
-    Yields:
-        (ground truth (B, context + horizon, C, H, W), predictions (B, horizon, C, H, W)),
-        float32 on the CPU.
-    """
-    model.eval()
-    for batch in videos:
-        video, actions = batch if isinstance(batch, tuple) else (batch, None)
-        if video.shape[1] < context + horizon:
-            raise ValueError(
-                f"evaluation videos have {video.shape[1]} frames, need context {context} "
-                f"+ horizon {horizon}"
-            )
-        video = video[:, : context + horizon]
-        kwargs = {}
-        if actions is not None:
-            kwargs["actions"] = actions[:, : context + horizon].to(device)
-        with autocast_context(device, precision):
-            pred = model.generate(video[:, :context].to(device), horizon, **kwargs)
-        yield video.float().cpu(), pred.float().cpu()
-        del batch, video, pred  # hold no batch while the next one is generated
-
-
-def generate_videos(
-    model: torch.nn.Module,
-    videos: Iterable[torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]],
-    context: int,
-    horizon: int,
-    device: torch.device,
-    precision: str = "fp32",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """All of :func:`iter_generated` at once: (truth (N, context + horizon, C, H, W),
-    predictions (N, horizon, C, H, W)). Memory grows with N: for small sets only."""
-    truths, preds = [], []
-    for truth, pred in iter_generated(model, videos, context, horizon, device, precision):
-        truths.append(truth)
-        preds.append(pred)
-    return torch.cat(truths), torch.cat(preds)
-
-
 def frame_metric_functions(
     names: Iterable[str], frame_size: tuple[int, int] | None = None
 ) -> tuple[dict[str, Callable], dict[str, str]]:
@@ -184,13 +114,11 @@ def frame_metric_functions(
     loads its AlexNet weights once here; when they are not installed, or the frames are
     smaller than AlexNet accepts (31 pixels), it is skipped with the reason.
     """
-    import convssm.metrics as metrics
-
     found, skipped = {}, {}
     for name in names:
         if name not in FRAME_METRICS:
             continue
-        fn = getattr(metrics, name)
+        fn = _FRAME_METRIC_FNS[name]
         if name == "lpips":
             if frame_size is not None and min(frame_size) < LPIPS_MIN_SIZE:
                 skipped[name] = (
@@ -199,7 +127,7 @@ def frame_metric_functions(
                 )
                 continue
             try:
-                model = metrics.LPIPS.from_pretrained()
+                model = LPIPS.from_pretrained()
             except (ImportError, FileNotFoundError, OSError) as err:
                 skipped[name] = f"LPIPS weights unavailable: {err}"
                 continue
@@ -277,14 +205,12 @@ def _add_channel_errors(
 ) -> None:
     """Per-channel RMSE / MAE in the units of ``target``: per horizon a list of C numbers,
     per frame a list of C numbers (RMSE: root of the mean squared error over videos)."""
-    import convssm.metrics as metrics
-
     wanted = [m for m in FIELD_METRICS if m in metric_names]
     if not wanted:
         return
     errors = {
-        "rmse": metrics.channel_mse(pred.double(), target.double()),  # (N, T, C)
-        "mae": metrics.channel_mae(pred.double(), target.double()),
+        "rmse": channel_mse(pred.double(), target.double()),  # (N, T, C)
+        "mae": channel_mae(pred.double(), target.double()),
     }
     finish = {"rmse": torch.sqrt, "mae": lambda v: v}
     for name in wanted:
@@ -303,8 +229,6 @@ def _add_fvd(
     chunk: int,
 ) -> None:
     """FVD over whole videos (context + h frames), mean and std over chunks of ``chunk``."""
-    import convssm.metrics as metrics
-
     n = truth.shape[0]
     if n < chunk:
         result.skipped["fvd"] = (
@@ -313,12 +237,12 @@ def _add_fvd(
         )
         return
     try:
-        i3d = metrics.InceptionI3d.from_pretrained()
+        i3d = InceptionI3d.from_pretrained()
     except (ImportError, FileNotFoundError, OSError) as err:
         result.skipped["fvd"] = f"I3D weights unavailable: {err}"
         return
     for h in horizons:
-        acc = metrics.FVDAccumulator(chunk, i3d)
+        acc = FVDAccumulator(chunk, i3d)
         for i in range(0, n, 8):
             real = to_unit(truth[i : i + 8, : context + h])
             fake = torch.cat([to_unit(truth[i : i + 8, :context]), to_unit(pred[i : i + 8, :h])], 1)
@@ -328,34 +252,3 @@ def _add_fvd(
             fvd=res.mean, fvd_std=res.std, fvd_chunks=len(res.chunk_fvds),
             fvd_chunk_size=res.chunk_size, fvd_frames=context + h,
         )  # fmt: skip
-
-
-def write_eval_outputs(
-    out_dir: str | Path,
-    result: EvalResult,
-    truth: torch.Tensor | None = None,
-    pred: torch.Tensor | None = None,
-    extra: dict[str, Any] | None = None,
-    physical: bool = False,
-) -> dict[str, Path]:
-    """Write ``metrics.json`` (the result plus ``extra``) and, when given, ``videos.npz``
-    with uint8 ``truth``/``pred`` (float32 in the data's units when ``physical``), each
-    atomically, into ``out_dir``. (The streaming path of ``evaluate_checkpoint`` passes no
-    videos: it writes them as memory-mapped ``.npy`` files itself.)"""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    payload = result.to_dict()
-    if extra:
-        payload.update(_json_safe(extra))
-    paths = {"metrics": atomic_write_text(out / "metrics.json", json.dumps(payload, indent=2))}
-    if truth is not None and pred is not None:
-        convert = (lambda v: v.float().cpu().numpy()) if physical else to_uint8
-
-        def write(tmp: str) -> None:
-            with open(tmp, "wb") as f:  # a file object: numpy would append .npz to a name
-                np.savez_compressed(
-                    f, truth=convert(truth), pred=convert(pred), context=np.int64(result.context)
-                )
-
-        paths["videos"] = atomic_write(out / "videos.npz", write)
-    return paths

@@ -1,7 +1,7 @@
 """``convssm evaluate`` with ``eval.protocol: teco``: TECO's protocol on a checkpoint's data.
 
 Reads the evaluation videos (``teco.frames`` each; the ``test`` split of a video folder),
-runs :func:`convssm.train.teco_eval.evaluate_teco` with the checkpoint's model as a
+runs :func:`convssm.run.teco_eval.evaluate_teco` with the checkpoint's model as a
 generator, and writes ``metrics.json``, per setting ``videos_<setting>.npz`` (uint8 truth
 and prediction of the first batch, when ``eval.save_videos``) and pictures of the first
 video under ``<setting>/``.
@@ -9,6 +9,7 @@ video under ``<setting>/``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from convssm._files import atomic_write, atomic_write_text
-from convssm.train.evaluation import to_uint8
+from convssm.data import VideoFolder, read_codes_manifest
+from convssm.metrics.scoring import to_uint8
+from convssm.models import VQTokenizer
+from convssm.run.generators import LatentGenerator, PredictorGenerator
+from convssm.run.media import write_media
+from convssm.run.teco_eval import TecoResult, evaluate_teco
 from convssm.train.factory import build_eval_dataset, split_item
-from convssm.train.generators import LatentGenerator, PredictorGenerator
-from convssm.train.teco_eval import TecoResult, evaluate_teco
 
 __all__ = ["evaluate_teco_checkpoint"]
 
@@ -40,10 +44,6 @@ def evaluate_teco_checkpoint(
     (``eval.teco.temperature`` and ``seed``) that the tokenizer decodes, on the test videos
     of the folder its code cache was encoded from.
     """
-    import json
-
-    from convssm.train.inference import write_media
-
     if eval_set is not None:
         raise ValueError(
             "--eval-set names a Moving-MNIST evaluation set; the TECO protocol reads the "
@@ -90,9 +90,6 @@ def evaluate_teco_checkpoint(
 
 def _latent(tm: Any, tokenizer: str | Path, precision: str) -> tuple[Any, LatentGenerator]:
     """The source videos of a latent model's code cache and its sampling generator."""
-    from convssm.data import VideoFolder, read_codes_manifest
-    from convssm.models import VQTokenizer
-
     cfg = tm.config
     if cfg.data.root is None:
         raise ValueError("the checkpoint's data.root (its code cache) is not set")

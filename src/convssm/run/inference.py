@@ -7,7 +7,7 @@ newest) or a published model folder (``config.json`` + ``model.safetensors``, as
 settings, the defaults otherwise). Inputs are videos (mp4, npz) or arrays (``.npy``, ``.h5``,
 ``.zarr``, with a key where the format has them); predictions from an array are written in
 that array's format. A model of physical fields (``normalization`` in its config) takes and
-returns the data's units and is scored per channel (:mod:`convssm.train.evaluation`).
+returns the data's units and is scored per channel (:func:`convssm.metrics.evaluate_predictions`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,25 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from convssm.models import LatentVideoPredictor, VQTokenizer
+import convssm.data as cdata
+from convssm.metrics import evaluate_predictions
+from convssm.metrics.scoring import to_uint8
+from convssm.models import VideoPredictor, kind_of, read_config_json
+from convssm.run.eval_stream import StreamingEvaluator, VideoArrayWriter
+from convssm.run.evaluation import write_eval_outputs
+from convssm.run.inputs import (
+    check_array_fits,
+    display_frames,
+    error_curves,
+    fit_video_to_model,
+    is_array_file,
+    moving_mnist_sample,
+    read_input_array,
+    read_input_video,
+    write_predictions,
+)
+from convssm.run.media import write_media
+from convssm.run.teco_run import evaluate_teco_checkpoint
 from convssm.train.checkpoint import (
     CheckpointInfo,
     load_checkpoint,
@@ -36,27 +54,8 @@ from convssm.train.config import (
     model_kind,
 )
 from convssm.train.distributed import resolve_device
-from convssm.train.eval_stream import StreamingEvaluator, VideoArrayWriter
-from convssm.train.evaluation import (
-    evaluate_predictions,
-    generate_videos,
-    iter_generated,
-    to_uint8,
-    write_eval_outputs,
-)
 from convssm.train.factory import build_eval_dataset, build_model, split_item
-from convssm.train.inputs import (
-    check_array_fits,
-    display_frames,
-    error_curves,
-    fit_video_to_model,
-    is_array_file,
-    moving_mnist_sample,
-    read_input_array,
-    read_input_video,
-    write_predictions,
-)
-from convssm.train.media import plot_error_curves, side_by_side, write_gif, write_mp4, write_strip
+from convssm.train.validation import generate_videos, iter_generated
 
 __all__ = [
     "TrainedModel",
@@ -66,7 +65,6 @@ __all__ = [
     "evaluate_checkpoint",
     "read_input_video",
     "generate_from_checkpoint",
-    "write_media",
 ]
 
 
@@ -119,13 +117,10 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
     dev = resolve_device(device)
     path = Path(checkpoint)
     if _is_published(path):
-        from convssm.models import VideoPredictor, VideoPredictorConfig
-        from convssm.models.pretrained import model_class_for_config, read_config_json
-
-        stored = read_config_json(path)
-        if not isinstance(stored, VideoPredictorConfig):
+        stored = kind_of(read_config_json(path))
+        if not stored.generates_frames:
             raise ValueError(
-                f"{str(path)!r} holds a published {model_class_for_config(stored).__name__}: "
+                f"{str(path)!r} holds a published {stored.model_class.__name__}: "
                 "evaluate and generate load video predictors from a published folder (a "
                 "latent model is evaluated from its training checkpoint with --tokenizer)"
             )
@@ -147,14 +142,14 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
 
 def _require_pixel_model(tm: TrainedModel, command: str) -> None:
     """A clear error for checkpoints of models that do not predict pixels themselves."""
-    if isinstance(tm.model, VQTokenizer | LatentVideoPredictor):
-        if command == "evaluate" and isinstance(tm.model, LatentVideoPredictor):
+    kind = model_kind(tm.config.model)
+    if not kind_of(tm.config.model).generates_frames:
+        if command == "evaluate" and kind == "latent_video_predictor":
             raise ValueError(
                 f"{str(tm.path)!r} holds a latent_video_predictor: evaluate it with "
                 "--tokenizer PATH (the tokenizer whose codes it was trained on) and "
                 "eval.protocol teco"
             )
-        kind = model_kind(tm.config.model)
         raise ValueError(
             f"{command} runs on video predictor checkpoints; {str(tm.path)!r} holds a "
             f"{kind} (a tokenizer encodes frames with `convssm data encode`; a latent model "
@@ -165,8 +160,6 @@ def _require_pixel_model(tm: TrainedModel, command: str) -> None:
 def open_eval_set(path: str | Path, num_frames: int) -> Dataset:
     """A fixed evaluation set: a ``convssm data make-eval-set`` directory or an
     ``mnist_test_seq.npy`` file; items (T, C, H, W) in [-1, 1]."""
-    import convssm.data as cdata
-
     path = Path(path)
     if not path.exists():
         raise ValueError(f"evaluation set {str(path)!r} does not exist")
@@ -194,7 +187,7 @@ def evaluate_checkpoint(
 ) -> tuple[Any, dict[str, Path]]:
     """The model's evaluation protocol (``eval.protocol``) with its ``eval`` config.
 
-    ``teco``: see :mod:`convssm.train.teco_run` (returns a ``TecoResult``). ``spec5``
+    ``teco``: see :mod:`convssm.run.teco_run` (returns a ``TecoResult``). ``spec5``
     (returns an ``EvalResult``): SPEC section 5 with the model's ``eval`` config, as follows.
 
     Videos come from ``eval_set`` (a Moving-MNIST eval-set folder or mnist_test_seq.npy;
@@ -206,17 +199,17 @@ def evaluate_checkpoint(
     its samples (the TECO protocol, on the code cache's source videos).
 
     Videos (a pixel model, no ``input_path``) are generated and scored batch by batch
-    (:mod:`convssm.train.eval_stream`), so memory does not grow with the number of videos;
+    (:mod:`convssm.run.eval_stream`), so memory does not grow with the number of videos;
     when ``eval.save_videos``, ``videos_truth.npy`` (N, context + H, C, H, W) and
     ``videos_pred.npy`` (N, H, C, H, W) are written as memory-mapped uint8. Physical fields
     (a model with a normaliser) and ``input_path`` arrays are scored in memory
-    (:func:`~convssm.train.evaluation.evaluate_predictions`: per-channel RMSE/MAE in the
+    (:func:`~convssm.metrics.evaluate_predictions`: per-channel RMSE/MAE in the
     data's units, the predictions written in the input's format), with ``videos.npz``
     (float32 in the data's units for fields) when ``eval.save_videos``. Either way
     ``metrics.json`` and, for the first video, a GIF, MP4, PNG strip and error plot.
     """
     tm = load_trained(checkpoint, device)
-    latent = tokenizer is not None and isinstance(tm.model, LatentVideoPredictor)
+    latent = tokenizer is not None and model_kind(tm.config.model) == "latent_video_predictor"
     if tokenizer is not None and not latent:
         raise ValueError("--tokenizer is for latent_video_predictor checkpoints only")
     if not latent:
@@ -232,8 +225,6 @@ def evaluate_checkpoint(
     if input_path is None and eval_set is None:
         eval_set = ev.eval_set
     if ev.protocol == "teco":
-        from convssm.train.teco_run import evaluate_teco_checkpoint
-
         return evaluate_teco_checkpoint(
             tm,
             out_dir,
@@ -331,42 +322,6 @@ def _evaluate_streaming(
     if writers is not None:
         paths["videos_truth"], paths["videos_pred"] = (w.close() for w in writers)
     return result, paths, first
-
-
-def write_media(
-    out: Path,
-    truth: torch.Tensor,
-    pred: torch.Tensor,
-    context: int,
-    curves: dict[str, list[float]],
-    train_length: int | None = None,
-    stem: str = "sample",
-) -> dict[str, Path]:
-    """GIF + MP4 (truth | prediction), PNG strip and per-frame error plot of one video.
-
-    truth (context + H, C, H, W) and pred (H, C, H, W), both in [-1, 1].
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    t8, p8 = to_uint8(truth), to_uint8(pred)
-    frames = side_by_side(t8, p8, context)
-    scale = max(1, 128 // t8.shape[-1])
-    horizon = p8.shape[0]
-    title = f"context {context}, {horizon} generated frames"
-    if train_length:
-        title += f" (trained on {train_length})"
-    return {
-        "gif": write_gif(out / f"{stem}.gif", frames, scale=scale),
-        "mp4": write_mp4(out / f"{stem}.mp4", frames, scale=scale),
-        "strip": write_strip(out / f"{stem}_strip.png", t8, p8, context, title=title),
-        "error_plot": plot_error_curves(
-            out / f"{stem}_error.png",
-            curves,
-            title=title,
-            train_length=train_length - context
-            if train_length and train_length > context
-            else None,
-        ),
-    }
 
 
 def generate_from_checkpoint(

@@ -14,9 +14,10 @@ from train_standin import RandomVideos, StandInPredictor
 
 from convssm.cli.main import main
 from convssm.data import write_eval_set
+from convssm.metrics import evaluate_predictions
 from convssm.models import VideoPredictorConfig
-from convssm.train.eval_stream import StreamingEvaluator, VideoArrayWriter
-from convssm.train.evaluation import evaluate_predictions, generate_videos, iter_generated
+from convssm.run.eval_stream import StreamingEvaluator, VideoArrayWriter
+from convssm.train.validation import generate_videos, iter_generated
 
 METRICS = ["psnr", "ssim", "lpips", "fvd"]
 

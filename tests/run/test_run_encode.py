@@ -12,8 +12,8 @@ import torch
 from convssm.cli.main import main
 from convssm.data import CodeFolder
 from convssm.models import VQTokenizer
-from convssm.train import encode as encode_module
-from convssm.train.encode import default_codes_dir, encode_folder
+from convssm.run import encode as encode_module
+from convssm.run.encode import default_codes_dir, encode_folder
 
 
 def _tokenizer():

@@ -105,7 +105,7 @@ def encode_folder(
     if not root.is_dir():
         raise ValueError(f"video folder not found: {root}")
     tok_dir = None
-    if not isinstance(tokenizer, VQTokenizer):
+    if isinstance(tokenizer, str | os.PathLike):  # a saved tokenizer's directory
         tok_dir = Path(tokenizer)
         tokenizer = VQTokenizer.from_pretrained(tok_dir)
     tokenizer = tokenizer.to(device).eval()

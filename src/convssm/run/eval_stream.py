@@ -1,11 +1,11 @@
 """The SPEC section 5 protocol in bounded memory: generate and score batch by batch.
 
-:func:`evaluate_predictions` (``convssm.train.evaluation``) scores videos held whole in
+:func:`evaluate_predictions` (``convssm.metrics``) scores videos held whole in
 memory — the plain reference, fine for validation during training. The reference protocol
 (1 024 videos × 1 300 frames of 64×64) would need ~39 GiB that way, so a full evaluation
 streams instead:
 
-- :func:`~convssm.train.evaluation.iter_generated`: one batch of (truth, prediction) at a
+- :func:`~convssm.train.validation.iter_generated`: one batch of (truth, prediction) at a
   time;
 - :class:`StreamingEvaluator`: running sums per generated frame of MSE, PSNR, SSIM and
   LPIPS (float64, so the per-horizon means equal the in-memory path's; each metric sees at
@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from convssm._files import fsync_dir, fsync_file
-from convssm.train.evaluation import EvalResult, frame_metric_functions, to_uint8, to_unit
+from convssm.metrics import FVDAccumulator, InceptionI3d
+from convssm.metrics.scoring import EvalResult, frame_metric_functions, to_uint8, to_unit
 
 __all__ = ["StreamingEvaluator", "VideoArrayWriter"]
 
@@ -65,11 +66,6 @@ class StreamingEvaluator:
         self.seconds = 0.0
 
     def _start_fvd(self, num_videos: int, chunk: int) -> None:
-        import convssm.metrics as metrics
-
-        if not hasattr(metrics, "FVDAccumulator"):
-            self.skipped["fvd"] = "convssm.metrics has no FVD in this installation"
-            return
         if num_videos < chunk:
             self.skipped["fvd"] = (
                 f"FVD needs at least one full chunk of {chunk} videos, got {num_videos} "
@@ -77,12 +73,12 @@ class StreamingEvaluator:
             )
             return
         try:
-            i3d = metrics.InceptionI3d.from_pretrained()
+            i3d = InceptionI3d.from_pretrained()
         except (ImportError, FileNotFoundError, OSError) as err:
             self.skipped["fvd"] = f"I3D weights unavailable: {err}"
             return
         # one video per I3D pass: a 1 300-frame video at 224x224 is ~0.8 GB of input alone
-        self.fvd = {h: metrics.FVDAccumulator(chunk, i3d, batch_size=1) for h in self.horizons}
+        self.fvd = {h: FVDAccumulator(chunk, i3d, batch_size=1) for h in self.horizons}
 
     def _add(self, name: str, per_frame: torch.Tensor) -> None:
         """Add per-frame values (B, horizon) to the running sum over videos."""

@@ -1,4 +1,4 @@
-"""Models as :class:`convssm.train.teco_eval.VideoGenerator`: pixels in, pixels out.
+"""Models as :class:`convssm.run.teco_eval.VideoGenerator`: pixels in, pixels out.
 
 - :class:`PredictorGenerator`: a pixel-space ``VideoPredictor`` (deterministic); with
   ``num_actions > 0`` it needs actions (it has no "no action" input), with 0 it takes none.
@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from convssm.train.evaluation import autocast_context
+from convssm._precision import autocast_context
 
 __all__ = ["PredictorGenerator", "LatentGenerator"]
 

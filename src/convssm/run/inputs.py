@@ -22,6 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from convssm.data import (
+    ARRAY_FORMATS,
+    MovingMNIST,
+    array_format,
+    read_array,
+    read_video,
+    write_array,
+)
 from convssm.train.config import ExperimentConfig
 
 __all__ = [
@@ -39,15 +47,11 @@ __all__ = [
 
 def is_array_file(path: str | Path) -> bool:
     """Whether ``path`` names an array file (by suffix) rather than a video."""
-    from convssm.data import ARRAY_FORMATS
-
     return Path(path).suffix.lower() in ARRAY_FORMATS
 
 
 def read_input_array(path: str | Path, key: str | None = None) -> tuple[torch.Tensor, bool]:
     """(sequences (N, T, C, H, W) float32, whether the file held one (T, C, H, W) sequence)."""
-    from convssm.data import read_array
-
     array = read_array(path, key)
     if array.ndim not in (4, 5):
         raise ValueError(
@@ -68,8 +72,6 @@ def write_predictions(
     key: str | None = None,
 ) -> Path:
     """Write ``pred`` (N, horizon, C, H, W) as ``out_dir/predictions<suffix of the input>``."""
-    from convssm.data import array_format, write_array
-
     suffix = Path(input_path).suffix.lower()
     fmt = array_format(input_path)
     values = pred.float().cpu().numpy()
@@ -94,7 +96,6 @@ def display_frames(
 def read_input_video(path: str | Path) -> torch.Tensor:
     """A video file (mp4, or npz with ``video``) -> (T, C, H, W) float in [-1, 1], read by
     :func:`convssm.data.read_video`."""
-    from convssm.data import read_video
 
     return torch.from_numpy(read_video(path)).float().div(127.5).sub(1.0)
 
@@ -123,7 +124,6 @@ def check_array_fits(videos: torch.Tensor, model_cfg: Any, where: str) -> None:
 
 
 def moving_mnist_sample(cfg: ExperimentConfig, num_frames: int, seed: int) -> torch.Tensor:
-    from convssm.data import MovingMNIST
 
     if cfg.data.dataset != "moving_mnist":
         raise ValueError("this model was not trained on Moving-MNIST: pass --input")
