@@ -174,10 +174,17 @@ def test_demo_runs_end_to_end_on_a_tiny_budget(trained, tmp_path, capsys):
     config, _ = trained
     model = _published(tmp_path)
     rc = main(["demo", "--out", str(tmp_path / "demo"), "--minutes", "0.01", "--config",
-               str(config), "--set", "eval.num_videos=2", "--model", str(model)])  # fmt: skip
+               str(config), "--set", "eval.num_videos=2", "--model", str(model),
+               "--recall-delay", "20"])  # fmt: skip
     assert rc == 0
     out = capsys.readouterr().out
-    assert "demo [1/2]: published model published" in out
+    assert "demo [1/3]: ConvS5 (convs5_delay1024): rel_recall" in out
+    assert "demo [1/3]: ConvLSTM (convlstm_delay256): rel_recall" in out
+    recall = json.loads((tmp_path / "demo" / "recall" / "scores.json").read_text())
+    assert recall["delay"] == 20 and set(recall["rel_recall"]) == {"ConvS5", "ConvLSTM"}
+    for name in ("task.png", "recall.png"):
+        assert (tmp_path / "demo" / "recall" / name).is_file()
+    assert "demo [2/3]: published model published" in out
     assert "10 context frames -> 40 frames (10x the training length)" in out
     assert "60 generated frames (10x the training length)" in out
     assert "loss" in out and "(first" in out

@@ -1,6 +1,8 @@
-"""``convssm demo [--out DIR] [--minutes M] [--model DIR]``: a published ConvS5 predicting
-held-out Moving-MNIST to ten times its training length, then a small ConvS5 trained from
-scratch on the CPU, with pictures and metrics, inside the time budget (``make demo``)."""
+"""``convssm demo [--out DIR] [--minutes M] [--model DIR] [--recall-delay N]``: a published
+ConvS5 redrawing a digit seen 1 000 frames earlier beside a ConvLSTM that cannot, a published
+ConvS5 predicting held-out Moving-MNIST to ten times its training length, then a small ConvS5
+trained from scratch on the CPU, with pictures and metrics, inside the time budget
+(``make demo``)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from convssm.run.demo import run_demo
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo",
-        help="show a published ConvS5 predicting Moving-MNIST, then train a small one on a CPU",
+        help="show a ConvS5 remembering a digit over 1000 frames and predicting Moving-MNIST, "
+        "then train a small one on a CPU",
     )
     p.add_argument("--out", default="demo_output", metavar="DIR", help="output (demo_output)")
     p.add_argument("--minutes", type=float, default=3.5, help="time budget (3.5 minutes)")
@@ -23,6 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="published model to show (pretrained/moving_mnist/convs5_1digit_roll48_24)",
     )
+    p.add_argument(
+        "--recall-delay",
+        type=int,
+        default=1000,
+        metavar="FRAMES",
+        help="distractor frames between the digit and the cue in the memory phase (1000)",
+    )
     p.add_argument("--config", default=None, help="config (configs/cpu/convs5_small.yaml)")
     add_overrides_argument(p, "override a config value (repeatable)")
     p.set_defaults(func=run)
@@ -30,5 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 @reports_errors("demo")
 def run(args: argparse.Namespace) -> int:
-    run_demo(args.out, args.minutes, args.config, args.overrides, model_dir=args.model)
+    if args.recall_delay < 0:
+        raise ValueError(f"--recall-delay must be >= 0, got {args.recall_delay}")
+    run_demo(
+        args.out,
+        args.minutes,
+        args.config,
+        args.overrides,
+        model_dir=args.model,
+        recall_delay=args.recall_delay,
+    )
     return 0

@@ -1,12 +1,17 @@
-"""``convssm demo``: show a trained ConvS5, then train a small one from scratch, on a budget.
+"""``convssm demo``: show what a ConvS5 remembers, what it predicts, then train a small one.
 
-Two phases, each inside its own share of the time budget, each reporting as it goes:
+Three phases inside the time budget, each reporting as it goes:
 
-1. **A published model** (``pretrained/moving_mnist/convs5_1digit_roll48_24`` by default)
-   predicts held-out Moving-MNIST videos (digits it never saw) from 10 context frames to ten
+1. **Memory** (:mod:`convssm.run.recall_demo`): a digit shown once, a moving distractor for
+   1 000 frames, a cue — the published ConvS5 recall model redraws the digit, the ConvLSTM
+   trained on the same task does not; ``rel_recall`` for both, the task's frames and a strip
+   of the recalls.
+2. **A published Moving-MNIST model** (``pretrained/moving_mnist/convs5_1digit_roll48_24`` by
+   default) predicts held-out videos (digits it never saw) from 10 context frames to ten
    times its training length; a picture strip, a GIF and scores beside the trivial
-   predictors.
-2. **Training from scratch**: the small CPU config for the rest of the budget (steps from a
+   predictors. Its limit, stated as it runs: it tracks the digit for about 20 frames, then
+   the digit fades into a cloud.
+3. **Training from scratch**: the small CPU config for the rest of the budget (steps from a
    short timing probe, ``train.time_limit_s`` as a guard), then a short evaluation and the
    model's own predictions; a loss curve shows it falling.
 
@@ -34,6 +39,7 @@ from convssm.metrics import trivial_predictor_scores
 from convssm.models import VideoPredictor
 from convssm.run.inference import evaluate_checkpoint, generate_from_checkpoint
 from convssm.run.media import side_by_side, write_gif, write_strip
+from convssm.run.recall_demo import RECALL_DELAY, show_recall
 from convssm.train.config import ExperimentConfig, load_config
 from convssm.train.factory import build_model, build_train_dataset
 from convssm.train.loop import train_and_evaluate
@@ -156,7 +162,7 @@ def show_published_model(
                      step=data.get("step", 0.15), split="eval", seed=7)  # fmt: skip
     truth = torch.stack([ds[i] for i in range(videos)])
     log(
-        f"demo [1/2]: published model {model_dir.name}: {data['num_digits']} digit(s) on "
+        f"demo [2/3]: published model {model_dir.name}: {data['num_digits']} digit(s) on "
         f"{data['image_size']}x{data['image_size']}, trained on {data['seq_len']}-frame "
         f"sequences; predicting {videos} held-out videos, {context} context frames -> "
         f"{horizon} frames (10x the training length), budget {budget_s:.0f} s"
@@ -166,9 +172,9 @@ def show_published_model(
         frames.append(frame)
         elapsed = time.perf_counter() - t0
         if k % report_every == 0 or k == horizon:
-            log(f"demo [1/2]: {k}/{horizon} frames generated ({elapsed:.0f} s)")
+            log(f"demo [2/3]: {k}/{horizon} frames generated ({elapsed:.0f} s)")
         if elapsed > budget_s and k < horizon:
-            log(f"demo [1/2]: time share used up: stopped at {k} of {horizon} frames")
+            log(f"demo [2/3]: time share used up: stopped at {k} of {horizon} frames")
             break
     pred = torch.stack(frames, dim=1)
     made = pred.shape[1]
@@ -194,7 +200,7 @@ def show_published_model(
         f"{k} {scores[k]:.3g}" for k in ("rel_best@10", "rel_empty@100", "brightness@50-100")
         if k in scores
     )  # fmt: skip
-    log(f"demo [1/2]: MSE relative to the better trivial predictor / to an empty frame: {shown}")
+    log(f"demo [2/3]: MSE relative to the better trivial predictor / to an empty frame: {shown}")
     return {"paths": paths, "scores": scores, "frames": made}
 
 
@@ -222,23 +228,31 @@ def run_demo(
     overrides: list[str] | tuple[str, ...] = (),
     log: Callable[[str], None] = print,
     model_dir: str | Path | None = None,
+    recall_delay: int = RECALL_DELAY,
 ) -> dict[str, Path]:
-    """Both phases inside ``minutes``; return the paths of what was written."""
+    """The three phases inside ``minutes``; return the paths of what was written."""
     if minutes <= 0:
         raise ValueError(f"minutes must be positive, got {minutes}")
     t_start = time.perf_counter()
     out = Path(out_dir)
     budget = minutes * 60.0
+    recall = show_recall(out / "recall", delay=recall_delay, log=log)
+    paths = dict(recall["paths"])
+    log(
+        "demo [2/3]: next, Moving-MNIST: this model tracks a digit for about 20 frames, then "
+        "it fades into a cloud (docs/results.md says why and how far that is from the best "
+        "possible prediction)"
+    )
     shown = show_published_model(model_dir or find_demo_model(), out / "published",
                                  SHOW_SHARE * budget, log=log)  # fmt: skip
-    paths = dict(shown["paths"])
+    paths.update(shown["paths"])
 
     cfg = load_config(config_path or find_demo_config(), overrides)
     step_s = seconds_per_step(cfg)
     remaining = budget - (time.perf_counter() - t_start)
     cfg = plan_demo(cfg, max(remaining, 1.0) / 60.0, step_s)
     log(
-        f"demo [2/2]: training from scratch: {cfg.name}: {cfg.model.sequence_model} on "
+        f"demo [3/3]: training from scratch: {cfg.name}: {cfg.model.sequence_model} on "
         f"{cfg.model.image_size}x{cfg.model.image_size} Moving-MNIST, {cfg.data.seq_len}-frame "
         f"sequences; {step_s:.2f} s/step -> {cfg.train.steps} steps "
         f"(~{cfg.train.steps * step_s / 60:.1f} min of the {remaining / 60:.1f} min left)"
@@ -249,11 +263,11 @@ def run_demo(
     losses = [r["loss"] for r in read_jsonl(run / "train_log.jsonl")]
     k = max(1, len(losses) // 10)
     log(
-        f"demo [2/2]: trained {result.step} steps in {time.perf_counter() - t0:.0f} s; loss "
+        f"demo [3/3]: trained {result.step} steps in {time.perf_counter() - t0:.0f} s; loss "
         f"{sum(losses[:k]) / k:.4f} (first {k} logged) -> {sum(losses[-k:]) / k:.4f} (last {k})"
     )
     paths["loss_curve"] = _plot_loss(run, out / "loss.png")
-    log("demo [2/2]: evaluating and drawing its predictions")
+    log("demo [3/3]: evaluating and drawing its predictions")
     ev_result, ev_paths = evaluate_checkpoint(result.checkpoint, out / "eval")
     paths.update(ev_paths)
     gen = generate_from_checkpoint(result.checkpoint, out / "generate", moving_mnist_seed=7)
@@ -263,7 +277,7 @@ def run_demo(
     row = ev_result.per_horizon[longest]
     shown_metrics = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float))
     log(
-        f"demo [2/2]: context {cfg.eval.context}, {longest} generated frames "
+        f"demo [3/3]: context {cfg.eval.context}, {longest} generated frames "
         f"({int(longest) // cfg.data.seq_len}x the training length): {shown_metrics}"
     )
     if ev_result.skipped:
