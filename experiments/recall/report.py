@@ -86,9 +86,12 @@ def entries(runs: Path) -> list[dict]:
     return found
 
 
-def timing_child(workdir: str, delay: int, frames: int) -> dict:
-    """In a child process: generation time and peak memory after a context of ``delay``."""
+def timing_child(workdir: str, delay: int, frames: int, no_cache: bool = False) -> dict:
+    """In a child process: generation time and peak memory after a context of ``delay``
+    (``no_cache``: a Transformer samples as the paper does, re-running its window)."""
     model, cfg = load_run_model(Path(workdir))
+    if no_cache:
+        model.sequence.cache = False
     ds = delayed_recall(cfg, "eval", 1, cfg.eval.seed, delay=delay)
     context = ds[0]["video"][None, : ds.cue_index + 1]
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
@@ -109,8 +112,9 @@ def timing_child(workdir: str, delay: int, frames: int) -> dict:
     }
 
 
-def measure_timing(workdir: str, delay: int) -> dict:
+def measure_timing(workdir: str, delay: int, no_cache: bool = False) -> dict:
     cmd = [sys.executable, __file__, "--timing-child", workdir, str(delay)]
+    cmd += ["--no-cache"] if no_cache else []
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -149,9 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timing-child", nargs=2, metavar=("WORKDIR", "DELAY"), help=argparse.SUPPRESS
     )
+    parser.add_argument("--no-cache", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.timing_child:
-        print(json.dumps(timing_child(args.timing_child[0], int(args.timing_child[1]), 16)))
+        workdir, delay = args.timing_child[0], int(args.timing_child[1])
+        print(json.dumps(timing_child(workdir, delay, 16, args.no_cache)))
         return 0
     torch.set_num_threads(1)
     delays = [int(d) for d in args.delays.split(",")]
@@ -161,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         parser.error(f"no finished phase under {args.runs}: run experiments/recall/run.py first")
     strips: dict[int, dict] = {d: {} for d in delays}
+    shown = min(4, args.videos)  # videos in the strips
     for row in rows:
         model, cfg = load_run_model(Path(row["workdir"]))
         row["parameters"] = sum(p.numel() for p in model.parameters())
@@ -170,24 +177,32 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.process_time()
             scores = recall_scores(model, ds, batch_size=8)
             scores["score_cpu_s"] = time.process_time() - t0
-            pred, truth = next(recall_predictions(model, ds, num_videos=4, batch_size=4))
+            pred, truth = next(recall_predictions(model, ds, num_videos=shown, batch_size=shown))
             strips[d][row["label"]] = pred
             strips[d]["_truth"] = truth
-            strips[d]["_first"] = torch.stack([ds[i]["video"][0] for i in range(4)])
+            strips[d]["_first"] = torch.stack([ds[i]["video"][0] for i in range(shown)])
             row["delays"][str(d)] = scores
             print(f"{row['label']:34s} delay {d:5d}: rel_recall {scores['rel_recall']:.3f}",
                   flush=True)  # fmt: skip
+    timing = []
     if not args.no_timing:
         for row in rows:
             for d in delays:
                 row["delays"][str(d)].update(measure_timing(row["workdir"], d))
+        # the paper's sampling protocol for the Transformer: no KV cache, the window re-run
+        for row in [r for r in rows if r["model"] == "transformer"]:
+            extra = {"label": "Transformer, no cache (the paper's sampling)", "delays": {}}
+            for d in delays:
+                extra["delays"][str(d)] = measure_timing(row["workdir"], d, no_cache=True)
+            timing.append(extra)
     for d in delays:
         parts = {k: v for k, v in strips[d].items() if not k.startswith("_")}
         image = recall_strip(strips[d]["_first"], strips[d]["_truth"], parts)
         Image.fromarray(image).save(out / f"strip_delay{d}.png")
     plot(rows, delays, "rel_recall", "rel_recall (0 perfect, 1 no memory)", out / "rel_recall.png")
     if not args.no_timing:
-        plot(rows, delays, "ms_per_frame", "ms per generated frame", out / "time_per_frame.png")
+        plot(rows + timing, delays, "ms_per_frame", "ms per generated frame (batch 1)",
+             out / "time_per_frame.png")  # fmt: skip
     record = {
         "command": "python experiments/recall/report.py " + " ".join(argv or sys.argv[1:]),
         "videos": args.videos,
@@ -196,13 +211,14 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
         "load_at_end": os.getloadavg(),
         "models": rows,
+        "timing_only": timing,
     }
     (out / "recall.json").write_text(json.dumps(record, indent=1) + "\n")
-    print_table(rows, delays)
+    print_table(rows, delays, timing)
     return 0
 
 
-def print_table(rows: list[dict], delays: list[int]) -> None:
+def print_table(rows: list[dict], delays: list[int], timing: list[dict]) -> None:
     head = f"{'model':34s}{'CPU min':>8}" + "".join(f"{d:>8}" for d in delays)
     print("\nrel_recall on held-out digits\n" + head)
     for r in rows:
@@ -210,7 +226,7 @@ def print_table(rows: list[dict], delays: list[int]) -> None:
         print(f"{r['label']:34s}{r['cpu_min']:>8.1f}{cells}")
     if "ms_per_frame" in rows[0]["delays"][str(delays[0])]:
         print("\nms per generated frame / peak RSS MiB (batch 1, one thread)\n" + head)
-        for r in rows:
+        for r in rows + timing:
             cells = "".join(
                 f"{r['delays'][str(d)]['ms_per_frame']:>5.1f}/{r['delays'][str(d)]['peak_rss_mib']:<4.0f}"
                 for d in delays

@@ -1,0 +1,61 @@
+"""The recall benchmark end to end on a tiny budget: run.py's phases, report.py's scores,
+timings and pictures, publish.py's folder and card."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from convssm.models import VideoPredictor
+
+RECALL = Path(__file__).resolve().parents[2] / "experiments" / "recall"
+
+
+def _run(*args, cwd):
+    out = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True,
+                         text=True, timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_phases_report_and_publish(tmp_path):
+    runs = tmp_path / "runs"
+    _run(RECALL / "run.py", "convs5", "--phases", "4:0.02,8:0.02", "--out", runs, cwd=tmp_path)
+    first = json.loads((runs / "convs5" / "delay_4" / "phase.json").read_text())
+    second = json.loads((runs / "convs5" / "delay_8" / "phase.json").read_text())
+    assert first["init_from"] is None and second["init_from"].endswith("delay_4")
+    assert second["steps"] >= 1 and second["rel_recall"] is not None
+    assert second["cpu_s_process"] > 0
+    # a finished phase is skipped when the command runs again
+    again = _run(RECALL / "run.py", "convs5", "--phases", "4:0.02,8:0.02", "--out", runs,
+                 cwd=tmp_path)  # fmt: skip
+    assert "+ " not in again
+
+    report = tmp_path / "rep"
+    _run(RECALL / "report.py", "--runs", runs, "--delays", "4,8", "--videos", "2", "--out",
+         report, cwd=tmp_path)  # fmt: skip
+    record = json.loads((report / "recall.json").read_text())
+    (row,) = record["models"]
+    assert row["trained_to"] == 8 and row["curriculum"] == [4, 8]
+    for d in ("4", "8"):
+        cell = row["delays"][d]
+        assert cell["videos"] == 2 and cell["rel_recall"] > 0
+        assert cell["ms_per_frame"] > 0 and cell["peak_rss_mib"] >= cell["rss_before_mib"]
+    for name in ("rel_recall.png", "time_per_frame.png", "strip_delay4.png", "strip_delay8.png"):
+        assert (report / name).is_file()
+
+    target = tmp_path / "published"
+    _run(RECALL / "publish.py", runs / "convs5" / "delay_8", target, "--report",
+         report / "recall.json", cwd=tmp_path)  # fmt: skip
+    model = VideoPredictor.from_pretrained(target)
+    assert model.config.sequence_model == "convs5"
+    info = json.loads((target / "training.json").read_text())
+    assert [p["delay"] for p in info["phases"]] == [4, 8]
+    assert set(info["card_scores"]) == {"rel_recall@64", "rel_recall@1024"}
+    meta = yaml.safe_load((target / "README.md").read_text().split("---\n")[1])
+    assert meta["library_name"] == "convssm"
+    assert "--phases 4:0.02,8:0.02" in info["commands"][0]
