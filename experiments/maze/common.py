@@ -1,7 +1,7 @@
 """What run.py and study.py share: the layout under ``--out`` and the convssm entry points.
 
-Every import from ``convssm.train`` in this experiment is here (that package is being split;
-a merge re-points these lines and nothing else).
+Every import of convssm's training and running entry points in this experiment is here
+(one place to re-point when the package moves).
 
 Layout under ``OUT``: ``data/`` (MazeWorld in TECO's DMLab layout: ``train/``, ``test/`` and
 their ``mazeworld-<split>.json`` manifests), ``runs/<model>/`` (one ``convssm train`` workdir
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from convssm.models import build_model
+from convssm.run import load_trained
 from convssm.train.checkpoint import latest_checkpoint
 from convssm.train.config import load_config
-from convssm.train.factory import build_model
-from convssm.train.inference import load_trained
 
 __all__ = [
     "HERE",
