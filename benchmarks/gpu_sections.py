@@ -10,6 +10,7 @@ import torch
 from convssm.models import VideoPredictor
 from convssm.nn import ConvS5, ConvS5Block
 from convssm.ops import linear_scan, linear_scan_ref, linear_scan_triton, scan_path
+from convssm.train.objectives import video_prediction_loss
 
 # The module (its name is shadowed by the function in convssm.ops): its BLOCK is swept.
 _lst = importlib.import_module("convssm.ops.linear_scan_triton")
@@ -233,7 +234,7 @@ def train(s, shapes) -> None:
 
             def step():
                 opt.zero_grad(set_to_none=True)
-                model(video, check_values=False).loss.backward()
+                video_prediction_loss(model(video, check_values=False)).backward()
                 opt.step()
 
             t = s.time(step, repeats=3)

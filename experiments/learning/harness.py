@@ -8,7 +8,7 @@ A recipe is a small YAML file (``recipes/*.yaml``) with five sections:
 - ``optim``: ``lr``, ``warmup_steps``, ``batch_size``, ``grad_clip`` (null: none);
 - ``train``: ``steps`` (or null with ``minutes``: steps from a timing probe so the cosine
   schedule fits the budget), ``rollout_context`` (null: teacher forcing only; an int C:
-  ``VideoPredictor(..., rollout_context=C)``: C true context frames,
+  ``VideoPredictor.forward(..., rollout_context=C)``: C true context frames,
   the rest predicted free-running from the model's own output), ``rollout_start`` (the
   fraction of the steps trained by teacher forcing before the rollout loss starts)),
   ``detach_feedback``, ``pixel_loss`` (``mse_l1``, the paper's, or ``mse``),
@@ -51,6 +51,7 @@ from convssm._files import atomic_write
 from convssm.data import MovingMNIST
 from convssm.metrics import psnr, ssim, trivial_predictor_scores
 from convssm.models import VideoPredictor
+from convssm.train.objectives import video_prediction_loss
 from convssm.train.schedule import build_scheduler, make_optimizer
 
 STRIP_FRAMES = (1, 2, 3, 5, 10, 20, 30, 50, 100)
@@ -258,12 +259,8 @@ def loss_of(
     model: VideoPredictor, batch: torch.Tensor, recipe: Recipe, teacher_forcing: bool = False
 ) -> torch.Tensor:
     context = None if teacher_forcing else recipe.train["rollout_context"]
-    return model(
-        batch,
-        rollout_context=context,
-        detach_feedback=recipe.train["detach_feedback"],
-        pixel_loss=recipe.train["pixel_loss"],
-    ).loss
+    out = model(batch, rollout_context=context, detach_feedback=recipe.train["detach_feedback"])
+    return video_prediction_loss(out, recipe.train["pixel_loss"])
 
 
 def _plan_steps(model, opt, loader_iter, recipe, device, budget_s: float) -> int:

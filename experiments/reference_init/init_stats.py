@@ -14,6 +14,7 @@ import torch
 
 from convssm.train.config import load_config
 from convssm.train.factory import build_eval_dataset, build_model, split_item
+from convssm.train.objectives import video_prediction_loss
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
         model = build_model(cfg.model)
         with torch.no_grad():
             out = model(video)
-        losses.append(f"{out.loss.item():.2f}")
+        losses.append(f"{video_prediction_loss(out).item():.2f}")
         means.append(f"{out.predictions.mean().item():+.2f}")
         stds.append(f"{out.predictions.std().item():.2f}")
     print("initial loss per seed   ", " ".join(losses))

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from convssm.models import LatentVideoPredictor, flax_default_init_
+from convssm.train.objectives import drop_loss_positions, latent_prediction_loss
 
 K, S = 12, 4  # codebook size, latent grid
 
@@ -52,8 +53,9 @@ def test_shapes_and_loss_is_label_smoothed_cross_entropy():
     assert out.logits.shape == (2, 5, K, S, S)
     assert out.positions is None
     want = F.cross_entropy(out.logits.transpose(1, 2), codes[:, 1:], label_smoothing=0.01)
-    torch.testing.assert_close(out.loss, want)
-    out.loss.backward()
+    loss = latent_prediction_loss(out, codes, model.config)
+    torch.testing.assert_close(loss, want)
+    loss.backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing
 
@@ -160,7 +162,7 @@ def test_causal_masking_hides_frames_after_the_context_when_conditioned():
     ce = F.cross_entropy(
         a.logits.transpose(1, 2), codes[:, 1:], label_smoothing=0.01, reduction="none"
     ).mean((-2, -1))
-    torch.testing.assert_close(a.loss, ce[:, 2:].mean())
+    torch.testing.assert_close(latent_prediction_loss(a, codes, model.config), ce[:, 2:].mean())
     # step == parallel under masking
     with torch.no_grad():
         logits, states = model.condition(codes[:, :2], actions[:, :3])
@@ -175,9 +177,14 @@ def test_drop_loss_scores_a_random_subset_of_positions_in_training():
     torch.manual_seed(0)
     model = _small(drop_loss_rate=0.5)
     codes = _codes(t=9)
-    out = model(codes)
+    positions = drop_loss_positions(8, model.config.drop_loss_rate)
+    out = model(codes, positions=positions)
     assert out.logits.shape == (2, 4, K, S, S)
     assert out.positions is not None and out.positions.shape == (4,)
+    want = F.cross_entropy(
+        out.logits.transpose(1, 2), codes[:, 1:][:, positions], label_smoothing=0.01
+    )
+    torch.testing.assert_close(latent_prediction_loss(out, codes, model.config), want)
     model.eval()
     with torch.no_grad():
         full = model(codes).logits

@@ -1,4 +1,5 @@
-"""Multi-step training: ``VideoPredictor.forward(..., rollout_context=C)``."""
+"""Multi-step training: ``VideoPredictor.forward(..., rollout_context=C)``, scored by the
+pixel loss of convssm.train.objectives."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 from convssm.models import VideoPredictor
+from convssm.train.objectives import pixel_loss, video_prediction_loss
 
 OPTIONS = {
     "convs5": {"depth": 2, "state_dim": 4, "norm_groups": 4},
@@ -32,7 +34,7 @@ def test_full_context_is_teacher_forcing_exactly():
     tf = m(v)
     ro = m(v, rollout_context=v.shape[1] - 1)
     assert torch.equal(tf.predictions, ro.predictions)
-    assert torch.equal(tf.loss, ro.loss)
+    assert torch.equal(video_prediction_loss(tf), video_prediction_loss(ro))
 
 
 @pytest.mark.parametrize("name", sorted(OPTIONS))
@@ -54,7 +56,7 @@ def test_gradients_flow_through_the_feedback_unless_detached():
     grads = []
     for detach in (False, True):
         m.zero_grad()
-        m(v, rollout_context=2, detach_feedback=detach).loss.backward()
+        video_prediction_loss(m(v, rollout_context=2, detach_feedback=detach)).backward()
         grads.append(first.grad.clone())
     assert all(torch.isfinite(g).all() for g in grads)
     assert not torch.allclose(grads[0], grads[1])
@@ -75,12 +77,13 @@ def test_pixel_loss_mse_and_the_paper_default():
     pred = m(v).predictions
     target = v[:, 1:]
     mse, l1 = ((pred - target) ** 2).mean(), (pred - target).abs().mean()
-    assert torch.allclose(m(v).loss, 0.5 * mse + 0.5 * l1, rtol=1e-12)
-    assert torch.allclose(m(v, pixel_loss="mse").loss, mse, rtol=1e-12)
-    ro = m(v, rollout_context=2, pixel_loss="mse")
-    assert torch.allclose(ro.loss, ((ro.predictions - target) ** 2).mean(), rtol=1e-12)
+    assert torch.allclose(video_prediction_loss(m(v)), 0.5 * mse + 0.5 * l1, rtol=1e-12)
+    assert torch.allclose(video_prediction_loss(m(v), "mse"), mse, rtol=1e-12)
+    ro = m(v, rollout_context=2)
+    want = ((ro.predictions - target) ** 2).mean()
+    assert torch.allclose(video_prediction_loss(ro, "mse"), want, rtol=1e-12)
     with pytest.raises(ValueError, match=r"pixel_loss must be one of .*, got .l2."):
-        m(v, pixel_loss="l2")
+        video_prediction_loss(ro, "l2")
 
 
 def test_mse_keeps_the_brightness_of_an_uncertain_pixel_and_l1_drops_it():
@@ -89,14 +92,12 @@ def test_mse_keeps_the_brightness_of_an_uncertain_pixel_and_l1_drops_it():
     MSE is the mean (−0.8: brightness 0.1 in [0, 1], the truth's); under the paper's
     0.5 MSE + 0.5 L1 it is the dark frame (the minimiser a = −1.2 lies outside tanh's
     range)."""
-    from convssm.models import prediction_loss
-
     target = torch.full((1000,), -1.0, dtype=torch.float64)
     target[:100] = 1.0
     answers = torch.linspace(-1, 1, 2001, dtype=torch.float64)
     best = {}
     for kind in ("mse", "mse_l1"):
-        losses = torch.stack([prediction_loss(a.expand(1000), target, kind) for a in answers])
+        losses = torch.stack([pixel_loss(a.expand(1000), target, kind) for a in answers])
         best[kind] = float(answers[losses.argmin()])
     assert best["mse"] == pytest.approx(-0.8, abs=1e-3)
     assert best["mse_l1"] == -1.0

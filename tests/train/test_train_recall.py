@@ -10,11 +10,11 @@ import torch
 
 from convssm.data import DelayedRecall
 from convssm.models import VideoPredictor
-from convssm.models.video_predictor import prediction_loss
 from convssm.train.config import config_from_dict
 from convssm.train.loop import train_and_evaluate
+from convssm.train.objectives import pixel_loss
 from convssm.train.recall_eval import recall_scores
-from convssm.train.step import recall_frame_weights, weighted_pixel_loss
+from convssm.train.step import recall_frame_weights
 
 MODEL = {
     "image_size": 16,
@@ -69,7 +69,7 @@ def test_equal_weights_give_the_unweighted_loss(kind):
     pred, target = torch.rand(2, 5, 1, 4, 4, generator=g), torch.rand(2, 5, 1, 4, 4, generator=g)
     weights = torch.full((2, 5), 1 / 5)
     torch.testing.assert_close(
-        weighted_pixel_loss(pred, target, weights, kind), prediction_loss(pred, target, kind)
+        pixel_loss(pred, target, kind, frame_weights=weights), pixel_loss(pred, target, kind)
     )
 
 

@@ -22,7 +22,7 @@ from convssm.models.registry import (
     write_config_json,
 )
 from convssm.models.vector_quantizer import QuantizerOutput, VectorQuantizer
-from convssm.models.video_predictor import VideoPredictor, VideoPredictorOutput, prediction_loss
+from convssm.models.video_predictor import VideoPredictor, VideoPredictorOutput
 from convssm.models.vq_tokenizer import VQTokenizer, VQTokenizerConfig, VQTokenizerOutput
 
 __all__ = [
@@ -51,5 +51,4 @@ __all__ = [
     "VideoPredictorConfig",
     "VideoPredictorOutput",
     "flax_default_init_",
-    "prediction_loss",
 ]

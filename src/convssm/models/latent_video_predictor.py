@@ -18,22 +18,23 @@ used when ``actions`` is None and for the samples whose actions are dropped.
   g×g stride-g convolution with a g×g transposed convolution back (``grid_downsample`` g;
   g = latent_size puts the sequence model on a 1×1 grid: the reference's ``dmlab_S5`` case,
   with ConvS5 at ``kernel_size: 1`` as S5).
-- Loss: cross-entropy against the next frame's codes with label smoothing (the reference
-  mixes 0.99 · one-hot + 0.01 / K, torch's ``label_smoothing=0.01``), a mean over positions
-  (the reference sums over h×w; ours differs from it by that constant factor only).
+- ``forward`` computes logits, no loss. The training objective
+  (:func:`convssm.train.objectives.latent_prediction_loss`) is the cross-entropy against the
+  next frame's codes with the config's ``label_smoothing``; the config holds its settings.
 - ``action_dropout``: in training, each sample's actions are replaced by the "no action"
   token with this probability (one draw per sample), so one model serves both protocols.
 - ``causal_masking``: for action-conditioned samples (actions given and not dropped), the
   encoded input of every frame with index ≥ ``mask_context`` is replaced by the constant
   ``frame_mask_value``: the model must predict those frames from the context and the
-  actions alone. The loss is then the reference's: positions ≥ mask_context − 1 of the
-  conditioned samples plus all positions of the unconditioned ones, each a mean over its
-  batch and positions. (The reference's sampler also masks the last context frame, which
-  its training never does; we mask exactly what training masks, so generation equals the
-  parallel mode.)
-- ``drop_loss_rate`` r > 0 (training only; the reference's Minecraft and Habitat configs use
-  0.9): the decoder and the loss see max(1, ⌊(1 − r)(T − 1)⌋) positions drawn without
-  replacement; ``output.positions`` names them and ``output.logits`` covers only them.
+  actions alone (``output.conditioned`` says which samples were; the objective's loss is
+  then the reference's two-part one). (The reference's sampler also masks the last context
+  frame, which its training never does; we mask exactly what training masks, so generation
+  equals the parallel mode.)
+- ``forward(..., positions=)``: the decoder computes the logits of those predicted frames
+  only (``output.logits`` covers only them); training's drop-loss
+  (``drop_loss_rate`` r > 0, the reference's Minecraft and Habitat configs use 0.9) draws
+  max(1, ⌊(1 − r)(T − 1)⌋) positions without replacement
+  (:func:`convssm.train.objectives.drop_loss_positions`).
 - ``generate`` conditions on the context in parallel mode and then samples one frame of
   codes at a time with the sequence model's recurrent step (O(1) per frame for ConvS5),
   each position an independent categorical draw at ``temperature``.
@@ -53,7 +54,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from convssm._checks import check_tensor
@@ -106,11 +106,12 @@ class LatentVideoPredictorConfig:
 
 @dataclass
 class LatentVideoPredictorOutput:
-    """logits (B, T−1, K, h, w) for frames 1..T−1 (or, with drop-loss in training, for the
-    frames ``positions + 1`` only: (B, n, K, h, w)); loss a scalar tensor."""
+    """logits (B, T−1, K, h, w) for frames 1..T−1 (or, for ``forward(..., positions=)``, for
+    the frames ``positions + 1`` only: (B, n, K, h, w)); conditioned (B,) bool, the samples
+    whose actions were given and not dropped (what causal masking masked)."""
 
     logits: torch.Tensor
-    loss: torch.Tensor
+    conditioned: torch.Tensor
     positions: torch.Tensor | None = None
 
 
@@ -134,8 +135,8 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         action_dropout: probability of dropping a sample's actions in training.
         causal_masking, mask_context, frame_mask_value: see the module docstring
             (reference: on for DMLab, 144, −2).
-        label_smoothing: of the cross-entropy (reference 0.01).
-        drop_loss_rate: fraction of positions left out of the loss in training.
+        label_smoothing: of the training objective's cross-entropy (reference 0.01).
+        drop_loss_rate: fraction of positions the training objective leaves out.
         freeze_code_embeddings: keep the code embedding fixed (after
             :meth:`copy_code_embeddings`).
     """
@@ -311,14 +312,25 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
 
     # ------------------------------------------------------------------ training
     def forward(
-        self, codes: torch.Tensor, actions: torch.Tensor | None = None
+        self,
+        codes: torch.Tensor,
+        actions: torch.Tensor | None = None,
+        *,
+        positions: torch.Tensor | None = None,
     ) -> LatentVideoPredictorOutput:
-        """Teacher forcing on codes (B, T, h, w), T ≥ 2; actions (B, T) or None."""
+        """Teacher forcing on codes (B, T, h, w), T ≥ 2; actions (B, T) or None.
+
+        ``positions``: a 1-D integer tensor of predicted-frame indices in [0, T − 1) (sorted;
+        frame ``p + 1`` for each p): decode only those (None: all T − 1)."""
         codes = self._check_codes(codes, "codes")
         b, t = codes.shape[:2]
         if t < 2:
             raise ValueError(f"codes need at least 2 frames for teacher forcing, got {t}")
         actions = self._check_actions(actions, b, t)
+        if positions is not None:
+            positions = check_tensor(positions, "positions", ndim=1, finite=False)
+            if positions.dtype not in (torch.int32, torch.int64):
+                raise TypeError(f"positions must be an integer tensor, got {positions.dtype}")
         conditioned = torch.full((b,), actions is not None, device=codes.device)
         p = self.config.action_dropout
         if actions is not None and self.training and p > 0:
@@ -327,35 +339,9 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         feats = self._mask_frames(self.embed_codes(codes), conditioned)
         nxt = None if actions is None else actions[:, 1:]
         y, _ = self.sequence(self._sequence_inputs(feats[:, :-1], nxt))
-        target = codes[:, 1:]
-        positions = None
-        r = self.config.drop_loss_rate
-        if self.training and r > 0:
-            n = max(1, int((1 - r) * (t - 1)))
-            positions = torch.randperm(t - 1, device=codes.device)[:n].sort().values
-            y, target = y[:, positions], target[:, positions]
-        logits = self.logits_of(y)
-        low = logits.dtype in (torch.bfloat16, torch.float16)  # the loss in float32 at least
-        ce = F.cross_entropy(
-            (logits.float() if low else logits).transpose(1, 2),
-            target,
-            label_smoothing=self.config.label_smoothing,
-            reduction="none",
-        ).mean(dim=(-2, -1))  # (B, T')
-        if not self.config.causal_masking:
-            loss = ce.mean()
-        else:
-            loss = self._masked_loss(ce, conditioned)
-        return LatentVideoPredictorOutput(logits, loss, positions)
-
-    def _masked_loss(self, ce: torch.Tensor, conditioned: torch.Tensor) -> torch.Tensor:
-        """The reference's two-part loss under causal masking; ce (B, T−1) per frame."""
-        first = max(self.config.mask_context - 1, 0)
-        cond = conditioned[:, None].to(ce.dtype)
-        loss = (ce * (1 - cond)).mean()
-        if first < ce.shape[1]:
-            loss = loss + (ce[:, first:] * cond).mean()
-        return loss
+        if positions is not None:
+            y = y[:, positions]
+        return LatentVideoPredictorOutput(self.logits_of(y), conditioned, positions)
 
     # ------------------------------------------------------------------ generation
     def condition(

@@ -3,13 +3,14 @@
 Pixel-space video prediction as in SPEC 3. Frames are in [−1, 1], shaped (B, T, C, H, W) —
 or, for a model whose config holds ``normalization`` statistics, physical fields in their own
 units: its :class:`~convssm.models.normalizer.Normalizer` maps inputs onto the working range
-on the way in and predictions back to physical units on the way out (the loss is computed in
-the working range, so every channel weighs the same whatever its units).
+on the way in and predictions back to physical units on the way out; the output also carries
+the predictions and targets in the working range, where the training objectives
+(:mod:`convssm.train.objectives`) score them, so every channel weighs the same whatever its
+units.
 
 - ``forward(video, actions, states)``: teacher forcing; frames 0..T−2 in, frames 1..T−1
-  predicted; loss = 0.5·MSE + 0.5·L1, both per-pixel means (the reference sums over width
-  and channels before averaging; ours differs from it by that constant factor only), or MSE
-  alone with ``pixel_loss="mse"``.
+  predicted (or, with ``rollout_context``, predicted from the model's own frames fed back).
+  It computes predictions, no loss.
   ``states`` continues from an earlier call: a long video run as overlapping pieces
   ``video[:, s : e + 1]`` (each piece starting at the last frame of the one before),
   carrying the returned states, gives the predictions of one call on the whole video.
@@ -33,10 +34,9 @@ import copy
 import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from convssm._checks import check_finite, check_tensor, resolve_check_values
@@ -48,41 +48,21 @@ from convssm.nn import build_sequence_model
 from convssm.nn.init import flax_conv_, flax_embedding_
 from convssm.nn.registry import sequence_model_takes_grid
 
-__all__ = ["PIXEL_LOSSES", "PixelLoss", "VideoPredictor", "VideoPredictorOutput", "prediction_loss"]
+__all__ = ["VideoPredictor", "VideoPredictorOutput"]
 
 
 @dataclass
 class VideoPredictorOutput:
-    """predictions (B, T−1, C, H, W) for frames 1..T−1 (in the input's units); loss a scalar
-    tensor (in the working range); states the sequence model's state after the last input
-    frame (pass it to the next ``forward`` to continue the sequence)."""
+    """predictions (B, T−1, C, H, W) for frames 1..T−1 (in the input's units); states the
+    sequence model's state after the last input frame (pass it to the next ``forward`` to
+    continue the sequence); working_predictions and working_targets the predictions and the
+    true frames 1..T−1 in the model's working range (the same as ``predictions`` and the
+    input frames for a model without a normaliser), what a training objective scores."""
 
     predictions: torch.Tensor
-    loss: torch.Tensor
-    states: Any = None
-
-
-PixelLoss = Literal["mse_l1", "mse"]  # the paper's 0.5·MSE + 0.5·L1, or MSE alone
-PIXEL_LOSSES: tuple[str, ...] = get_args(PixelLoss)
-
-
-def prediction_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse_l1") -> torch.Tensor:
-    """The pixel loss, per-pixel means: ``"mse_l1"`` 0.5 · MSE + 0.5 · L1 (the paper's),
-    ``"mse"`` MSE alone.
-
-    Why the option: where the model cannot yet place a digit, the L1 term's best constant
-    answer for a pixel is its median — the background whenever the digit covers it less
-    than half the time — so it rewards dimming uncertain frames; MSE's is the mean, which
-    keeps the expected brightness (docs/learning.md measures the difference)."""
-    _check_pixel_loss(kind)
-    if kind == "mse":
-        return F.mse_loss(pred, target)
-    return 0.5 * F.mse_loss(pred, target) + 0.5 * F.l1_loss(pred, target)
-
-
-def _check_pixel_loss(kind: object) -> None:
-    if kind not in PIXEL_LOSSES:
-        raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, got {kind!r}")
+    states: Any
+    working_predictions: torch.Tensor
+    working_targets: torch.Tensor
 
 
 class VideoPredictor(PretrainedMixin, nn.Module):
@@ -235,7 +215,6 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         *,
         rollout_context: int | None = None,
         detach_feedback: bool = False,
-        pixel_loss: str = "mse_l1",
         check_values: bool | None = None,
     ) -> VideoPredictorOutput:
         """Predict frames 1..T−1 of video (B, T, C, H, W), T ≥ 2; actions (B, T) or None.
@@ -247,9 +226,9 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         Teacher forcing by default: every frame is predicted from the true frames before it.
         With ``rollout_context = C`` (1 ≤ C ≤ T − 1), only frames 1..C are: the rest are
         predicted free-running, exactly as :meth:`iter_generate` does it, each from the
-        model's own previous prediction fed back through :meth:`step` — a multi-step
-        training objective, differentiable through the fed-back frames unless
-        ``detach_feedback``. ``rollout_context = T − 1`` is teacher forcing.
+        model's own previous prediction fed back through :meth:`step` — the predictions a
+        multi-step training objective scores, differentiable through the fed-back frames
+        unless ``detach_feedback``. ``rollout_context = T − 1`` is teacher forcing.
 
         ``states``: the sequence model's state before frame 0 (None: a fresh start), e.g. the
         ``states`` of the output of a call on the frames before (chunked training).
@@ -258,7 +237,6 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         normaliser) and the actions in range (host syncs; None: the global switch
         ``convssm.set_value_checks``).
         """
-        _check_pixel_loss(pixel_loss)  # before the forward pass, not after it
         video = self._check_video(video, "video", check_values)
         length = video.shape[1]
         if length < 2:
@@ -282,9 +260,8 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             fed = frame.detach() if detach_feedback else frame
             frame, states = self.step(fed, states, None if actions is None else actions[:, k + 1])
             predictions.append(frame[:, None])
-        pred = torch.cat(predictions, dim=1)  # in the working range, as is the loss
-        loss = prediction_loss(pred, video[:, 1:], pixel_loss)
-        return VideoPredictorOutput(self.normalizer.denormalize(pred), loss, states)
+        pred = torch.cat(predictions, dim=1)  # in the working range, where losses score it
+        return VideoPredictorOutput(self.normalizer.denormalize(pred), states, pred, video[:, 1:])
 
     @torch.no_grad()
     def iter_generate(

@@ -104,14 +104,14 @@ class VQTokenizerConfig:
 @dataclass
 class VQTokenizerOutput:
     """reconstruction (B, T, C, H, W) unclamped; codes (B, T, h, w); the quantizer's losses
-    (scalars) and ``loss`` = codebook_loss + commitment_loss + L1 reconstruction error."""
+    (scalars: they need the latents before quantisation, which only forward sees) and its
+    code perplexity. The training loss is ``convssm.train.tokenizer_loss.TokenizerLoss``."""
 
     reconstruction: torch.Tensor
     codes: torch.Tensor
     codebook_loss: torch.Tensor
     commitment_loss: torch.Tensor
     perplexity: torch.Tensor
-    loss: torch.Tensor
 
 
 class _ResBlock(nn.Module):
@@ -280,10 +280,7 @@ class VQTokenizer(PretrainedMixin, nn.Module):
         recon = self.decode_latents(q.quantized)
         recon = recon.reshape(b, t, *recon.shape[1:])
         codes = q.codes.reshape(b, t, *q.codes.shape[1:])
-        loss = q.codebook_loss + q.commitment_loss + (recon - video).abs().mean()
-        return VQTokenizerOutput(
-            recon, codes, q.codebook_loss, q.commitment_loss, q.perplexity, loss
-        )
+        return VQTokenizerOutput(recon, codes, q.codebook_loss, q.commitment_loss, q.perplexity)
 
     @torch.no_grad()
     def encode(self, frames: torch.Tensor, batch_frames: int = 64) -> torch.Tensor:

@@ -43,6 +43,7 @@ from convssm.run.recall_demo import RECALL_DELAY, show_recall
 from convssm.train.config import ExperimentConfig, load_config
 from convssm.train.factory import build_model, build_train_dataset
 from convssm.train.loop import train_and_evaluate
+from convssm.train.objectives import video_prediction_loss
 from convssm.train.runlog import read_jsonl
 
 __all__ = [
@@ -96,7 +97,7 @@ def step_times(cfg: ExperimentConfig, probes: int = 5) -> list[float]:
     for _ in range(probes + 1):
         t0 = time.perf_counter()
         with autocast_context(torch.device("cpu"), cfg.train.precision):
-            loss = model(batch).loss
+            loss = video_prediction_loss(model(batch))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

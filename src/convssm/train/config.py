@@ -31,8 +31,8 @@ from convssm.models.config import VideoPredictorConfig
 from convssm.models.latent_video_predictor import LatentVideoPredictorConfig
 from convssm.models.registry import DEFAULT_KIND, MODEL_KINDS, kind_of
 from convssm.models.registry import model_kind as kind_named
-from convssm.models.video_predictor import PixelLoss
 from convssm.models.vq_tokenizer import VQTokenizerConfig
+from convssm.train.objectives import PixelLoss
 
 __all__ = [
     "DataConfig",
@@ -114,7 +114,7 @@ class TrainConfig:
     the model's own output and fed back, as in generation (``VideoPredictor.forward``);
     ``detach_feedback`` stops gradients through the fed-back frames. ``pixel_loss``
     (``mse_l1``: 0.5·MSE + 0.5·L1, the paper's; ``mse``: MSE alone, which keeps the
-    brightness of frames the model is unsure of, see ``prediction_loss``) is a
+    brightness of frames the model is unsure of, see ``objectives.pixel_loss``) is a
     video_predictor's training loss.
     ``recall_loss_share`` (``null``: every predicted frame weighs the same): with
     ``data.dataset: delayed_recall``, the share of the loss carried by the recall frames (the

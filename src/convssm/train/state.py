@@ -47,7 +47,8 @@ class TrainState:
         ctx: where this process stands (device, rank, world size).
         objective: for a ``vq_tokenizer`` run, the :class:`TokenizerTraining` module that
             holds the model and its loss (with the discriminator, whose weights the
-            training state saves); None for the predictors, whose loss is their forward's.
+            training state saves); None for the predictors, whose losses are objectives of
+            their outputs (:mod:`convssm.train.objectives`).
         ddp_model: the module forward and backward run through: ``objective`` or ``model``, or its
             ``DistributedDataParallel`` wrapper in a multi-process run.
     """

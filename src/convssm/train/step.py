@@ -21,7 +21,13 @@ from torch import nn
 from convssm._checks import value_checks
 from convssm._precision import autocast_context
 from convssm.nn import detach_states
+from convssm.train.config import model_kind
 from convssm.train.factory import split_item
+from convssm.train.objectives import (
+    drop_loss_positions,
+    latent_prediction_loss,
+    video_prediction_loss,
+)
 from convssm.train.state import TrainState
 
 __all__ = [
@@ -29,7 +35,6 @@ __all__ = [
     "sequence_loss",
     "step_seed",
     "recall_frame_weights",
-    "weighted_pixel_loss",
 ]
 
 
@@ -44,32 +49,49 @@ def sequence_loss(
     actions: torch.Tensor | None,
     states: Any = None,
     *,
+    kind: str = "video_predictor",
     rollout_context: int | None = None,
     detach_feedback: bool = False,
     pixel_loss: str = "mse_l1",
+    frame_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, Any]:
-    """The training loss of one micro-batch (or one piece of it), the model's own
-    ``forward``: for a VideoPredictor frames 1..T−1 predicted, 0.5·MSE + 0.5·L1 (or MSE
-    alone with ``pixel_loss="mse"``) — teacher
-    forcing, or with ``rollout_context`` C the frames after the first C predictions
-    generated from the model's own output (multi-step); for a LatentVideoPredictor the same
-    on codes with cross-entropy (teacher forcing); for a tokenizer run
-    (:class:`~convssm.train.tokenizer_loss.TokenizerTraining`) the VQ-GAN loss.
+    """The training loss of one micro-batch (or one piece of it): the model's ``forward``
+    computes predictions (through ``model``, the DDP wrapper in a multi-process run) and an
+    objective of :mod:`convssm.train.objectives` scores them, by the model ``kind``:
 
-    video (B, T, C, H, W) in [-1, 1], or codes (B, T, h, w); actions (B, T) or None;
-    states: a VideoPredictor's sequence-model state before frame 0 (None: a fresh start;
-    only a VideoPredictor takes one). Returns (scalar loss, the state after the last input
-    frame — None for models that carry none).
+    - ``"video_predictor"``: frames 1..T−1 predicted — teacher forcing, or with
+      ``rollout_context`` C the frames after the first C predictions generated from the
+      model's own output (multi-step) — scored by :func:`video_prediction_loss` with
+      ``pixel_loss`` (``"mse_l1"`` or ``"mse"``) and ``frame_weights`` (B, T−1) (None: every
+      predicted frame weighs the same).
+    - ``"latent_video_predictor"``: the same on codes, teacher forcing, scored by
+      :func:`latent_prediction_loss` with the model config's label smoothing and causal
+      masking; in training the config's ``drop_loss_rate`` draws the positions decoded and
+      scored (:func:`drop_loss_positions`).
+    - ``"vq_tokenizer"``: the :class:`~convssm.train.tokenizer_loss.TokenizerTraining`
+      module's VQ-GAN loss.
+
+    video (B, T, C, H, W) in [-1, 1] (or a normalised-field model's physical units), or
+    codes (B, T, h, w); actions (B, T) or None; states: a VideoPredictor's sequence-model
+    state before frame 0 (None: a fresh start; only a VideoPredictor takes one). Returns
+    (scalar loss, the state after the last input frame — None for models that carry none).
     """
+    if kind == "vq_tokenizer":
+        return model(video, actions).loss, None
+    if kind == "latent_video_predictor":
+        config = getattr(model, "module", model).config  # the bare model's, under DDP
+        positions = None
+        if model.training:
+            positions = drop_loss_positions(video.shape[1] - 1, config.drop_loss_rate, video.device)
+        out = model(video, actions, positions=positions)
+        return latent_prediction_loss(out, video, config), None
     kwargs: dict[str, Any] = {}
     if states is not None:
         kwargs["states"] = states
     if rollout_context is not None:
         kwargs.update(rollout_context=rollout_context, detach_feedback=detach_feedback)
-    if pixel_loss != "mse_l1":
-        kwargs["pixel_loss"] = pixel_loss
     out = model(video, actions, **kwargs)
-    return out.loss, getattr(out, "states", None)
+    return video_prediction_loss(out, pixel_loss, frame_weights), out.states
 
 
 def recall_frame_weights(recall: torch.Tensor, share: float) -> torch.Tensor:
@@ -87,21 +109,6 @@ def recall_frame_weights(recall: torch.Tensor, share: float) -> torch.Tensor:
         raise ValueError("recall_loss_share is set but a video has no recall frame to weigh")
     other = torch.where(n_other > 0, (1.0 - share) / n_other.clamp(min=1), 0.0)
     return torch.where(mask > 0, share / n_recall, other)
-
-
-def weighted_pixel_loss(
-    pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, kind: str = "mse_l1"
-) -> torch.Tensor:
-    """The pixel loss of :func:`convssm.models.prediction_loss`, per frame, weighted: pred and
-    target (B, T, C, H, W); weights (B, T) summing to one per video. Equal weights 1/T give
-    exactly the unweighted per-pixel mean."""
-    diff = (pred - target).float()
-    per_frame = diff.square().flatten(2).mean(-1)
-    if kind == "mse_l1":
-        per_frame = 0.5 * per_frame + 0.5 * diff.abs().flatten(2).mean(-1)
-    elif kind != "mse":
-        raise ValueError(f"pixel_loss must be 'mse_l1' or 'mse', got {kind!r}")
-    return (per_frame * weights.to(per_frame.device)).sum() / pred.shape[0]
 
 
 def _chunks(frames: int, chunk: int | None) -> list[tuple[int, int]]:
@@ -131,6 +138,10 @@ def _backward_micro_batch(
     else:
         frames = video.shape[1] - 1
         pieces = _chunks(frames, tc.tbptt_chunk)
+    kind = model_kind(state.config.model)
+    # the recall frames carry a fixed share of the loss (whole sequences only: no pieces)
+    share = tc.recall_loss_share
+    weights = None if share is None else recall_frame_weights(recall, share)
     carry, total = None, torch.zeros((), device=ctx.device)
     for k, (start, stop) in enumerate(pieces):
         if start is None:
@@ -142,27 +153,17 @@ def _backward_micro_batch(
         accumulate = ctx.is_distributed and not (sync and k == len(pieces) - 1)
         with state.ddp_model.no_sync() if accumulate else contextlib.nullcontext():
             with autocast_context(ctx.device, tc.precision):
-                if tc.recall_loss_share is None:
-                    loss, carry = sequence_loss(
-                        state.ddp_model,
-                        piece,
-                        acts,
-                        carry,
-                        rollout_context=tc.rollout_context,
-                        detach_feedback=tc.detach_feedback,
-                        pixel_loss=tc.pixel_loss,
-                    )
-                else:  # the recall frames carry a fixed share of the loss
-                    out = state.ddp_model(
-                        piece,
-                        acts,
-                        rollout_context=tc.rollout_context,
-                        detach_feedback=tc.detach_feedback,
-                    )
-                    weights = recall_frame_weights(recall, tc.recall_loss_share)
-                    loss = weighted_pixel_loss(
-                        out.predictions, piece[:, 1:], weights, tc.pixel_loss
-                    )
+                loss, carry = sequence_loss(
+                    state.ddp_model,
+                    piece,
+                    acts,
+                    carry,
+                    kind=kind,
+                    rollout_context=tc.rollout_context,
+                    detach_feedback=tc.detach_feedback,
+                    pixel_loss=tc.pixel_loss,
+                    frame_weights=weights,
+                )
                 loss = loss * share / tc.grad_accum
             state.scaler.scale(loss).backward()
         carry = detach_states(carry)

@@ -20,6 +20,7 @@ import torch
 from convssm._precision import autocast_context
 from convssm.metrics import evaluate_predictions, psnr, ssim
 from convssm.models import LatentVideoPredictor, VQTokenizer
+from convssm.train.objectives import latent_prediction_loss
 
 __all__ = [
     "iter_generated",
@@ -141,7 +142,7 @@ def validate_latent(
         codes = codes.to(device)
         actions = actions.to(device) if actions is not None and model.num_actions else None
         out = model(codes, actions)
-        loss += float(out.loss)
+        loss += float(latent_prediction_loss(out, codes, model.config))
         correct += float((out.logits.argmax(2) == codes[:, 1:]).sum())
         total += codes[:, 1:].numel()
         n += 1
