@@ -61,6 +61,7 @@ from convssm.train.factory import (
     build_eval_dataset,
     build_model,
     build_train_dataset,
+    check_data,
     split_item,
     with_normalization,
 )
@@ -150,6 +151,7 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
     shuffle = True
     if train_dataset is None:
         train_dataset, shuffle = build_train_dataset(cfg)
+    given = cfg
     cfg = with_normalization(cfg, train_dataset)  # physical arrays: statistics of the split
     torch.manual_seed(tc.seed)
     model = (model_factory or (lambda c: build_model(c.model)))(cfg)
@@ -171,6 +173,9 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
     if ctx.is_main and val_dataset is None:
         horizon = cfg.eval.val_horizon or min(cfg.eval.horizons)
         val_dataset = build_eval_dataset(cfg, cfg.eval.val_videos, cfg.eval.context + horizon)
+    if ctx.is_main:  # bad values found now, not at step 1 or the first validation
+        check_data(train_dataset if cfg is given else None, val_dataset)  # stats checked it
+    barrier(ctx)
     progress = _Progress(cfg, workdir, ctx, state.step, resumed=resume)
     # ---- loop
     end = tc.steps if stop_after is None else min(tc.steps, stop_after)
