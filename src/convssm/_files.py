@@ -69,8 +69,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        os.chmod(tmp, default_mode())  # mkstemp makes 0600; follow the umask like open()
         write(tmp)
+        os.chmod(tmp, default_mode())  # mkstemp makes 0600; follow the umask like open()
         fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
