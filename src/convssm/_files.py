@@ -21,7 +21,28 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "sha256_file",
+    "default_mode",
 ]
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):  # pragma: no cover - not Linux
+        pass
+    mask = os.umask(0o022)  # pragma: no cover
+    os.umask(mask)  # pragma: no cover
+    return mask  # pragma: no cover
+
+
+def default_mode(directory: bool = False) -> int:
+    """The mode ``open``/``mkdir`` would give a new file (0666) or folder (0777) under the
+    current umask; ``tempfile`` makes 0600/0700 ones, which atomic writes widen to this."""
+    return (0o777 if directory else 0o666) & ~_umask()
 
 
 def fsync_file(path: str | os.PathLike) -> None:
@@ -49,6 +70,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, default_mode())  # mkstemp makes 0600; follow the umask like open()
         fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:

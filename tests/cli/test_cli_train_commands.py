@@ -128,15 +128,17 @@ def test_bad_paths_give_one_line_errors(argv, message, capsys):
 
 
 def test_bad_config_and_overrides_are_reported(trained, tmp_path, capsys):
-    config, _ = trained
+    config, workdir = trained
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**TINY, "optim": {"learnin_rate": 1}}))
     assert main(["train", str(bad), "--workdir", str(tmp_path / "w")]) == 1
     assert "unknown key 'learnin_rate' in section 'optim'" in capsys.readouterr().err
     assert main(["train", str(config), "--set", "train.stepz=3"]) == 1
     assert "unknown key 'stepz'" in capsys.readouterr().err
-    assert main(["train", str(config), "--workdir", str(tmp_path / "none"), "--resume"]) == 1
-    assert "no checkpoint" in capsys.readouterr().err
+    before = sorted(p.relative_to(workdir) for p in workdir.rglob("*"))
+    assert main(["train", str(config), "--workdir", str(workdir)]) == 1  # holds a run
+    assert "already holds a run; add --resume" in capsys.readouterr().err
+    assert sorted(p.relative_to(workdir) for p in workdir.rglob("*")) == before
 
 
 def test_corrupt_checkpoint_and_bad_inputs_are_reported(trained, tmp_path, capsys):

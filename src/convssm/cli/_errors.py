@@ -1,4 +1,5 @@
-"""Turn the library's ValueError/TypeError into one clear line on stderr and exit code 1."""
+"""Turn the library's ValueError/TypeError (and OSError: a read-only or full disk, a missing
+file) into one clear line on stderr and exit code 1."""
 
 from __future__ import annotations
 
@@ -18,13 +19,23 @@ def reports_errors(command: str) -> Callable:
         def run(args) -> int:
             try:
                 return int(fn(args) or 0)
-            except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as err:
+            except (ValueError, TypeError, FloatingPointError) as err:
                 print(f"convssm {command}: error: {err}", file=sys.stderr)
+                return 1
+            except OSError as err:  # str() names the path when the OS error carries one
+                print(f"convssm {command}: error: {_describe(err)}", file=sys.stderr)
                 return 1
 
         return run
 
     return wrap
+
+
+def _describe(err: OSError) -> str:
+    text = str(err)
+    if err.filename is not None and str(err.filename) not in text:  # pragma: no cover
+        text += f": {err.filename}"
+    return text.replace("\n", " ")
 
 
 def add_overrides_argument(

@@ -1,6 +1,8 @@
-"""``convssm train CONFIG [--workdir DIR] [--set k=v ...] [--resume]``.
+"""``convssm train CONFIG [--workdir DIR] [--set k=v ...] [--resume | --overwrite]``.
 
 Runs as one process, or under ``torchrun --nproc-per-node N -m convssm train CONFIG``.
+Exit status: 0 done, 1 an error (one line on stderr), :data:`EXIT_RESUMABLE` (75) stopped by
+SIGTERM/SIGINT after writing a checkpoint: the same command with ``--resume`` continues.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from pathlib import Path
 from convssm.cli._errors import add_overrides_argument, reports_errors
 from convssm.train.config import load_config
 from convssm.train.loop import train_and_evaluate
+
+EXIT_RESUMABLE = 75  # sysexits' EX_TEMPFAIL: stopped by a signal, a checkpoint to resume from
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +32,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue exactly from the newest checkpoint in the workdir",
+        help="continue exactly from the newest checkpoint in the workdir (start fresh, "
+        "saying so, when it holds none: one command to start or resume)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in a workdir that holds a run, moving that run into "
+        "WORKDIR/archive/<time>/ (nothing is deleted)",
     )
     p.set_defaults(func=run)
 
@@ -37,8 +48,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     workdir = Path(args.workdir) if args.workdir else Path("runs") / cfg.name
-    result = train_and_evaluate(cfg, workdir, resume=args.resume)
+    result = train_and_evaluate(cfg, workdir, resume=args.resume, overwrite=args.overwrite)
     if result.is_main and result.checkpoint is not None:  # one report under torchrun
         print(f"trained {result.step} steps; last checkpoint: {result.checkpoint}")
         print(f"logs: {workdir / 'train_log.jsonl'}, {workdir / 'train_log.csv'}")
+    if result.stopped_by is not None:
+        if result.is_main:
+            print(
+                f"stopped by {result.stopped_by} at step {result.step}; continue with the "
+                "same command and --resume",
+            )
+        return EXIT_RESUMABLE
     return 0

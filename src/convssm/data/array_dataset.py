@@ -200,6 +200,23 @@ class ArrayDataset(Dataset):
                 acc.update(frames, f"{self.where} ({self.split} split)")
         return acc.result()
 
+    def check_finite(self) -> None:
+        """Stream every frame of this split once; raise ``ValueError`` naming the file, the
+        sequence index and the frames at the first non-finite value."""
+        t0, t1 = self.time_range
+        block = max(1, _BLOCK_VALUES // int(np.prod(self.frame_shape)))
+        for sequence in self.sequences:
+            for start in range(t0, t1, block):
+                frames = np.asarray(self.read(sequence, start, min(block, t1 - start)))
+                finite = np.isfinite(frames)
+                if not finite.all():
+                    first = start + int(np.argwhere(~finite)[0][0])
+                    raise ValueError(
+                        f"{self.where} ({self.split} split): sequence {sequence} holds "
+                        f"{int(frames.size - finite.sum())} non-finite values (NaN or inf) in "
+                        f"frames {start}..{start + len(frames) - 1}, the first at frame {first}"
+                    )
+
     def __repr__(self) -> str:
         t0, t1 = self.time_range
         return (

@@ -44,12 +44,14 @@ class VideoFileInfo:
         num_frames: T.
         actions_path: file holding ``actions`` (the npz itself, or the mp4's sibling npz),
             or ``None`` when the video has no actions.
+        frame_shape: (C, H, W) of its frames as read (an mp4 decodes to 3 channels).
     """
 
     path: Path
     kind: str
     num_frames: int
     actions_path: Path | None
+    frame_shape: tuple[int, int, int] | None = None
 
 
 def actions_path_for(mp4: Path) -> Path:
@@ -98,14 +100,16 @@ def _probe_actions(npz: Path, num_frames: int) -> None:
     _check_actions_header(shape, dtype, num_frames, npz)
 
 
-def _mp4_frame_count(path: Path) -> int:
+def _mp4_frame_count(path: Path) -> tuple[int, tuple[int, int, int]]:
+    """(frames, (3, H, W)) of an mp4's first video stream."""
     with av.open(str(path)) as container:
         if not container.streams.video:
             raise ValueError(f"{path} has no video stream")
         stream = container.streams.video[0]
+        shape = (3, int(stream.codec_context.height), int(stream.codec_context.width))
         if stream.frames > 0:
-            return int(stream.frames)
-        return sum(1 for packet in container.demux(stream) if packet.size)
+            return int(stream.frames), shape
+        return sum(1 for packet in container.demux(stream) if packet.size), shape
 
 
 def probe_video_file(path: str | Path) -> VideoFileInfo:
@@ -120,18 +124,19 @@ def probe_video_file(path: str | Path) -> VideoFileInfo:
                 shape, dtype = _npy_header(zf, "video", path)
                 num_frames = _check_video_header(shape, dtype, path)
                 has_actions = "actions.npy" in zf.namelist()
+            frame = (int(shape[3]), int(shape[1]), int(shape[2]))
             if has_actions:
                 _probe_actions(path, num_frames)
-            return VideoFileInfo(path, "npz", num_frames, path if has_actions else None)
+            return VideoFileInfo(path, "npz", num_frames, path if has_actions else None, frame)
         if kind == "mp4":
-            num_frames = _mp4_frame_count(path)
+            num_frames, frame = _mp4_frame_count(path)
             if num_frames < 1:
                 raise ValueError(f"{path} holds no video frames")
             sibling = actions_path_for(path)
             if sibling.exists():
                 _probe_actions(sibling, num_frames)
-                return VideoFileInfo(path, "mp4", num_frames, sibling)
-            return VideoFileInfo(path, "mp4", num_frames, None)
+                return VideoFileInfo(path, "mp4", num_frames, sibling, frame)
+            return VideoFileInfo(path, "mp4", num_frames, None, frame)
     except TypeError:
         raise
     except _ERRORS as err:

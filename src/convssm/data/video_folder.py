@@ -37,6 +37,11 @@ def _find_files(directory: Path, fmt: str) -> list[Path]:
     return npz
 
 
+def _shape(chw: tuple[int, int, int]) -> str:
+    c, h, w = chw
+    return f"{h}x{w} with {c} channel{'s' if c != 1 else ''}"
+
+
 class VideoFolder(Dataset):
     """Random ``seq_len``-frame windows from a folder of npz or mp4 videos.
 
@@ -51,6 +56,9 @@ class VideoFolder(Dataset):
             makes a video without actions an error; ``"ignore"`` never returns them.
         on_error: ``"raise"`` (default) or ``"skip"`` (warn and leave the file out).
         seed: base seed of the window starts.
+        frame_shape: (C, H, W) every frame must have (a model's); a file with other
+            frames is a bad file. Without it the first file's shape sets it: a folder of
+            mixed sizes could not be batched.
 
     Items:
         dict with ``"video"`` (seq_len, C, H, W) float32 in [-1, 1] and, when present,
@@ -67,6 +75,7 @@ class VideoFolder(Dataset):
         actions: str = "auto",
         on_error: str = "raise",
         seed: int = 0,
+        frame_shape: tuple[int, int, int] | None = None,
     ) -> None:
         if format not in _FORMATS:
             raise ValueError(f"format must be one of {_FORMATS}, got {format!r}")
@@ -91,6 +100,8 @@ class VideoFolder(Dataset):
             kind = "npz or mp4" if format == "auto" else format
             raise ValueError(f"no {kind} video files under {directory}")
         self.files: list[VideoFileInfo] = []
+        expected = tuple(frame_shape) if frame_shape is not None else None
+        source = "the model"
         for path in files:
             try:
                 info = probe_video_file(path)
@@ -101,6 +112,13 @@ class VideoFolder(Dataset):
                     )
                 if actions == "require" and info.actions_path is None:
                     raise ValueError(f"{path}: no actions found but actions='require'")
+                if expected is None:
+                    expected, source = info.frame_shape, f"the first file, {path.name},"
+                elif info.frame_shape != expected:
+                    raise ValueError(
+                        f"{path}: frames are {_shape(info.frame_shape)}, but {source} "
+                        f"needs {_shape(expected)}"
+                    )
             except (ValueError, TypeError) as err:
                 self._fail(err)
                 continue

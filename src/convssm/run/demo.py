@@ -260,7 +260,7 @@ def run_demo(
     )
     run = out / "run"
     t0 = time.perf_counter()
-    result = train_and_evaluate(cfg, run)
+    result = train_and_evaluate(cfg, run, overwrite=True)  # a rerun archives the last
     losses = [r["loss"] for r in read_jsonl(run / "train_log.jsonl")]
     k = max(1, len(losses) // 10)
     log(

@@ -12,6 +12,7 @@ returns the data's units and is scored per channel (:func:`convssm.metrics.evalu
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,14 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
     dev = resolve_device(device)
     path = Path(checkpoint)
     if _is_published(path):
+        if (path / "training_state.pt").is_file():  # a checkpoint folder that lost its manifest
+            warnings.warn(
+                f"{str(path)!r} looks like a training checkpoint but has no manifest.json; "
+                "loading it as a published model folder (only its weights' SHA-256 in "
+                "config.json is checked)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         stored = kind_of(read_config_json(path))
         if not stored.generates_frames:
             raise ValueError(
@@ -131,7 +140,7 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
             kind = "array" if model.config.normalization is not None else "moving_mnist"
             cfg = ExperimentConfig(model=model.config, data=DataConfig(dataset=kind))
         return TrainedModel(model.to(dev).eval(), cfg, None, dev, path, None)
-    info = load_checkpoint(checkpoint)
+    info = load_checkpoint(checkpoint, training_state=False)  # inference needs no optimizer
     cfg = info.config
     if cfg.train.threads is not None:
         torch.set_num_threads(cfg.train.threads)
@@ -370,6 +379,13 @@ def generate_from_checkpoint(
         for batch in videos[:, :context].split(ev.batch_size):
             preds.append(tm.model.generate(batch.to(tm.device), horizon).float().cpu())
     pred_all = torch.cat(preds)
+    bad = ~torch.isfinite(pred_all)
+    if bad.any():  # refuse, as evaluate does, rather than draw a black video
+        n_nan = int(torch.isnan(pred_all).sum())
+        raise ValueError(
+            f"the model in {str(tm.path)!r} generated non-finite values ({n_nan} NaN, "
+            f"{int(bad.sum()) - n_nan} inf): its weights or this input are not usable"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     video, pred = videos[0], pred_all[0]

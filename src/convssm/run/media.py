@@ -2,23 +2,26 @@
 (:func:`write_media`: all four of one video).
 
 Videos are uint8 arrays (T, C, H, W) with C = 1 or 3, or (T, H, W) grey. Plots use
-matplotlib's Agg canvas directly (no pyplot, no global backend switch).
+matplotlib's Agg canvas directly (no pyplot, no global backend switch). GIF and MP4 writers
+take any iterable of frames and encode one frame at a time (upscaled one at a time), so
+their memory does not grow with the number of frames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import GifImagePlugin, Image
 
 from convssm.metrics.scoring import to_uint8
 
 __all__ = [
     "to_rgb_frames",
     "side_by_side",
+    "side_by_side_frames",
     "write_gif",
     "write_mp4",
     "write_strip",
@@ -48,47 +51,75 @@ def side_by_side(truth: np.ndarray, pred: np.ndarray, context: int, gap: int = 2
     ``pred`` holds only the generated frames; during the context the right panel shows the
     ground truth with a green border, afterwards the prediction with a red one.
     """
-    t_rgb, p_rgb = to_rgb_frames(truth), to_rgb_frames(pred)
-    n = min(t_rgb.shape[0], context + p_rgb.shape[0])
-    h, w = t_rgb.shape[1:3]
-    out = np.full((n, h + 2, 2 * w + gap + 2, 3), 255, dtype=np.uint8)
+    return np.stack(list(side_by_side_frames(truth, pred, context, gap)))
+
+
+def side_by_side_frames(
+    truth: np.ndarray, pred: np.ndarray, context: int, gap: int = 2
+) -> Iterator[np.ndarray]:
+    """:func:`side_by_side` one (H, W, 3) frame at a time (nothing held between frames)."""
+    n = min(len(truth), context + len(pred))
     for t in range(n):
-        right = t_rgb[t] if t < context else p_rgb[t - context]
-        color = (0, 160, 0) if t < context else (200, 0, 0)
-        out[t, 1 : h + 1, 1 : w + 1] = t_rgb[t]
-        out[t, :, w + gap :] = color
-        out[t, 1 : h + 1, w + gap + 1 : 2 * w + gap + 1] = right
-    return out
+        left = to_rgb_frames(truth[t : t + 1])[0]
+        right = left if t < context else to_rgb_frames(pred[t - context : t - context + 1])[0]
+        h, w = left.shape[:2]
+        out = np.full((h + 2, 2 * w + gap + 2, 3), 255, dtype=np.uint8)
+        out[:, w + gap :] = (0, 160, 0) if t < context else (200, 0, 0)
+        out[1 : h + 1, 1 : w + 1] = left
+        out[1 : h + 1, w + gap + 1 : 2 * w + gap + 1] = right
+        yield out
 
 
-def write_gif(path: str | Path, frames: np.ndarray, fps: float = 10.0, scale: int = 1) -> Path:
-    """Write (T, H, W, 3) uint8 frames as a looping GIF."""
+def write_gif(
+    path: str | Path, frames: Iterable[np.ndarray], fps: float = 10.0, scale: int = 1
+) -> Path:
+    """Write (H, W, 3) uint8 frames (an array (T, H, W, 3) or any iterable) as a looping
+    GIF, encoding one frame at a time (each with its own adaptive palette)."""
     path = Path(path)
-    frames = _upscale(frames, scale)
-    images = [Image.fromarray(f) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    duration = int(1000 / fps)
+    with open(path, "wb") as f:
+        started = False
+        for frame in frames:
+            image = Image.fromarray(_upscale(np.asarray(frame)[None], scale)[0])
+            image = image.convert("P", palette=Image.Palette.ADAPTIVE)
+            if not started:
+                header, _ = GifImagePlugin.getheader(image, info={"loop": 0})
+                f.writelines(header)
+                started = True
+            chunks = GifImagePlugin.getdata(image, include_color_table=True, duration=duration)
+            f.writelines(chunks)
+        if not started:
+            raise ValueError(f"no frames to write to {path}")
+        f.write(b";")  # GIF trailer
     return path
 
 
-def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 10, scale: int = 1) -> Path:
-    """Write (T, H, W, 3) uint8 frames as H.264 MP4 (padded to even sides) with PyAV."""
+def write_mp4(
+    path: str | Path, frames: Iterable[np.ndarray], fps: int = 10, scale: int = 1
+) -> Path:
+    """Write (H, W, 3) uint8 frames (an array (T, H, W, 3) or any iterable) as H.264 MP4
+    (padded to even sides) with PyAV, one frame at a time."""
     import av
 
     path = Path(path)
-    frames = _upscale(frames, scale)
-    t, h, w, _ = frames.shape
-    ph, pw = h + h % 2, w + w % 2
-    if (ph, pw) != (h, w):
-        padded = np.zeros((t, ph, pw, 3), dtype=np.uint8)
-        padded[:, :h, :w] = frames
-        frames = padded
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=int(fps))
-        stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
-        stream.options = {"crf": "18"}
+        stream = None
         for frame in frames:
+            frame = _upscale(np.asarray(frame)[None], scale)[0]
+            h, w = frame.shape[:2]
+            ph, pw = h + h % 2, w + w % 2
+            if (ph, pw) != (h, w):
+                padded = np.zeros((ph, pw, 3), dtype=np.uint8)
+                padded[:h, :w] = frame
+                frame = padded
+            if stream is None:
+                stream = container.add_stream("libx264", rate=int(fps))
+                stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
+                stream.options = {"crf": "18"}
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
+        if stream is None:
+            raise ValueError(f"no frames to write to {path}")
         for packet in stream.encode():
             container.mux(packet)
     return path
@@ -127,16 +158,15 @@ def write_strip(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    t_rgb, p_rgb = to_rgb_frames(truth), to_rgb_frames(pred)
-    total = min(t_rgb.shape[0], context + p_rgb.shape[0])
+    total = min(len(truth), context + len(pred))
     times = _pick_times(context, total, columns)
     fig = Figure(figsize=(1.3 * len(times), 3.0), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, len(times), squeeze=False)
-    for j, t in enumerate(times):
-        axes[0, j].imshow(t_rgb[t])
-        shown = t_rgb[t] if t < context else p_rgb[t - context]
-        axes[1, j].imshow(shown)
+    for j, t in enumerate(times):  # only the shown frames are converted
+        axes[0, j].imshow(to_rgb_frames(truth[t : t + 1])[0])
+        shown = truth[t : t + 1] if t < context else pred[t - context : t - context + 1]
+        axes[1, j].imshow(to_rgb_frames(shown)[0])
         label = f"t={t + 1}" if t < context else f"+{t - context + 1}"
         axes[0, j].set_title(label, fontsize=8)
         for ax in axes[:, j]:
@@ -198,15 +228,14 @@ def write_media(
     """
     out.mkdir(parents=True, exist_ok=True)
     t8, p8 = to_uint8(truth), to_uint8(pred)
-    frames = side_by_side(t8, p8, context)
     scale = max(1, 128 // t8.shape[-1])
     horizon = p8.shape[0]
     title = f"context {context}, {horizon} generated frames"
     if train_length:
         title += f" (trained on {train_length})"
     return {
-        "gif": write_gif(out / f"{stem}.gif", frames, scale=scale),
-        "mp4": write_mp4(out / f"{stem}.mp4", frames, scale=scale),
+        "gif": write_gif(out / f"{stem}.gif", side_by_side_frames(t8, p8, context), scale=scale),
+        "mp4": write_mp4(out / f"{stem}.mp4", side_by_side_frames(t8, p8, context), scale=scale),
         "strip": write_strip(out / f"{stem}_strip.png", t8, p8, context, title=title),
         "error_plot": plot_error_curves(
             out / f"{stem}_error.png",

@@ -15,9 +15,11 @@ A checkpoint is a directory ``<workdir>/checkpoints/step_<NNNNNNNN>/`` holding
 
 Writing is atomic: files go to a hidden temporary directory in the same folder, each is
 fsynced, the directory is renamed into place with ``os.replace`` and the parent fsynced; the
-``latest`` pointer file is replaced the same way. A crash mid-write leaves only a
-``.tmp-*`` directory (ignored, and removed by the next save) and the previous checkpoint
-intact. Only the newest ``keep`` checkpoints are kept.
+``latest`` pointer file is replaced the same way and always names a complete checkpoint. A
+crash mid-write leaves only a ``.tmp-step_N-pid<PID>-<host>-*`` directory (ignored, and removed
+by a later save once its writer is dead; a live writer's is never touched) and the previous
+checkpoint intact. Pruning keeps the ``keep`` newest checkpoints up to the one just written
+(never that one). Folders and files follow the process's umask.
 
 Format versions: 1 stored the model config twice (``config.json`` and the ``model`` section
 of ``experiment.yaml``); 2 stores it once, in ``config.json``. Both load.
@@ -31,6 +33,7 @@ import os
 import random
 import re
 import shutil
+import socket
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -43,7 +46,7 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from convssm._files import atomic_write_text, fsync_dir, fsync_file
+from convssm._files import atomic_write_text, default_mode, fsync_dir, fsync_file
 from convssm.models.pretrained import write_weights
 from convssm.models.registry import read_config_json, write_config_json
 from convssm.train.config import (
@@ -178,15 +181,18 @@ def save_checkpoint(
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob(".tmp-step_*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    _remove_orphaned_temps(directory)
     final = directory / f"step_{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step_{step:08d}-", dir=directory))
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step_{step:08d}-{_owner()}-", dir=directory))
     try:
-        write_weights(tmp, model)
-        write_config_json(tmp, config.model)
-        (tmp / "experiment.yaml").write_text(_experiment_yaml(config))
-        torch.save({**training_state, "step": step}, tmp / "training_state.pt")
+        os.chmod(tmp, default_mode(directory=True))  # mkdtemp makes 0700; follow the umask
+        try:
+            write_weights(tmp, model)
+            write_config_json(tmp, config.model)
+            (tmp / "experiment.yaml").write_text(_experiment_yaml(config))
+            torch.save({**training_state, "step": step}, tmp / "training_state.pt")
+        except (OSError, RuntimeError) as err:  # torch reports a full disk as RuntimeError
+            raise OSError(f"could not write checkpoint {str(final)!r}: {err}") from err
         files = {}
         for name in _REQUIRED:
             fsync_file(tmp / name)
@@ -196,7 +202,8 @@ def save_checkpoint(
         fsync_file(tmp / "manifest.json")
         fsync_dir(tmp)
         if final.exists():  # re-saving the same step: move the old one aside first
-            old = directory / f".tmp-step_{step:08d}-old"
+            _point_latest(directory, exclude=final)  # `latest` never names a missing folder
+            old = directory / f".tmp-step_{step:08d}-{_owner()}-old"
             os.replace(final, old)
             shutil.rmtree(old, ignore_errors=True)
         os.replace(tmp, final)
@@ -205,9 +212,59 @@ def save_checkpoint(
         raise
     fsync_dir(directory)
     atomic_write_text(directory / "latest", final.name + "\n")
-    for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
+    # prune the oldest checkpoints before this one; never this one, never a newer one
+    older = [p for p in list_checkpoints(directory) if _step_of(p) < step]
+    for old in older[: max(len(older) - (keep - 1), 0)] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _step_of(path: Path) -> int:
+    return int(_NAME.match(path.name).group(1))
+
+
+def _owner() -> str:
+    """Who writes a temporary folder: ``pid<PID>-<host>`` (in its name)."""
+    return f"pid{os.getpid()}-{socket.gethostname()}"
+
+
+_TEMP = re.compile(r"^\.tmp-step_\d{8,}-(?:pid(\d+)-(.+)-[^-]+|[^-]+)$")
+
+
+def _remove_orphaned_temps(directory: Path) -> None:
+    """Delete temporary checkpoint folders whose writer is dead: one of this host whose
+    process is gone, or one of an older convssm that did not record its writer. A folder
+    of a live writer, or of another host, belongs to that writer and stays."""
+    for tmp in directory.glob(".tmp-step_*"):
+        m = _TEMP.match(tmp.name)
+        if m is None:
+            continue
+        if m.group(1) is not None:
+            pid, host = int(m.group(1)), m.group(2)
+            if host != socket.gethostname() or _alive(pid):
+                continue
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - another user's live process
+        return True
+    return True
+
+
+def _point_latest(directory: Path, exclude: Path) -> None:
+    """Point ``latest`` at the newest complete checkpoint other than ``exclude`` (or remove
+    it when there is none), before ``exclude`` is moved away."""
+    others = [p for p in list_checkpoints(directory) if p != exclude]
+    if others:
+        atomic_write_text(directory / "latest", others[-1].name + "\n")
+    else:
+        (directory / "latest").unlink(missing_ok=True)
+        fsync_dir(directory)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -227,8 +284,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
     )
 
 
-def load_checkpoint(path: str | Path, *, verify: bool = True) -> CheckpointInfo:
+def load_checkpoint(
+    path: str | Path, *, verify: bool = True, training_state: bool = True
+) -> CheckpointInfo:
     """Read and validate a checkpoint written by :func:`save_checkpoint`.
+
+    ``training_state=False`` (inference) neither reads nor hashes ``training_state.pt``
+    (only its size is checked); ``info.training_state`` is then empty.
 
     Raises:
         ValueError: missing directory or file, unknown format version, a file whose size
@@ -258,6 +320,8 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> CheckpointInfo:
                 f"checkpoint {str(path)!r}: {name} is corrupt (size {f.stat().st_size} bytes, "
                 f"manifest says {want.get('bytes')})"
             )
+        if name == "training_state.pt" and not training_state:
+            continue
         if verify and _sha256(f) != want.get("sha256"):
             raise ValueError(f"checkpoint {str(path)!r}: {name} is corrupt (SHA-256 mismatch)")
     try:
@@ -266,8 +330,10 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> CheckpointInfo:
         raise ValueError(
             f"checkpoint {str(path)!r}: model.safetensors is corrupt ({err})"
         ) from None
+    state: dict[str, Any] = {}
     try:
-        state = torch.load(path / "training_state.pt", map_location="cpu", weights_only=True)
+        if training_state:
+            state = torch.load(path / "training_state.pt", map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any parse failure means a corrupt file
         raise ValueError(f"checkpoint {str(path)!r} is corrupt: {err}") from None
     return CheckpointInfo(

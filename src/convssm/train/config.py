@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -349,6 +350,7 @@ def config_from_dict(data: Any) -> ExperimentConfig:
         data = {}
     if not isinstance(data, dict):
         raise TypeError(f"a config must be a mapping at the top level, got {type(data).__name__}")
+    _reject_nonfinite(data, "")
     valid = ["name", *_SECTIONS]
     unknown = [k for k in data if k not in valid]
     if unknown:
@@ -364,6 +366,18 @@ def config_from_dict(data: Any) -> ExperimentConfig:
         else:
             kwargs[key] = dataclass_from_dict(cls, data.get(key), key)
     return ExperimentConfig(**kwargs)
+
+
+def _reject_nonfinite(value: Any, where: str) -> None:
+    """NaN and ±inf are never meaningful settings (``optim.lr: .inf`` once passed)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where or 'config'} must be a finite number, got {value}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _reject_nonfinite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _reject_nonfinite(v, f"{where}[{i}]")
 
 
 def _validate_values(cfg: ExperimentConfig) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "split_item",
     "delayed_recall",
     "with_normalization",
+    "check_data",
 ]
 
 
@@ -66,7 +67,7 @@ def build_train_dataset(cfg: ExperimentConfig) -> tuple[Dataset, bool]:
         )
         return ds, data.num_videos is not None
     if data.dataset == "video_folder":
-        return _video_folder(data, "train", data.seq_len), True
+        return _video_folder(cfg, "train", data.seq_len), True
     if data.dataset == "array":
         return _array(cfg, "train", data.seq_len, data.seed), True
     if data.dataset == "codes":
@@ -90,7 +91,7 @@ def build_eval_dataset(cfg: ExperimentConfig, num_videos: int, num_frames: int) 
             seed=ev.seed,
         )
     if data.dataset == "video_folder":
-        return _video_folder(data, "test", num_frames)
+        return _video_folder(cfg, "test", num_frames)
     if data.dataset == "array":
         val = _array(cfg, "val", num_frames, ev.seed)
         return Subset(val, range(num_videos)) if num_videos < len(val) else val
@@ -141,10 +142,15 @@ def delayed_recall(
     return ds
 
 
-def _video_folder(data: DataConfig, split: str, num_frames: int) -> Dataset:
+def _video_folder(cfg: ExperimentConfig, split: str, num_frames: int) -> Dataset:
+    data, model = cfg.data, cfg.model
     if data.root is None:
         raise ValueError("data.root must name a folder when data.dataset is 'video_folder'")
-    return VideoFolder(data.root, split=split, seq_len=num_frames, **data.options)
+    options = dict(data.options)
+    channels, size = getattr(model, "image_channels", None), getattr(model, "image_size", None)
+    if channels is not None and size is not None:  # every frame must fit the model
+        options.setdefault("frame_shape", (channels, size, size))
+    return VideoFolder(data.root, split=split, seq_len=num_frames, **options)
 
 
 def _array(cfg: ExperimentConfig, split: str, num_frames: int, seed: int) -> Dataset:
@@ -171,6 +177,16 @@ def _array(cfg: ExperimentConfig, split: str, num_frames: int, seed: int) -> Dat
             f"{model.image_size} (square frames of that side)"
         )
     return ds
+
+
+def check_data(*datasets: Dataset | None) -> None:
+    """Before the first step: stream each file-backed split the run reads (arrays) once for
+    non-finite values, naming the file and sequence; frame sizes and channels were checked
+    against the model when the sets were built."""
+    for ds in datasets:
+        base = ds.dataset if isinstance(ds, Subset) else ds
+        if callable(getattr(base, "check_finite", None)):
+            base.check_finite()
 
 
 def with_normalization(cfg: ExperimentConfig, train_dataset: Dataset) -> ExperimentConfig:

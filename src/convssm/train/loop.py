@@ -7,6 +7,13 @@ checkpoint restores the state whole), then loop {:func:`train_step`; log every
 before a checkpoint), where a non-finite loss stops the run; ``train.time_limit_s`` is
 checked at log intervals too.
 
+Safety: rank 0 holds the workdir's lock for the run's life (a second run on the same
+workdir is refused, naming the holder) and decides what to do with what it finds there
+(:func:`convssm.train.workdir.claim_workdir`: a run is never overwritten, ``--resume`` on an
+empty workdir starts fresh). SIGTERM and SIGINT finish the current step, write a
+checkpoint and return with ``TrainResult.stopped_by`` set (a second signal ends the process
+at once); under ``torchrun`` the ranks agree on stopping at log intervals.
+
 Exact resume: the batches of step ``s`` are a function of ``s`` (:class:`StepSampler`) and
 the torch RNG is re-seeded from ``(seed, step, rank)`` before every step, so a run resumed
 from a checkpoint computes the same losses as an uninterrupted one (bit for bit on CPU).
@@ -15,7 +22,10 @@ from a checkpoint computes the same losses as an uninterrupted one (bit for bit 
 from __future__ import annotations
 
 import math
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +61,7 @@ from convssm.train.factory import (
     build_eval_dataset,
     build_model,
     build_train_dataset,
+    check_data,
     split_item,
     with_normalization,
 )
@@ -64,6 +75,7 @@ from convssm.train.state import (
 )
 from convssm.train.step import train_step
 from convssm.train.validation import CODE_VALIDATORS, validate_predictor
+from convssm.train.workdir import WorkdirLock, claim_workdir
 
 __all__ = ["TrainResult", "train_and_evaluate"]
 
@@ -78,6 +90,7 @@ class TrainResult:
     checkpoint: Path | None
     validation: dict[str, Any] | None
     is_main: bool = True
+    stopped_by: str | None = None  # "SIGTERM" / "SIGINT": stopped early, resumable
 
 
 def _collate(items: list[Any]) -> Any:
@@ -89,6 +102,7 @@ def train_and_evaluate(
     workdir: str | Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     model_factory: Callable[[ExperimentConfig], torch.nn.Module] | None = None,
     train_dataset: Dataset | None = None,
     val_dataset: Dataset | None = None,
@@ -97,9 +111,12 @@ def train_and_evaluate(
     """Train ``config`` in ``workdir`` (logs, checkpoints); validate and checkpoint periodically.
 
     Args:
-        resume: continue from the newest checkpoint in ``workdir/checkpoints`` (an error if
-            there is none); the config must match the checkpoint's apart from the ``train``
-            cadence keys and ``train.steps``.
+        resume: continue from the newest intact checkpoint in ``workdir/checkpoints`` (a
+            fresh run, said on stderr, when the workdir holds none); the config must match
+            the checkpoint's apart from the ``train`` cadence keys and ``train.steps``.
+            Without it a workdir that already holds a run is refused.
+        overwrite: move the run already in ``workdir`` into ``workdir/archive/<time>/``
+            (nothing is deleted) and start afresh.
         model_factory, train_dataset, val_dataset: replace the config-built model and data
             (tests and library use); items are (T, C, H, W) in [-1, 1] or dicts with ``video``.
         stop_after: stop after this many steps in total (simulates an interruption).
@@ -108,9 +125,21 @@ def train_and_evaluate(
         torch.set_num_threads(config.train.threads)
     ctx = init_distributed(config.train.device)
     data = (train_dataset, val_dataset)
+    workdir = Path(workdir)
+    lock = WorkdirLock(workdir) if ctx.is_main else None
     try:
-        return _train(config, Path(workdir), ctx, resume, model_factory, data, stop_after)
+        if lock is not None:
+            lock.acquire()
+            resume, note = claim_workdir(workdir, resume=resume, overwrite=overwrite)
+            if note is not None:
+                print(note, file=sys.stderr)
+        barrier(ctx)  # the others read the workdir rank 0 has settled
+        if not ctx.is_main:
+            resume = resume and any((workdir / "checkpoints").glob("step_*"))
+        return _train(config, workdir, ctx, resume, model_factory, data, stop_after)
     finally:
+        if lock is not None:
+            lock.release()
         teardown(ctx)
 
 
@@ -118,10 +147,11 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
     tc, ckpt_dir = cfg.train, workdir / "checkpoints"
     train_dataset, val_dataset = data
     # ---- build
-    resume_from = _checkpoint_to_resume(ckpt_dir) if resume else None
+    resume_from = _checkpoint_to_resume(ckpt_dir, ctx.is_main) if resume else None
     shuffle = True
     if train_dataset is None:
         train_dataset, shuffle = build_train_dataset(cfg)
+    given = cfg
     cfg = with_normalization(cfg, train_dataset)  # physical arrays: statistics of the split
     torch.manual_seed(tc.seed)
     model = (model_factory or (lambda c: build_model(c.model)))(cfg)
@@ -143,40 +173,104 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
     if ctx.is_main and val_dataset is None:
         horizon = cfg.eval.val_horizon or min(cfg.eval.horizons)
         val_dataset = build_eval_dataset(cfg, cfg.eval.val_videos, cfg.eval.context + horizon)
+    if ctx.is_main:  # bad values found now, not at step 1 or the first validation
+        check_data(train_dataset if cfg is given else None, val_dataset)  # stats checked it
+    barrier(ctx)
     progress = _Progress(cfg, workdir, ctx, state.step, resumed=resume)
     # ---- loop
     end = tc.steps if stop_after is None else min(tc.steps, stop_after)
-    loss = checkpoint = val = None
-    while state.step < end:
-        metrics = train_step(state, next(batches))
-        step, out_of_time = state.step, False
-        progress.advance()
-        logged = step % tc.log_every == 0 or step == end
-        if logged:
-            loss = _synced_loss(metrics, step, ctx)  # host sync point (GPU waits)
-            progress.log(step, loss, metrics["lr"])
-            out_of_time = _out_of_time(tc.time_limit_s, progress.elapsed(tc.time_clock), ctx)
-        if step % tc.eval_every == 0 or step == tc.steps or out_of_time:
-            val = _validate(state, val_dataset, progress)
-        if step % tc.checkpoint_every == 0 or step == tc.steps or out_of_time:
-            if not logged:
-                _synced_loss(metrics, step, ctx)  # never checkpoint a diverged model
-            checkpoint = save_train_state(ckpt_dir, state)
-        if out_of_time:
-            progress.note(f"train.time_limit_s ({tc.time_limit_s:g} s) reached at step {step}")
-            break
+    loss = checkpoint = val = stopped = None
+    with _StopSignals() as signals:
+        while state.step < end:
+            metrics = train_step(state, next(batches))
+            step, out_of_time = state.step, False
+            progress.advance()
+            logged = step % tc.log_every == 0 or step == end
+            if logged:
+                loss = _synced_loss(metrics, step, ctx)  # host sync point (GPU waits)
+                progress.log(step, loss, metrics["lr"])
+                out_of_time = _out_of_time(tc.time_limit_s, progress.elapsed(tc.time_clock), ctx)
+            if logged or not ctx.is_distributed:  # ranks agree at log intervals only
+                stopped = _stop_requested(signals.received, ctx)
+            if step % tc.eval_every == 0 or step == tc.steps or out_of_time:
+                val = _validate(state, val_dataset, progress)
+            if step % tc.checkpoint_every == 0 or step == tc.steps or out_of_time or stopped:
+                if not logged:
+                    _synced_loss(metrics, step, ctx)  # never checkpoint a diverged model
+                checkpoint = save_train_state(ckpt_dir, state)
+            if out_of_time:
+                progress.note(f"train.time_limit_s ({tc.time_limit_s:g} s) reached at step {step}")
+                break
+            if stopped:
+                progress.note(f"{stopped} received: stopped at step {step}, checkpoint written")
+                break
     progress.close()
     checkpoint = checkpoint or latest_checkpoint(ckpt_dir)
-    return TrainResult(state.step, loss, workdir, checkpoint, val, ctx.is_main)
+    return TrainResult(state.step, loss, workdir, checkpoint, val, ctx.is_main, stopped)
 
 
-def _checkpoint_to_resume(ckpt_dir: Path) -> CheckpointInfo:
-    """The newest intact checkpoint; each newer corrupt one is skipped with a warning."""
+class _StopSignals:
+    """While active, SIGTERM / SIGINT set :attr:`received` (the loop then checkpoints and
+    stops); a second signal restores the default action and re-raises it: the process ends
+    at once. Active only in the main thread (where Python delivers signals)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        self.received = signal.Signals(signum).name
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_requested(received: str | None, ctx: DistributedContext) -> str | None:
+    """The signal that asks to stop, if any (rank 0's decides for every rank)."""
+    if not ctx.is_distributed:
+        return received
+    names = [s.name for s in _StopSignals.SIGNALS]
+    code = names.index(received) + 1 if received in names else 0
+    flag = torch.tensor([float(code)], device=ctx.device)
+    torch.distributed.broadcast(flag, src=0)
+    code = int(flag.item())
+    return names[code - 1] if code else None
+
+
+def _checkpoint_to_resume(ckpt_dir: Path, is_main: bool = True) -> CheckpointInfo:
+    """The newest intact checkpoint; each newer corrupt one is skipped with a warning and
+    (by rank 0) moved into the workdir's ``archive/``, so the resumed run's checkpoints are
+    the newest again."""
     info = load_latest_intact(ckpt_dir)
     if info is None:
         found = "no intact checkpoint" if list_checkpoints(ckpt_dir) else "no checkpoint"
         raise ValueError(f"--resume: {found} under {str(ckpt_dir)!r}")
+    newer = [p for p in ckpt_dir.glob("step_*") if p.is_dir() and _step_number(p) > info.step]
+    if is_main and newer:
+        aside = ckpt_dir.parent / "archive" / f"not-intact-after-{info.path.name}"
+        aside.mkdir(parents=True, exist_ok=True)
+        for p in newer:
+            os.replace(p, aside / p.name)
+        print(f"moved the checkpoints newer than {info.path.name} to {aside}", file=sys.stderr)
     return info
+
+
+def _step_number(path: Path) -> int:
+    digits = path.name.removeprefix("step_")
+    return int(digits) if digits.isdigit() else -1
 
 
 def _synced_loss(metrics: dict[str, Any], step: int, ctx: DistributedContext) -> float:

@@ -1,7 +1,8 @@
 """Run logs: JSONL and CSV always, TensorBoard when ``torch.utils.tensorboard`` imports.
 
 Only rank 0 creates a :class:`RunLogger`. On resume, records past the resumed step are
-dropped from the files first, so the logs read as one uninterrupted run.
+dropped from the files first, so the logs read as one uninterrupted run. A torn last line
+(a process killed mid-write) is skipped with a warning naming the file and line.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,21 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     rows = []
-    for line in path.read_text().splitlines():
-        if line.strip():
+    lines = path.read_text(errors="replace").splitlines()
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
             rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if i != last:
+                raise ValueError(f"{path}, line {i + 1}: not a JSON record ({err})") from None
+            warnings.warn(
+                f"{path}, line {i + 1}: skipping a torn last record ({err})",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     return rows
 
 
@@ -70,7 +84,8 @@ class RunLogger:
             path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         if self.train_csv.exists():
             with open(self.train_csv, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+                rows = [r for r in csv.DictReader(f)  # a torn last row has no whole step
+                        if (r["step"] or "").isdigit() and int(r["step"]) <= step]  # fmt: skip
             with open(self.train_csv, "w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=TRAIN_COLUMNS)
                 w.writeheader()
