@@ -9,9 +9,11 @@ of a model (ConvS5's longer curriculum), and measures:
 
 - ``rel_recall`` (:func:`convssm.train.recall_eval.recall_scores`) at every delay of
   ``--delays`` on ``--videos`` held-out videos (evaluation digits, ``eval.seed``);
-- time per generated frame after a context of each delay (median over 16 frames, batch 1)
-  and the conditioning time, and the peak resident memory of that generation, each in a
-  fresh child process so that no measurement sees another's allocations;
+- for each architecture (ConvS5 — the ablations share its architecture —, ConvLSTM, the
+  Transformer with its KV cache and without it, as the paper samples): time per generated
+  frame after a context of each delay (median over 16 frames, batch 1), the conditioning
+  time and the peak resident memory of that generation, each in a fresh child process so
+  that no measurement sees another's allocations;
 - the CPU minutes each model trained for (from phase.json).
 
 It writes ``OUT/recall.json``, ``OUT/rel_recall.png`` (rel_recall against delay),
@@ -48,6 +50,7 @@ LABELS = {
     "transformer": "Transformer",
 }
 COMPARE_DELAY = 256  # the delay every model of the equal-budget comparison trained up to
+TIMED = ("convs5", "convlstm", "transformer")  # the architectures (ablations are ConvS5's)
 
 
 def load_run_model(workdir: Path):
@@ -184,24 +187,23 @@ def main(argv: list[str] | None = None) -> int:
             row["delays"][str(d)] = scores
             print(f"{row['label']:34s} delay {d:5d}: rel_recall {scores['rel_recall']:.3f}",
                   flush=True)  # fmt: skip
-    timing = []
+    timing = []  # one row per architecture: the ablations share ConvS5's, and its timing
     if not args.no_timing:
-        for row in rows:
-            for d in delays:
-                row["delays"][str(d)].update(measure_timing(row["workdir"], d))
-        # the paper's sampling protocol for the Transformer: no KV cache, the window re-run
-        for row in [r for r in rows if r["model"] == "transformer"]:
-            extra = {"label": "Transformer, no cache (the paper's sampling)", "delays": {}}
-            for d in delays:
-                extra["delays"][str(d)] = measure_timing(row["workdir"], d, no_cache=True)
-            timing.append(extra)
+        archs = {r["model"]: r for r in rows if r["model"] in TIMED}  # the last phase of each
+        for name, row in archs.items():
+            modes = [(LABELS[name], False)]
+            if name == "transformer":  # the paper's sampling: no KV cache, the window re-run
+                modes.append(("Transformer, no cache (the paper's sampling)", True))
+            for label, no_cache in modes:
+                cells = {str(d): measure_timing(row["workdir"], d, no_cache) for d in delays}
+                timing.append({"label": label, "workdir": row["workdir"], "delays": cells})
     for d in delays:
         parts = {k: v for k, v in strips[d].items() if not k.startswith("_")}
         image = recall_strip(strips[d]["_first"], strips[d]["_truth"], parts)
         Image.fromarray(image).save(out / f"strip_delay{d}.png")
     plot(rows, delays, "rel_recall", "rel_recall (0 perfect, 1 no memory)", out / "rel_recall.png")
-    if not args.no_timing:
-        plot(rows + timing, delays, "ms_per_frame", "ms per generated frame (batch 1)",
+    if timing:
+        plot(timing, delays, "ms_per_frame", "ms per generated frame (batch 1)",
              out / "time_per_frame.png")  # fmt: skip
     record = {
         "command": "python experiments/recall/report.py " + " ".join(argv or sys.argv[1:]),
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
         "load_at_end": os.getloadavg(),
         "models": rows,
-        "timing_only": timing,
+        "timing": timing,
     }
     (out / "recall.json").write_text(json.dumps(record, indent=1) + "\n")
     print_table(rows, delays, timing)
@@ -224,14 +226,14 @@ def print_table(rows: list[dict], delays: list[int], timing: list[dict]) -> None
     for r in rows:
         cells = "".join(f"{r['delays'][str(d)]['rel_recall']:>8.3f}" for d in delays)
         print(f"{r['label']:34s}{r['cpu_min']:>8.1f}{cells}")
-    if "ms_per_frame" in rows[0]["delays"][str(delays[0])]:
+    if timing:
         print("\nms per generated frame / peak RSS MiB (batch 1, one thread)\n" + head)
-        for r in rows + timing:
+        for r in timing:
             cells = "".join(
                 f"{r['delays'][str(d)]['ms_per_frame']:>5.1f}/{r['delays'][str(d)]['peak_rss_mib']:<4.0f}"
                 for d in delays
             )
-            print(f"{r['label']:34s}{'':>8}{cells}")
+            print(f"{r['label'][:34]:34s}{'':>8}{cells}")
 
 
 if __name__ == "__main__":

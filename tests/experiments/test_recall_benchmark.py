@@ -41,9 +41,12 @@ def test_phases_report_and_publish(tmp_path):
     record = json.loads((report / "recall.json").read_text())
     (row,) = record["models"]
     assert row["trained_to"] == 8 and row["curriculum"] == [4, 8]
+    (timed,) = record["timing"]
+    assert timed["label"] == "ConvS5" and timed["workdir"] == row["workdir"]
     for d in ("4", "8"):
         cell = row["delays"][d]
         assert cell["videos"] == 2 and cell["rel_recall"] > 0
+        cell = timed["delays"][d]
         assert cell["ms_per_frame"] > 0 and cell["peak_rss_mib"] >= cell["rss_before_mib"]
     for name in ("rel_recall.png", "time_per_frame.png", "strip_delay4.png", "strip_delay8.png"):
         assert (report / name).is_file()
