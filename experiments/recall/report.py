@@ -8,7 +8,9 @@ trained up to that phase when D is 256 (the equal-budget comparison) or the last
 of a model (ConvS5's longer curriculum), and measures:
 
 - ``rel_recall`` (:func:`convssm.train.recall_eval.recall_scores`) at every delay of
-  ``--delays`` on ``--videos`` held-out videos (evaluation digits, ``eval.seed``);
+  ``--delays`` on ``--videos`` held-out videos (evaluation digits, ``eval.seed``), and the
+  same with the delay frames left blank (a diagnostic: a memory that fades with time against
+  one the distractor disturbs);
 - for each architecture (ConvS5 — the ablations share its architecture —, ConvLSTM, the
   Transformer with its KV cache and without it, as the paper samples): time per generated
   frame after a context of each delay (median over 16 frames, batch 1), the conditioning
@@ -180,13 +182,15 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.process_time()
             scores = recall_scores(model, ds, batch_size=8)
             scores["score_cpu_s"] = time.process_time() - t0
+            blank = recall_scores(model, ds, batch_size=8, blank_delay=True)
+            scores["rel_recall_blank_delay"] = blank["rel_recall"]
             pred, truth = next(recall_predictions(model, ds, num_videos=shown, batch_size=shown))
             strips[d][row["label"]] = pred
             strips[d]["_truth"] = truth
             strips[d]["_first"] = torch.stack([ds[i]["video"][0] for i in range(shown)])
             row["delays"][str(d)] = scores
-            print(f"{row['label']:34s} delay {d:5d}: rel_recall {scores['rel_recall']:.3f}",
-                  flush=True)  # fmt: skip
+            print(f"{row['label']:34s} delay {d:5d}: rel_recall {scores['rel_recall']:.3f} "
+                  f"(blank delay {blank['rel_recall']:.3f})", flush=True)  # fmt: skip
     timing = []  # one row per architecture: the ablations share ConvS5's, and its timing
     if not args.no_timing:
         archs = {r["model"]: r for r in rows if r["model"] in TIMED}  # the last phase of each
@@ -225,6 +229,10 @@ def print_table(rows: list[dict], delays: list[int], timing: list[dict]) -> None
     print("\nrel_recall on held-out digits\n" + head)
     for r in rows:
         cells = "".join(f"{r['delays'][str(d)]['rel_recall']:>8.3f}" for d in delays)
+        print(f"{r['label']:34s}{r['cpu_min']:>8.1f}{cells}")
+    print("\nthe same with the delay frames left blank (no distractor): a diagnostic\n" + head)
+    for r in rows:
+        cells = "".join(f"{r['delays'][str(d)]['rel_recall_blank_delay']:>8.3f}" for d in delays)
         print(f"{r['label']:34s}{r['cpu_min']:>8.1f}{cells}")
     if timing:
         print("\nms per generated frame / peak RSS MiB (batch 1, one thread)\n" + head)

@@ -165,3 +165,21 @@ def test_recall_scores_do_not_depend_on_context_chunks():
     chunked = recall_scores(model, ds, batch_size=2, context_chunk=4)
     assert whole["videos"] == 3
     assert chunked["rel_recall"] == pytest.approx(whole["rel_recall"], rel=1e-5)
+
+
+def test_blank_delay_feeds_background_between_the_pattern_and_the_cue():
+    ds = DelayedRecall(2, delay=5, recall_frames=2, split="eval")
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def generate(self, context, horizon, **kwargs):
+            seen.append(context.clone())
+            return torch.zeros(context.shape[0], horizon, *context.shape[2:])
+
+    for blank in (False, True):
+        recall_scores(Recorder(), ds, batch_size=2, blank_delay=blank)
+    video = torch.stack([ds[i]["video"] for i in range(2)])
+    torch.testing.assert_close(seen[0], video[:, :7])
+    assert bool((seen[1][:, 1:6] == -1).all())
+    torch.testing.assert_close(seen[1][:, 0], video[:, 0])  # the pattern
+    torch.testing.assert_close(seen[1][:, 6], video[:, 6])  # the cue

@@ -29,12 +29,15 @@ def recall_predictions(
     device: str | torch.device = "cpu",
     precision: str = "fp32",
     context_chunk: int | None = 256,
+    blank_delay: bool = False,
 ):
     """Yield (predicted, true) recall frames (B, R, C, H, W) in [−1, 1], batch by batch.
 
     Each video's frames 0..cue go in as context (``context_chunk`` frames at a time, carrying
     the states, so a fixed-state model conditions in bounded memory); the ``R`` recall frames
-    are generated free-running from the cue on.
+    are generated free-running from the cue on. ``blank_delay``: a diagnostic — the delay
+    frames go in as background (no distractor), which tells a memory that fades with time
+    from one that the distractor disturbs.
     """
     if not isinstance(dataset, DelayedRecall):
         raise TypeError(f"dataset must be a DelayedRecall set, got {type(dataset).__name__}")
@@ -47,9 +50,13 @@ def recall_predictions(
     try:
         for batch in loader:
             video = batch["video"].to(device)
+            context = video[:, : cue + 1]
+            if blank_delay:
+                context = context.clone()
+                context[:, 1:cue] = -1.0
             with autocast_context(device, precision):
                 pred = model.generate(
-                    video[:, : cue + 1], recall, context_chunk=context_chunk, check_values=False
+                    context, recall, context_chunk=context_chunk, check_values=False
                 )
             yield pred.float().clamp(-1, 1), video[:, cue + 1 :]
     finally:
@@ -65,9 +72,11 @@ def recall_scores(
     device: str | torch.device = "cpu",
     precision: str = "fp32",
     context_chunk: int | None = 256,
+    blank_delay: bool = False,
 ) -> dict[str, float]:
     """``rel_recall`` of ``model`` on ``dataset`` (its first ``num_videos`` videos), with the
-    two MSEs it is the ratio of (in [−1, 1] units) and the number of videos.
+    two MSEs it is the ratio of (in [−1, 1] units) and the number of videos
+    (``blank_delay`` as in :func:`recall_predictions`).
 
     Streams over batches: memory does not grow with the number of videos."""
     errors, baselines = [], []
@@ -80,6 +89,7 @@ def recall_scores(
         device=device,
         precision=precision,
         context_chunk=context_chunk,
+        blank_delay=blank_delay,
     ):
         err, base = recall_errors(pred.cpu(), truth.cpu(), mean)
         errors.append(err)
