@@ -26,7 +26,7 @@ import yaml
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import LABELS, load_run_model  # noqa: E402
+from report import LABELS, lineage, load_run_model  # noqa: E402
 
 from convssm._files import atomic_write_text  # noqa: E402
 from convssm.train.checkpoint import write_experiment_yaml  # noqa: E402
@@ -38,11 +38,23 @@ CARD_DELAYS = (64, 1024)
 STRIP_DELAY = 1024
 
 
-def phases_up_to(workdir: Path) -> list[dict]:
-    """run.py's phase records of this model, up to and including ``workdir``'s."""
-    own = json.loads((workdir / "phase.json").read_text())
-    records = [json.loads(p.read_text()) for p in workdir.parent.glob("delay_*/phase.json")]
-    return sorted((r for r in records if r["delay"] <= own["delay"]), key=lambda r: r["delay"])
+def run_commands(phases: list[dict]) -> list[str]:
+    """The run.py commands that reproduce ``phases`` (one per model of the lineage)."""
+    groups: list[list[dict]] = []
+    for phase in phases:
+        if groups and groups[-1][0]["model"] == phase["model"]:
+            groups[-1].append(phase)
+        else:
+            groups.append([phase])
+    commands = []
+    for group in groups:
+        spec = ",".join(f"{p['delay']}:{p['budget_cpu_min']:g}" for p in group)
+        cmd = f"python experiments/recall/run.py {group[0]['model']} --phases {spec}"
+        cmd += " --out runs/recall"
+        if group[0].get("init_from"):
+            cmd += f" --init-from {Path(group[0]['init_from']).as_posix()}"
+        commands.append(cmd)
+    return commands
 
 
 def card_scores(model, cfg) -> dict[str, float]:
@@ -74,7 +86,7 @@ def front_matter(name: str, label: str, scores: dict[str, float]) -> str:
 
 def publish(workdir: Path, target: Path, report: Path) -> Path:
     model, cfg = load_run_model(workdir)
-    phases = phases_up_to(workdir)
+    phases = lineage(workdir)
     name = phases[-1]["model"]
     rows = json.loads(report.read_text())
     row = next(m for m in rows["models"] if Path(m["workdir"]).resolve() == workdir.resolve())
@@ -89,11 +101,8 @@ def publish(workdir: Path, target: Path, report: Path) -> Path:
     Image.fromarray(recall_strip(first, truth, {name: pred})).save(target / "strip.png")
     delays = [p["delay"] for p in phases]
     cpu_min = sum(p["cpu_s_process"] for p in phases) / 60
-    run_cmd = (
-        f"python experiments/recall/run.py {name} --phases "
-        + ",".join(f"{p['delay']}:{p['budget_cpu_min']:g}" for p in phases)
-        + " --out runs/recall"
-    )
+    run_cmds = run_commands(phases)
+    run_cmd = " && ".join(run_cmds)
     publish_cmd = f"python experiments/recall/publish.py {workdir.as_posix()} {target.as_posix()}"
     info = {
         "model": name,
@@ -104,7 +113,7 @@ def publish(workdir: Path, target: Path, report: Path) -> Path:
         "scores": {"videos": rows["videos"], "rel_recall": scores},
         "card_videos": CARD_VIDEOS,
         "card_scores": card,
-        "commands": [run_cmd, "python experiments/recall/report.py", publish_cmd],
+        "commands": [*run_cmds, "python experiments/recall/report.py", publish_cmd],
     }
     atomic_write_text(target / "training.json", json.dumps(info, indent=1) + "\n")
     n_params = sum(p.numel() for p in model.parameters())
@@ -112,7 +121,8 @@ def publish(workdir: Path, target: Path, report: Path) -> Path:
     table = "| delay | " + " | ".join(scores) + " |\n|---|" + "---|" * len(scores) + "\n"
     table += "| rel_recall | " + " | ".join(f"{v:.3f}" for v in scores.values()) + " |\n"
     phase_lines = "\n".join(
-        f"  - delay {p['delay']}: {p['steps']} steps, {p['cpu_s_process'] / 60:.1f} CPU-min "
+        f"  - {LABELS[p['model']]}, delay {p['delay']}: {p['steps']} steps, "
+        f"{p['cpu_s_process'] / 60:.1f} CPU-min "
         f"(budget {p['budget_cpu_min']:g}), held-out rel_recall at its end "
         + ("not scored" if p["rel_recall"] is None else f"{p['rel_recall']:.3f}")
         for p in phases

@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from convssm._files import atomic_write_text
 from convssm.models import VideoPredictor
 from convssm.train.checkpoint import load_checkpoint, load_model_weights
 from convssm.train.factory import delayed_recall
@@ -48,6 +49,7 @@ LABELS = {
     "convs5": "ConvS5",
     "convs5_short": "ConvS5, short timescales",
     "convs5_random": "ConvS5, random Λ",
+    "convs5_mixed": "ConvS5, mixed delays",
     "convlstm": "ConvLSTM",
     "transformer": "Transformer",
 }
@@ -63,32 +65,56 @@ def load_run_model(workdir: Path):
     return model.eval(), info.config
 
 
-def entries(runs: Path) -> list[dict]:
+def lineage(workdir: Path) -> list[dict]:
+    """The phase records that led to ``workdir``'s model, oldest first, following each
+    phase's ``init_from`` (run.py's phases of one model, and the run it started from)."""
+    record = json.loads((workdir / "phase.json").read_text())
+    before = lineage(Path(record["init_from"])) if record.get("init_from") else []
+    return [*before, record]
+
+
+def entries(runs: Path, only: list[str] | None = None) -> list[dict]:
     """The models to score: each model at delay 256, and each model's last phase."""
     found = []
-    for name in LABELS:
-        phases = sorted(
-            (json.loads(p.read_text()) for p in (runs / name).glob("delay_*/phase.json")),
-            key=lambda r: r["delay"],
+    for name in only or LABELS:
+        delays = sorted(
+            json.loads(p.read_text())["delay"] for p in (runs / name).glob("delay_*/phase.json")
         )
-        if not phases:
-            continue
-        cpu = 0.0
-        for k, phase in enumerate(phases):
-            cpu += phase["cpu_s_process"]
-            if phase["delay"] == COMPARE_DELAY or k == len(phases) - 1:
-                found.append(
-                    {
-                        "model": name,
-                        "label": f"{LABELS[name]} (to {phase['delay']})",
-                        "trained_to": phase["delay"],
-                        "workdir": str(runs / name / f"delay_{phase['delay']}"),
-                        "cpu_min": cpu / 60,
-                        "budget_cpu_min": sum(p["budget_cpu_min"] for p in phases[: k + 1]),
-                        "curriculum": [p["delay"] for p in phases[: k + 1]],
-                    }
-                )
+        for k, delay in enumerate(delays):
+            if delay != COMPARE_DELAY and k != len(delays) - 1:
+                continue
+            workdir = runs / name / f"delay_{delay}"
+            phases = lineage(workdir)
+            found.append(
+                {
+                    "model": name,
+                    "label": f"{LABELS[name]} (to {delay})",
+                    "trained_to": delay,
+                    "workdir": str(workdir),
+                    "cpu_min": sum(p["cpu_s_process"] for p in phases) / 60,
+                    "budget_cpu_min": sum(p["budget_cpu_min"] for p in phases),
+                    "curriculum": [f"{p['model']}:{p['delay']}" for p in phases],
+                }
+            )
     return found
+
+
+class ScoreCache:
+    """Measurements already made on a phase's checkpoint (``report_cache.json`` in its
+    workdir, keyed by what was measured and the checkpoint's step), so the report can be
+    re-run as more models finish without scoring the finished ones again."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.path = workdir / "report_cache.json"
+        self.step = load_checkpoint(workdir, training_state=False).step
+        self.data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def get(self, key: str) -> dict | None:
+        return self.data.get(f"step{self.step}:{key}")
+
+    def put(self, key: str, value: dict) -> None:
+        self.data[f"step{self.step}:{key}"] = value
+        atomic_write_text(self.path, json.dumps(self.data, indent=1) + "\n")
 
 
 def timing_child(workdir: str, delay: int, frames: int, no_cache: bool = False) -> dict:
@@ -155,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delays", default="16,64,256,1024,4096")
     parser.add_argument("--out", default="recall_report")
     parser.add_argument("--no-timing", action="store_true", help="skip time and memory")
+    parser.add_argument("--models", default=",".join(LABELS), help="which models (all)")
     parser.add_argument(
         "--timing-child", nargs=2, metavar=("WORKDIR", "DELAY"), help=argparse.SUPPRESS
     )
@@ -168,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     delays = [int(d) for d in args.delays.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = entries(Path(args.runs))
+    unknown = [m for m in args.models.split(",") if m not in LABELS]
+    if unknown:
+        parser.error(f"unknown model {unknown[0]!r}; known: {', '.join(LABELS)}")
+    rows = entries(Path(args.runs), args.models.split(","))
     if not rows:
         parser.error(f"no finished phase under {args.runs}: run experiments/recall/run.py first")
     strips: dict[int, dict] = {d: {} for d in delays}
@@ -177,20 +207,24 @@ def main(argv: list[str] | None = None) -> int:
         model, cfg = load_run_model(Path(row["workdir"]))
         row["parameters"] = sum(p.numel() for p in model.parameters())
         row["delays"] = {}
+        cache = ScoreCache(Path(row["workdir"]))
         for d in delays:
             ds = delayed_recall(cfg, "eval", args.videos, cfg.eval.seed, delay=d)
-            t0 = time.process_time()
-            scores = recall_scores(model, ds, batch_size=8)
-            scores["score_cpu_s"] = time.process_time() - t0
-            blank = recall_scores(model, ds, batch_size=8, blank_delay=True)
-            scores["rel_recall_blank_delay"] = blank["rel_recall"]
+            scores = cache.get(f"scores:{d}:{args.videos}")
+            if scores is None:
+                t0 = time.process_time()
+                scores = recall_scores(model, ds, batch_size=8)
+                scores["score_cpu_s"] = time.process_time() - t0
+                blank = recall_scores(model, ds, batch_size=8, blank_delay=True)
+                scores["rel_recall_blank_delay"] = blank["rel_recall"]
+                cache.put(f"scores:{d}:{args.videos}", scores)
             pred, truth = next(recall_predictions(model, ds, num_videos=shown, batch_size=shown))
             strips[d][row["label"]] = pred
             strips[d]["_truth"] = truth
             strips[d]["_first"] = torch.stack([ds[i]["video"][0] for i in range(shown)])
             row["delays"][str(d)] = scores
             print(f"{row['label']:34s} delay {d:5d}: rel_recall {scores['rel_recall']:.3f} "
-                  f"(blank delay {blank['rel_recall']:.3f})", flush=True)  # fmt: skip
+                  f"(blank delay {scores['rel_recall_blank_delay']:.3f})", flush=True)  # fmt: skip
     timing = []  # one row per architecture: the ablations share ConvS5's, and its timing
     if not args.no_timing:
         archs = {r["model"]: r for r in rows if r["model"] in TIMED}  # the last phase of each
@@ -199,7 +233,12 @@ def main(argv: list[str] | None = None) -> int:
             if name == "transformer":  # the paper's sampling: no KV cache, the window re-run
                 modes.append(("Transformer, no cache (the paper's sampling)", True))
             for label, no_cache in modes:
-                cells = {str(d): measure_timing(row["workdir"], d, no_cache) for d in delays}
+                cache = ScoreCache(Path(row["workdir"]))
+                cells = {}
+                for d in delays:
+                    key = f"timing:{d}:{no_cache}"
+                    cells[str(d)] = cache.get(key) or measure_timing(row["workdir"], d, no_cache)
+                    cache.put(key, cells[str(d)])
                 timing.append({"label": label, "workdir": row["workdir"], "delays": cells})
     for d in delays:
         parts = {k: v for k, v in strips[d].items() if not k.startswith("_")}

@@ -1,6 +1,7 @@
 """Train one delayed-recall model over a curriculum of delays, each phase a `convssm train` run.
 
     python experiments/recall/run.py MODEL [--phases 64:6,256:14] [--out runs/recall]
+        [--init-from WORKDIR]
 
 MODEL names a config in experiments/recall/configs/ (convs5, convs5_short, convs5_random,
 convlstm, transformer). Each phase ``DELAY:MINUTES`` trains at that delay for that many
@@ -81,11 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", help="a config name in experiments/recall/configs/")
     parser.add_argument("--phases", default="64:6,256:14", help="DELAY:CPU_MINUTES,...")
     parser.add_argument("--out", default="runs/recall", help="where the phases' workdirs go")
+    parser.add_argument(
+        "--init-from", default=None, help="a workdir or model folder the first phase starts from"
+    )
     args = parser.parse_args(argv)
     if not (HERE / "configs" / f"{args.model}.yaml").is_file():
         known = sorted(p.stem for p in (HERE / "configs").glob("*.yaml"))
         parser.error(f"no config {args.model!r}; known: {', '.join(known)}")
-    init = None
+    init = Path(args.init_from) if args.init_from else None
     for delay, minutes in parse_phases(args.phases):
         workdir = Path(args.out) / args.model / f"delay_{delay}"
         done = workdir / "phase.json"

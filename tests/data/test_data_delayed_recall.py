@@ -94,3 +94,19 @@ def test_index_errors():
         ds[8]
     with pytest.raises(TypeError, match="index must be an int"):
         ds.video_uint8(1.0)
+
+
+def test_varied_delays_keep_the_length_and_move_the_pattern():
+    fixed, varied = _set(), _set(min_delay=3)
+    starts = []
+    for i in range(8):
+        a, b = fixed.video_uint8(i), varied.video_uint8(i)
+        assert b.shape == a.shape
+        (start,) = [t for t in range(13) if b[t].max() > 128]  # the only full-bright frame
+        np.testing.assert_array_equal(b[start], a[0])  # the same pattern
+        np.testing.assert_array_equal(b[13:], a[13:])  # the same cue and recall
+        assert 0 <= start <= 12 - 3 and b[:13].max() > 0
+        starts.append(start)
+    assert len(set(starts)) > 1
+    with pytest.raises(ValueError, match="min_delay .* must not exceed delay"):
+        _set(min_delay=13)

@@ -40,7 +40,7 @@ def test_phases_report_and_publish(tmp_path):
          report, cwd=tmp_path)  # fmt: skip
     record = json.loads((report / "recall.json").read_text())
     (row,) = record["models"]
-    assert row["trained_to"] == 8 and row["curriculum"] == [4, 8]
+    assert row["trained_to"] == 8 and row["curriculum"] == ["convs5:4", "convs5:8"]
     (timed,) = record["timing"]
     assert timed["label"] == "ConvS5" and timed["workdir"] == row["workdir"]
     for d in ("4", "8"):
@@ -61,4 +61,6 @@ def test_phases_report_and_publish(tmp_path):
     assert set(info["card_scores"]) == {"rel_recall@64", "rel_recall@1024"}
     meta = yaml.safe_load((target / "README.md").read_text().split("---\n")[1])
     assert meta["library_name"] == "convssm"
-    assert "--phases 4:0.02,8:0.02" in info["commands"][0]
+    assert info["commands"][0] == (
+        "python experiments/recall/run.py convs5 --phases 4:0.02,8:0.02 --out runs/recall"
+    )

