@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+import huggingface_hub.constants
 import pytest
 import torch
 
@@ -36,3 +37,18 @@ def host_reads(monkeypatch):
                 monkeypatch.setattr(torch.Tensor, name, fn)
 
     return counting
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    """An empty Hugging Face Hub cache (returned), used as the default one, with the hub
+    offline (``HF_HUB_OFFLINE=1``): nothing is fetched, in this process or a child. Fill it
+    with ``hub_cache.add_to_hub_cache``."""
+    cache = tmp_path / "hub-cache"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    # huggingface_hub reads both variables once, when it is imported
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache

@@ -7,8 +7,7 @@ import argparse
 from pathlib import Path
 
 from convssm.cli._errors import add_overrides_argument, reports_errors
-from convssm.run.inference import default_out_dir, evaluate_checkpoint
-from convssm.train.checkpoint import resolve_checkpoint
+from convssm.run.inference import default_out_dir, evaluate_checkpoint, resolve_model
 
 
 def format_row(row: dict) -> str:
@@ -37,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "checkpoint",
         metavar="CHECKPOINT",
         help="a checkpoint directory, a run's workdir (its newest checkpoint), or a "
-        "published model folder (config.json + model.safetensors)",
+        "published model folder (config.json + model.safetensors), or a Hugging Face Hub id "
+        "owner/name[@revision] (HF_HUB_OFFLINE=1: from the hub cache only)",
     )
     p.add_argument(
         "--eval-set",
@@ -83,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.videos is not None and args.videos < 1:
         raise ValueError(f"--videos must be positive, got {args.videos}")
-    ckpt = resolve_checkpoint(args.checkpoint)
+    ckpt = resolve_model(args.checkpoint)
     out = Path(args.out) if args.out else default_out_dir(ckpt, "eval")
     result, paths = evaluate_checkpoint(
         ckpt,

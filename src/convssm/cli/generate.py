@@ -8,8 +8,7 @@ import argparse
 from pathlib import Path
 
 from convssm.cli._errors import reports_errors
-from convssm.run.inference import default_out_dir, generate_from_checkpoint
-from convssm.train.checkpoint import resolve_checkpoint
+from convssm.run.inference import default_out_dir, generate_from_checkpoint, resolve_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "checkpoint",
         metavar="MODEL",
-        help="checkpoint directory, run workdir, or published model folder",
+        help="checkpoint directory, run workdir, published model folder, or a Hugging Face "
+        "Hub id owner/name[@revision] (HF_HUB_OFFLINE=1: from the hub cache only)",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument(
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be positive, got {value}")
-    ckpt = resolve_checkpoint(args.checkpoint)
+    ckpt = resolve_model(args.checkpoint)
     out = Path(args.out) if args.out else default_out_dir(ckpt, "generate")
     paths = generate_from_checkpoint(
         ckpt,

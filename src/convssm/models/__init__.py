@@ -11,7 +11,7 @@ from convssm.models.latent_video_predictor import (
     LatentVideoPredictorConfig,
     LatentVideoPredictorOutput,
 )
-from convssm.models.pretrained import PretrainedMixin
+from convssm.models.pretrained import PretrainedMixin, push_folder_to_hub
 from convssm.models.registry import (
     MODEL_KINDS,
     ModelKind,
@@ -51,4 +51,5 @@ __all__ = [
     "VideoPredictorConfig",
     "VideoPredictorOutput",
     "flax_default_init_",
+    "push_folder_to_hub",
 ]

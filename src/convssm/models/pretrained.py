@@ -8,6 +8,22 @@ loads with a warning that its integrity could not be checked.
 
     model.save_pretrained("runs/convs5_small/final")
     model = VideoPredictor.from_pretrained("runs/convs5_small/final")
+    model = VideoPredictor.from_pretrained("owner/name")  # a model on the Hugging Face Hub
+    model.push_to_hub("owner/name")
+
+A model on the Hugging Face Hub is the same folder in a hub repository: ``from_pretrained``
+takes its id (``owner/name``, ``owner/name@revision`` or ``revision=``), fetches the folder
+with ``huggingface_hub.snapshot_download`` into the hub cache (``cache_dir``,
+``HF_HUB_CACHE``; nothing is fetched with ``local_files_only=True`` or ``HF_HUB_OFFLINE=1``)
+and loads it like a local one, SHA-256 check included. A string is an id only when no file
+or folder of that name exists. :func:`push_folder_to_hub` uploads a model folder as it is
+(its model card ``README.md``, strip and experiment files with it); ``model.push_to_hub``
+uploads a fresh ``save_pretrained`` folder with a model card.
+
+huggingface_hub's ``ModelHubMixin`` is not used: its ``from_pretrained`` decodes
+``config.json`` into the constructor's arguments by name (ours is a versioned payload read
+with migrations), its ``save_pretrained`` writes a generated ``README.md`` into every folder,
+and its ``push_to_hub`` re-saves the model, leaving a published folder's card and files behind.
 
 ``config.json`` is read through :func:`convssm.models.config.config_from_payload`, so
 directories written by older versions of convssm load (their config is migrated).
@@ -26,11 +42,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from huggingface_hub import HfApi, snapshot_download
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -42,7 +62,12 @@ __all__ = [
     "CONFIG_NAME",
     "WEIGHTS_NAME",
     "PretrainedMixin",
+    "default_model_card",
+    "download_model",
+    "parse_hub_id",
+    "push_folder_to_hub",
     "read_config_meta",
+    "resolve_model_dir",
     "write_config_payload",
     "write_weights",
     "verify_weights",
@@ -50,6 +75,9 @@ __all__ = [
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+# owner/name, optionally @revision (a branch, tag or commit)
+_HUB_ID = re.compile(r"(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9_.-]+)(?:@(?P<revision>[^\s@]+))?")
 
 
 def write_config_payload(directory: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -111,6 +139,143 @@ def write_weights(directory: str | os.PathLike, module: torch.nn.Module) -> Path
     return path
 
 
+def parse_hub_id(name: Any) -> tuple[str, str | None] | None:
+    """``(repo_id, revision)`` when ``name`` is a hub id: a string of the form
+    ``owner/name`` or ``owner/name@revision`` that names no existing file or folder; else
+    ``None`` (a path, local)."""
+    if not isinstance(name, str) or os.path.exists(name):
+        return None
+    match = _HUB_ID.fullmatch(name)
+    if match is None:
+        return None
+    return match["repo"], match["revision"]
+
+
+def download_model(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+    force_download: bool = False,
+) -> Path:
+    """The folder of hub model ``repo_id`` at ``revision`` (default ``main``) in the hub
+    cache, fetched first unless it is there (``local_files_only`` or ``HF_HUB_OFFLINE=1``:
+    the cache only).
+
+    Raises FileNotFoundError naming the id when it cannot be had (offline and not cached,
+    no such repository or revision, the hub unreachable).
+    """
+    named = repo_id + (f"@{revision}" if revision else "")
+    try:
+        folder = snapshot_download(
+            repo_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+            force_download=force_download,
+        )
+    except LocalEntryNotFoundError as err:
+        raise FileNotFoundError(
+            f"hub model {named!r} (no local folder has that name) is not in the hub cache "
+            "and could not be downloaded (offline: HF_HUB_OFFLINE=1 or local_files_only; or "
+            f"the hub unreachable): fetch it once online, or give a local model folder ({err})"
+        ) from err
+    except HfHubHTTPError as err:
+        raise FileNotFoundError(f"hub model {named!r} could not be fetched: {err}") from err
+    return Path(folder)
+
+
+def resolve_model_dir(
+    name_or_path: str | os.PathLike,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+    force_download: bool = False,
+) -> Path:
+    """The local folder of a model: ``name_or_path`` itself, or the cached folder of the hub
+    model it names (see :func:`parse_hub_id` and :func:`download_model`)."""
+    hub = parse_hub_id(name_or_path)
+    if hub is None:
+        if revision is not None:
+            raise ValueError(
+                f"revision={revision!r} is for hub ids; {str(name_or_path)!r} is a local path"
+            )
+        return Path(name_or_path)
+    repo_id, pinned = hub
+    if pinned is not None and revision is not None and pinned != revision:
+        raise ValueError(f"{name_or_path!r} names revision {pinned!r}, revision= {revision!r}")
+    return download_model(
+        repo_id,
+        revision=pinned or revision,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        token=token,
+        force_download=force_download,
+    )
+
+
+def push_folder_to_hub(
+    directory: str | os.PathLike,
+    repo_id: str,
+    *,
+    commit_message: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    branch: str | None = None,
+    create_pr: bool | None = None,
+) -> Any:
+    """Upload a model folder as it is (``config.json``, ``model.safetensors`` and whatever
+    lies beside them: a model card ``README.md``, a strip, ``experiment.yaml``) to the hub
+    repository ``repo_id`` (created if needed) in one commit; returns the commit's info.
+
+    The folder is checked first (its config readable, its weights matching their SHA-256);
+    hidden files (unfinished atomic writes) stay behind.
+    """
+    directory = Path(directory)
+    meta = read_config_meta(directory)
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    if not (isinstance(fmt, str) and fmt.startswith("convssm.")):
+        raise ValueError(f"{directory / CONFIG_NAME} describes no convssm model (format {fmt!r})")
+    if not (directory / WEIGHTS_NAME).is_file():
+        raise FileNotFoundError(f"{directory / WEIGHTS_NAME} is missing")
+    verify_weights(directory)
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    return api.upload_folder(
+        repo_id=repo_id,
+        repo_type="model",
+        folder_path=directory,
+        commit_message=commit_message or f"Upload a {fmt} model",
+        revision=branch,
+        create_pr=create_pr,
+        ignore_patterns=[".*", "**/.*"],
+    )
+
+
+def default_model_card(format_name: str, repo_id: str) -> str:
+    """A minimal model card (``README.md`` with hub metadata) for a model pushed without
+    one: what it is and how to load it, nothing about how it was trained."""
+    cls = format_name.removeprefix("convssm.")
+    return (
+        "---\n"
+        "library_name: convssm\n"
+        f"tags:\n- convssm\n- {cls}\n"
+        "---\n\n"
+        f"# {repo_id}\n\n"
+        f"A convssm `{cls}`: its config in `config.json` (with the SHA-256 of the weights), "
+        "its weights in `model.safetensors`.\n\n"
+        "```python\n"
+        f"from convssm.models import {cls}\n\n"
+        f'model = {cls}.from_pretrained("{repo_id}")\n'
+        "```\n"
+    )
+
+
 class PretrainedMixin:
     """``save_pretrained`` / ``from_pretrained`` for a module built from a config dataclass.
 
@@ -158,6 +323,39 @@ class PretrainedMixin:
         """Build the model ``config`` describes."""
         return cls(config)
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        model_card: str | None = None,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        branch: str | None = None,
+        create_pr: bool | None = None,
+    ) -> Any:
+        """Upload this model (``save_pretrained``'s folder) to the hub repository
+        ``repo_id`` (created if needed), with ``model_card`` (the text of its ``README.md``)
+        or else a minimal card; returns the commit's info. To upload a published folder as
+        it is, card and pictures included, use :func:`push_folder_to_hub`."""
+        with tempfile.TemporaryDirectory(prefix="convssm-push-") as tmp:
+            folder = self.save_pretrained(Path(tmp) / "model")
+            card = (
+                model_card
+                if model_card is not None
+                else default_model_card(self.config_format(), repo_id)
+            )
+            atomic_write_text(folder / CARD_NAME, card)
+            return push_folder_to_hub(
+                folder,
+                repo_id,
+                commit_message=commit_message,
+                private=private,
+                token=token,
+                branch=branch,
+                create_pr=create_pr,
+            )
+
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write config.json and model.safetensors into ``directory`` (created if needed)."""
         directory = Path(directory)
@@ -177,8 +375,33 @@ class PretrainedMixin:
         return cls.config_from_payload(meta, str(path))
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu"):
-        """Build the model from ``directory/config.json`` and load its weights."""
+    def from_pretrained(
+        cls,
+        directory: str | os.PathLike,
+        map_location: str = "cpu",
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        force_download: bool = False,
+    ):
+        """Build the model from ``directory/config.json`` and load its weights.
+
+        ``directory``: a local model folder, or a hub id (``owner/name``, optionally
+        ``@revision``; a string that names no existing path), fetched into the hub cache
+        (``cache_dir``) unless it is there; ``revision``, ``local_files_only``, ``token``
+        and ``force_download`` are huggingface_hub's. ``HF_HUB_OFFLINE=1`` reads the cache
+        only.
+        """
+        directory = resolve_model_dir(
+            directory,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+            force_download=force_download,
+        )
         config = cls.read_pretrained_config(directory)
         weights = Path(directory) / WEIGHTS_NAME
         if not weights.is_file():

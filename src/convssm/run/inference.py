@@ -2,12 +2,15 @@
 
 These are the library functions behind ``convssm evaluate`` and ``convssm generate``. A
 model is a training checkpoint (``<run>/checkpoints/step_N``, or a run's workdir for its
-newest) or a published model folder (``config.json`` + ``model.safetensors``, as written by
+newest), a published model folder (``config.json`` + ``model.safetensors``, as written by
 ``save_pretrained``; an ``experiment.yaml`` beside them supplies the data and evaluation
-settings, the defaults otherwise). Inputs are videos (mp4, npz) or arrays (``.npy``, ``.h5``,
-``.zarr``, with a key where the format has them); predictions from an array are written in
-that array's format. A model of physical fields (``normalization`` in its config) takes and
-returns the data's units and is scored per channel (:func:`convssm.metrics.evaluate_predictions`).
+settings, the defaults otherwise) or the id of one on the Hugging Face Hub
+(``owner/name[@revision]``, a string that names no existing path: fetched into the hub
+cache, or read from it alone with ``HF_HUB_OFFLINE=1``). Inputs are videos (mp4, npz) or
+arrays (``.npy``, ``.h5``, ``.zarr``, with a key where the format has them); predictions from
+an array are written in that array's format. A model of physical fields (``normalization``
+in its config) takes and returns the data's units and is scored per channel
+(:func:`convssm.metrics.evaluate_predictions`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import convssm.data as cdata
 from convssm.metrics import evaluate_predictions
 from convssm.metrics.scoring import to_uint8
 from convssm.models import VideoPredictor, kind_of, read_config_json
+from convssm.models.pretrained import download_model, parse_hub_id
 from convssm.run.eval_stream import StreamingEvaluator, VideoArrayWriter
 from convssm.run.evaluation import write_eval_outputs
 from convssm.run.inputs import (
@@ -45,6 +49,7 @@ from convssm.train.checkpoint import (
     load_checkpoint,
     load_model_weights,
     read_experiment_yaml,
+    resolve_checkpoint,
 )
 from convssm.train.config import (
     DataConfig,
@@ -63,6 +68,7 @@ __all__ = [
     "default_out_dir",
     "load_trained",
     "open_eval_set",
+    "resolve_model",
     "evaluate_checkpoint",
     "read_input_video",
     "generate_from_checkpoint",
@@ -95,12 +101,29 @@ def default_out_dir(checkpoint: str | Path, kind: str) -> Path:
     """Where ``convssm evaluate`` / ``generate`` write by default: beside the run.
 
     A checkpoint ``<run>/checkpoints/step_N`` gives ``<run>/<kind>/step_N`` (never inside the
-    checkpoint, which rotation deletes); any other model folder gives ``<folder>/<kind>``.
+    checkpoint, which rotation deletes); a hub model's cached folder
+    (``.../models--owner--name/snapshots/<commit>``) gives ``owner--name/<kind>/<commit[:12]>``
+    in the working directory (never inside the hub cache); any other model folder gives
+    ``<folder>/<kind>``.
     """
     checkpoint = Path(checkpoint)
     if checkpoint.parent.name == "checkpoints" and checkpoint.name.startswith("step_"):
         return checkpoint.parent.parent / kind / checkpoint.name
+    repo = checkpoint.parent.parent.name
+    if checkpoint.parent.name == "snapshots" and repo.startswith("models--"):
+        return Path(repo.removeprefix("models--")) / kind / checkpoint.name[:12]
     return checkpoint / kind
+
+
+def resolve_model(model: str | Path) -> Path:
+    """The local folder of a model given to ``convssm evaluate`` / ``generate``: a checkpoint
+    (a run's workdir or ``checkpoints`` folder gives its newest), a published model folder,
+    or a hub id's folder in the hub cache (fetched unless ``HF_HUB_OFFLINE=1``;
+    FileNotFoundError naming the id when it cannot be had)."""
+    hub = parse_hub_id(model)
+    if hub is not None:
+        return download_model(hub[0], revision=hub[1])
+    return resolve_checkpoint(model)
 
 
 def _is_published(path: Path) -> bool:
@@ -114,9 +137,9 @@ def _is_published(path: Path) -> bool:
 
 def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
     """Model (eval mode, on ``device``) and experiment config from a checkpoint, a run's
-    workdir or a published model folder (see the module docstring)."""
+    workdir, a published model folder or a hub id (see the module docstring)."""
     dev = resolve_device(device)
-    path = Path(checkpoint)
+    path = resolve_model(checkpoint)
     if _is_published(path):
         if (path / "training_state.pt").is_file():  # a checkpoint folder that lost its manifest
             warnings.warn(
@@ -140,7 +163,7 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
             kind = "array" if model.config.normalization is not None else "moving_mnist"
             cfg = ExperimentConfig(model=model.config, data=DataConfig(dataset=kind))
         return TrainedModel(model.to(dev).eval(), cfg, None, dev, path, None)
-    info = load_checkpoint(checkpoint, training_state=False)  # inference needs no optimizer
+    info = load_checkpoint(path, training_state=False)  # inference needs no optimizer
     cfg = info.config
     if cfg.train.threads is not None:
         torch.set_num_threads(cfg.train.threads)
