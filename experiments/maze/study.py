@@ -250,7 +250,7 @@ def one_step_errors(model, test: TestSet, batch: int) -> np.ndarray:
     never predicted)."""
     rows = []
     for _, videos, actions in test.batches(batch):
-        pred = model(videos, actions, pixel_loss="mse", check_values=False).predictions
+        pred = model(videos, actions, check_values=False).predictions
         err = ((pred - videos[:, 1:]) ** 2).mean(dim=(2, 3, 4)).double().numpy()
         rows.append(np.concatenate([np.full((len(err), 1), np.nan), err], axis=1))
     return np.concatenate(rows)

@@ -4,6 +4,7 @@ analysis end to end on tiny data (a few short videos, 2-3 training steps, tiny w
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,13 @@ TINY = [
 ]
 
 
+# experiments/learning has modules of the same names: import ours afresh, put theirs back
+_NAMES = ("run", "study", "common")
+
+
 @pytest.fixture
 def maze(monkeypatch):
+    saved = {name: sys.modules.pop(name) for name in _NAMES if name in sys.modules}
     monkeypatch.syspath_prepend(str(MAZE))
     import run
     import study
@@ -34,6 +40,9 @@ def maze(monkeypatch):
     torch.set_num_threads(1)  # tiny tensors: more threads only wait on each other
     yield run, study
     torch.set_num_threads(threads)
+    for name in _NAMES:
+        sys.modules.pop(name, None)
+    sys.modules.update(saved)
 
 
 def test_revisit_gaps_count_from_the_last_sighting_before_the_return(maze):
