@@ -1,6 +1,6 @@
 """Benchmark convssm.ops.linear_scan against a naive autograd loop and torch's associative_scan.
 
-Default problem (issue 2): L = 300 steps, N = B*H*W = 2048 pixels, P = 128 complex64 state
+Default problem: L = 300 steps, N = B*H*W = 2048 pixels, P = 128 complex64 state
 channels, i.e. b of shape (300, 2048, 128) and a of shape (128,); a and b require grad, x0 is
 None. Every timing is a median over repeats after one warm-up, all taken in the same run, the
 methods interleaved round-robin so that changes in the machine's load hit them alike.

@@ -1,4 +1,4 @@
-"""The learning harness (issue 10): train one recipe, score it on held-out videos as it goes.
+"""The learning harness: train one recipe, score it on held-out videos as it goes.
 
 A recipe is a small YAML file (``recipes/*.yaml``) with five sections:
 

@@ -1,4 +1,4 @@
-"""Train and score learning recipes (issue 10), one process per recipe.
+"""Train and score learning recipes, one process per recipe.
 
     python experiments/learning/run.py experiments/learning/recipes/cpu_convs5_curr_mse.yaml \
         --out runs/learning

@@ -1,4 +1,4 @@
-"""The long-horizon study (issue 10): ConvS5, ConvLSTM and the frame Transformer trained with
+"""The long-horizon study: ConvS5, ConvLSTM and the frame Transformer trained with
 one recipe at the same wall-clock budget, side by side, then compared on held-out videos.
 
     python experiments/learning/run.py experiments/learning/recipes/study_convs5.yaml \
