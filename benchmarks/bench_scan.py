@@ -53,7 +53,8 @@ def _timed(fn: Callable[[], object]) -> float:
 
 
 def _trap_loop(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The SPEC 1.5 autograd trap: b[k] inside the loop makes backward O(L^2)."""
+    """The autograd trap (docs/design.md#implementation-facts): b[k] in the loop makes backward
+    O(L^2)."""
     x = torch.zeros_like(b[0])
     out = []
     for k in range(b.shape[0]):

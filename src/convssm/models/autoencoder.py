@@ -1,4 +1,4 @@
-"""Per-frame ResNet encoder and its mirrored decoder (SPEC 3).
+"""Per-frame ResNet encoder and its mirrored decoder (docs/design.md#video-predictor).
 
 Encoder, for widths (64, 128, 256) and a 64×64×1 frame::
 

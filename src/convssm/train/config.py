@@ -109,7 +109,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW with linear warm-up then cosine decay to zero (SPEC section 3).
+    """AdamW with linear warm-up then cosine decay to zero (docs/design.md#optimiser).
 
     Attributes:
         lr: peak learning rate, reached at the end of the warm-up.
@@ -278,7 +278,7 @@ class TecoProtocol:
 class EvalConfig:
     """The evaluation protocol of ``convssm evaluate`` and the small periodic validation.
 
-    ``protocol``: ``spec5`` (SPEC section 5: ``context`` frames in, ``horizons`` out) or
+    ``protocol``: ``spec5`` (the design's protocol: ``context`` frames in, ``horizons`` out) or
     ``teco`` (TECO's two settings on the 3-D environment sets, lengths in ``teco``; see
     :mod:`convssm.run.teco_eval`). ``num_videos``, ``batch_size``, ``metrics``,
     ``fvd_chunk`` and ``save_videos`` apply to both.
