@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from convssm.nn import ChannelLayerNorm, checkpointed
+from convssm.nn.common import ChannelLayerNorm, checkpointed
 from convssm.nn.init import FLAX_NORM_EPS, flax_conv_
 
 __all__ = ["ResidualBlock", "FrameEncoder", "FrameDecoder"]
