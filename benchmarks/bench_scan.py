@@ -43,6 +43,7 @@ import torch
 from torch._higher_order_ops.associative_scan import associative_scan
 
 from convssm.ops import linear_scan, linear_scan_ref
+from convssm.ops.scan_combine import combine_complex, combine_real_imag
 from convssm.ops.scan_loop import scan_loop
 
 
@@ -63,31 +64,14 @@ def _trap_loop(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
-def _combine_complex(left, right):
-    a1, b1 = left
-    a2, b2 = right
-    return a2 * a1, a2 * b1 + b2
-
-
-def _combine_real_imag(left, right):
-    a1r, a1i, b1r, b1i = left
-    a2r, a2i, b2r, b2i = right
-    return (
-        a2r * a1r - a2i * a1i,
-        a2r * a1i + a2i * a1r,
-        a2r * b1r - a2i * b1i + b2r,
-        a2r * b1i + a2i * b1r + b2i,
-    )
-
-
 def _assoc_complex(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return associative_scan(_combine_complex, (a.expand_as(b), b), 0, combine_mode="generic")[1]
+    return associative_scan(combine_complex, (a.expand_as(b), b), 0, combine_mode="generic")[1]
 
 
 def _assoc_real_imag(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     ar, ai = a.real.expand(b.shape), a.imag.expand(b.shape)
     _, _, xr, xi = associative_scan(
-        _combine_real_imag, (ar, ai, b.real, b.imag), 0, combine_mode="generic"
+        combine_real_imag, (ar, ai, b.real, b.imag), 0, combine_mode="generic"
     )
     return torch.complex(xr, xi)
 
