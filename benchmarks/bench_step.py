@@ -14,7 +14,7 @@ the shared machine hits them alike; the ratio column is the median of the per-pa
     PYTHONPATH=src python benchmarks/bench_step.py --compare old/src
     PYTHONPATH=src python benchmarks/bench_step.py            # this checkout only
 
-Writes benchmarks/results/step.json (``--out``).
+Writes benchmarks/results/convs5_block_step.json (``--out``).
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="per shape")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(step)")
-    parser.add_argument("--out", default="benchmarks/results/step.json")
+    parser.add_argument("--out", default="benchmarks/results/convs5_block_step.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import convssm.nn
