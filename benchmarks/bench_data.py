@@ -10,7 +10,7 @@ over ``--repeats`` of videos / second. Rows, all measured in the same run:
   frame-by-frame loop; ``render_ref``: each digit zero-padded to a full canvas, then max);
 - the same ``item`` row at 1 300 frames (the evaluation length).
 
-Target (issue 4): >= 20 sequences/s of 300 frames, so data never limits a CPU training step.
+Target: >= 20 sequences/s of 300 frames, so data never limits a CPU training step.
 
 Run: PYTHONPATH=src python benchmarks/bench_data.py [--out benchmarks/results/data.json]
 """

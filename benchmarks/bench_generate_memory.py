@@ -1,4 +1,4 @@
-"""Peak memory (RSS) of ``convssm generate`` against the horizon (issue 27).
+"""Peak memory (RSS) of ``convssm generate`` against the horizon: bounded, whatever the horizon.
 
 Every horizon runs ``convssm generate`` in a fresh child process on CPU, which reports its
 peak resident set size (``ru_maxrss``). The model is an untrained ConvS5 ``VideoPredictor``

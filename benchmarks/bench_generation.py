@@ -45,7 +45,8 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from convssm.nn import FrameWindow, build_sequence_model  # noqa: E402
+from convssm.nn import build_sequence_model  # noqa: E402
+from convssm.nn.frame_transformer import FrameWindow  # noqa: E402
 
 SIZE, BATCH = 16, 2
 LABELS = ("convs5", "transformer (KV cache)", "transformer (no cache)")

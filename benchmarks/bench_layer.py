@@ -1,6 +1,6 @@
 """ConvS5Block forward+backward against the same block's convolutions alone.
 
-Issue 2's target: the whole block costs at most 1.3x its convolutions (recurrence, norms,
+The target: the whole block costs at most 1.3x its convolutions (recurrence, norms,
 activations and glue at most 30 %). Shapes: B = 2, T = 64, 16x16, dim 256, state 128.
 
     python benchmarks/bench_layer.py [--out benchmarks/results/layer.json]

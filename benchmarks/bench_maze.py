@@ -15,7 +15,7 @@ can do, the wall-time one what this run got. Rows, all measured in the same run:
   and scaled to a whole video;
 - ``make-maze write``: ``video_uint8`` plus the compressed, atomic npz write.
 
-Target (issue 12): >= 20 videos/s of 300 frames on one core.
+Target: >= 20 videos/s of 300 frames on one core.
 
 Run: PYTHONPATH=src python benchmarks/bench_maze.py [--out benchmarks/results/maze.json]
 """

@@ -1,6 +1,6 @@
 """Benchmark convssm.ops.linear_scan against a naive autograd loop and torch's associative_scan.
 
-Default problem (issue 2): L = 300 steps, N = B*H*W = 2048 pixels, P = 128 complex64 state
+Default problem: L = 300 steps, N = B*H*W = 2048 pixels, P = 128 complex64 state
 channels, i.e. b of shape (300, 2048, 128) and a of shape (128,); a and b require grad, x0 is
 None. Every timing is a median over repeats after one warm-up, all taken in the same run, the
 methods interleaved round-robin so that changes in the machine's load hit them alike.
@@ -43,6 +43,7 @@ import torch
 from torch._higher_order_ops.associative_scan import associative_scan
 
 from convssm.ops import linear_scan, linear_scan_ref
+from convssm.ops.scan_combine import combine_complex, combine_real_imag
 from convssm.ops.scan_loop import scan_loop
 
 
@@ -53,7 +54,8 @@ def _timed(fn: Callable[[], object]) -> float:
 
 
 def _trap_loop(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The SPEC 1.5 autograd trap: b[k] inside the loop makes backward O(L^2)."""
+    """The autograd trap (docs/design.md#implementation-facts): b[k] in the loop makes backward
+    O(L^2)."""
     x = torch.zeros_like(b[0])
     out = []
     for k in range(b.shape[0]):
@@ -62,31 +64,14 @@ def _trap_loop(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
-def _combine_complex(left, right):
-    a1, b1 = left
-    a2, b2 = right
-    return a2 * a1, a2 * b1 + b2
-
-
-def _combine_real_imag(left, right):
-    a1r, a1i, b1r, b1i = left
-    a2r, a2i, b2r, b2i = right
-    return (
-        a2r * a1r - a2i * a1i,
-        a2r * a1i + a2i * a1r,
-        a2r * b1r - a2i * b1i + b2r,
-        a2r * b1i + a2i * b1r + b2i,
-    )
-
-
 def _assoc_complex(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return associative_scan(_combine_complex, (a.expand_as(b), b), 0, combine_mode="generic")[1]
+    return associative_scan(combine_complex, (a.expand_as(b), b), 0, combine_mode="generic")[1]
 
 
 def _assoc_real_imag(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     ar, ai = a.real.expand(b.shape), a.imag.expand(b.shape)
     _, _, xr, xi = associative_scan(
-        _combine_real_imag, (ar, ai, b.real, b.imag), 0, combine_mode="generic"
+        combine_real_imag, (ar, ai, b.real, b.imag), 0, combine_mode="generic"
     )
     return torch.complex(xr, xi)
 

@@ -12,7 +12,7 @@ after one warm-up step:
   reference's ssm_size 256); Transformer embed 256, 4 heads, MLP 1024 (equal width), and
   the reference's Transformer size (embed 1024, 16 heads, MLP 4096) for comparison.
 
-Target (issue 3): ConvS5 >= 2x faster than ConvLSTM at L = 300 on CPU at equal width.
+Target: ConvS5 >= 2x faster than ConvLSTM at L = 300 on CPU at equal width.
 
 Threads: ``torch.set_num_threads(2)``, and ``OMP_WAIT_POLICY=PASSIVE`` unless set: on a
 shared, oversubscribed machine OpenMP's default spin-waiting made every small op ~20-100x

@@ -1,4 +1,4 @@
-"""One ConvS5Block.step per frame (recurrent mode, eval, no grad) at the issue-14 shapes.
+"""One ConvS5Block.step per frame (recurrent mode, eval, no grad) at the GPU target shapes.
 
 S1: dim 64, P 32, 16x16, batch 2; S2: dim 256, P 128, 16x16, batch 2; S3: dim 64, P 32,
 16x16, batch 1. Targets (quiet 2-core machine): S1 <= 1.8 ms, S2 <= 8 ms, S3 <= 0.9 ms.
@@ -7,14 +7,14 @@ step), for S2 the step under bf16 autocast, and with ``--compile`` the step unde
 torch.compile (inductor).
 
 Side by side with other code (e.g. the previous commit's ``src``, extracted with
-``git archive <commit> src | tar -x -C /tmp/old``): both versions are imported into one
+``git archive <commit> src | tar -x -C old``): both versions are imported into one
 process and timed in alternating blocks (A, B, A, B, ...), so load from other processes on
 the shared machine hits them alike; the ratio column is the median of the per-pair ratios:
 
-    PYTHONPATH=src python benchmarks/bench_step.py --compare /tmp/old/src
+    PYTHONPATH=src python benchmarks/bench_step.py --compare old/src
     PYTHONPATH=src python benchmarks/bench_step.py            # this checkout only
 
-Writes benchmarks/results/step.json (``--out``).
+Writes benchmarks/results/convs5_block_step.json (``--out``).
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="per shape")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(step)")
-    parser.add_argument("--out", default="benchmarks/results/step.json")
+    parser.add_argument("--out", default="benchmarks/results/convs5_block_step.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import convssm.nn

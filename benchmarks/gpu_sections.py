@@ -7,9 +7,11 @@ import math
 
 import torch
 
+from convssm._precision import autocast_context
 from convssm.models import VideoPredictor
 from convssm.nn import ConvS5, ConvS5Block
 from convssm.ops import linear_scan, linear_scan_ref, linear_scan_triton, scan_path
+from convssm.ops.scan_combine import combine_real_imag
 from convssm.train.objectives import video_prediction_loss
 
 # The module (its name is shadowed by the function in convssm.ops): its BLOCK is swept.
@@ -74,17 +76,6 @@ def _values_and_grads(fn, a, b, x0, w):
 
 
 # ----------------------------------------------------------------------------- 2. scan
-def _combine(left, right):
-    a1r, a1i, b1r, b1i = left
-    a2r, a2i, b2r, b2i = right
-    return (
-        a2r * a1r - a2i * a1i,
-        a2r * a1i + a2i * a1r,
-        a2r * b1r - a2i * b1i + b2r,
-        a2r * b1i + a2i * b1r + b2i,
-    )
-
-
 def scan(s, shapes) -> None:
     length, m = shapes["length"], shapes["channels"]
     gen = torch.Generator().manual_seed(0)
@@ -166,7 +157,7 @@ def _assoc_rows(s, a, b, forward_rows) -> None:
     br, bi = b.real.contiguous(), b.imag.contiguous()
 
     def run():
-        return associative_scan(_combine, (ar, ai, br, bi), 0, combine_mode=mode)
+        return associative_scan(combine_real_imag, (ar, ai, br, bi), 0, combine_mode=mode)
 
     fn = torch.compile(run, fullgraph=True) if s.cuda else run
     out = fn()  # compiles once (not timed)
@@ -192,7 +183,7 @@ def block(s, shapes) -> None:
             if dtype is None:
                 t = s.time(step, repeats=5)
             else:
-                with torch.autocast(s.device.type, dtype):
+                with autocast_context(s.device, "bf16"):
                     t = s.time(step, repeats=5)
             s.row(
                 "block",

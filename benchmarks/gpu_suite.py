@@ -25,7 +25,7 @@ is rewritten after every section, so a killed run still leaves its results):
 Run on the GPU machine from the repository root (benchmarks/gpu_suite.sh installs first):
 
     python benchmarks/gpu_suite.py --out "$OUT"            # ~6-7 minutes on one H200
-    python benchmarks/gpu_suite.py --device cpu --tiny --out /tmp/suite   # every code path
+    python benchmarks/gpu_suite.py --device cpu --tiny --out runs/suite   # every code path
                                        # but the CUDA-only ones, at tiny shapes, on CPU
 """
 

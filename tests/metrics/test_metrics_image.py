@@ -51,7 +51,7 @@ def test_ssim_matches_torchmetrics_per_frame(c):
         reduction="none",
         return_full_image=True,
     )
-    # torchmetrics >= 1.x averages over a reflect-padded border too; SPEC section 5 (like
+    # torchmetrics >= 1.x averages over a reflect-padded border too; the protocol (like
     # tf.image.ssim, dm-pix and scikit-image) uses the valid region only. Inside the
     # 5-pixel border both maps are the same, so crop it and average.
     ref = ref_map[..., 5:-5, 5:-5].mean(dim=(1, 2, 3)).view(2, 3)

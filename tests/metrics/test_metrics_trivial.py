@@ -50,7 +50,7 @@ def test_fading_predictor_fails_the_brightness_check():
     truth, last = _videos(3, t=100)
     fade = torch.linspace(1.0, 0.0, 100).view(1, 100, 1, 1, 1)
     s = trivial_predictor_scores(truth * fade, truth, last, horizons=(10, 100))
-    assert s["brightness@50-100"] < 0.5  # outside the 0.5-1.5 band the issue asks for
+    assert s["brightness@50-100"] < 0.5  # outside the 0.5-1.5 band of the targets
     assert s["rel_empty@10"] < 0.05  # early frames are still nearly right
     assert brightness_ratio(truth, truth * 0.5) == pytest.approx(2.0)
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from convssm.models import LatentVideoPredictor, flax_default_init_
+from convssm.models import LatentVideoPredictor
+from convssm.models.latent_blocks import flax_default_init_
 from convssm.train.objectives import drop_loss_positions, latent_prediction_loss
 
 K, S = 12, 4  # codebook size, latent grid

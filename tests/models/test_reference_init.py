@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from convssm.models import VideoPredictor
-from convssm.nn import ChannelLayerNorm
+from convssm.nn.common import ChannelLayerNorm
 from convssm.nn.init import TRUNCATED_NORMAL_STD
 
 SEQUENCE_OPTIONS = {

@@ -157,7 +157,8 @@ def test_bad_video_is_named():
 
 
 def test_reference_size_is_about_21_7_million():
-    """SPEC 3: ConvS5 8 layers, dim 256, P 128 on Moving-MNIST has ~21.7 M parameters."""
+    """ConvS5 8 layers, dim 256, P 128 on Moving-MNIST has ~21.7 M parameters
+    (docs/design.md#video-predictor)."""
     model = VideoPredictor()
     n = sum(p.numel() for p in model.parameters())
     assert 21.0e6 < n < 22.5e6, n

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from convssm.models import PatchDiscriminator, VectorQuantizer, VQTokenizer, VQTokenizerConfig
+from convssm.models import VQTokenizer, VQTokenizerConfig
+from convssm.models.discriminator import PatchDiscriminator
+from convssm.models.vector_quantizer import VectorQuantizer
 
 
 def _small(**kw):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from convssm.nn import ConvLSTM, ConvLSTMCell, build_sequence_model
-from convssm.nn.convlstm import convlstm_reference
+from convssm.nn import ConvLSTM, build_sequence_model
+from convssm.nn.convlstm import ConvLSTMCell, convlstm_reference
 
 TOL = 1e-10
 

@@ -1,5 +1,5 @@
 """ConvS5SSM: the parallel mode equals the recurrence written from discretize(), step mode
-agrees with it, initialisation follows SPEC 1.2-1.3, and bad input is named."""
+agrees with it, initialisation follows docs/design.md#initialisation, and bad input is named."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from convssm.nn import ConvS5, ConvS5Block, TimeSharedDropout, build_sequence_model
+from convssm.nn import ConvS5, ConvS5Block, build_sequence_model
+from convssm.nn.common import TimeSharedDropout
 
 
 @pytest.mark.parametrize("prenorm", [False, True])

@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from convssm.nn import FrameTransformer, FrameWindow, KVCache, build_sequence_model
+from convssm.nn import FrameTransformer, build_sequence_model
 from convssm.nn.causal_transformer import sinusoidal_positions, window_mask
+from convssm.nn.frame_transformer import FrameWindow, KVCache
 
 TOL = 1e-10
 

@@ -1,4 +1,4 @@
-"""Outputs that scale and never lie (issue 27, item 5): streaming GIF/MP4 memory, generate
+"""Outputs that scale and never lie: streaming GIF/MP4 memory, generate
 refusing non-finite predictions, torn logs, one-line OS errors, warnings, umask, and
 inference that never reads training_state.pt."""
 

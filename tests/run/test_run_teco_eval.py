@@ -208,7 +208,7 @@ def test_config_keys_and_overrides():
     assert cfg.eval.protocol == "teco"
     assert cfg.eval.teco.setting_list() == [TecoSetting("actions", 6, 6, True)]
     assert config_from_dict(config_to_dict(cfg)).eval.teco == cfg.eval.teco  # round trip
-    assert config_from_dict({}).eval.protocol == "spec5"  # old configs keep SPEC 5
+    assert config_from_dict({}).eval.protocol == "spec5"  # old configs keep the design's protocol
     with pytest.raises(ValueError, match="unknown key 'frame' in section 'eval.teco'"):
         config_from_dict(apply_overrides({}, ["eval.teco.frame=12"]))
     with pytest.raises(ValueError, match="eval.teco.context_with_actions"):

@@ -1,4 +1,4 @@
-"""Bad data is found before the first step, naming the file (issue 27, item 4)."""
+"""Bad data is found before the first step, naming the file."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def test_format_1_checkpoint_loads_and_resumes_exactly(tmp_path):
     assert result.step == 2
     expected = json.loads((V1 / "expected.json").read_text())["step_2_loss"]
     # The fixture's code used torch's erf GELU and eps 1e-5; the layers now use the
-    # reference's tanh GELU and eps 1e-6 (issue 10), which moves this loss by ~1e-4
+    # reference's tanh GELU and eps 1e-6, which moves this loss by ~1e-4
     # relative. Exact resume of the current format: test_state_dict_restores_the_run_whole.
     (got,) = [r["loss"] for r in read_jsonl(tmp_path / "train_log.jsonl")]
     assert got == pytest.approx(expected, rel=1e-3)

@@ -1,4 +1,4 @@
-"""Never lose a run (issue 27): one writer per workdir, runs that never destroy runs, a
+"""Never lose a run: one writer per workdir, runs that never destroy runs, a
 `latest` that always names a checkpoint, and a checkpoint on SIGTERM / SIGINT."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``convssm evaluate CHECKPOINT [--eval-set PATH] [--out DIR]``: the checkpoint's protocol
-(``eval.protocol``: SPEC section 5, or TECO's for the 3-D environment sets)."""
+(``eval.protocol``: docs/design.md#evaluation-protocol, or TECO's for the 3-D environment sets)."""
 
 from __future__ import annotations
 

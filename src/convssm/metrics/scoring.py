@@ -1,4 +1,5 @@
-"""Scoring of the SPEC section 5 evaluation protocol: predictions against ground truth.
+"""Scoring of the evaluation protocol (docs/design.md#evaluation-protocol): predictions against
+ground truth.
 
 The protocol conditions every video on ``context`` frames and generates ``max(horizons)``
 frames (deterministic, so the first ``h`` generated frames are the ``h``-frame prediction);
@@ -69,7 +70,8 @@ class EvalResult:
     def to_dict(self) -> dict[str, Any]:
         return json_safe(
             {
-                "protocol": "SPEC section 5: condition on context, generate, score predicted "
+                "protocol": "docs/design.md#evaluation-protocol: condition on context, generate, "
+                "score predicted "
                 "frames in [0, 1]; FVD over whole videos including the context",
                 "context": self.context,
                 "horizons": self.horizons,

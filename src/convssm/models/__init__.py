@@ -2,10 +2,7 @@
 and the VQ frame tokenizer; the one registry of model kinds (:mod:`convssm.models.registry`)
 and save/load of model folders."""
 
-from convssm.models.autoencoder import FrameDecoder, FrameEncoder, ResidualBlock
 from convssm.models.config import VideoPredictorConfig
-from convssm.models.discriminator import PatchDiscriminator
-from convssm.models.latent_blocks import LogitsDecoder, flax_default_init_
 from convssm.models.latent_video_predictor import (
     LatentVideoPredictor,
     LatentVideoPredictorConfig,
@@ -21,7 +18,6 @@ from convssm.models.registry import (
     read_config_json,
     write_config_json,
 )
-from convssm.models.vector_quantizer import QuantizerOutput, VectorQuantizer
 from convssm.models.video_predictor import VideoPredictor, VideoPredictorOutput
 from convssm.models.vq_tokenizer import VQTokenizer, VQTokenizerConfig, VQTokenizerOutput
 
@@ -33,23 +29,15 @@ __all__ = [
     "model_kind",
     "read_config_json",
     "write_config_json",
-    "FrameDecoder",
-    "FrameEncoder",
     "LatentVideoPredictor",
     "LatentVideoPredictorConfig",
     "LatentVideoPredictorOutput",
-    "LogitsDecoder",
-    "PatchDiscriminator",
     "PretrainedMixin",
-    "QuantizerOutput",
-    "ResidualBlock",
     "VQTokenizer",
     "VQTokenizerConfig",
     "VQTokenizerOutput",
-    "VectorQuantizer",
     "VideoPredictor",
     "VideoPredictorConfig",
     "VideoPredictorOutput",
-    "flax_default_init_",
     "push_folder_to_hub",
 ]

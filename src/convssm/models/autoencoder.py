@@ -1,4 +1,4 @@
-"""Per-frame ResNet encoder and its mirrored decoder (SPEC 3).
+"""Per-frame ResNet encoder and its mirrored decoder (docs/design.md#video-predictor).
 
 Encoder, for widths (64, 128, 256) and a 64×64×1 frame::
 
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from convssm.nn import ChannelLayerNorm, checkpointed
+from convssm.nn.common import ChannelLayerNorm, checkpointed
 from convssm.nn.init import FLAX_NORM_EPS, flax_conv_
 
 __all__ = ["ResidualBlock", "FrameEncoder", "FrameDecoder"]

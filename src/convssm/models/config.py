@@ -49,7 +49,8 @@ CONFIG_VERSION = 2
 
 @dataclass
 class VideoPredictorConfig:
-    """Encoder, sequence model and decoder of a pixel-space video predictor (SPEC 3).
+    """Encoder, sequence model and decoder of a pixel-space video predictor
+    (docs/design.md#video-predictor).
 
     Attributes:
         image_channels: C of the frames.

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from convssm.models.autoencoder import ResidualBlock
-from convssm.nn import ChannelLayerNorm
+from convssm.nn.common import ChannelLayerNorm
 from convssm.nn.init import flax_conv_, flax_embedding_, flax_linear_
 
 __all__ = ["flax_default_init_", "LogitsDecoder"]

@@ -43,7 +43,8 @@ class ModelKind:
 
     ``generates_frames``: it continues videos from context frames itself
     (``model.generate(frames, horizon)`` gives frames), so ``convssm generate`` and the
-    SPEC section 5 evaluation run on it; the others predict codes or reconstruct frames.
+    evaluation protocol (docs/design.md#evaluation-protocol) run on it; the others predict codes or
+    reconstruct frames.
     """
 
     name: str

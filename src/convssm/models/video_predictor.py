@@ -1,6 +1,8 @@
 """VideoPredictor: per-frame encoder → any registered sequence model → per-frame decoder.
 
-Pixel-space video prediction as in SPEC 3. Frames are in [−1, 1], shaped (B, T, C, H, W) —
+The design: docs/design.md#video-predictor.
+
+Pixel-space video prediction as designed. Frames are in [−1, 1], shaped (B, T, C, H, W) —
 or, for a model whose config holds ``normalization`` statistics, physical fields in their own
 units: its :class:`~convssm.models.normalizer.Normalizer` maps inputs onto the working range
 on the way in and predictions back to physical units on the way out; the output also carries
@@ -93,7 +95,8 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         self.normalizer = Normalizer(config.normalization, config.image_channels)
         groups, blocks = config.norm_groups, config.blocks_per_stage
         self.encoder = FrameEncoder(config.image_channels, widths, blocks, groups)
-        # flax's default initialisers, as the reference's nn.Embed and 1×1 nn.Conv (SPEC 3)
+        # flax's default initialisers, as the reference's nn.Embed and 1×1 nn.Conv
+        # (docs/design.md#video-predictor)
         self.action_embed = (
             flax_embedding_(nn.Embedding(config.num_actions, config.action_embed_dim))
             if config.num_actions

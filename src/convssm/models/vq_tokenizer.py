@@ -43,7 +43,26 @@ __all__ = ["VQTokenizer", "VQTokenizerConfig", "VQTokenizerOutput"]
 
 @dataclass
 class VQTokenizerConfig:
-    """Everything that defines a :class:`VQTokenizer` (stored in its ``config.json``)."""
+    """Everything that defines a :class:`VQTokenizer` (stored in its ``config.json``).
+
+    Attributes:
+        image_channels: C of the frames.
+        image_size: H = W of the frames.
+        channels: c, the width of the first level.
+        channel_mult: per level, the width's multiple of ``channels``; each level after the
+            first halves H and W.
+        num_res_blocks: residual blocks per level.
+        attention: self-attention in the middle of the encoder and the decoder.
+        norm_groups: GroupNorm groups.
+        dropout: dropout inside the residual blocks.
+        embed_dim: channels of a code vector.
+        codebook_size: number of codes.
+        codebook_update: ``loss`` (codebook loss) or ``ema`` (exponential moving averages).
+        commitment_weight: weight of the commitment loss.
+        ema_decay: decay of the ``ema`` update.
+        dead_code_threshold: assignments per step below which a code is restarted (``ema``;
+            0: never).
+    """
 
     image_channels: int = 3
     image_size: int = 64

@@ -145,7 +145,8 @@ def check_inputs_finite(
 
 
 class ResidualNorm(nn.Module):
-    """The residual + LayerNorm wrapper around a sequence-mixing core (SPEC 1.6).
+    """The residual + LayerNorm wrapper around a sequence-mixing core
+    (docs/design.md#the-block-around-the-recurrence).
 
     Post-norm (the reference's default): ``out = LN(u + dropout(core(u)))``.
     Pre-norm: ``out = u + dropout(core(LN(u)))``.

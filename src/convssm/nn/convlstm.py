@@ -1,4 +1,4 @@
-"""ConvLSTM baseline (SPEC section 2), with the same interface as ``ConvS5``.
+"""ConvLSTM baseline (docs/design.md#baselines), with the same interface as ``ConvS5``.
 
 One layer computes, for frames u_1..u_T of shape (B, C, H, W) with C = ``dim``::
 

@@ -1,4 +1,5 @@
-"""ConvS5Block (one layer, SPEC 1.6) and ConvS5 (a stack of them, one state per layer).
+"""ConvS5Block (one layer, docs/design.md#the-block-around-the-recurrence) and ConvS5 (a stack
+of them, one state per layer).
 
 One block, post-norm (the reference's default)::
 

@@ -1,4 +1,5 @@
-"""ConvS5SSM: the linear core of ConvS5 (SPEC 1.1-1.5). The recurrence lives here.
+"""ConvS5SSM: the linear core of ConvS5 (docs/design.md#the-convs5-layer). The recurrence lives
+here.
 
 For every pixel and state channel independently::
 
@@ -53,11 +54,11 @@ class ConvS5SSM(nn.Module):
         state_dim: P, complex state channels (the reference's ``ssm_size / 2``).
         kernel_size: k for both B and C (the reference uses 3); or give ``kernel_size_b`` /
             ``kernel_size_c`` separately.
-        blocks: HiPPO blocks (SPEC 1.2); state_dim must be divisible by it.
+        blocks: HiPPO blocks (docs/design.md#initialisation); state_dim must be divisible by it.
         dt_min, dt_max: range of the log-uniform timescale initialisation.
         clip_eigs: clamp Re Λ ≤ −1e−4 in the forward pass so |Λ̄| < 1.
         discretization: ``"zoh"`` (the reference's) or ``"bilinear"``.
-        lambda_init: ``"hippo"`` (HiPPO-LegS, SPEC 1.2, the reference's) or ``"random"``
+        lambda_init: ``"hippo"`` (HiPPO-LegS, the reference's; see ``blocks``) or ``"random"``
             (:func:`~convssm.nn.hippo.random_diagonal_init`, the initialisation ablation).
         generator: optional torch.Generator for a reproducible initialisation.
 

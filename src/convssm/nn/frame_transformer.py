@@ -1,4 +1,5 @@
-"""Transformer-over-frames baseline (SPEC section 2), with the same interface as ``ConvS5``.
+"""Transformer-over-frames baseline (docs/design.md#baselines), with the same interface as
+``ConvS5``.
 
 Each (dim, H, W) frame becomes ONE token: a Conv2d with kernel = stride = (H, W) maps it
 to ``embed_dim``; a causal pre-LN transformer (``scaled_dot_product_attention``) runs over

@@ -1,4 +1,4 @@
-"""HiPPO-LegS initialisation of the diagonal state matrix (SPEC 1.2).
+"""HiPPO-LegS initialisation of the diagonal state matrix (docs/design.md#initialisation).
 
 The LegS matrix A is not normal, but S = A + p pᵀ is: S = −½·I + (skew-symmetric).
 Diagonalising S gives eigenvalues −½ + iμ and a unitary eigenbasis V. Eigenvalues come in

@@ -1,5 +1,5 @@
-"""Running trained models: load them, evaluate them (SPEC section 5, streaming; TECO's
-protocol), generate videos, encode frames to codes, the demo.
+"""Running trained models: load them, evaluate them (docs/design.md#evaluation-protocol,
+streaming; TECO's protocol), generate videos, encode frames to codes, the demo.
 
 Main entry points: :func:`load_trained` (a checkpoint, a run's workdir or a published model
 folder), :func:`evaluate_checkpoint` (``convssm evaluate``), :func:`generate_from_checkpoint`

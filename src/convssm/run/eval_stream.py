@@ -1,4 +1,5 @@
-"""The SPEC section 5 protocol in bounded memory: generate and score batch by batch.
+"""The evaluation protocol (docs/design.md#evaluation-protocol) in bounded memory: generate and
+score batch by batch.
 
 :func:`evaluate_predictions` (``convssm.metrics``) scores videos held whole in
 memory — the plain reference, fine for validation during training. The reference protocol

@@ -1,4 +1,5 @@
-"""Writing the SPEC section 5 evaluation's results: ``metrics.json`` and the videos.
+"""Writing the evaluation's results (docs/design.md#evaluation-protocol): ``metrics.json`` and
+the videos.
 
 The scoring itself is :func:`convssm.metrics.evaluate_predictions` (videos in memory) or
 :class:`convssm.run.eval_stream.StreamingEvaluator` (batch by batch).

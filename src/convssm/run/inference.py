@@ -1,4 +1,5 @@
-"""Use a trained model: load it, run the SPEC section 5 evaluation, generate videos.
+"""Use a trained model: load it, run the evaluation (docs/design.md#evaluation-protocol), generate
+videos.
 
 These are the library functions behind ``convssm evaluate`` and ``convssm generate``. A
 model is a training checkpoint (``<run>/checkpoints/step_N``, or a run's workdir for its
@@ -220,7 +221,8 @@ def evaluate_checkpoint(
     """The model's evaluation protocol (``eval.protocol``) with its ``eval`` config.
 
     ``teco``: see :mod:`convssm.run.teco_run` (returns a ``TecoResult``). ``spec5``
-    (returns an ``EvalResult``): SPEC section 5 with the model's ``eval`` config, as follows.
+    (returns an ``EvalResult``): the evaluation protocol with the model's ``eval`` config, as
+    follows.
 
     Videos come from ``eval_set`` (a Moving-MNIST eval-set folder or mnist_test_seq.npy;
     else the config's ``eval.eval_set``), from ``input_path`` (an array file, ``key`` inside

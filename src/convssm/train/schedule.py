@@ -1,4 +1,4 @@
-"""Learning-rate schedule: linear warm-up, then cosine decay to zero (SPEC section 3).
+"""Learning-rate schedule: linear warm-up, then cosine decay to zero (docs/design.md#optimiser).
 
 ``lr(step) = peak * step / warmup`` for ``step < warmup``, then
 ``peak * 0.5 * (1 + cos(pi * (step - warmup) / (total - warmup)))``, reaching exactly 0

@@ -29,7 +29,8 @@ from torch import nn
 from torch.func import functional_call
 
 from convssm.metrics import LPIPS
-from convssm.models import PatchDiscriminator, VQTokenizer
+from convssm.models import VQTokenizer
+from convssm.models.discriminator import PatchDiscriminator
 from convssm.train.config import TokenizerLossConfig
 
 __all__ = ["TokenizerLoss", "TokenizerTraining", "TokenizerTrainingOutput"]
