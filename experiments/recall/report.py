@@ -14,8 +14,9 @@ of a model (ConvS5's longer curriculum), and measures:
 - for each architecture (ConvS5 — the ablations share its architecture —, ConvLSTM, the
   Transformer with its KV cache and without it, as the paper samples): time per generated
   frame after a context of each delay (median over 16 frames, batch 1), the conditioning
-  time and the peak resident memory of that generation, each in a fresh child process so
-  that no measurement sees another's allocations;
+  time and the peak resident memory during that generation (the kernel's high-water mark,
+  reset after the model and data are loaded), each in a fresh child process so that no
+  measurement sees another's allocations;
 - the CPU minutes each model trained for (from phase.json).
 
 It writes ``OUT/recall.json``, ``OUT/rel_recall.png`` (rel_recall against delay),
@@ -29,7 +30,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -125,7 +125,8 @@ def timing_child(workdir: str, delay: int, frames: int, no_cache: bool = False) 
         model.sequence.cache = False
     ds = delayed_recall(cfg, "eval", 1, cfg.eval.seed, delay=delay)
     context = ds[0]["video"][None, : ds.cue_index + 1]
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    base = _status_mib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak: measure generation alone
     t0 = time.perf_counter()
     frames_iter = model.iter_generate(context, frames, context_chunk=256, check_values=False)
     next(frames_iter)  # conditioning and the first frame
@@ -138,9 +139,17 @@ def timing_child(workdir: str, delay: int, frames: int, no_cache: bool = False) 
     return {
         "condition_s": condition_s,
         "ms_per_frame": 1e3 * statistics.median(times),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10,
-        "rss_before_mib": base,
+        "peak_rss_mib": _status_mib("VmHWM"),  # the peak since the reset: the generation's
+        "rss_before_mib": base,  # the model and the context, loaded
     }
+
+
+def _status_mib(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (Linux), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 2**10
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def measure_timing(workdir: str, delay: int, no_cache: bool = False) -> dict:
@@ -236,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                 cache = ScoreCache(Path(row["workdir"]))
                 cells = {}
                 for d in delays:
-                    key = f"timing:{d}:{no_cache}"
+                    key = f"timing-hwm:{d}:{no_cache}"
                     cells[str(d)] = cache.get(key) or measure_timing(row["workdir"], d, no_cache)
                     cache.put(key, cells[str(d)])
                 timing.append({"label": label, "workdir": row["workdir"], "delays": cells})
