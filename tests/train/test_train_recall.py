@@ -183,3 +183,14 @@ def test_blank_delay_feeds_background_between_the_pattern_and_the_cue():
     assert bool((seen[1][:, 1:6] == -1).all())
     torch.testing.assert_close(seen[1][:, 0], video[:, 0])  # the pattern
     torch.testing.assert_close(seen[1][:, 6], video[:, 6])  # the cue
+
+
+def test_scoring_at_a_delay_ignores_varied_training_delays():
+    from convssm.train.factory import delayed_recall
+
+    raw = _raw()
+    raw["data"]["options"] = {"delay": 4, "min_delay": 1, "recall_frames": 2}
+    cfg = config_from_dict(raw)
+    assert delayed_recall(cfg, "train", 2, 0).min_delay == 1  # training: varied delays
+    scored = delayed_recall(cfg, "eval", 2, 0, delay=9)
+    assert scored.min_delay is None and scored.delay == 9

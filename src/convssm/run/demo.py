@@ -3,9 +3,9 @@
 Three phases inside the time budget, each reporting as it goes:
 
 1. **Memory** (:mod:`convssm.run.recall_demo`): a digit shown once, a moving distractor for
-   1 000 frames, a cue — the published ConvS5 recall model redraws the digit, the ConvLSTM
-   trained on the same task does not; ``rel_recall`` for both, the task's frames and a strip
-   of the recalls.
+   1 024 frames, a cue — the published ConvS5 recall model and the ConvLSTM trained on the
+   same task redraw the digit; ``rel_recall`` for both, the task's frames and a strip of the
+   recalls (docs/recall.md: which delays each model remembers).
 2. **A published Moving-MNIST model** (``pretrained/moving_mnist/convs5_1digit_roll48_24`` by
    default) predicts held-out videos (digits it never saw) from 10 context frames to ten
    times its training length; a picture strip, a GIF and scores beside the trivial

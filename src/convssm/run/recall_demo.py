@@ -1,4 +1,4 @@
-"""The demo's first look: memory. A digit shown once, a moving distractor for 1 000 frames, a
+"""The demo's first look: memory. A digit shown once, a moving distractor for 1 024 frames, a
 cue, and the digit redrawn — by the published ConvS5 recall model and by the ConvLSTM trained
 on the same task, side by side, each with its ``rel_recall``.
 """
@@ -18,10 +18,11 @@ from PIL import Image
 from convssm._files import atomic_write_text
 from convssm._resources import shipped_dir
 from convssm.data import DelayedRecall
+from convssm.metrics import rel_recall
 from convssm.models import VideoPredictor
 from convssm.train.checkpoint import read_experiment_yaml
 from convssm.train.factory import delayed_recall
-from convssm.train.recall_eval import recall_predictions, recall_scores, recall_strip
+from convssm.train.recall_eval import recall_predictions, recall_strip
 
 __all__ = ["RECALL_MODELS", "RECALL_DELAY", "find_recall_models", "show_recall"]
 
@@ -30,9 +31,9 @@ RECALL_MODELS = {
     "ConvS5": Path("pretrained") / "recall" / "convs5_delay1024",
     "ConvLSTM": Path("pretrained") / "recall" / "convlstm_delay256",
 }
-RECALL_DELAY = 1000
+RECALL_DELAY = 1024  # the delay the published ConvS5 was trained at (it remembers at that one)
 RECALL_VIDEOS = 8
-TASK_FRAMES = (0, 1, 2, 3, 250, 500, 750, 1000)  # the start, the distractor; then the cue
+TASK_FRAMES = (0, 1, 2, 3, 256, 512, 768, 1024)  # the start, the distractor; then the cue
 
 
 def find_recall_models() -> dict[str, Path]:
@@ -48,7 +49,7 @@ def find_recall_models() -> dict[str, Path]:
 
 
 def _task_picture(ds: DelayedRecall, path: Path, scale: int = 4) -> Path:
-    """One video's frames 0, 1, 2, 3, 250, 500, 750, 1000 and the cue, left to right."""
+    """One video's frames 0, 1, 2, 3, 256, 512, 768, 1024 and the cue, left to right."""
     video = ds.video_uint8(0)
     picks = [t for t in TASK_FRAMES if t <= ds.delay] + [ds.cue_index]
     h, w = video.shape[1:]
@@ -79,8 +80,9 @@ def show_recall(
         model = VideoPredictor.from_pretrained(folder).eval()
         cfg = read_experiment_yaml(folder, model.config)
         ds = delayed_recall(cfg, "eval", videos, cfg.eval.seed, delay=delay)
-        scores[label] = recall_scores(model, ds, batch_size=videos)["rel_recall"]
-        preds[label] = next(recall_predictions(model, ds, num_videos=4, batch_size=4))[0]
+        pred, truth = next(recall_predictions(model, ds, batch_size=videos))  # one pass
+        scores[label] = rel_recall(pred, truth, ds.mean_pattern())
+        preds[label] = pred[:4]
         log(
             f"demo [1/3]: {label} ({folder.name}): rel_recall {scores[label]:.3f} after "
             f"{delay} distractor frames ({time.perf_counter() - t0:.0f} s)"

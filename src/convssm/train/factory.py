@@ -105,8 +105,8 @@ def build_eval_dataset(cfg: ExperimentConfig, num_videos: int, num_frames: int) 
 def delayed_recall(
     cfg: ExperimentConfig, split: str, num_videos: int, seed: int, delay: int | None = None
 ):
-    """The config's :class:`convssm.data.DelayedRecall` set (``delay``: another delay than
-    the config's, for scoring a model at other delays). Its length must be ``data.seq_len``
+    """The config's :class:`convssm.data.DelayedRecall` set (``delay``: a fixed delay to score
+    a model at, whatever the config's delay and ``min_delay``). Its length must be ``data.seq_len``
     at the config's own delay."""
 
     data = cfg.data
@@ -120,8 +120,9 @@ def delayed_recall(
                 "(model.image_size, data.seed / eval.seed, the split, data.mnist_path)"
             )
     own_delay = options["delay"]
-    if delay is not None:
+    if delay is not None:  # scoring at one delay: every video waits exactly that long
         options["delay"] = delay
+        options.pop("min_delay", None)
     try:
         ds = DelayedRecall(
             num_videos,
