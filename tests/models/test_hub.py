@@ -11,33 +11,16 @@ import torch
 from hub_cache import add_to_hub_cache
 from huggingface_hub import HfApi
 from huggingface_hub.utils import filter_repo_objects
+from tiny_models import TINY
 
 from convssm.models import (
-    LatentVideoPredictorConfig,
     VideoPredictor,
-    VideoPredictorConfig,
-    VQTokenizerConfig,
     model_kind,
     push_folder_to_hub,
 )
 from convssm.models.pretrained import parse_hub_id
 
 PUBLISHED = Path(__file__).resolve().parents[2] / "pretrained" / "moving_mnist"
-TINY = {
-    "video_predictor": VideoPredictorConfig(
-        image_size=16, encoder_widths=[8, 8], norm_groups=4, dim=8,
-        sequence_options={"depth": 1, "state_dim": 4, "norm_groups": 4},
-    ),
-    "vq_tokenizer": VQTokenizerConfig(
-        image_size=16, channels=8, channel_mult=[1, 2], num_res_blocks=1, norm_groups=4,
-        embed_dim=4, codebook_size=16, attention=False,
-    ),
-    "latent_video_predictor": LatentVideoPredictorConfig(
-        codebook_size=16, latent_size=8, dim=8, code_embed_dim=4, encoder_widths=[8],
-        decoder_widths=[8], decoder_blocks=1, norm_groups=4,
-        sequence_options={"depth": 1, "state_dim": 4, "norm_groups": 4},
-    ),
-}  # fmt: skip
 COMMIT_A, COMMIT_B = "a" * 40, "b" * 40
 
 

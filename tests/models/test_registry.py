@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny_models import TINY
 
 from convssm.models import (
     MODEL_KINDS,
@@ -23,22 +24,6 @@ from convssm.models import (
 )
 
 PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
-
-TINY = {
-    "video_predictor": VideoPredictorConfig(
-        image_size=16, encoder_widths=[8, 8], norm_groups=4, dim=8,
-        sequence_options={"depth": 1, "state_dim": 4, "norm_groups": 4},
-    ),
-    "vq_tokenizer": VQTokenizerConfig(
-        image_size=16, channels=8, channel_mult=[1, 2], num_res_blocks=1, norm_groups=4,
-        embed_dim=4, codebook_size=16, attention=False,
-    ),
-    "latent_video_predictor": LatentVideoPredictorConfig(
-        codebook_size=16, latent_size=8, dim=8, code_embed_dim=4, encoder_widths=[8],
-        decoder_widths=[8], decoder_blocks=1, norm_groups=4,
-        sequence_options={"depth": 1, "state_dim": 4, "norm_groups": 4},
-    ),
-}  # fmt: skip
 
 
 def test_the_kinds_and_their_classes():
