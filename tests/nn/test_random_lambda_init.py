@@ -26,7 +26,38 @@ def test_layer_option_and_its_errors():
     layer = ConvS5SSM(4, 8, lambda_init="random", generator=g)
     y, x = layer(torch.randn(1, 5, 4, 6, 6))
     assert y.shape == (1, 5, 4, 6, 6) and torch.isfinite(y).all()
-    with pytest.raises(ValueError, match="lambda_init must be 'hippo' or 'random'"):
+    with pytest.raises(ValueError, match="lambda_init must be 'hippo', 'random' or 'real'"):
         ConvS5SSM(4, 8, lambda_init="legs")
     with pytest.raises(ValueError, match="has no blocks"):
         ConvS5SSM(4, 8, blocks=2, lambda_init="random")
+
+
+def test_real_lambda_decays_without_rotating_and_keeps_im_at_zero():
+    layer = ConvS5SSM(4, 8, lambda_init="real", generator=torch.Generator().manual_seed(2))
+    names = {n for n, _ in layer.named_parameters()}
+    assert "lambda_im" not in names and "lambda_re" in names
+    assert "lambda_im" in layer.state_dict()
+    lam_bar, _, _ = layer.discretize()
+    assert torch.all(lam_bar.imag == 0) and torch.all((lam_bar.real > 0) & (lam_bar.real < 1))
+    hippo = ConvS5SSM(4, 8, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(layer.lambda_re, hippo.lambda_re)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    y, _ = layer(torch.randn(2, 6, 4, 5, 5))
+    y.square().mean().backward()
+    opt.step()
+    assert torch.all(layer.lambda_im == 0)
+    # What the state holds after an impulse is the same pattern at every delay, scaled.
+    layer.eval()
+    with torch.no_grad():
+        u = torch.zeros(1, 40, 4, 5, 5)
+        u[:, 0] = torch.randn(4, 5, 5)
+        _, x10 = layer(u[:, :11])
+        _, x40 = layer(u)
+        ratio = x40 / x10
+    lam_bar, _, _ = layer.discretize()
+    expected = (lam_bar.real**29)[None, :, None, None].expand_as(ratio)
+    torch.testing.assert_close(ratio.real, expected, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(ratio.imag, torch.zeros_like(ratio.imag), rtol=0, atol=1e-5)
+    again = ConvS5SSM(4, 8, lambda_init="real")
+    again.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(again(u)[0], layer(u)[0])

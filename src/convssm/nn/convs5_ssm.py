@@ -58,8 +58,11 @@ class ConvS5SSM(nn.Module):
         dt_min, dt_max: range of the log-uniform timescale initialisation.
         clip_eigs: clamp Re Λ ≤ −1e−4 in the forward pass so |Λ̄| < 1.
         discretization: ``"zoh"`` (the reference's) or ``"bilinear"``.
-        lambda_init: ``"hippo"`` (HiPPO-LegS, the reference's; see ``blocks``) or ``"random"``
-            (:func:`~convssm.nn.hippo.random_diagonal_init`, the initialisation ablation).
+        lambda_init: ``"hippo"`` (HiPPO-LegS, the reference's; see ``blocks``), ``"random"``
+            (:func:`~convssm.nn.hippo.random_diagonal_init`, the initialisation ablation) or
+            ``"real"``: HiPPO's decay rates (Re Λ = −½, trained) with Im Λ held at 0, a buffer
+            that is not trained, so the state decays without rotating and what it holds
+            after d frames differs from what it holds after d' frames only in amplitude.
         generator: optional torch.Generator for a reproducible initialisation.
 
     Shapes:
@@ -99,14 +102,16 @@ class ConvS5SSM(nn.Module):
         self.kernel_size_b, self.kernel_size_c = kb, kc
         self.blocks, self.clip_eigs, self.discretization = blocks, clip_eigs, discretization
 
-        if lambda_init == "hippo":
+        if lambda_init in ("hippo", "real"):
             lam, v = hippo_diagonal_init(state_dim, blocks)  # (P,), (2P, P)
         elif lambda_init == "random":
             if blocks != 1:
                 raise ValueError("lambda_init='random' has no blocks; leave blocks at 1")
             lam, v = random_diagonal_init(state_dim, generator)
         else:
-            raise ValueError(f"lambda_init must be 'hippo' or 'random', got {lambda_init!r}")
+            raise ValueError(
+                f"lambda_init must be 'hippo', 'random' or 'real', got {lambda_init!r}"
+            )
         b_real = _he_normal(2 * state_dim, dim * kb * kb, dim * kb * kb, generator)
         c_real = _he_normal(dim * kc * kc, 2 * state_dim, 2 * state_dim * kc * kc, generator)
         b_tilde = (v.conj().T @ b_real).reshape(state_dim, dim, kb, kb)  # V⁻¹ B
@@ -115,7 +120,11 @@ class ConvS5SSM(nn.Module):
         def param(x: np.ndarray) -> nn.Parameter:
             return nn.Parameter(torch.tensor(np.ascontiguousarray(x), dtype=torch.float32))
 
-        self.lambda_re, self.lambda_im = param(lam.real), param(lam.imag)
+        self.lambda_re = param(lam.real)
+        if lambda_init == "real":  # no rotation: Im Λ is a fixed zero, saved with the weights
+            self.register_buffer("lambda_im", torch.zeros(state_dim))
+        else:
+            self.lambda_im = param(lam.imag)
         self.b_re, self.b_im = param(b_tilde.real), param(b_tilde.imag)
         self.c_re, self.c_im = param(c_tilde.real), param(c_tilde.imag)
         u = torch.rand(state_dim, dtype=torch.float64, generator=generator)
@@ -157,8 +166,9 @@ class ConvS5SSM(nn.Module):
     def _parameter_key(self) -> tuple:
         """Changes whenever a parameter is modified in place (its version counter), replaced
         or moved (its storage), or the discretisation options change."""
+        tensors = [*self.parameters(recurse=False), *self.buffers(recurse=False)]
         return (self.clip_eigs, self.discretization) + tuple(
-            (p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters(recurse=False)
+            (p.data_ptr(), p._version, p.dtype, p.device) for p in tensors
         )
 
     def _step_kernels(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
