@@ -19,6 +19,11 @@ of a model (ConvS5's longer curriculum), and measures:
   measurement sees another's allocations;
 - the CPU minutes each model trained for (from phase.json).
 
+``--merge EARLIER.json`` adds the model rows of an earlier report (one made with the same
+``--videos``; a delay it did not score is left empty) to the table, the figure and the JSON,
+each marked with the command that scored it, so models trained later join the comparison
+without their predecessors' workdirs; their strips are not redrawn.
+
 It writes ``OUT/recall.json``, ``OUT/rel_recall.png`` (rel_recall against delay),
 ``OUT/time_per_frame.png`` and ``OUT/strip_delay{D}.png`` (the shown digit, the true recall
 frames, then each model's, for 4 videos) and prints the tables.
@@ -50,6 +55,8 @@ LABELS = {
     "convs5_short": "ConvS5, short timescales",
     "convs5_random": "ConvS5, random Λ",
     "convs5_mixed": "ConvS5, mixed delays",
+    "convs5_real": "ConvS5, real Λ (no rotation)",
+    "convs5_real_mixed": "ConvS5, real Λ, mixed delays",
     "convlstm": "ConvLSTM",
     "transformer": "Transformer",
 }
@@ -168,8 +175,8 @@ def plot(rows: list[dict], delays: list[int], key: str, ylabel: str, path: Path)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for row in rows:
-        ys = [row["delays"][str(d)][key] for d in delays]
-        ax.plot(delays, ys, marker="o", label=row["label"])
+        xs = [d for d in delays if str(d) in row["delays"]]
+        ax.plot(xs, [row["delays"][str(d)][key] for d in xs], marker="o", label=row["label"])
     ax.set_xscale("log", base=2)
     ax.set_xticks(delays, [str(d) for d in delays])
     ax.set_xlabel("delay (frames between the digit and the cue)")
@@ -195,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "--timing-child", nargs=2, metavar=("WORKDIR", "DELAY"), help=argparse.SUPPRESS
     )
     parser.add_argument("--no-cache", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--merge", help="an earlier report's recall.json whose rows to add")
     args = parser.parse_args(argv)
     if args.timing_child:
         workdir, delay = args.timing_child[0], int(args.timing_child[1])
@@ -210,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = entries(Path(args.runs), args.models.split(","))
     if not rows:
         parser.error(f"no finished phase under {args.runs}: run experiments/recall/run.py first")
+    earlier = merged_rows(Path(args.merge), args.videos, rows) if args.merge else ([], [])
     strips: dict[int, dict] = {d: {} for d in delays}
     shown = min(4, args.videos)  # videos in the strips
     for row in rows:
@@ -253,12 +262,14 @@ def main(argv: list[str] | None = None) -> int:
         parts = {k: v for k, v in strips[d].items() if not k.startswith("_")}
         image = recall_strip(strips[d]["_first"], strips[d]["_truth"], parts)
         Image.fromarray(image).save(out / f"strip_delay{d}.png")
+    rows, timing = earlier[0] + rows, earlier[1] + timing
     plot(rows, delays, "rel_recall", "rel_recall (0 perfect, 1 no memory)", out / "rel_recall.png")
     if timing:
         plot(timing, delays, "ms_per_frame", "ms per generated frame (batch 1)",
              out / "time_per_frame.png")  # fmt: skip
+    command = "python experiments/recall/report.py " + " ".join(argv or sys.argv[1:])
     record = {
-        "command": "python experiments/recall/report.py " + " ".join(argv or sys.argv[1:]),
+        "command": command,
         "videos": args.videos,
         "delays": delays,
         "strip_rows": ["truth", *[r["label"] for r in rows]],
@@ -272,22 +283,47 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def merged_rows(path: Path, videos: int, new: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The model and timing rows of an earlier report, each marked ``scored_by`` its command;
+    rows for a workdir this report scores again are dropped (the new score wins)."""
+    if not path.is_file():
+        raise SystemExit(f"--merge: {path} does not exist")
+    earlier = json.loads(path.read_text())
+    if earlier.get("videos") != videos:
+        raise SystemExit(
+            f"--merge: {path} scored {earlier.get('videos')} videos per delay, this report "
+            f"{videos}; scores over different videos are not comparable (use --videos "
+            f"{earlier.get('videos')})"
+        )
+    fresh = {r["workdir"] for r in new}
+    rows = [r for r in earlier["models"] if r["workdir"] not in fresh]
+    for r in [*rows, *earlier.get("timing", [])]:
+        r.setdefault("scored_by", earlier["command"])
+    return rows, earlier.get("timing", [])
+
+
+def _cell(row: dict, d: int, key: str) -> str:
+    """One score, 8 wide, or a dash where the row has no score at that delay."""
+    cell = row["delays"].get(str(d))
+    return f"{cell[key]:>8.3f}" if cell else f"{'-':>8}"
+
+
 def print_table(rows: list[dict], delays: list[int], timing: list[dict]) -> None:
     head = f"{'model':34s}{'CPU min':>8}" + "".join(f"{d:>8}" for d in delays)
     print("\nrel_recall on held-out digits\n" + head)
     for r in rows:
-        cells = "".join(f"{r['delays'][str(d)]['rel_recall']:>8.3f}" for d in delays)
+        cells = "".join(_cell(r, d, "rel_recall") for d in delays)
         print(f"{r['label']:34s}{r['cpu_min']:>8.1f}{cells}")
     print("\nthe same with the delay frames left blank (no distractor): a diagnostic\n" + head)
     for r in rows:
-        cells = "".join(f"{r['delays'][str(d)]['rel_recall_blank_delay']:>8.3f}" for d in delays)
+        cells = "".join(_cell(r, d, "rel_recall_blank_delay") for d in delays)
         print(f"{r['label']:34s}{r['cpu_min']:>8.1f}{cells}")
     if timing:
         print("\nms per generated frame / peak RSS MiB (batch 1, one thread)\n" + head)
         for r in timing:
             cells = "".join(
-                f"{r['delays'][str(d)]['ms_per_frame']:>5.1f}/{r['delays'][str(d)]['peak_rss_mib']:<4.0f}"
-                for d in delays
+                f"{c['ms_per_frame']:>5.1f}/{c['peak_rss_mib']:<4.0f}" if c else f"{'-':>8}"
+                for c in (r["delays"].get(str(d)) for d in delays)
             )
             print(f"{r['label'][:34]:34s}{'':>8}{cells}")
 

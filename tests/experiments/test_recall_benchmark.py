@@ -51,6 +51,31 @@ def test_phases_report_and_publish(tmp_path):
     for name in ("rel_recall.png", "time_per_frame.png", "strip_delay4.png", "strip_delay8.png"):
         assert (report / name).is_file()
 
+    # an earlier report's rows join the table and figure, marked with the command that scored them
+    earlier = dict(record, command="python experiments/recall/report.py --earlier")
+    earlier["models"] = [
+        dict(row, workdir="gone", label="Earlier", delays={"4": row["delays"]["4"]})
+    ]
+    (tmp_path / "earlier.json").write_text(json.dumps(earlier))
+    merged_dir = tmp_path / "rep2"
+    args = ("--runs", runs, "--delays", "4,8", "--no-timing", "--out", merged_dir)
+    table = _run(RECALL / "report.py", *args, "--videos", "2", "--merge", tmp_path / "earlier.json",
+                 cwd=tmp_path)  # fmt: skip
+    merged = json.loads((merged_dir / "recall.json").read_text())
+    assert [r["label"] for r in merged["models"]] == ["Earlier", row["label"]]
+    assert merged["models"][0]["scored_by"] == earlier["command"]
+    # the earlier timing rows, marked, none measured again
+    assert [dict(r, scored_by=None) for r in merged["timing"]] == [
+        dict(r, scored_by=None) for r in record["timing"]
+    ]
+    assert any(
+        line.startswith("Earlier") and line.rstrip().endswith("-") for line in table.splitlines()
+    )
+    again = [*map(str, args), "--videos", "3", "--merge", str(tmp_path / "earlier.json")]
+    refused = subprocess.run([sys.executable, RECALL / "report.py", *again], cwd=tmp_path,
+                             capture_output=True, text=True)  # fmt: skip
+    assert refused.returncode != 0 and "not comparable" in refused.stderr
+
     target = tmp_path / "published"
     _run(RECALL / "publish.py", runs / "convs5" / "delay_8", target, "--report",
          report / "recall.json", cwd=tmp_path)  # fmt: skip
