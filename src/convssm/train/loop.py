@@ -3,9 +3,12 @@
 It reads top to bottom: build (data, model, :class:`TrainState`), resume (the newest
 checkpoint restores the state whole), then loop {:func:`train_step`; log every
 ``train.log_every``; validate every ``train.eval_every``; checkpoint every
-``train.checkpoint_every``}. The loss is read back to the host only at log intervals (and
-before a checkpoint), where a non-finite loss stops the run; ``train.time_limit_s`` is
-checked at log intervals too.
+``train.checkpoint_every``; score on held-out videos at the steps of ``eval.score_count``
+or with every validation, when ``eval.score_videos`` asks for it}. The loss is read back
+to the host only at log intervals (and before a checkpoint), where a non-finite loss stops
+the run; ``train.time_limit_s`` is checked at log intervals too. ``train.minutes`` plans
+the steps before the loop (:mod:`convssm.train.budget`); ``train.rollout_start`` switches
+the loss from teacher forcing to the rollout inside :func:`train_step`.
 
 Safety: rank 0 holds the workdir's lock for the run's life (a second run on the same
 workdir is refused, naming the holder) and decides what to do with what it finds there
@@ -21,6 +24,8 @@ from a checkpoint computes the same losses as an uninterrupted one (bit for bit 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
 import signal
@@ -36,10 +41,12 @@ import torch
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 
+from convssm._files import atomic_write_text
 from convssm._progress import Progress
 from convssm.data import DelayedRecall
 from convssm.models import read_config_json
 from convssm.models.pretrained import verify_weights
+from convssm.train.budget import plan_steps
 from convssm.train.checkpoint import (
     CheckpointInfo,
     latest_checkpoint,
@@ -65,8 +72,9 @@ from convssm.train.factory import (
     split_item,
     with_normalization,
 )
+from convssm.train.heldout import HeldOutScorer, scored_steps
 from convssm.train.recall_eval import recall_scores
-from convssm.train.runlog import RunLogger
+from convssm.train.runlog import RunLogger, read_jsonl
 from convssm.train.state import (
     TrainState,
     create_train_state,
@@ -148,11 +156,16 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
     train_dataset, val_dataset = data
     # ---- build
     resume_from = _checkpoint_to_resume(ckpt_dir, ctx.is_main) if resume else None
-    shuffle = True
-    if train_dataset is None:
+    shuffle, built = True, train_dataset is None
+    if built:
         train_dataset, shuffle = build_train_dataset(cfg)
-    given = cfg
-    cfg = with_normalization(cfg, train_dataset)  # physical arrays: statistics of the split
+    normalized = with_normalization(cfg, train_dataset)  # physical arrays: split statistics
+    stats_checked, cfg = normalized is not cfg, normalized
+    if tc.minutes is not None:  # the steps that fit the budget replace train.steps
+        cfg = _planned(cfg, workdir, ctx, resume_from, model_factory, train_dataset, shuffle)
+        tc = cfg.train
+        if built:  # a generated set's length follows the steps
+            train_dataset, shuffle = build_train_dataset(cfg)
     torch.manual_seed(tc.seed)
     model = (model_factory or (lambda c: build_model(c.model)))(cfg)
     if tc.init_from is not None and resume_from is None:  # a resumed run has its own weights
@@ -174,9 +187,11 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
         horizon = cfg.eval.val_horizon or min(cfg.eval.horizons)
         val_dataset = build_eval_dataset(cfg, cfg.eval.val_videos, cfg.eval.context + horizon)
     if ctx.is_main:  # bad values found now, not at step 1 or the first validation
-        check_data(train_dataset if cfg is given else None, val_dataset)  # stats checked it
+        check_data(None if stats_checked else train_dataset, val_dataset)
     barrier(ctx)
-    progress = _Progress(cfg, workdir, ctx, state.step, resumed=resume)
+    progress = _Progress(cfg, workdir, ctx, state.step, resumed=resume, run_time=state.run_time)
+    scorer = HeldOutScorer(cfg, ctx.device) if ctx.is_main and cfg.eval.score_videos else None
+    is_scored = scored_steps(cfg)
     # ---- loop
     end = tc.steps if stop_after is None else min(tc.steps, stop_after)
     loss = checkpoint = val = stopped = None
@@ -185,7 +200,8 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
             metrics = train_step(state, next(batches))
             step, out_of_time = state.step, False
             progress.advance()
-            logged = step % tc.log_every == 0 or step == end
+            scored = is_scored(step)
+            logged = step % tc.log_every == 0 or step == end or scored
             if logged:
                 loss = _synced_loss(metrics, step, ctx)  # host sync point (GPU waits)
                 progress.log(step, loss, metrics["lr"])
@@ -194,9 +210,14 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
                 stopped = _stop_requested(signals.received, ctx)
             if step % tc.eval_every == 0 or step == tc.steps or out_of_time:
                 val = _validate(state, val_dataset, progress)
-            if step % tc.checkpoint_every == 0 or step == tc.steps or out_of_time or stopped:
+            scored = scored or (out_of_time and cfg.eval.score_videos > 0)
+            if scored:
+                _score(state, scorer, progress)
+            due = step % tc.checkpoint_every == 0 or step == tc.steps
+            if due or out_of_time or stopped or scored:  # a scored step can be published
                 if not logged:
                     _synced_loss(metrics, step, ctx)  # never checkpoint a diverged model
+                state.run_time = progress.run_time()
                 checkpoint = save_train_state(ckpt_dir, state)
             if out_of_time:
                 progress.note(f"train.time_limit_s ({tc.time_limit_s:g} s) reached at step {step}")
@@ -248,6 +269,37 @@ def _stop_requested(received: str | None, ctx: DistributedContext) -> str | None
     torch.distributed.broadcast(flag, src=0)
     code = int(flag.item())
     return names[code - 1] if code else None
+
+
+def _planned(cfg, workdir, ctx, resume_from, model_factory, dataset, shuffle) -> ExperimentConfig:
+    """``cfg`` with ``train.steps`` set by ``train.minutes``: a resumed run keeps the steps
+    its checkpoint was planned with; a fresh one times a stand-in model of the same
+    architecture (:func:`plan_steps`) and records the plan in ``workdir/plan.json``."""
+    if resume_from is not None:
+        steps = resume_from.config.train.steps
+    else:
+        stand_in = (model_factory or (lambda c: build_model(c.model)))(cfg)
+        plan = plan_steps(cfg, stand_in, dataset, shuffle, ctx)
+        steps = plan.steps
+        if ctx.is_main:
+            atomic_write_text(workdir / "plan.json", json.dumps(dataclasses.asdict(plan)) + "\n")
+            print(
+                f"train.minutes {plan.minutes:g}: {plan.step_s:.3g} s per step "
+                f"({plan.clock} clock) -> {steps} steps",
+                file=sys.stderr,
+            )
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=steps))
+
+
+def _score(state: TrainState, scorer: HeldOutScorer | None, progress: _Progress) -> None:
+    """Score the model on the held-out set (rank 0, the others wait): a row of
+    ``scores.jsonl`` (step, the run's wall and CPU seconds, the mean of the losses logged
+    since the last scoring, the scores) and its strip."""
+    if scorer is not None:
+        scores, strip = scorer.score(state.model)
+        row = {"step": state.step, **progress.run_time(), "loss": progress.mean_loss(state.step)}
+        progress.log_scores({**row, **scores}, strip)
+    barrier(state.ctx)
 
 
 def _checkpoint_to_resume(ckpt_dir: Path, is_main: bool = True) -> CheckpointInfo:
@@ -365,8 +417,10 @@ class _Progress:
         ctx: DistributedContext,
         start: int,
         resumed: bool,
+        run_time: dict[str, float] | None = None,
     ) -> None:
         self.main = ctx.is_main
+        self.base = dict(run_time or {"wall_s": 0.0, "cpu_s": 0.0})  # before this process
         resume_step = start if resumed else None
         self.logger = RunLogger(workdir, resume_step=resume_step) if self.main else None
         if self.main:
@@ -388,6 +442,26 @@ class _Progress:
         if clock == "cpu":
             return time.process_time() - self.cpu0
         return time.perf_counter() - self.t0
+
+    def run_time(self) -> dict[str, float]:
+        """The run's training time so far, over every process it ran in."""
+        return {
+            "wall_s": round(self.base["wall_s"] + self.elapsed("wall"), 1),
+            "cpu_s": round(self.base["cpu_s"] + self.elapsed("cpu"), 1),
+        }
+
+    def mean_loss(self, step: int) -> float:
+        """The mean of the losses logged after the last scored step, up to ``step``."""
+        scored = read_jsonl(self.logger.scores_jsonl)
+        after = scored[-1]["step"] if scored else 0
+        logged = read_jsonl(self.logger.train_jsonl)
+        losses = [r["loss"] for r in logged if after < r["step"] <= step]
+        return sum(losses) / len(losses)
+
+    def log_scores(self, row: dict[str, Any], strip: Any) -> None:
+        self.logger.log_scores(row, strip)
+        shown = ", ".join(f"{k} {row[k]:.3f}" for k in ("rel_best@10", "rel_empty@100") if k in row)
+        self.bar.write(f"step {row['step']} scored: {shown}")
 
     def advance(self) -> None:
         self.window_steps += 1
