@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import types
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,7 +14,7 @@ import yaml
 from convssm.models import VideoPredictor
 from convssm.train import budget
 from convssm.train.checkpoint import list_checkpoints, load_checkpoint
-from convssm.train.config import config_from_dict
+from convssm.train.config import config_from_dict, load_config
 from convssm.train.factory import build_model, build_train_dataset
 from convssm.train.heldout import STRIP_FRAMES
 from convssm.train.loop import train_and_evaluate
@@ -171,3 +172,28 @@ def test_scored_model_matches_a_checkpoint(tmp_path):
     scores, _ = HeldOutScorer(info.config, budget.torch.device("cpu")).score(model)
     row = read_jsonl(tmp_path / "scores.jsonl")[-1]
     assert row["step"] == 2 and scores["mse@10"] == pytest.approx(row["mse@10"], rel=1e-6)
+
+
+LEARNING = Path(__file__).resolve().parents[2] / "configs" / "learning"
+
+
+def test_learning_configs_parse_and_chain_their_phases():
+    """The recipes of the published Moving-MNIST models: each phase starts from the default
+    workdir of the one before (``runs/<name>``), with the same model."""
+    phases = [load_config(LEARNING / f"{n}.yaml") for n in PHASES]
+    assert [p.name for p in phases] == list(PHASES)
+    assert phases[0].train.init_from is None and phases[0].train.rollout_start == 0.5
+    for before, after in zip(phases, phases[1:], strict=False):
+        assert after.train.init_from == f"runs/{before.name}"
+        assert after.model == before.model
+    study = [
+        load_config(LEARNING / f"study_{m}.yaml") for m in ("convs5", "convlstm", "transformer")
+    ]
+    assert study[0].model == phases[0].model and study[0].optim == phases[0].optim
+    for arm in study:
+        assert arm.train.minutes == 85 and arm.eval.score_count == 10
+        assert arm.data == phases[0].data
+        assert [arm.train.rollout_context, arm.train.rollout_start] == [8, 0.5]
+
+
+PHASES = ("convs5_1digit", "convs5_1digit_roll48", "convs5_1digit_roll48_24")
