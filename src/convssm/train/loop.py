@@ -28,6 +28,7 @@ import dataclasses
 import json
 import math
 import os
+import platform
 import signal
 import sys
 import threading
@@ -115,6 +116,7 @@ def train_and_evaluate(
     train_dataset: Dataset | None = None,
     val_dataset: Dataset | None = None,
     stop_after: int | None = None,
+    command: str | None = None,
 ) -> TrainResult:
     """Train ``config`` in ``workdir`` (logs, checkpoints); validate and checkpoint periodically.
 
@@ -128,6 +130,8 @@ def train_and_evaluate(
         model_factory, train_dataset, val_dataset: replace the config-built model and data
             (tests and library use); items are (T, C, H, W) in [-1, 1] or dicts with ``video``.
         stop_after: stop after this many steps in total (simulates an interruption).
+        command: the command line that started this process (``convssm train`` passes
+            it), recorded with the machine in the workdir's ``sessions.jsonl``.
     """
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
@@ -144,14 +148,14 @@ def train_and_evaluate(
         barrier(ctx)  # the others read the workdir rank 0 has settled
         if not ctx.is_main:
             resume = resume and any((workdir / "checkpoints").glob("step_*"))
-        return _train(config, workdir, ctx, resume, model_factory, data, stop_after)
+        return _train(config, workdir, ctx, resume, model_factory, data, stop_after, command)
     finally:
         if lock is not None:
             lock.release()
         teardown(ctx)
 
 
-def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainResult:
+def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after, command) -> TrainResult:
     tc, ckpt_dir = cfg.train, workdir / "checkpoints"
     train_dataset, val_dataset = data
     # ---- build
@@ -169,7 +173,9 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
     torch.manual_seed(tc.seed)
     model = (model_factory or (lambda c: build_model(c.model)))(cfg)
     if tc.init_from is not None and resume_from is None:  # a resumed run has its own weights
-        init_weights_from(model, cfg, tc.init_from)
+        source = init_weights_from(model, cfg, tc.init_from)
+        if ctx.is_main:  # which weights, for the run's lineage (convssm publish reads it)
+            atomic_write_text(workdir / "init_from.json", json.dumps(source) + "\n")
     state = create_train_state(cfg, model, len(train_dataset), shuffle, ctx)
     # ---- resume
     if resume_from is not None:
@@ -190,6 +196,7 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
         check_data(None if stats_checked else train_dataset, val_dataset)
     barrier(ctx)
     progress = _Progress(cfg, workdir, ctx, state.step, resumed=resume, run_time=state.run_time)
+    progress.log_session(command)
     scorer = HeldOutScorer(cfg, ctx.device) if ctx.is_main and cfg.eval.score_videos else None
     is_scored = scored_steps(cfg)
     # ---- loop
@@ -302,6 +309,10 @@ def _score(state: TrainState, scorer: HeldOutScorer | None, progress: _Progress)
     barrier(state.ctx)
 
 
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def _checkpoint_to_resume(ckpt_dir: Path, is_main: bool = True) -> CheckpointInfo:
     """The newest intact checkpoint; each newer corrupt one is skipped with a warning and
     (by rank 0) moved into the workdir's ``archive/``, so the resumed run's checkpoints are
@@ -333,14 +344,16 @@ def _synced_loss(metrics: dict[str, Any], step: int, ctx: DistributedContext) ->
     return loss
 
 
-def init_weights_from(model: torch.nn.Module, cfg: ExperimentConfig, source: str) -> None:
+def init_weights_from(model: torch.nn.Module, cfg: ExperimentConfig, source: str) -> dict:
     """Load ``train.init_from``'s weights into ``model``: a run's workdir (its newest
     checkpoint), a checkpoint folder or a published model folder, whose model config must
-    equal ``cfg.model``."""
+    equal ``cfg.model``. Returns what was loaded: ``init_from`` (as given), ``checkpoint``
+    (the folder it resolved to) and ``step`` (the checkpoint's; None for a model folder)."""
     folder = resolve_checkpoint(source)
+    step = None
     if (folder / "manifest.json").is_file():  # a training checkpoint: verified by its manifest
         info = load_checkpoint(folder)
-        saved, weights = info.config.model, info.weights
+        saved, weights, step = info.config.model, info.weights, info.step
     else:  # a published folder: verified by the SHA-256 in its config.json
         verify_weights(folder)
         saved, weights = read_config_json(folder), load_file(str(folder / "model.safetensors"))
@@ -351,6 +364,7 @@ def init_weights_from(model: torch.nn.Module, cfg: ExperimentConfig, source: str
             f"train.init_from {source!r}: its model differs from this config's in {diff}"
         )
     load_model_weights(model, weights, str(folder))
+    return {"init_from": source, "checkpoint": folder.as_posix(), "step": step}
 
 
 def _out_of_time(limit: float | None, elapsed: float, ctx: DistributedContext) -> bool:
@@ -420,6 +434,7 @@ class _Progress:
         run_time: dict[str, float] | None = None,
     ) -> None:
         self.main = ctx.is_main
+        self.start, self.device, self.world_size = start, ctx.device, ctx.world_size
         self.base = dict(run_time or {"wall_s": 0.0, "cpu_s": 0.0})  # before this process
         resume_step = start if resumed else None
         self.logger = RunLogger(workdir, resume_step=resume_step) if self.main else None
@@ -457,6 +472,19 @@ class _Progress:
         logged = read_jsonl(self.logger.train_jsonl)
         losses = [r["loss"] for r in logged if after < r["step"] <= step]
         return sum(losses) / len(losses)
+
+    def log_session(self, command: str | None) -> None:
+        """Where and how this process trains: one line of ``sessions.jsonl``."""
+        if self.main:
+            device = self.device
+            name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+            self.logger.log_session({
+                "start_step": self.start, "command": command, "started": _utc_now(),
+                "machine": platform.machine(), "system": platform.system(),
+                "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+                "device": str(device), "device_name": name, "world_size": self.world_size,
+                "torch": str(torch.__version__),
+            })  # fmt: skip
 
     def log_scores(self, row: dict[str, Any], strip: Any) -> None:
         self.logger.log_scores(row, strip)

@@ -1,7 +1,8 @@
 """Run logs: JSONL and CSV always, TensorBoard when ``torch.utils.tensorboard`` imports.
 
 ``scores.jsonl`` (one line per held-out scoring, :mod:`convssm.train.heldout`) and its
-``strip_<step>.png`` pictures are written here too.
+``strip_<step>.png`` pictures are written here too, and ``sessions.jsonl``: one line per
+process that trained the run (its first step, command, machine), kept across resumptions.
 
 Only rank 0 creates a :class:`RunLogger`. On resume, records past the resumed step are
 dropped from the files first, so the logs read as one uninterrupted run. A torn last line
@@ -73,8 +74,10 @@ class RunLogger:
         self.train_csv = self.workdir / "train_log.csv"
         self.val_jsonl = self.workdir / "val_log.jsonl"
         self.scores_jsonl = self.workdir / "scores.jsonl"
+        self.sessions_jsonl = self.workdir / "sessions.jsonl"
         if resume_step is None:
-            for p in (self.train_jsonl, self.train_csv, self.val_jsonl, self.scores_jsonl):
+            fresh = (self.train_jsonl, self.train_csv, self.val_jsonl, self.scores_jsonl)
+            for p in (*fresh, self.sessions_jsonl):
                 p.unlink(missing_ok=True)
         else:
             self._truncate(resume_step)
@@ -127,6 +130,11 @@ class RunLogger:
             for k, v in metrics.items():
                 if isinstance(v, (int, float)):
                     self._tb.add_scalar(f"val/{k}", v, step)
+
+    def log_session(self, record: dict[str, Any]) -> None:
+        """One process of the run (a start or a resumption): machine, command, step."""
+        with open(self.sessions_jsonl, "a") as f:
+            f.write(json.dumps(_clean(record)) + "\n")
 
     def log_scores(self, row: dict[str, Any], strip: np.ndarray) -> None:
         """One held-out scoring: its row in ``scores.jsonl``, its picture ``strip_<step>.png``
