@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from convssm.metrics import LPIPS, MissingWeightsError, lpips, psnr, ssim, trivial_predictor_scores
 from convssm.train.config import ExperimentConfig
@@ -23,7 +24,15 @@ from convssm.train.factory import build_eval_dataset
 from convssm.train.recall_eval import recall_strip
 from convssm.train.validation import generate_videos
 
-__all__ = ["STRIP_FRAMES", "HeldOutScorer", "prediction_scores", "score_strip", "scored_steps"]
+__all__ = [
+    "STRIP_FRAMES",
+    "HeldOutScorer",
+    "held_out_set",
+    "lpips_function",
+    "prediction_scores",
+    "score_strip",
+    "scored_steps",
+]
 
 STRIP_FRAMES = (1, 2, 3, 5, 10, 20, 30, 50, 100)
 STRIP_VIDEOS = 3
@@ -73,7 +82,22 @@ def score_strip(videos: torch.Tensor, pred: torch.Tensor, context: int) -> np.nd
     return recall_strip(videos[:n, context - 1], truth, {"prediction": pred[:n][:, idx]})
 
 
-def _lpips_fn(cfg: ExperimentConfig, device: torch.device):
+def held_out_set(
+    cfg: ExperimentConfig,
+    num_videos: int | None = None,
+    horizon: int | None = None,
+    seed: int | None = None,
+) -> Dataset:
+    """The config's held-out scoring set: ``eval.score_videos`` videos (or ``num_videos``)
+    of ``eval.score_context + eval.score_horizon`` frames (or that ``horizon``) from the
+    evaluation digits, drawn from ``eval.score_seed`` (or ``seed``)."""
+    ev = cfg.eval
+    n = ev.score_videos if num_videos is None else num_videos
+    frames = ev.score_context + (ev.score_horizon if horizon is None else horizon)
+    return build_eval_dataset(cfg, n, frames, seed=ev.score_seed if seed is None else seed)
+
+
+def lpips_function(cfg: ExperimentConfig, device: torch.device):
     """LPIPS on the CPU when ``eval.metrics`` names it and its weights are installed."""
     if "lpips" not in cfg.eval.metrics or device.type != "cpu":
         return None
@@ -90,13 +114,12 @@ class HeldOutScorer:
     def __init__(self, cfg: ExperimentConfig, device: torch.device) -> None:
         ev = cfg.eval
         self.context, self.horizon = ev.score_context, ev.score_horizon
-        frames = ev.score_context + ev.score_horizon
-        held_out = build_eval_dataset(cfg, ev.score_videos, frames, seed=ev.score_seed)
+        held_out = held_out_set(cfg)
         self.videos = torch.stack([held_out[i] for i in range(len(held_out))])
         self.batch_size = ev.batch_size
         self.device = device
         self.precision = cfg.train.precision
-        self.lpips_fn = _lpips_fn(cfg, device)
+        self.lpips_fn = lpips_function(cfg, device)
 
     def score(self, model: torch.nn.Module) -> tuple[dict[str, Any], np.ndarray]:
         """(scores, strip) of ``model`` on the held-out set (generation in eval mode)."""
