@@ -1,4 +1,4 @@
-"""The best any predictor can do on a recipe's held-out set under MSE: the Bayes predictor.
+"""The best any predictor can do on a config's held-out set under MSE: the Bayes predictor.
 
 The data: docs/design.md#moving-mnist.
 
@@ -21,8 +21,7 @@ show what an MSE-optimal prediction looks like: how far into the future a sharp 
 For 2 digits each digit's posterior is drawn from its own pixel positions (the oracle knows
 which digit is which even where they overlap), so there it is a slightly optimistic floor.
 
-    python experiments/learning/bayes_predictor.py \
-        experiments/learning/recipes/cpu_convs5_curr_mse.yaml \
+    python experiments/learning/bayes_predictor.py configs/learning/convs5_1digit.yaml \
         --out docs/results/bayes_1digit.json --strip docs/figures/learning/bayes_1digit.png
 """
 
@@ -31,17 +30,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Recipe, _lpips_or_none, eval_videos, moving_mnist, score, write_strip  # noqa: E402
-
-from convssm._files import atomic_write  # noqa: E402
-from convssm.data.trajectories import pixel_positions, render, trajectory  # noqa: E402
+from convssm._files import atomic_write
+from convssm.data.trajectories import pixel_positions, render, trajectory
+from convssm.train.config import ExperimentConfig, config_to_dict, load_config
+from convssm.train.heldout import held_out_set, lpips_function, prediction_scores, score_strip
 
 SPREAD_AT = (1, 10, 20, 50, 100)  # generated frames whose posterior spread is reported
 
@@ -157,21 +155,24 @@ def bayes_prediction(
     return frames / (255.0 * num_samples), spread
 
 
-def evaluate(recipe: Recipe, num_samples: int = 256, seed: int = 0, lpips: bool = True):
-    """Scores of the Bayes predictor on ``recipe``'s held-out set (harness.score's keys),
-    the posterior spread at :data:`SPREAD_AT`, and its predictions (N, h, 1, H, W)."""
-    e = recipe.eval
-    videos = eval_videos(recipe)
-    data = moving_mnist(recipe, "eval", e["videos"], e["context"] + e["horizon"], e["seed"])
+def evaluate(cfg: ExperimentConfig, num_samples: int = 256, seed: int = 0, lpips: bool = True):
+    """Scores of the Bayes predictor on the config's held-out scoring set
+    (:func:`convssm.train.heldout.prediction_scores`, what ``convssm train`` records in
+    ``scores.jsonl``), the posterior spread at :data:`SPREAD_AT`, and its predictions
+    (N, h, 1, H, W) in [0, 1]."""
+    context, horizon = cfg.eval.score_context, cfg.eval.score_horizon
+    data = held_out_set(cfg)
+    videos = torch.stack([data[i] for i in range(len(data))])
     rng = np.random.default_rng(seed)
     preds, spreads = [], []
     for i in range(len(data)):
-        frames, spread = bayes_prediction(data, i, e["context"], e["horizon"], rng, num_samples)
+        frames, spread = bayes_prediction(data, i, context, horizon, rng, num_samples)
         preds.append(torch.from_numpy(frames).float()[:, None])
         spreads.append(spread)
     pred = torch.stack(preds)
-    lpips_fn = _lpips_or_none(torch.device("cpu")) if lpips else None
-    row = score(pred, videos, e["context"], lpips_fn)
+    lpips_fn = lpips_function(cfg, torch.device("cpu")) if lpips else None
+    truth, last = (videos[:, context:] + 1) / 2, (videos[:, context - 1] + 1) / 2
+    row = prediction_scores(pred, truth, last, lpips_fn)
     med = np.median(np.stack(spreads), axis=0)
     row["spread_px"] = {f"+{k}": round(float(med[k - 1]), 2) for k in SPREAD_AT if k <= len(med)}
     return row, pred, videos
@@ -179,7 +180,7 @@ def evaluate(recipe: Recipe, num_samples: int = 256, seed: int = 0, lpips: bool 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("recipe", help="a learning recipe: its data and eval sections are used")
+    ap.add_argument("config", help="an experiment config: its data and eval.score_* are used")
     ap.add_argument("--samples", type=int, default=256, help="posterior draws per digit")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, help="JSON file for the scores")
@@ -187,17 +188,18 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    recipe = Recipe.load(args.recipe)
-    row, pred, videos = evaluate(recipe, args.samples, args.seed)
+    cfg = load_config(args.config)
+    row, pred, videos = evaluate(cfg, args.samples, args.seed)
     keys = ("rel_best@10", "rel_empty@10", "rel_empty@100", "brightness@50-100", "psnr@10",
             "ssim@10", "lpips@10", "lpips@100")  # fmt: skip
     print(" | ".join(f"{k} {row[k]:.3f}" for k in keys if k in row))
     print("posterior spread (median over videos, px):", row["spread_px"])
     if args.out:
-        text = json.dumps({"recipe": recipe.to_dict(), "samples": args.samples, **row}, indent=1)
+        text = json.dumps({"config": config_to_dict(cfg), "samples": args.samples, **row}, indent=1)
         atomic_write(args.out, lambda tmp: Path(tmp).write_text(text + "\n"))
     if args.strip:
-        write_strip(pred, videos, recipe.eval["context"], args.strip)
+        pic = Image.fromarray(score_strip(videos, pred * 2 - 1, cfg.eval.score_context))
+        atomic_write(args.strip, lambda tmp: pic.save(tmp, format="PNG"))
 
 
 if __name__ == "__main__":

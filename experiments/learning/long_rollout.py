@@ -3,7 +3,8 @@
     python experiments/learning/long_rollout.py pretrained/moving_mnist/convs5_1digit \
         --frames 10000 --out docs/results/long_rollout.json
 
-``--videos`` held-out videos (1 by default: the time per frame at batch 1), 10 context
+``--videos`` held-out videos of the folder's data (its ``experiment.yaml``, as ``convssm
+publish`` writes it; seed 7) (1 by default: the time per frame at batch 1), 10 context
 frames, then ``--frames`` generated one at a time (CPU, float32, the videos as one batch).
 Prints, per window of frames, the median milliseconds per generated frame (per batch) and
 the mean intensity of the generated frames in [0, 1] beside the truth's (the digits keep
@@ -23,8 +24,9 @@ from pathlib import Path
 import torch
 
 from convssm._files import atomic_write_text
-from convssm.data import MovingMNIST
 from convssm.models import VideoPredictor
+from convssm.train.checkpoint import read_experiment_yaml
+from convssm.train.factory import build_eval_dataset
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,14 +39,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    data = json.loads((args.model / "training.json").read_text())["data"]
     model = VideoPredictor.from_pretrained(args.model).eval()
+    cfg = read_experiment_yaml(args.model, model.config)
     context = 10
     if args.videos < 1:
         raise SystemExit(f"--videos must be at least 1, got {args.videos}")
-    videos = MovingMNIST(args.videos, num_frames=context + args.frames,
-                         image_size=data["image_size"], num_digits=data["num_digits"],
-                         digit_size=data["digit_size"], split="eval", seed=7)  # fmt: skip
+    videos = build_eval_dataset(cfg, args.videos, context + args.frames, seed=7)
     truth = torch.stack([videos[i] for i in range(args.videos)])
     times, bright, rows = [], [], []
     t_prev = time.perf_counter()

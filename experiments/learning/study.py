@@ -1,18 +1,17 @@
 """The long-horizon study: ConvS5, ConvLSTM and the frame Transformer trained with
 one recipe at the same wall-clock budget, side by side, then compared on held-out videos.
 
-    python experiments/learning/run.py experiments/learning/recipes/study_convs5.yaml \
-        experiments/learning/recipes/study_convlstm.yaml \
-        experiments/learning/recipes/study_transformer.yaml \
-        --parallel --threads 1 --out runs/study
-    python experiments/learning/study.py runs/study --fvd-videos 64 --fvd-horizon 10
+    for m in convs5 convlstm transformer; do
+        convssm train configs/learning/study_$m.yaml & done; wait   # into runs/study_$m
+    python experiments/learning/study.py runs --fvd-videos 64 --fvd-horizon 10
 
-Reads each arm's run (``RUNS/study_<model>/``: ``recipe.yaml``, ``scores.jsonl``,
-``model/``) and writes
+Reads each arm's ``convssm train`` run (``RUNS/study_<model>/``: ``config.yaml``,
+``scores.jsonl``, its newest checkpoint) and writes
 
 - ``--json``: per arm the parameters, steps, wall and CPU seconds, the scores of its last
-  scored checkpoint (the harness's: MSE beside the trivial predictors, brightness, PSNR,
-  SSIM, LPIPS), its learning curve, per-frame MSE / SSIM / LPIPS on the held-out set,
+  scored checkpoint (``convssm.train.heldout``: MSE beside the trivial predictors,
+  brightness, PSNR, SSIM, LPIPS), its learning curve, per-frame MSE / SSIM / LPIPS on the
+  held-out set,
   milliseconds per generated frame (batch 1, median of 3) and FVD;
 - ``--figures``: learning curves against wall-clock minutes, per-frame MSE and LPIPS beside
   the empty frame, and one strip with the truth and every model's rollout.
@@ -36,24 +35,44 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Recipe, _lpips_or_none, eval_videos, generate_eval, read_run  # noqa: E402
-
-from convssm._files import atomic_write_text  # noqa: E402
-from convssm.metrics import ssim  # noqa: E402
-from convssm.models import VideoPredictor  # noqa: E402
+from convssm._files import atomic_write_text
+from convssm.metrics import ssim
+from convssm.models import VideoPredictor
+from convssm.train.checkpoint import load_checkpoint, load_model_weights
+from convssm.train.config import ExperimentConfig, config_to_dict, load_config
+from convssm.train.factory import build_model
+from convssm.train.heldout import held_out_set, lpips_function
+from convssm.train.runlog import read_jsonl
+from convssm.train.validation import generate_videos
 
 ARMS = ("convs5", "convlstm", "transformer")
 STRIP_FRAMES = (1, 2, 3, 5, 10, 20, 30, 50, 75, 100)
 FLOOR = "real_vs_real"
 
 
-def load_arm(runs: Path, arm: str) -> tuple[Recipe, VideoPredictor, list[dict]]:
+def load_arm(runs: Path, arm: str) -> tuple[ExperimentConfig, VideoPredictor, list[dict]]:
+    """An arm's config, the model of its newest checkpoint and its scored rows."""
     run = runs / f"study_{arm}"
-    recipe, scores = read_run(run)
+    scores = read_jsonl(run / "scores.jsonl")
     if not scores:
-        raise ValueError(f"{run}: no scored checkpoint yet")
-    return recipe, VideoPredictor.from_pretrained(run / "model").eval(), scores
+        raise ValueError(f"{run}: no scored checkpoint yet (scores.jsonl)")
+    info = load_checkpoint(run / "checkpoints")
+    model = build_model(info.model_config)
+    load_model_weights(model, info.weights, str(info.path))
+    return load_config(run / "config.yaml"), model.eval(), scores
+
+
+def videos_of(cfg: ExperimentConfig, **kw) -> torch.Tensor:
+    """The held-out scoring set of ``cfg`` as one tensor (N, T, 1, H, W) in [−1, 1];
+    ``kw``: :func:`convssm.train.heldout.held_out_set`'s."""
+    data = held_out_set(cfg, **kw)
+    return torch.stack([data[i] for i in range(len(data))])
+
+
+def generate01(model, videos: torch.Tensor, context: int, horizon: int) -> torch.Tensor:
+    """``horizon`` frames generated after ``context`` (CPU, float32), in [0, 1]."""
+    _, pred = generate_videos(model, videos.split(32), context, horizon, torch.device("cpu"))
+    return (pred.clamp(-1, 1) + 1) / 2
 
 
 @torch.no_grad()
@@ -68,11 +87,9 @@ def ms_per_frame(model: VideoPredictor, context: torch.Tensor, frames: int) -> f
     return 1e3 * statistics.median(runs)
 
 
-def fvd_videos(recipe: Recipe, n: int, horizon: int, seed: int) -> torch.Tensor:
+def fvd_videos(cfg: ExperimentConfig, n: int, horizon: int, seed: int) -> torch.Tensor:
     """(n, context + horizon, 1, H, W) held-out videos in [−1, 1]."""
-    r = Recipe(**{**recipe.to_dict(), "eval": {**recipe.eval, "videos": n, "horizon": horizon,
-                                               "seed": seed}})  # fmt: skip
-    return eval_videos(r)
+    return videos_of(cfg, num_videos=n, horizon=horizon, seed=seed)
 
 
 def fvd_features(name: str, videos: torch.Tensor, cache: Path) -> torch.Tensor:
@@ -94,20 +111,19 @@ def fvd_features(name: str, videos: torch.Tensor, cache: Path) -> torch.Tensor:
 def compute_fvd(runs: Path, arms: dict, n: int, horizon: int, sets: list[str]) -> dict:
     from convssm.metrics.frechet import FeatureStats, fvd_from_stats
 
-    recipe = next(iter(arms.values()))[0]
-    c = recipe.eval["context"]
-    real = fvd_videos(recipe, n, horizon, recipe.eval["seed"])
+    cfg = next(iter(arms.values()))[0]
+    c = cfg.eval.score_context
+    real = fvd_videos(cfg, n, horizon, cfg.eval.score_seed)
     cache = runs / "fvd"
     feats = {}
     if "real" in sets:
         feats["real"] = fvd_features("real", (real + 1) / 2, cache)
     if FLOOR in sets:
-        other = fvd_videos(recipe, n, horizon, recipe.eval["seed"] + 1)
+        other = fvd_videos(cfg, n, horizon, cfg.eval.score_seed + 1)
         feats[FLOOR] = fvd_features(FLOOR, (other + 1) / 2, cache)
-    for arm, (rec, model, _) in arms.items():
+    for arm, (_, model, _) in arms.items():
         if arm in sets:
-            pred = generate_eval(model, real, Recipe(**{**rec.to_dict(), "eval": {
-                **rec.eval, "horizon": horizon}}), torch.device("cpu"))  # fmt: skip
+            pred = generate01(model, real, c, horizon)
             whole = torch.cat([(real[:, :c] + 1) / 2, pred], dim=1)
             feats[arm] = fvd_features(arm, whole, cache)
     if "real" not in feats:
@@ -119,16 +135,17 @@ def compute_fvd(runs: Path, arms: dict, n: int, horizon: int, sets: list[str]) -
 def per_frame(arms: dict) -> tuple[dict, dict, torch.Tensor]:
     """Per generated frame MSE / SSIM / LPIPS (mean over the held-out videos) of each arm and
     of the empty frame; also the predictions, for the strip."""
-    recipe = next(iter(arms.values()))[0]
-    videos = eval_videos(recipe)
-    truth = (videos[:, recipe.eval["context"] :] + 1) / 2
-    lpips_fn = _lpips_or_none(torch.device("cpu"))
+    cfg = next(iter(arms.values()))[0]
+    videos = videos_of(cfg)
+    context = cfg.eval.score_context
+    truth = (videos[:, context:] + 1) / 2
+    lpips_fn = lpips_function(cfg, torch.device("cpu"))
     curves, preds = {}, {}
-    for arm, (rec, model, _) in {"empty": (recipe, None, None), **arms}.items():
+    for arm, (_, model, _) in {"empty": (cfg, None, None), **arms}.items():
         if model is None:
             pred = torch.zeros_like(truth)
         else:
-            pred = generate_eval(model, videos, rec, torch.device("cpu"))
+            pred = generate01(model, videos, context, cfg.eval.score_horizon)
             preds[arm] = pred
         c = {
             "mse": (pred - truth).pow(2).mean(dim=(0, 2, 3, 4)).tolist(),
@@ -227,14 +244,14 @@ def main() -> None:
     if args.fvd_sets is not None and set(sets) != {"real", FLOOR, *arms}:
         print(f"FVD features computed for {sets}; run without --fvd-sets for the results")
         return
-    recipe = next(iter(arms.values()))[0]
+    cfg = next(iter(arms.values()))[0]
     curves, preds, truth = per_frame(arms)
     args.figures.mkdir(parents=True, exist_ok=True)
-    plot(arms, curves, args.figures, recipe.data["seq_len"], recipe.eval["context"])
+    plot(arms, curves, args.figures, cfg.data.seq_len, cfg.eval.score_context)
     strip(preds, truth, args.figures / "rollouts.png")
-    context = eval_videos(recipe)[:1, : recipe.eval["context"]]
+    context = videos_of(cfg, num_videos=1)[:, : cfg.eval.score_context]
     rows = {}
-    for arm, (rec, model, scores) in arms.items():
+    for arm, (arm_cfg, model, scores) in arms.items():
         last = scores[-1]
         rows[arm] = {
             "parameters": sum(p.numel() for p in model.parameters()),
@@ -242,19 +259,19 @@ def main() -> None:
             "wall_s": last["wall_s"],
             "cpu_s": last.get("cpu_s"),
             "ms_per_step": 1e3 * last["wall_s"] / last["step"],
-            "ms_per_generated_frame": ms_per_frame(model, context, rec.eval["horizon"]),
+            "ms_per_generated_frame": ms_per_frame(model, context, arm_cfg.eval.score_horizon),
             "final": last,
             "learning_curve": scores,
             "per_frame": curves[arm],
             "fvd": fvd.get(arm),
-            "recipe": rec.to_dict(),
+            "config": config_to_dict(arm_cfg),
         }
     result = {
         "command": " ".join(["python", *sys.argv]),
         "torch": torch.__version__,
         "fvd_protocol": {
             "videos": args.fvd_videos,
-            "context": recipe.eval["context"],
+            "context": cfg.eval.score_context,
             "generated": args.fvd_horizon,
             "real_vs_real": fvd.get(FLOOR),
         }

@@ -1,5 +1,10 @@
 """Publish a delayed-recall phase as a ``from_pretrained`` folder with a model card.
 
+The recall curriculum's phases are run.py's (budgets of CPU-minutes, the report's scores at
+every delay), so its card is written here; its front matter is ``convssm publish``'s
+(:func:`convssm.train.publish.card_front_matter`). A run made with ``convssm train``
+publishes with ``convssm publish RUN --out DIR``.
+
     python experiments/recall/publish.py runs/recall/convs5/delay_1024 \
         pretrained/recall/convs5_delay1024 --report recall_report/recall.json
 
@@ -22,7 +27,6 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -31,6 +35,7 @@ from report import LABELS, lineage, load_run_model  # noqa: E402
 from convssm._files import atomic_write_text  # noqa: E402
 from convssm.train.checkpoint import write_experiment_yaml  # noqa: E402
 from convssm.train.factory import delayed_recall  # noqa: E402
+from convssm.train.publish import card_front_matter  # noqa: E402
 from convssm.train.recall_eval import recall_predictions, recall_scores, recall_strip  # noqa: E402
 
 CARD_VIDEOS = 8
@@ -74,14 +79,8 @@ def front_matter(name: str, label: str, scores: dict[str, float]) -> str:
         }
         for d, v in scores.items()
     ]
-    meta = {
-        "library_name": "convssm",
-        "license": "apache-2.0",
-        "tags": ["video-prediction", "state-space-model", "convs5", "delayed-recall", "memory"],
-        "datasets": ["mnist"],
-        "model-index": [{"name": name, "results": results}],
-    }
-    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+    tags = ["video-prediction", "state-space-model", "convs5", "delayed-recall", "memory"]
+    return card_front_matter(name, tags, ["mnist"], results)
 
 
 def publish(workdir: Path, target: Path, report: Path) -> Path:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from convssm.data.trajectories import pixel_positions, trajectory
+from convssm.train.config import config_from_dict
 
 LEARNING = Path(__file__).resolve().parents[2] / "experiments" / "learning"
 
@@ -22,14 +23,14 @@ def bayes(monkeypatch):
 
 
 def _recipe(bayes, step=0.15, num_digits=1, horizon=12):
-    return bayes.Recipe(
-        name="bayes",
-        model={},
-        data={"image_size": 32, "digit_size": 14, "num_digits": num_digits, "seq_len": 5,
-              "step": step},
-        train={"steps": 1},
-        eval={"videos": 3, "context": 10, "horizon": horizon},
-    )  # fmt: skip
+    """A config whose held-out scoring set is 3 videos, 10 frames in, ``horizon`` out."""
+    return config_from_dict({
+        "name": "bayes",
+        "model": {"image_size": 32},
+        "data": {"seq_len": 5, "num_digits": num_digits,
+                 "options": {"digit_size": 14, "step": step}},
+        "eval": {"score_videos": 3, "score_context": 10, "score_horizon": horizon},
+    })  # fmt: skip
 
 
 def test_posterior_draws_reproduce_the_context_and_cover_the_truth(bayes):

@@ -133,25 +133,9 @@ def test_yaml_and_json_round_trip():
 
 def test_every_shipped_config_loads():
     experiments = CONFIGS.parent / "experiments"
-    recipes = experiments / "learning" / "recipes"  # the harness's own format (next test)
-    files = sorted(CONFIGS.rglob("*.yaml")) + sorted(
-        f for f in experiments.rglob("*.yaml") if not f.is_relative_to(recipes)
-    )
+    files = sorted(CONFIGS.rglob("*.yaml")) + sorted(experiments.rglob("*.yaml"))
     assert files, "no configs shipped"
     assert any(f.is_relative_to(experiments) for f in files)
     for f in files:
         cfg = load_config(f)
         assert cfg.name, f
-
-
-def test_every_learning_recipe_loads(monkeypatch):
-    """experiments/learning/recipes/*.yaml are the learning harness's recipes, not
-    experiment configs: they load with its own ``Recipe``."""
-    learning = CONFIGS.parent / "experiments" / "learning"
-    monkeypatch.syspath_prepend(str(learning))
-    from harness import Recipe
-
-    files = sorted((learning / "recipes").glob("*.yaml"))
-    assert files, "no recipes shipped"
-    for f in files:
-        assert Recipe.load(f).name == f.stem, f

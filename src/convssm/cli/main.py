@@ -1,4 +1,5 @@
-"""The one command-line face: ``convssm train | evaluate | generate | demo | bench | data``.
+"""The one command-line face: ``convssm train | publish | evaluate | generate | demo | bench |
+data``.
 
 Each sub-command lives in its own module under ``convssm.cli`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to the function
@@ -12,7 +13,7 @@ import importlib
 import sys
 
 # Sub-command modules, in the order ``convssm --help`` lists them.
-COMMAND_MODULES: list[str] = ["train", "evaluate", "generate", "demo", "bench", "data"]
+COMMAND_MODULES: list[str] = ["train", "publish", "evaluate", "generate", "demo", "bench", "data"]
 
 
 def build_parser() -> argparse.ArgumentParser:

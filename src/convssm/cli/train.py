@@ -8,6 +8,7 @@ SIGTERM/SIGINT after writing a checkpoint: the same command with ``--resume`` co
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from convssm.cli._errors import add_overrides_argument, reports_errors
@@ -44,11 +45,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def train_command(args: argparse.Namespace) -> str:
+    """The ``convssm train`` command line of ``args`` (the run records it)."""
+    words = ["convssm", "train", args.config]
+    if args.workdir:
+        words += ["--workdir", args.workdir]
+    for override in args.overrides:
+        words += ["--set", override]
+    words += ["--resume"] * args.resume + ["--overwrite"] * args.overwrite
+    return shlex.join(words)
+
+
 @reports_errors("train")
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     workdir = Path(args.workdir) if args.workdir else Path("runs") / cfg.name
-    result = train_and_evaluate(cfg, workdir, resume=args.resume, overwrite=args.overwrite)
+    result = train_and_evaluate(
+        cfg, workdir, resume=args.resume, overwrite=args.overwrite, command=train_command(args)
+    )
     if result.is_main and result.checkpoint is not None:  # one report under torchrun
         print(f"trained {result.step} steps; last checkpoint: {result.checkpoint}")
         print(f"logs: {workdir / 'train_log.jsonl'}, {workdir / 'train_log.csv'}")

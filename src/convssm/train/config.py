@@ -147,6 +147,18 @@ class TrainConfig:
     ``init_from`` (``null``: a fresh initialisation) starts the model from the weights of a
     run's workdir (its newest checkpoint), a checkpoint or a published model folder: a
     training phase after another. The model sections must agree; the optimizer starts afresh.
+    ``rollout_start`` puts teacher forcing before the rollout loss: a float in [0, 1] is
+    the fraction of ``steps`` trained by teacher forcing (``int(fraction * steps)`` steps),
+    an int is the step at which the rollout loss starts; 0 (the default): rollout from the
+    first step.
+
+    ``minutes`` fits the run to a time budget: before training, a timing probe (3 warm-up
+    steps, then 10 timed ones, of the rollout loss, on a copy of the model; its updates are
+    discarded) measures the median seconds per step on ``time_clock``, and the run takes
+    ``budget / step`` steps (at least ``optim.warmup_steps + 10``, at most ``steps``) so the
+    cosine schedule ends with the budget. The planned steps replace ``steps`` in the run's
+    config (``config.yaml``, every checkpoint) and ``plan.json`` records the probe; a
+    resumed run keeps them.
 
     ``threads`` sets ``torch.set_num_threads`` for the run (``null``: torch's default);
     on a small shared CPU one thread per process is often fastest. ``time_limit_s`` stops
@@ -189,6 +201,10 @@ class TrainConfig:
             (``delayed_recall``); ``null``: all frames weigh the same.
         init_from: a run's workdir, checkpoint or model folder to start from; ``null``: a
             fresh initialisation.
+        rollout_start: when the rollout loss starts: a fraction of ``steps`` (float in
+            [0, 1]) or a step (int); teacher forcing before it (see above).
+        minutes: a time budget the steps are planned to fill (see above); ``null``: train
+            ``steps`` steps. With it, ``steps`` is the most the plan may choose.
     """
 
     steps: int = 300_000
@@ -212,6 +228,8 @@ class TrainConfig:
     activation_checkpointing: bool = False
     recall_loss_share: float | None = None
     init_from: str | None = None
+    rollout_start: int | float = 0
+    minutes: float | None = None
 
 
 # the settings of TECO's evaluation protocol (convssm.run.teco_eval)
@@ -283,6 +301,16 @@ class EvalConfig:
     :mod:`convssm.run.teco_eval`). ``num_videos``, ``batch_size``, ``metrics``,
     ``fvd_chunk`` and ``save_videos`` apply to both.
 
+    ``score_videos`` (0: off) scores a video predictor on held-out Moving-MNIST along the
+    way (:mod:`convssm.train.heldout`): a fixed set of that many evaluation-digit videos
+    drawn from ``score_seed``, ``score_horizon`` frames generated after ``score_context``;
+    the scores (MSE beside the trivial predictors, brightness, PSNR, SSIM, and LPIPS when
+    ``metrics`` names it and its weights are installed) go to one line of the workdir's
+    ``scores.jsonl`` per scored step, with a picture ``strip_<step>.png``, and a checkpoint is
+    written at that step. Scored: ``score_count`` times spread evenly over the run (every
+    ``steps // score_count`` steps, and the last), or with ``score_count: null`` at every
+    validation (``train.eval_every``).
+
     Attributes:
         protocol: ``spec5`` or ``teco`` (see above).
         teco: TECO's protocol: lengths and settings.
@@ -300,6 +328,13 @@ class EvalConfig:
         val_horizon: generated frames in that validation; ``null``: the shortest of
             ``horizons``.
         save_videos: write the truth and the predictions (arrays, GIF, MP4, strip).
+        score_videos: held-out videos scored along the way into ``scores.jsonl``; 0: no
+            scoring (see above).
+        score_context: context frames of that scoring.
+        score_horizon: frames generated in that scoring.
+        score_seed: seed of the scored held-out videos (evaluation digits).
+        score_count: scored steps spread evenly over the run; ``null``: at every
+            validation.
     """
 
     protocol: Literal["spec5", "teco"] = "spec5"
@@ -315,6 +350,11 @@ class EvalConfig:
     val_videos: int = 8
     val_horizon: int | None = None
     save_videos: bool = True
+    score_videos: int = 0
+    score_context: int = 10
+    score_horizon: int = 100
+    score_seed: int = 1234
+    score_count: int | None = None
 
 
 @dataclass
@@ -578,11 +618,43 @@ def _validate_values(cfg: ExperimentConfig) -> None:
         raise ValueError(f"train.threads must be positive or null, got {cfg.train.threads}")
     if cfg.eval.val_horizon is not None and cfg.eval.val_horizon <= 0:
         raise ValueError(f"eval.val_horizon must be positive or null, got {cfg.eval.val_horizon}")
+    _validate_schedule(cfg, kind)
     known_metrics = {"psnr", "ssim", "lpips", "fvd", "rmse", "mae"}
     bad = [m for m in cfg.eval.metrics if m not in known_metrics]
     if bad:
         raise ValueError(
             f"unknown metric {bad[0]!r} in eval.metrics; known: {sorted(known_metrics)}"
+        )
+
+
+def _validate_schedule(cfg: ExperimentConfig, kind: str) -> None:
+    """``train.rollout_start``, ``train.minutes`` and the held-out scoring keys."""
+    tc, ev = cfg.train, cfg.eval
+    start = tc.rollout_start
+    if isinstance(start, float) and not 0.0 <= start <= 1.0:
+        raise ValueError(
+            f"train.rollout_start as a float is a fraction of the steps, in [0, 1]; got {start}"
+        )
+    if isinstance(start, int) and start < 0:
+        raise ValueError(f"train.rollout_start as an int is a step, >= 0; got {start}")
+    if start and tc.rollout_context is None:
+        raise ValueError(
+            f"train.rollout_start ({start}) sets when the rollout loss starts, but "
+            "train.rollout_context is null (teacher forcing throughout): set both or neither"
+        )
+    if tc.minutes is not None and tc.minutes <= 0:
+        raise ValueError(f"train.minutes must be positive or null, got {tc.minutes}")
+    if ev.score_videos < 0:
+        raise ValueError(f"eval.score_videos must be >= 0, got {ev.score_videos}")
+    for name in ("score_context", "score_horizon"):
+        if getattr(ev, name) < 1:
+            raise ValueError(f"eval.{name} must be positive, got {getattr(ev, name)}")
+    if ev.score_count is not None and ev.score_count < 1:
+        raise ValueError(f"eval.score_count must be positive or null, got {ev.score_count}")
+    if ev.score_videos and (kind != "video_predictor" or cfg.data.dataset != "moving_mnist"):
+        raise ValueError(
+            "eval.score_videos scores a video_predictor on held-out Moving-MNIST; this run "
+            f"has model.kind {kind!r} and data.dataset {cfg.data.dataset!r} (set it to 0)"
         )
 
 

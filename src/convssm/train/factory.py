@@ -78,9 +78,13 @@ def build_train_dataset(cfg: ExperimentConfig) -> tuple[Dataset, bool]:
     raise ValueError(f"unknown data.dataset {data.dataset!r}")  # pragma: no cover
 
 
-def build_eval_dataset(cfg: ExperimentConfig, num_videos: int, num_frames: int) -> Dataset:
-    """``num_videos`` held-out videos of ``num_frames`` frames (digits disjoint from training)."""
+def build_eval_dataset(
+    cfg: ExperimentConfig, num_videos: int, num_frames: int, seed: int | None = None
+) -> Dataset:
+    """``num_videos`` held-out videos of ``num_frames`` frames (digits disjoint from training);
+    generated ones are drawn from ``seed`` (None: ``eval.seed``)."""
     data, ev = cfg.data, cfg.eval
+    seed = ev.seed if seed is None else seed
     if data.dataset == "moving_mnist":
         return _moving_mnist(
             data,
@@ -88,17 +92,17 @@ def build_eval_dataset(cfg: ExperimentConfig, num_videos: int, num_frames: int) 
             num_videos=num_videos,
             num_frames=num_frames,
             image_size=_image_size(cfg),
-            seed=ev.seed,
+            seed=seed,
         )
     if data.dataset == "video_folder":
         return _video_folder(cfg, "test", num_frames)
     if data.dataset == "array":
-        val = _array(cfg, "val", num_frames, ev.seed)
+        val = _array(cfg, "val", num_frames, seed)
         return Subset(val, range(num_videos)) if num_videos < len(val) else val
     if data.dataset == "codes":
         return _codes(cfg, "test", num_frames)
     if data.dataset == "delayed_recall":  # the length is the delay's, not num_frames
-        return delayed_recall(cfg, "eval", num_videos, ev.seed)
+        return delayed_recall(cfg, "eval", num_videos, seed)
     raise ValueError(f"unknown data.dataset {data.dataset!r}")  # pragma: no cover
 
 

@@ -3,9 +3,12 @@
 It reads top to bottom: build (data, model, :class:`TrainState`), resume (the newest
 checkpoint restores the state whole), then loop {:func:`train_step`; log every
 ``train.log_every``; validate every ``train.eval_every``; checkpoint every
-``train.checkpoint_every``}. The loss is read back to the host only at log intervals (and
-before a checkpoint), where a non-finite loss stops the run; ``train.time_limit_s`` is
-checked at log intervals too.
+``train.checkpoint_every``; score on held-out videos at the steps of ``eval.score_count``
+or with every validation, when ``eval.score_videos`` asks for it}. The loss is read back
+to the host only at log intervals (and before a checkpoint), where a non-finite loss stops
+the run; ``train.time_limit_s`` is checked at log intervals too. ``train.minutes`` plans
+the steps before the loop (:mod:`convssm.train.budget`); ``train.rollout_start`` switches
+the loss from teacher forcing to the rollout inside :func:`train_step`.
 
 Safety: rank 0 holds the workdir's lock for the run's life (a second run on the same
 workdir is refused, naming the holder) and decides what to do with what it finds there
@@ -21,8 +24,11 @@ from a checkpoint computes the same losses as an uninterrupted one (bit for bit 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
+import platform
 import signal
 import sys
 import threading
@@ -36,10 +42,12 @@ import torch
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 
+from convssm._files import atomic_write_text
 from convssm._progress import Progress
 from convssm.data import DelayedRecall
 from convssm.models import read_config_json
 from convssm.models.pretrained import verify_weights
+from convssm.train.budget import plan_steps
 from convssm.train.checkpoint import (
     CheckpointInfo,
     latest_checkpoint,
@@ -65,8 +73,9 @@ from convssm.train.factory import (
     split_item,
     with_normalization,
 )
+from convssm.train.heldout import HeldOutScorer, scored_steps
 from convssm.train.recall_eval import recall_scores
-from convssm.train.runlog import RunLogger
+from convssm.train.runlog import RunLogger, read_jsonl
 from convssm.train.state import (
     TrainState,
     create_train_state,
@@ -107,6 +116,7 @@ def train_and_evaluate(
     train_dataset: Dataset | None = None,
     val_dataset: Dataset | None = None,
     stop_after: int | None = None,
+    command: str | None = None,
 ) -> TrainResult:
     """Train ``config`` in ``workdir`` (logs, checkpoints); validate and checkpoint periodically.
 
@@ -120,6 +130,8 @@ def train_and_evaluate(
         model_factory, train_dataset, val_dataset: replace the config-built model and data
             (tests and library use); items are (T, C, H, W) in [-1, 1] or dicts with ``video``.
         stop_after: stop after this many steps in total (simulates an interruption).
+        command: the command line that started this process (``convssm train`` passes
+            it), recorded with the machine in the workdir's ``sessions.jsonl``.
     """
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
@@ -136,27 +148,34 @@ def train_and_evaluate(
         barrier(ctx)  # the others read the workdir rank 0 has settled
         if not ctx.is_main:
             resume = resume and any((workdir / "checkpoints").glob("step_*"))
-        return _train(config, workdir, ctx, resume, model_factory, data, stop_after)
+        return _train(config, workdir, ctx, resume, model_factory, data, stop_after, command)
     finally:
         if lock is not None:
             lock.release()
         teardown(ctx)
 
 
-def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainResult:
+def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after, command) -> TrainResult:
     tc, ckpt_dir = cfg.train, workdir / "checkpoints"
     train_dataset, val_dataset = data
     # ---- build
     resume_from = _checkpoint_to_resume(ckpt_dir, ctx.is_main) if resume else None
-    shuffle = True
-    if train_dataset is None:
+    shuffle, built = True, train_dataset is None
+    if built:
         train_dataset, shuffle = build_train_dataset(cfg)
-    given = cfg
-    cfg = with_normalization(cfg, train_dataset)  # physical arrays: statistics of the split
+    normalized = with_normalization(cfg, train_dataset)  # physical arrays: split statistics
+    stats_checked, cfg = normalized is not cfg, normalized
+    if tc.minutes is not None:  # the steps that fit the budget replace train.steps
+        cfg = _planned(cfg, workdir, ctx, resume_from, model_factory, train_dataset, shuffle)
+        tc = cfg.train
+        if built:  # a generated set's length follows the steps
+            train_dataset, shuffle = build_train_dataset(cfg)
     torch.manual_seed(tc.seed)
     model = (model_factory or (lambda c: build_model(c.model)))(cfg)
     if tc.init_from is not None and resume_from is None:  # a resumed run has its own weights
-        init_weights_from(model, cfg, tc.init_from)
+        source = init_weights_from(model, cfg, tc.init_from)
+        if ctx.is_main:  # which weights, for the run's lineage (convssm publish reads it)
+            atomic_write_text(workdir / "init_from.json", json.dumps(source) + "\n")
     state = create_train_state(cfg, model, len(train_dataset), shuffle, ctx)
     # ---- resume
     if resume_from is not None:
@@ -174,9 +193,12 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
         horizon = cfg.eval.val_horizon or min(cfg.eval.horizons)
         val_dataset = build_eval_dataset(cfg, cfg.eval.val_videos, cfg.eval.context + horizon)
     if ctx.is_main:  # bad values found now, not at step 1 or the first validation
-        check_data(train_dataset if cfg is given else None, val_dataset)  # stats checked it
+        check_data(None if stats_checked else train_dataset, val_dataset)
     barrier(ctx)
-    progress = _Progress(cfg, workdir, ctx, state.step, resumed=resume)
+    progress = _Progress(cfg, workdir, ctx, state.step, resumed=resume, run_time=state.run_time)
+    progress.log_session(command)
+    scorer = HeldOutScorer(cfg, ctx.device) if ctx.is_main and cfg.eval.score_videos else None
+    is_scored = scored_steps(cfg)
     # ---- loop
     end = tc.steps if stop_after is None else min(tc.steps, stop_after)
     loss = checkpoint = val = stopped = None
@@ -185,7 +207,8 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
             metrics = train_step(state, next(batches))
             step, out_of_time = state.step, False
             progress.advance()
-            logged = step % tc.log_every == 0 or step == end
+            scored = is_scored(step)
+            logged = step % tc.log_every == 0 or step == end or scored
             if logged:
                 loss = _synced_loss(metrics, step, ctx)  # host sync point (GPU waits)
                 progress.log(step, loss, metrics["lr"])
@@ -194,9 +217,14 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after) -> TrainR
                 stopped = _stop_requested(signals.received, ctx)
             if step % tc.eval_every == 0 or step == tc.steps or out_of_time:
                 val = _validate(state, val_dataset, progress)
-            if step % tc.checkpoint_every == 0 or step == tc.steps or out_of_time or stopped:
+            scored = scored or (out_of_time and cfg.eval.score_videos > 0)
+            if scored:
+                _score(state, scorer, progress)
+            due = step % tc.checkpoint_every == 0 or step == tc.steps
+            if due or out_of_time or stopped or scored:  # a scored step can be published
                 if not logged:
                     _synced_loss(metrics, step, ctx)  # never checkpoint a diverged model
+                state.run_time = progress.run_time()
                 checkpoint = save_train_state(ckpt_dir, state)
             if out_of_time:
                 progress.note(f"train.time_limit_s ({tc.time_limit_s:g} s) reached at step {step}")
@@ -250,6 +278,41 @@ def _stop_requested(received: str | None, ctx: DistributedContext) -> str | None
     return names[code - 1] if code else None
 
 
+def _planned(cfg, workdir, ctx, resume_from, model_factory, dataset, shuffle) -> ExperimentConfig:
+    """``cfg`` with ``train.steps`` set by ``train.minutes``: a resumed run keeps the steps
+    its checkpoint was planned with; a fresh one times a stand-in model of the same
+    architecture (:func:`plan_steps`) and records the plan in ``workdir/plan.json``."""
+    if resume_from is not None:
+        steps = resume_from.config.train.steps
+    else:
+        stand_in = (model_factory or (lambda c: build_model(c.model)))(cfg)
+        plan = plan_steps(cfg, stand_in, dataset, shuffle, ctx)
+        steps = plan.steps
+        if ctx.is_main:
+            atomic_write_text(workdir / "plan.json", json.dumps(dataclasses.asdict(plan)) + "\n")
+            print(
+                f"train.minutes {plan.minutes:g}: {plan.step_s:.3g} s per step "
+                f"({plan.clock} clock) -> {steps} steps",
+                file=sys.stderr,
+            )
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=steps))
+
+
+def _score(state: TrainState, scorer: HeldOutScorer | None, progress: _Progress) -> None:
+    """Score the model on the held-out set (rank 0, the others wait): a row of
+    ``scores.jsonl`` (step, the run's wall and CPU seconds, the mean of the losses logged
+    since the last scoring, the scores) and its strip."""
+    if scorer is not None:
+        scores, strip = scorer.score(state.model)
+        row = {"step": state.step, **progress.run_time(), "loss": progress.mean_loss(state.step)}
+        progress.log_scores({**row, **scores}, strip)
+    barrier(state.ctx)
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def _checkpoint_to_resume(ckpt_dir: Path, is_main: bool = True) -> CheckpointInfo:
     """The newest intact checkpoint; each newer corrupt one is skipped with a warning and
     (by rank 0) moved into the workdir's ``archive/``, so the resumed run's checkpoints are
@@ -281,14 +344,16 @@ def _synced_loss(metrics: dict[str, Any], step: int, ctx: DistributedContext) ->
     return loss
 
 
-def init_weights_from(model: torch.nn.Module, cfg: ExperimentConfig, source: str) -> None:
+def init_weights_from(model: torch.nn.Module, cfg: ExperimentConfig, source: str) -> dict:
     """Load ``train.init_from``'s weights into ``model``: a run's workdir (its newest
     checkpoint), a checkpoint folder or a published model folder, whose model config must
-    equal ``cfg.model``."""
+    equal ``cfg.model``. Returns what was loaded: ``init_from`` (as given), ``checkpoint``
+    (the folder it resolved to) and ``step`` (the checkpoint's; None for a model folder)."""
     folder = resolve_checkpoint(source)
+    step = None
     if (folder / "manifest.json").is_file():  # a training checkpoint: verified by its manifest
         info = load_checkpoint(folder)
-        saved, weights = info.config.model, info.weights
+        saved, weights, step = info.config.model, info.weights, info.step
     else:  # a published folder: verified by the SHA-256 in its config.json
         verify_weights(folder)
         saved, weights = read_config_json(folder), load_file(str(folder / "model.safetensors"))
@@ -299,6 +364,7 @@ def init_weights_from(model: torch.nn.Module, cfg: ExperimentConfig, source: str
             f"train.init_from {source!r}: its model differs from this config's in {diff}"
         )
     load_model_weights(model, weights, str(folder))
+    return {"init_from": source, "checkpoint": folder.as_posix(), "step": step}
 
 
 def _out_of_time(limit: float | None, elapsed: float, ctx: DistributedContext) -> bool:
@@ -365,8 +431,11 @@ class _Progress:
         ctx: DistributedContext,
         start: int,
         resumed: bool,
+        run_time: dict[str, float] | None = None,
     ) -> None:
         self.main = ctx.is_main
+        self.start, self.device, self.world_size = start, ctx.device, ctx.world_size
+        self.base = dict(run_time or {"wall_s": 0.0, "cpu_s": 0.0})  # before this process
         resume_step = start if resumed else None
         self.logger = RunLogger(workdir, resume_step=resume_step) if self.main else None
         if self.main:
@@ -388,6 +457,39 @@ class _Progress:
         if clock == "cpu":
             return time.process_time() - self.cpu0
         return time.perf_counter() - self.t0
+
+    def run_time(self) -> dict[str, float]:
+        """The run's training time so far, over every process it ran in."""
+        return {
+            "wall_s": round(self.base["wall_s"] + self.elapsed("wall"), 1),
+            "cpu_s": round(self.base["cpu_s"] + self.elapsed("cpu"), 1),
+        }
+
+    def mean_loss(self, step: int) -> float:
+        """The mean of the losses logged after the last scored step, up to ``step``."""
+        scored = read_jsonl(self.logger.scores_jsonl)
+        after = scored[-1]["step"] if scored else 0
+        logged = read_jsonl(self.logger.train_jsonl)
+        losses = [r["loss"] for r in logged if after < r["step"] <= step]
+        return sum(losses) / len(losses)
+
+    def log_session(self, command: str | None) -> None:
+        """Where and how this process trains: one line of ``sessions.jsonl``."""
+        if self.main:
+            device = self.device
+            name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+            self.logger.log_session({
+                "start_step": self.start, "command": command, "started": _utc_now(),
+                "machine": platform.machine(), "system": platform.system(),
+                "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+                "device": str(device), "device_name": name, "world_size": self.world_size,
+                "torch": str(torch.__version__),
+            })  # fmt: skip
+
+    def log_scores(self, row: dict[str, Any], strip: Any) -> None:
+        self.logger.log_scores(row, strip)
+        shown = ", ".join(f"{k} {row[k]:.3f}" for k in ("rel_best@10", "rel_empty@100") if k in row)
+        self.bar.write(f"step {row['step']} scored: {shown}")
 
     def advance(self) -> None:
         self.window_steps += 1

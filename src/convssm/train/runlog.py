@@ -1,5 +1,9 @@
 """Run logs: JSONL and CSV always, TensorBoard when ``torch.utils.tensorboard`` imports.
 
+``scores.jsonl`` (one line per held-out scoring, :mod:`convssm.train.heldout`) and its
+``strip_<step>.png`` pictures are written here too, and ``sessions.jsonl``: one line per
+process that trained the run (its first step, command, machine), kept across resumptions.
+
 Only rank 0 creates a :class:`RunLogger`. On resume, records past the resumed step are
 dropped from the files first, so the logs read as one uninterrupted run. A torn last line
 (a process killed mid-write) is skipped with a warning naming the file and line.
@@ -13,6 +17,11 @@ import math
 import warnings
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from convssm._files import atomic_write
 
 __all__ = ["RunLogger", "read_jsonl"]
 
@@ -42,6 +51,11 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _strip_step(path: Path) -> int:
+    digits = path.stem.removeprefix("strip_")
+    return int(digits) if digits.isdigit() else -1
+
+
 def _clean(x: Any) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
         return str(x)
@@ -59,11 +73,17 @@ class RunLogger:
         self.train_jsonl = self.workdir / "train_log.jsonl"
         self.train_csv = self.workdir / "train_log.csv"
         self.val_jsonl = self.workdir / "val_log.jsonl"
+        self.scores_jsonl = self.workdir / "scores.jsonl"
+        self.sessions_jsonl = self.workdir / "sessions.jsonl"
         if resume_step is None:
-            for p in (self.train_jsonl, self.train_csv, self.val_jsonl):
+            fresh = (self.train_jsonl, self.train_csv, self.val_jsonl, self.scores_jsonl)
+            for p in (*fresh, self.sessions_jsonl):
                 p.unlink(missing_ok=True)
         else:
             self._truncate(resume_step)
+        for p in self.workdir.glob("strip_*.png"):  # a strip past the resumed step is redone
+            if resume_step is None or _strip_step(p) > resume_step:
+                p.unlink()
         new_csv = not self.train_csv.exists()
         self._csv_file = open(self.train_csv, "a", newline="")  # noqa: SIM115
         self._csv = csv.DictWriter(self._csv_file, fieldnames=TRAIN_COLUMNS, extrasaction="ignore")
@@ -79,7 +99,9 @@ class RunLogger:
             self.tensorboard_note = f"TensorBoard logging off: {err}"
 
     def _truncate(self, step: int) -> None:
-        for path in (self.train_jsonl, self.val_jsonl):
+        for path in (self.train_jsonl, self.val_jsonl, self.scores_jsonl):
+            if not path.is_file():
+                continue
             rows = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
             path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         if self.train_csv.exists():
@@ -108,6 +130,23 @@ class RunLogger:
             for k, v in metrics.items():
                 if isinstance(v, (int, float)):
                     self._tb.add_scalar(f"val/{k}", v, step)
+
+    def log_session(self, record: dict[str, Any]) -> None:
+        """One process of the run (a start or a resumption): machine, command, step."""
+        with open(self.sessions_jsonl, "a") as f:
+            f.write(json.dumps(_clean(record)) + "\n")
+
+    def log_scores(self, row: dict[str, Any], strip: np.ndarray) -> None:
+        """One held-out scoring: its row in ``scores.jsonl``, its picture ``strip_<step>.png``
+        (written atomically, before the row that names its step)."""
+        pic = Image.fromarray(strip)
+        atomic_write(self.workdir / f"strip_{row['step']:06d}.png", lambda t: pic.save(t, "PNG"))
+        with open(self.scores_jsonl, "a") as f:
+            f.write(json.dumps(_clean(row)) + "\n")
+        if self._tb is not None:
+            for k, v in row.items():
+                if isinstance(v, float) and k not in ("wall_s", "cpu_s"):
+                    self._tb.add_scalar(f"scores/{k}", v, row["step"])
 
     def close(self) -> None:
         self._csv_file.close()

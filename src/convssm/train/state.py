@@ -51,6 +51,9 @@ class TrainState:
             their outputs (:mod:`convssm.train.objectives`).
         ddp_model: the module forward and backward run through: ``objective`` or ``model``, or its
             ``DistributedDataParallel`` wrapper in a multi-process run.
+        run_time: the run's training time so far over all its processes (a resumed run
+            adds to it): ``wall_s`` and ``cpu_s`` (rank 0's process CPU time); the loop
+            sets it before every checkpoint.
     """
 
     model: nn.Module
@@ -63,6 +66,7 @@ class TrainState:
     ctx: DistributedContext = field(default_factory=DistributedContext)
     objective: nn.Module | None = None
     ddp_model: nn.Module | None = None
+    run_time: dict[str, float] = field(default_factory=lambda: {"wall_s": 0.0, "cpu_s": 0.0})
 
     def __post_init__(self) -> None:
         if self.ddp_model is None:
@@ -83,6 +87,7 @@ class TrainState:
             },
             "objective": self.objective.loss_fn.state_dict() if self.objective else {},
             "world_size": self.ctx.world_size,
+            "run_time": dict(self.run_time),
             "torch_version": str(torch.__version__),
         }
 
@@ -96,6 +101,7 @@ class TrainState:
             self.objective.loss_fn.load_state_dict(state.get("objective") or {})
         restore_rng_state(state["rng"])
         self.step = int(state["step"])
+        self.run_time = dict(state.get("run_time") or {"wall_s": 0.0, "cpu_s": 0.0})
         self.sampler.start_step = self.step
 
 

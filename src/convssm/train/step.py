@@ -35,6 +35,7 @@ __all__ = [
     "sequence_loss",
     "step_seed",
     "recall_frame_weights",
+    "rollout_start_step",
 ]
 
 
@@ -94,6 +95,14 @@ def sequence_loss(
     return video_prediction_loss(out, pixel_loss, frame_weights), out.states
 
 
+def rollout_start_step(rollout_start: int | float, steps: int) -> int:
+    """The first step trained with the rollout loss (``train.rollout_start``): a float is a
+    fraction of ``steps`` (``int(fraction * steps)``), an int the step itself."""
+    if isinstance(rollout_start, float):
+        return int(rollout_start * steps)
+    return rollout_start
+
+
 def recall_frame_weights(recall: torch.Tensor, share: float) -> torch.Tensor:
     """Per-predicted-frame loss weights (B, T−1) that sum to one per video: ``share`` spread
     evenly over the recall frames, ``1 − share`` over the others.
@@ -143,6 +152,9 @@ def _backward_micro_batch(
     share = tc.recall_loss_share
     weights = None if share is None else recall_frame_weights(recall, share)
     carry, total = None, torch.zeros((), device=ctx.device)
+    rollout = tc.rollout_context  # teacher forcing before train.rollout_start
+    if state.step < rollout_start_step(tc.rollout_start, tc.steps):
+        rollout = None
     for k, (start, stop) in enumerate(pieces):
         if start is None:
             piece, acts, share = video, actions, 1.0
@@ -159,7 +171,7 @@ def _backward_micro_batch(
                     acts,
                     carry,
                     kind=kind,
-                    rollout_context=tc.rollout_context,
+                    rollout_context=rollout,
                     detach_feedback=tc.detach_feedback,
                     pixel_loss=tc.pixel_loss,
                     frame_weights=weights,
