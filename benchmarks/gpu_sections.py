@@ -10,7 +10,13 @@ import torch
 from convssm._precision import autocast_context
 from convssm.models import VideoPredictor
 from convssm.nn import ConvS5, ConvS5Block
-from convssm.ops import linear_scan, linear_scan_ref, linear_scan_triton, scan_path
+from convssm.ops import (
+    linear_scan,
+    linear_scan_ref,
+    linear_scan_triton,
+    scan_path,
+    set_scan_path,
+)
 from convssm.ops.scan_combine import combine_real_imag
 from convssm.train.objectives import video_prediction_loss
 
@@ -28,9 +34,27 @@ def _rel(x, y) -> float:
     return float((x - y).abs().max() / y.abs().max().clamp_min(1e-30))
 
 
+# Relative error of a complex64 forward (|a| < 1) above which a Triton result is wrong.
+SCAN_RTOL = 1e-4
+
+
 # ----------------------------------------------------------------------------- 1. check
 def check(s, shapes) -> None:
-    """Triton against the loop (and the plain reference) on the device: values, gradients."""
+    """Triton against the loop (and the plain reference) on the device: values, gradients.
+
+    When it fails in any way (a mismatch, an error, its time limit), every later section
+    runs the scan's loop path (``set_scan_path("loop")``) and Triton's timings are skipped.
+    """
+    try:
+        _check(s, shapes)
+    except BaseException as exc:
+        s.use_loop(f"{type(exc).__name__}: {exc}")
+        set_scan_path("loop")
+        raise
+    s.triton_ok = True
+
+
+def _check(s, shapes) -> None:
     worst = 0.0
     for dtype, tol in ((torch.complex64, 2e-5), (torch.complex128, 1e-12)):
         for length in shapes["lengths"]:
@@ -98,20 +122,26 @@ def scan(s, shapes) -> None:
         return t
 
     best = None
-    default_block = _lst.BLOCK
-    try:
-        for block in shapes["blocks"]:
-            _lst.BLOCK = block
-            label = f"triton BLOCK={block}"
-            t = s.attempt(
-                "scan",
-                label,
-                lambda label=label: forward_rows(label, lambda: linear_scan_triton(a, b)),
-            )
-            if t is not None and (best is None or t < best[1]):
-                best = (block, t)
-    finally:
-        _lst.BLOCK = default_block
+    if s.triton_ok is False:
+        s.row("scan", "triton", "skipped", note="Triton failed the check section")
+    else:
+        with scan_path("loop"):
+            want = linear_scan(a, b, check_values=False)  # each block's result checked on it
+        default_block = _lst.BLOCK
+        try:
+            for block in shapes["blocks"]:
+                _lst.BLOCK = block
+                label = f"triton BLOCK={block}"
+                t = s.attempt(
+                    "scan",
+                    label,
+                    lambda label=label: _checked_rows(s, label, a, b, want, forward_rows),
+                )
+                if t is not None and (best is None or t < best[1]):
+                    best = (block, t)
+        finally:
+            _lst.BLOCK = default_block
+        del want
     if best is not None:
         s.row(
             "scan",
@@ -139,7 +169,7 @@ def scan(s, shapes) -> None:
         x = linear_scan(ar, br, check_values=False)
         torch.autograd.grad(x, (ar, br), g)
 
-    for path in ("triton", "loop"):
+    for path in ("triton", "loop") if s.triton_ok is not False else ("loop",):
 
         def timed(path=path):
             with scan_path(path):
@@ -147,6 +177,15 @@ def scan(s, shapes) -> None:
             s.row("scan", f"{path} forward+backward", 1e3 * t, "ms", f"{copy / t:.0%} of one copy")
 
         s.attempt("scan", f"{path} forward+backward", timed)
+
+
+def _checked_rows(s, label, a, b, want, forward_rows):
+    """Time the Triton forward at the current BLOCK only after its result matched the loop's."""
+    err = _rel(linear_scan_triton(a, b), want)
+    if not err <= SCAN_RTOL:
+        s.row("scan", f"{label} forward", "MISMATCH", note=f"rel err {err:.1e} against the loop")
+        return None
+    return forward_rows(label, lambda: linear_scan_triton(a, b))
 
 
 def _assoc_rows(s, a, b, forward_rows) -> None:

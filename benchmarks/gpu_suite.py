@@ -1,15 +1,23 @@
 """One command for a CUDA machine: check the Triton scan, then time what the paper claims.
 
-Sections, in order (each one's exceptions are caught and recorded; a section that would
-run past ``--budget-s`` is skipped with a note; the table prints as it goes and the JSON
-is rewritten after every section, so a killed run still leaves its results):
+Sections, in order. The run survives its sections: each one's exceptions are caught and
+recorded; a section that would start past ``--budget-s`` is skipped with a note, and one
+that runs past its time limit (the budget left, at most 3x its estimate) is stopped by
+``SectionTimeout``, a ``BaseException`` that no ``except Exception`` in a section can
+swallow; a lasting device error ("CUDA error: ...", ``torch.AcceleratorError``) ends its
+section and marks the remaining ones skipped; if the ``check`` section fails, every later
+section runs the scan's loop path and Triton's timing rows are skipped. The table prints
+as it goes and the JSON is rewritten after every section, before any cleanup that can raise
+(``empty_cache`` after a lasting CUDA error raises again), so a killed run still leaves its
+results.
 
 1. ``check``: ``linear_scan_triton`` against the loop path on the device, values and
    gradients of a, b, x0, complex64 and complex128, several lengths, broadcast a.
 2. ``scan``: forward (and forward+backward) of the Triton scan, the loop, and torch's
    ``associative_scan(combine_mode="pointwise")`` on real/imaginary parts (forward only:
    it has no autograd), against a device-to-device copy of the same bytes (read b, write
-   x). Target: Triton forward >= 70 % of copy bandwidth. Triton block sizes are swept.
+   x). Target: Triton forward >= 70 % of copy bandwidth. Triton block sizes are swept, each
+   checked against the loop's result before its timing counts.
 3. ``block``: a paper-width ConvS5Block (dim 256, P 128, 16x16) forward+backward, fp32 and
    bf16 autocast.
 4. ``train``: one training step (forward, backward, AdamW) of VideoPredictor at the paper's
@@ -22,9 +30,10 @@ is rewritten after every section, so a killed run still leaves its results):
 6. ``compile``: ``torch.compile(fullgraph=True)`` of a small ConvS5 (inductor) through the
    scan's custom op, forward and backward, against eager.
 
-Run on the GPU machine from the repository root (benchmarks/gpu_suite.sh installs first):
+Run on the GPU machine from the repository root (benchmarks/gpu_suite.sh installs only
+when torch does not import, and kills the run at the budget plus 50 s):
 
-    python benchmarks/gpu_suite.py --out "$OUT"            # ~6-7 minutes on one H200
+    python benchmarks/gpu_suite.py --out "$OUT"      # at most --budget-s (420 s) of sections
     python benchmarks/gpu_suite.py --device cpu --tiny --out runs/suite   # every code path
                                        # but the CUDA-only ones, at tiny shapes, on CPU
 """
@@ -74,6 +83,32 @@ TINY = dict(
     compile=dict(dim=8, state=4, depth=2, size=6, length=4, batch=1),
 )
 ESTIMATE_S = dict(check=20, scan=70, block=25, train=100, generation=80, compile=80)
+# Messages of errors after which the device is unusable for the rest of the process (an
+# illegal address or a device-side assert poisons the CUDA context); out of memory is not.
+FATAL_MARKERS = (
+    "CUDA error",
+    "CUDA driver error",
+    "illegal memory access",
+    "device-side assert",
+    "unspecified launch failure",
+    "CUBLAS_STATUS_EXECUTION_FAILED",
+    "cudaErrorLaunchFailure",
+)
+
+
+class SectionTimeout(BaseException):
+    """A section ran past its time limit. A BaseException, so that the ``except Exception``
+    that keeps one failed measurement from ending a section cannot swallow it."""
+
+
+def is_fatal_device_error(exc: BaseException, torch) -> bool:
+    """Whether exc leaves the device unusable (the remaining sections are then skipped)."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return False
+    accelerator_error = getattr(torch, "AcceleratorError", None)  # torch >= 2.8
+    if accelerator_error is not None and isinstance(exc, accelerator_error):
+        return True
+    return isinstance(exc, RuntimeError) and any(m in str(exc) for m in FATAL_MARKERS)
 
 
 class Suite:
@@ -88,6 +123,10 @@ class Suite:
         self.out.mkdir(parents=True, exist_ok=True)
         self.record = {"env": self._env(), "budget_s": args.budget_s, "sections": {}}
         self.rows: list[dict] = []
+        self.fatal: str | None = None  # the first lasting device error, once there is one
+        # The Triton scan's standing: None (not checked yet), True (the check section passed),
+        # False (it failed: later sections run the loop path, Triton's timings are skipped).
+        self.triton_ok: bool | None = None
 
     def _env(self) -> dict:
         torch = self.torch
@@ -146,42 +185,67 @@ class Suite:
         print(f"  {section:10s} {name:52s} {shown} {unit:8s} {note}", flush=True)
 
     def attempt(self, section: str, name: str, fn) -> object:
-        """One measurement inside a section: its failure is a row, not the section's end."""
+        """One measurement inside a section: its failure is a row, not the section's end.
+
+        Except a lasting device error (re-raised: the section ends, the suite stops) and
+        ``SectionTimeout`` (a BaseException: not caught here).
+        """
         try:
-            return fn()
-        except Exception as exc:  # noqa: BLE001 - recorded and reported, the suite goes on
+            result = fn()
+        except Exception as exc:  # noqa: BLE001 - recorded and reported, the section goes on
             self.row(section, name, "error", note=f"{type(exc).__name__}: {str(exc)[:200]}")
             self.record["sections"][section].setdefault("errors", []).append(
                 {"name": name, "traceback": traceback.format_exc()}
             )
-            return None
-        finally:
-            self._free()
+            if is_fatal_device_error(exc, self.torch):
+                raise
+            result = None
+        self._free()  # may raise after a lasting device error: then the section ends
+        return result
 
     def _free(self) -> None:
         if self.cuda:
             self.torch.cuda.empty_cache()
 
+    def use_loop(self, why: str) -> None:
+        """After a failed Triton check: later sections run the loop path, recorded once."""
+        if self.triton_ok is False:
+            return
+        self.triton_ok = False
+        self.record["scan_path"] = {"path": "loop", "why": why[:500]}
+        print(f"  Triton failed its check ({why[:200]}); later sections use the loop", flush=True)
+
     def run(self, name: str, fn) -> None:
         entry = self.record["sections"].setdefault(name, {})
+        if self.fatal is not None:
+            entry.update(status="skipped", note=f"not run after a fatal device error: {self.fatal}")
+            print(f"[{name}] skipped: {entry['note']}", flush=True)
+            self.write()
+            return
         left = self.args.budget_s - self.elapsed()
-        if left < ESTIMATE_S[name] * (0.2 if self.args.tiny else 1.0):
+        estimate = ESTIMATE_S.get(name, 60)
+        if left < estimate * (0.2 if self.args.tiny else 1.0):
             entry.update(
                 status="skipped",
                 note=f"budget: {left:.0f} s left of "
-                f"{self.args.budget_s:.0f}, section needs ~{ESTIMATE_S[name]} s",
+                f"{self.args.budget_s:.0f}, section needs ~{estimate} s",
             )
             print(f"[{name}] skipped: {entry['note']}", flush=True)
             self.write()
             return
-        print(f"[{name}] ({self.elapsed():.0f} s elapsed)", flush=True)
+        limit = max(1, int(min(left, 3 * estimate)))
+        print(f"[{name}] ({self.elapsed():.0f} s elapsed, limit {limit} s)", flush=True)
         t0 = time.perf_counter()
-        # A hard stop for a section that hangs: the rest of the budget plus a margin.
+        # A hard stop for a section that hangs in Python (a hang inside one CUDA call is
+        # left to the outer `timeout` of gpu_suite.sh).
         signal.signal(signal.SIGALRM, _on_alarm)
-        signal.alarm(max(int(left) + 30, 30))
+        signal.alarm(limit)
         try:
             fn(self)
             entry["status"] = "ok"
+        except SectionTimeout as exc:
+            entry.update(status="timeout", error=f"{exc} ({limit} s)")
+            print(f"[{name}] TIMEOUT after {limit} s", flush=True)
         except Exception as exc:  # noqa: BLE001 - recorded and reported, the suite goes on
             entry.update(
                 status="error",
@@ -190,10 +254,19 @@ class Suite:
             )
             print(f"[{name}] ERROR {type(exc).__name__}: {exc}", flush=True)
             print(traceback.format_exc(), flush=True)
+            if is_fatal_device_error(exc, self.torch):
+                self.fatal = f"{name}: {type(exc).__name__}: {str(exc)[:300]}"
+                entry["fatal"] = True
         finally:
             signal.alarm(0)
             entry["seconds"] = time.perf_counter() - t0
+            self.write()  # first: the cleanup below raises again after a lasting CUDA error
+        try:
             self._free()
+        except Exception as exc:  # noqa: BLE001 - recorded; the device may be lost
+            entry["cleanup_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            if is_fatal_device_error(exc, self.torch) and self.fatal is None:
+                self.fatal = f"{name} (cleanup): {type(exc).__name__}: {str(exc)[:300]}"
             self.write()
 
     def write(self) -> None:
@@ -205,7 +278,7 @@ class Suite:
 
 
 def _on_alarm(signum, frame):
-    raise TimeoutError("section ran past the suite's time budget")
+    raise SectionTimeout("section ran past its time limit")
 
 
 def main() -> int:
@@ -225,17 +298,27 @@ def main() -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA device: run with --device cpu --tiny for a smoke run", flush=True)
         return 2
+    names = args.sections.split(",")
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        print(f"unknown sections {unknown}; known: {', '.join(SECTIONS)}", flush=True)
+        return 2
     torch.manual_seed(0)
     suite = Suite(args, torch)
     print(json.dumps(suite.record["env"]), flush=True)
+    estimates = ", ".join(f"{n} ~{ESTIMATE_S[n]} s" for n in names)
+    print(
+        f"budget {args.budget_s:.0f} s ({args.budget_s / 60:.1f} min) for: {estimates} "
+        f"(~{sum(ESTIMATE_S[n] for n in names)} s)",
+        flush=True,
+    )
     shapes = TINY if args.tiny else FULL
-    for name in args.sections.split(","):
-        if name not in SECTIONS:
-            print(f"unknown section {name!r}; known: {', '.join(SECTIONS)}", flush=True)
-            return 2
+    for name in names:
         suite.run(name, lambda s, name=name: SECTIONS[name](s, shapes[name]))
     suite.write()
-    failed = [k for k, v in suite.record["sections"].items() if v.get("status") == "error"]
+    failed = [
+        k for k, v in suite.record["sections"].items() if v.get("status") in ("error", "timeout")
+    ]
     print(
         f"done in {suite.elapsed():.0f} s; wrote {suite.out / 'gpu_suite.json'}"
         + (f"; sections with errors: {failed}" if failed else ""),

@@ -4,7 +4,9 @@ the kernels are jitted on first use and cached per interpreter setting)."""
 
 from __future__ import annotations
 
+import importlib
 import math
+import warnings
 
 import pytest
 import torch
@@ -25,6 +27,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 RTOL = {torch.complex64: 2e-6, torch.complex128: 1e-13}
+
+# The modules (their names are shadowed by functions in convssm.ops).
+dispatch = importlib.import_module("convssm.ops.linear_scan")
+kernels = importlib.import_module("convssm.ops.linear_scan_triton")
 
 
 @pytest.fixture(autouse=True)
@@ -153,3 +159,110 @@ def test_forced_path_dispatch_and_custom_op_registration():
         torch.library.opcheck(torch.ops.convssm.scan_triton, (*leaf, x0_arg))
     with pytest.raises(ValueError, match="scan path must be one of"):
         set_scan_path("fast")
+
+
+def test_backward_op_registration():
+    """opcheck on the backward custom op: schema, fake (meta) function, dispatch under AOT
+    autograd; with and without x0 and grad_a. (It has no autograd formula: double backward
+    is refused, see test_double_backward_is_refused.)"""
+    g = _gen(6)
+    a = torch.view_as_real(_decay((8,), torch.complex64, g))
+    x, grad = (torch.randn(5, 8, 2, generator=g) for _ in range(2))
+    x0 = torch.randn(8, 2, generator=g)
+    for x0_arg in (x0, None):
+        for need_a in (True, False):
+            torch.library.opcheck(
+                torch.ops.convssm.scan_triton_backward, (a, x, x0_arg, grad, need_a)
+            )
+
+
+# --------------------------------------------------------------- "auto": the first-use check
+
+
+@pytest.fixture
+def auto_on_cpu(monkeypatch):
+    """'auto' counts CPU tensors as a Triton device (the kernels run interpreted), with no
+    verdict cached yet."""
+    monkeypatch.setattr(dispatch, "_triton_device", lambda device: True)
+    monkeypatch.setattr(dispatch, "_proven", {})
+    assert get_scan_path() == "auto"
+
+
+def _small(seed=9):
+    g = _gen(seed)
+    a = _decay((4,), torch.complex64, g)
+    return (
+        a,
+        torch.randn(6, 3, 4, dtype=torch.complex64, generator=g),
+        torch.randn(3, 4, dtype=torch.complex64, generator=g),
+    )
+
+
+def test_auto_checks_triton_once_per_device_then_uses_it(auto_on_cpu, monkeypatch):
+    calls = []
+    real = dispatch.linear_scan_triton
+    monkeypatch.setattr(dispatch, "linear_scan_triton", lambda *a: calls.append(1) or real(*a))
+    a, b, x0 = _small()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a passing check says nothing
+        x = linear_scan(a, b, x0)
+        assert len(calls) == 2  # the check, then the scan itself
+        linear_scan(a, b)
+    assert len(calls) == 3  # no second check
+    assert dispatch._proven == {torch.device("cpu"): True}
+    _close(x, linear_scan_ref(a, b, x0), RTOL[torch.complex64])
+
+
+@pytest.mark.parametrize("failure", ["no C compiler", "wrong values", "NaN gradients"])
+def test_auto_falls_back_to_the_loop_with_one_warning(auto_on_cpu, monkeypatch, failure):
+    """The failures a first run on a new machine meets, injected: Triton's launcher cannot
+    be built (raised from inside the custom op), or the kernels compute something else."""
+    real = dispatch.linear_scan_triton
+    if failure == "no C compiler":
+
+        def broken_kernels():
+            raise RuntimeError("Failed to find C compiler. Please specify via CC environment")
+
+        monkeypatch.setattr(kernels, "_kernels", broken_kernels)
+        why = "raised RuntimeError: Failed to find C compiler"
+    elif failure == "wrong values":
+        monkeypatch.setattr(dispatch, "linear_scan_triton", lambda *a: real(*a) * 1.001)
+        why = "x differs from the loop path's by 0.001"
+    else:
+
+        class NanGrad(torch.autograd.Function):
+            forward = staticmethod(lambda ctx, x: x.clone())
+            backward = staticmethod(lambda ctx, g: g * float("nan"))
+
+        monkeypatch.setattr(dispatch, "linear_scan_triton", lambda *a: NanGrad.apply(real(*a)))
+        why = "grad a differs from the loop path's by nan"
+    a, b, x0 = _small()
+    with pytest.warns(RuntimeWarning, match=f"first-use check on cpu .*{why}") as record:
+        x = linear_scan(a, b, x0)
+    assert len(record) == 1
+    _close(x, linear_scan_ref(a, b, x0), RTOL[torch.complex64])  # the loop's answer
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the verdict is cached: no second check or warning
+        _close(linear_scan(a, b), linear_scan_ref(a, b), RTOL[torch.complex64])
+    assert dispatch._proven == {torch.device("cpu"): False}
+    if failure == "no C compiler":
+        with scan_path("triton"), pytest.raises(RuntimeError, match="C compiler"):
+            linear_scan(a, b, x0)  # forcing Triton shows its error
+
+
+@pytest.mark.parametrize("verdict", [True, False])
+def test_auto_under_torch_compile_follows_the_eager_verdict(auto_on_cpu, verdict):
+    """torch.compile(fullgraph=True) traces linear_scan without running the check (fake
+    tensors), taking the path the eager check chose."""
+    dispatch._proven[torch.device("cpu")] = verdict
+    graphs = []
+
+    def record(gm, example_inputs):
+        graphs.append(str(gm.graph))
+        return gm
+
+    a, b, x0 = _small()
+    x = torch.compile(linear_scan, fullgraph=True, backend=record)(a, b, x0, check_values=False)
+    _close(x, linear_scan_ref(a, b, x0), RTOL[torch.complex64])
+    (graph,) = graphs
+    assert ("scan_triton" in graph) == verdict and ("scan_loop" in graph) != verdict, graph

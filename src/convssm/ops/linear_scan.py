@@ -20,7 +20,13 @@ Paths (one contract, ``scan_contract.check_scan_inputs``; tests pin each to the 
   kernel, ``b`` read once and ``x`` written once (memory-bound, for GPUs).
 
 Which path runs: ``"auto"`` (the default) takes Triton for CUDA tensors when triton
-imports, the loop otherwise (CPU is unchanged). :func:`set_scan_path` (or the
+imports and the device has passed the first-use check, the loop otherwise (CPU is
+unchanged). The first-use check runs once per device, on the first ``"auto"`` scan there: a
+tiny scan (values and gradients) by the Triton kernels compared with the loop. When it
+raises (no host C compiler for Triton's launcher, a Triton that does not match torch) or
+disagrees, one ``RuntimeWarning`` says why and that device keeps the loop path for the
+rest of the process. Widths beyond the kernels' 32-bit indexing
+(``linear_scan_triton.MAX_CHANNELS``) also take the loop. :func:`set_scan_path` (or the
 ``CONVSSM_SCAN_PATH`` environment variable read at import) forces ``"loop"`` or
 ``"triton"`` for tests and benchmarks; :func:`scan_path` does it for a ``with`` block.
 Forcing ``"triton"`` on CPU tensors works only with ``TRITON_INTERPRET=1`` (the tests).
@@ -34,13 +40,15 @@ None and value checks are on (``convssm.set_value_checks``). Layers call it with
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import warnings
 from collections.abc import Iterator
 
 import torch
 
 from convssm._checks import check_finite, resolve_check_values
-from convssm.ops.linear_scan_triton import linear_scan_triton, triton_available
+from convssm.ops.linear_scan_triton import MAX_CHANNELS, linear_scan_triton, triton_available
 from convssm.ops.scan_contract import check_scan_inputs
 from convssm.ops.scan_loop import scan_loop
 
@@ -83,10 +91,90 @@ def scan_path(path: str) -> Iterator[None]:
         set_scan_path(old)
 
 
-def _resolve_path(device: torch.device) -> str:
+def _triton_device(device: torch.device) -> bool:
+    """Whether "auto" considers Triton for tensors on this device (CUDA only; tests widen it)."""
+    return device.type == "cuda"
+
+
+# The first-use check's verdict per device: True (Triton agreed with the loop) or False.
+_proven: dict[torch.device, bool] = {}
+
+
+def _device_key(device: torch.device) -> torch.device:
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def _check_triton(device: torch.device) -> str | None:
+    """Run a tiny scan by Triton and by the loop on ``device``; None when they agree, else why.
+
+    Complex64 with x0, more channels than one program's block (so the masked tail runs),
+    values and the gradients of a, b and x0 (so both kernels are compiled and launched).
+    """
+    gen = torch.Generator().manual_seed(0)
+    length, shape = 5, (3, 97)  # 291 channels: two programs of 256
+    b = torch.randn(length, *shape, dtype=torch.complex64, generator=gen)
+    modulus, phase = torch.rand(2, *shape[1:], generator=gen)
+    a = torch.polar(modulus * 0.5 + 0.4, phase * 6).to(torch.complex64)
+    x0 = torch.randn(shape, dtype=torch.complex64, generator=gen)
+    w = torch.randn(b.shape, dtype=torch.complex64, generator=gen)
+    a, b, x0, w = (t.to(device) for t in (a, b, x0, w))
+    results = []
+    with torch.inference_mode(False), torch.enable_grad():
+        for run in (linear_scan_triton, lambda a, b, x0: scan_loop(a, b, x0, False)):
+            leaves = [t.clone().requires_grad_(True) for t in (a, b, x0)]
+            x = run(*leaves)
+            grads = torch.autograd.grad((w.conj() * x).real.sum(), leaves)
+            results.append([x.detach(), *grads])
+    names = ("x", "grad a", "grad b", "grad x0")
+    for name, got, want in zip(names, *results, strict=True):
+        err = float((got - want).abs().max() / want.abs().max().clamp_min(1e-30))
+        if not err <= 1e-4:  # complex64 agrees to ~1e-6; also catches NaN
+            return f"{name} differs from the loop path's by {err:.3g} (relative)"
+    return None
+
+
+def _triton_proven(device: torch.device) -> bool:
+    """The first-use check's verdict for ``device``, running it on the first call there."""
+    key = _device_key(device)
+    verdict = _proven.get(key)
+    if verdict is not None:
+        return verdict
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        warnings.warn(
+            f"linear_scan: the first scan on {key} runs inside CUDA graph capture, where the "
+            "Triton path's first-use check cannot run; this scan takes the loop path (run "
+            "one scan before capturing to use Triton)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return False
+    try:
+        why = _check_triton(device)
+    except Exception as exc:  # noqa: BLE001 - any failure means: do not use Triton here
+        why = f"it raised {type(exc).__name__}: {str(exc)[:500]}"
+    _proven[key] = why is None
+    if why is not None:
+        warnings.warn(
+            f"linear_scan: the Triton scan failed its first-use check on {key} ({why}); "
+            "this device uses the loop path from now on (set_scan_path('triton') forces "
+            "Triton and shows its error)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return why is None
+
+
+def _resolve_path(device: torch.device, channels: int) -> str:
     if _path != "auto":
         return _path
-    return "triton" if device.type == "cuda" and triton_available() else "loop"
+    if not (_triton_device(device) and triton_available()) or channels > MAX_CHANNELS:
+        return "loop"
+    if torch.compiler.is_compiling():
+        # No check while tracing (fake tensors); the verdict of an eager scan still holds.
+        return "loop" if _proven.get(_device_key(device)) is False else "triton"
+    return "triton" if _triton_proven(device) else "loop"
 
 
 def linear_scan_ref(
@@ -156,7 +244,7 @@ def linear_scan(
         check_finite(a, "a")
         if x0 is not None:
             check_finite(x0, "x0")
-    if _resolve_path(b.device) == "triton":
+    if _resolve_path(b.device, math.prod(b.shape[1:])) == "triton":
         x = linear_scan_triton(a, b, x0)
     else:
         x = scan_loop(a, b, x0, b.device.type == "cpu")

@@ -14,8 +14,16 @@ kernels that keep the time loop inside the kernel and run in parallel over chann
 
 Complex numbers travel as float pairs (``torch.view_as_real``): Triton has no complex dtype.
 Inputs are made contiguous first (Triton's interpreter misreads strided tensors; the
-kernels index flat (L, M, 2) buffers). Broadcasting and the sums back to the shapes of
-``a`` and ``x0`` are ordinary torch ops around the kernels, so autograd handles them.
+kernels index flat (L, M, 2) buffers), and conjugate views (``b.conj()``) are resolved into
+memory first: a kernel reads the bytes, not the view's conjugate bit. Broadcasting and the
+sums back to the shapes of ``a`` and ``x0`` are ordinary torch ops around the kernels, so
+autograd handles them.
+
+The kernels index channels in 32-bit integers, which bounds M = prod(b.shape[1:]) by
+:data:`MAX_CHANNELS` (about 1.07e9: 8 GiB of complex64 per time step); beyond it
+``linear_scan_triton`` raises ``ValueError`` before launching anything, and
+``linear_scan``'s ``"auto"`` takes the loop path, whose per-step kernels are not
+launch-bound at such widths.
 
 Both kernels are ``torch.library.custom_op``s with ``register_fake`` (``convssm::scan_triton``
 and ``convssm::scan_triton_backward``), so ``torch.compile(fullgraph=True)`` traces through
@@ -31,16 +39,21 @@ hold both.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 
 import torch
 
 from convssm.ops.scan_contract import check_scan_inputs
 
-__all__ = ["linear_scan_triton", "triton_available", "BLOCK"]
+__all__ = ["linear_scan_triton", "triton_available", "check_channels", "BLOCK", "MAX_CHANNELS"]
 
 BLOCK = 256  # channels per program (a power of two); 128 threads hold 2 channels each
 NUM_WARPS = 4
+# The largest channel count the kernels index correctly in int32: a program's float offsets
+# reach 2 * (M + BLOCK) and the per-step stride is 2 * M, both below 2**31; the margin
+# covers blocks up to 4096 (the benchmarks sweep BLOCK up to 1024).
+MAX_CHANNELS = 2**30 - 4096
 
 # triton is optional (the ``triton`` extra) and imported on first need: importing it costs
 # seconds, which a CPU-only process should not pay. The kernels below find it as these
@@ -160,6 +173,16 @@ def _kernels() -> tuple:
     return _KERNELS[interpret]
 
 
+def check_channels(m: int) -> None:
+    """Raise ValueError when M channels are beyond the kernels' 32-bit indexing."""
+    if m > MAX_CHANNELS:
+        raise ValueError(
+            f"linear_scan_triton: b has {m} channels (prod(b.shape[1:])), more than the "
+            f"{MAX_CHANNELS} its kernels index in 32 bits; use the loop path "
+            "(linear_scan's 'auto' does, or set_scan_path('loop'))"
+        )
+
+
 def _grid(m: int) -> tuple[int]:
     return (triton.cdiv(m, BLOCK),)
 
@@ -172,11 +195,19 @@ def _on(device: torch.device):
 # ----------------------------------------------------------------------------- custom ops
 
 
+def _plain(t: torch.Tensor) -> torch.Tensor:
+    """t as the kernels read it: contiguous, no negative (or conjugate) bit left in a view."""
+    return t.resolve_neg().resolve_conj().contiguous()
+
+
 @torch.library.custom_op("convssm::scan_triton", mutates_args=())
 def _scan_op(a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor | None) -> torch.Tensor:
-    """a, x0 (M, 2), b (L, M, 2) real, contiguous -> x (L, M, 2)."""
+    """a, x0 (M, 2), b (L, M, 2) real -> x (L, M, 2)."""
     fwd, _ = _kernels()
     length, m = b.shape[0], b.shape[1]
+    check_channels(m)
+    a, b = _plain(a), _plain(b)
+    x0 = None if x0 is None else _plain(x0)
     x = torch.empty_like(b)
     with _on(b.device):
         fwd[_grid(m)](
@@ -187,6 +218,7 @@ def _scan_op(a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor | None) -> torch
 
 @_scan_op.register_fake
 def _(a, b, x0):
+    check_channels(b.shape[1])
     return torch.empty_like(b)
 
 
@@ -197,6 +229,9 @@ def _scan_backward_op(
     """Returns gx (L, M, 2) and grad_a (M, 2) per channel (empty (0, 2) when not need_a)."""
     _, bwd = _kernels()
     length, m = x.shape[0], x.shape[1]
+    check_channels(m)
+    a, x, g = _plain(a), _plain(x), _plain(g)
+    x0 = None if x0 is None else _plain(x0)
     gx = torch.empty_like(x)
     ga = torch.empty_like(a) if need_a else a.new_empty(0, 2)
     x0_arg = a if x0 is None else x0
@@ -220,6 +255,7 @@ def _scan_backward_op(
 
 @_scan_backward_op.register_fake
 def _(a, x, x0, g, need_a):
+    check_channels(x.shape[1])
     return torch.empty_like(x), (torch.empty_like(a) if need_a else a.new_empty(0, 2))
 
 
@@ -232,7 +268,7 @@ def _setup_context(ctx, inputs, output) -> None:
 def _backward(ctx, g):
     a, x, x0 = ctx.saved_tensors
     need_a, need_b, need_x0 = ctx.needs_input_grad
-    gx, ga = _scan_backward_op(a, x, x0, g.contiguous(), need_a)
+    gx, ga = _scan_backward_op(a, x, x0, g, need_a)
     grad_x0 = None
     if ctx.has_x0 and need_x0:
         ac, g0 = torch.view_as_complex(a).conj(), torch.view_as_complex(gx[0])
@@ -243,9 +279,14 @@ def _backward(ctx, g):
 _scan_op.register_autograd(_backward, setup_context=_setup_context)
 
 
-def _as_pairs(t: torch.Tensor, shape: torch.Size, m: int) -> torch.Tensor:
-    """Complex t broadcast to ``shape`` -> contiguous float pairs (m, 2)."""
-    return torch.view_as_real(t.expand(shape).reshape(m).contiguous())
+def _as_pairs(t: torch.Tensor, shape: torch.Size, rows: tuple[int, ...]) -> torch.Tensor:
+    """Complex t broadcast to ``shape`` -> contiguous float pairs (*rows, 2).
+
+    A conjugate view is resolved (one copy): ``view_as_real`` refuses it, and the kernels
+    would read the unconjugated bytes.
+    """
+    t = t.expand(shape).reshape(rows).resolve_conj().resolve_neg()
+    return torch.view_as_real(t.contiguous())
 
 
 def linear_scan_triton(
@@ -256,15 +297,16 @@ def linear_scan_triton(
     Args and returns as :func:`convssm.ops.linear_scan`: ``a`` and ``x0`` complex,
     broadcastable to ``b.shape[1:]``; ``b`` complex (L, ...), any strides; returns ``x``
     (L, ...) contiguous, differentiable with respect to ``a``, ``b`` and ``x0`` (once).
-    Runs on CUDA tensors, or on CPU tensors when the kernels were compiled with
-    ``TRITON_INTERPRET=1``. Shape and dtype checks only: no value checks (no host syncs).
+    Conjugate views are accepted (resolved by a copy). Runs on CUDA tensors, or on CPU
+    tensors when the kernels were compiled with ``TRITON_INTERPRET=1``. Shape, dtype and
+    size checks only: no value checks (no host syncs). Raises ValueError beyond
+    :data:`MAX_CHANNELS` channels (the kernels' 32-bit indexing).
     """
     check_scan_inputs(a, b, x0)
     length, state = b.shape[0], b.shape[1:]
-    m = 1
-    for s in state:
-        m *= s
-    b2 = torch.view_as_real(b.reshape(length, m).contiguous())
-    x01 = None if x0 is None else _as_pairs(x0, state, m)
-    x = _scan_op(_as_pairs(a, state, m), b2, x01)
+    m = math.prod(state)
+    check_channels(m)
+    b2 = _as_pairs(b, b.shape, (length, m))
+    x01 = None if x0 is None else _as_pairs(x0, state, (m,))
+    x = _scan_op(_as_pairs(a, state, (m,)), b2, x01)
     return torch.view_as_complex(x).view(b.shape)
