@@ -134,6 +134,20 @@ class ConvS5Block(nn.Module):
         y, state = self.ssm.step(self.residual.pre(x_t), state)
         return self.residual.post(x_t, self.output(y)), state
 
+    def step_ref(
+        self, x_t: torch.Tensor, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`step` with the SSM's complex reference step (``ConvS5SSM.step_ref``)."""
+        y, state = self.ssm.step_ref(self.residual.pre(x_t), state)
+        return self.residual.post(x_t, self.output(y)), state
+
+    def step_real(
+        self, x_t: torch.Tensor, state: torch.Tensor, kernels: tuple | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`step` on the real state layout (``ConvS5SSM.step_real``), no checks."""
+        y, state = self.ssm.step_real(self.residual.pre(x_t), state, kernels)
+        return self.residual.post(x_t, self.output(y)), state
+
 
 @register_sequence_model("convs5")
 class ConvS5(nn.Module):
@@ -201,3 +215,32 @@ class ConvS5(nn.Module):
         states = self._check_states(states)
         check_inputs_finite(check_values, x_t, "x_t", states)
         return run_layers(self.layers, x_t, states, step=True)
+
+    # The real step, for generation loops: the states as real (B, 2P, H, W) tensors and the
+    # discretised kernels fetched once per loop, so that a compiled loop takes them as inputs.
+    def to_real_states(self, states: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Complex states (as :meth:`step` takes them) -> the real layout of :meth:`step_real`."""
+        return [layer.ssm.to_real_state(s) for layer, s in zip(self.layers, states, strict=True)]
+
+    def from_real_states(self, states: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The inverse of :meth:`to_real_states`."""
+        return [layer.ssm.from_real_state(s) for layer, s in zip(self.layers, states, strict=True)]
+
+    def real_step_kernels(self) -> list[tuple[torch.Tensor, ...]]:
+        """Every layer's ``ConvS5SSM.real_step_kernels()`` (cached while parameters are
+        unchanged), for :meth:`step_real`."""
+        return [layer.ssm.real_step_kernels() for layer in self.layers]
+
+    def step_real(
+        self,
+        x_t: torch.Tensor,
+        states: list[torch.Tensor],
+        kernels: list[tuple[torch.Tensor, ...]],
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One frame on real states (:meth:`to_real_states`) with :meth:`real_step_kernels`;
+        equal to :meth:`step`. No checks: for loops whose entry point checked once."""
+        new_states = []
+        for layer, state, k in zip(self.layers, states, kernels, strict=True):
+            x_t, state = layer.step_real(x_t, state, k)
+            new_states.append(state)
+        return x_t, new_states

@@ -69,6 +69,7 @@ class ConvS5SSM(nn.Module):
         forward: u (B, T, U, H, W) real, state (B, P, H, W) complex or None
                  -> y (B, T, U, H, W), last state (B, P, H, W)
         step:    u_t (B, U, H, W), state (B, P, H, W) or None -> y_t (B, U, H, W), state
+        step_real: u_t (B, U, H, W), state (B, 2P, H, W) real -> y_t, state (generation loops)
     """
 
     def __init__(
@@ -172,22 +173,38 @@ class ConvS5SSM(nn.Module):
         )
 
     def _step_kernels(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Λ̄ (P, 1, 1), B and C kernels for ``step``, reused while the parameters are unchanged.
+        """Λ̄ (P, 1, 1), B and C kernels for ``step_ref``, reused while the parameters are
+        unchanged (see :meth:`real_step_kernels`)."""
+        return self._cached_kernels()[:3]
 
-        Discretising costs about 15 small ops per frame, a large share of one step at small
-        widths. The cache is used only when nothing needs their gradient (eval mode, grad
-        disabled, not compiling); otherwise the kernels are recomputed, as in ``forward``.
+    def real_step_kernels(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The kernels of :meth:`step_real`: ``a = [Re Λ̄; Re Λ̄]`` and ``b = [−Im Λ̄; Im Λ̄]``
+        (2P, 1, 1) real, the real B kernel (2P, U, k, k) and the real C kernel (U, 2P, k, k).
+
+        Reused while the parameters are unchanged: discretising costs about 15 small ops per
+        frame, a large share of one step at small widths. The cache is used only when nothing
+        needs their gradient (eval mode, grad disabled, not compiling); otherwise the kernels
+        are recomputed, as in ``forward``. A compiled generation loop takes them as inputs.
         """
+        return self._cached_kernels()[3:]
+
+    def _cached_kernels(self) -> tuple[torch.Tensor, ...]:
         if self.training or torch.is_grad_enabled() or torch.compiler.is_compiling():
-            lam_bar, w_b, w_c = self._real_kernels()
-            return lam_bar[:, None, None], w_b, w_c
+            return self._step_kernel_set()
         key = self._parameter_key()
         cache = self.__dict__.get("_step_cache")
         if cache is None or cache[0] != key:
-            lam_bar, w_b, w_c = self._real_kernels()
-            cache = (key, (lam_bar[:, None, None], w_b, w_c))
+            cache = (key, self._step_kernel_set())
             self.__dict__["_step_cache"] = cache  # a plain attribute: not state, not a buffer
         return cache[1]
+
+    def _step_kernel_set(self) -> tuple[torch.Tensor, ...]:
+        """(Λ̄ (P, 1, 1) complex, w_b, w_c, a, b, w_b, w_c): both steps' kernels."""
+        lam_bar, w_b, w_c = self._real_kernels()
+        lam = lam_bar[:, None, None]
+        a = torch.cat([lam.real, lam.real], dim=0)
+        b = torch.cat([-lam.imag, lam.imag], dim=0)
+        return lam, w_b, w_c, a, b, w_b, w_c
 
     # ------------------------------------------------------------------ checks
     def _complex_dtype(self) -> torch.dtype:
@@ -247,7 +264,53 @@ class ConvS5SSM(nn.Module):
     def step(
         self, u_t: torch.Tensor, state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Recurrent mode, one frame: u_t (B, U, H, W), state (B, P, H, W) -> y_t, new state."""
+        """Recurrent mode, one frame: u_t (B, U, H, W), state (B, P, H, W) complex -> y_t,
+        new state (complex). Runs :meth:`step_real`, converting the state at the boundary;
+        :meth:`step_ref` is the same step in complex arithmetic."""
+        u_t = check_frame(u_t, "u_t", self.dim)
+        self._check_input_dtype(u_t, "u_t")
+        batch, _, height, width = u_t.shape
+        if state is None:
+            state = self.init_state(batch, height, width)
+        else:
+            state = self._check_state(state, batch, height, width)
+        y, x = self.step_real(u_t, self.to_real_state(state))
+        return y, self.from_real_state(x)
+
+    def step_real(
+        self,
+        u_t: torch.Tensor,
+        state: torch.Tensor,
+        kernels: tuple[torch.Tensor, ...] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step in real arithmetic, for generation loops: u_t (B, U, H, W), state
+        (B, 2P, H, W) real ``[Re x; Im x]`` (:meth:`to_real_state`) -> y_t, new real state.
+
+        ``x = [Re B̄u; Im B̄u] + a ⊙ x + b ⊙ swap(x)`` with ``swap([r; i]) = [i; r]``: one
+        fused update once compiled (Inductor generates no code for complex tensors), and
+        the state is already the channel layout the C convolution reads. ``kernels``:
+        :meth:`real_step_kernels` (None: fetched here). No checks: the caller's.
+        """
+        a, b, w_b, w_c = self.real_step_kernels() if kernels is None else kernels
+        real = a.dtype
+        bu = F.conv2d(u_t, w_b.to(u_t.dtype), padding="same").to(real)
+        x = torch.addcmul(torch.addcmul(bu, a, state), b, state.roll(self.state_dim, 1))
+        y = F.conv2d(x.to(u_t.dtype), w_c.to(u_t.dtype), padding="same")
+        return y, x
+
+    def to_real_state(self, state: torch.Tensor) -> torch.Tensor:
+        """Complex (B, P, H, W) -> real (B, 2P, H, W) ``[Re x; Im x]`` (a copy)."""
+        return torch.cat([state.real, state.imag], dim=1)
+
+    def from_real_state(self, state: torch.Tensor) -> torch.Tensor:
+        """Real (B, 2P, H, W) ``[Re x; Im x]`` -> complex (B, P, H, W) (a copy)."""
+        p = self.state_dim
+        return torch.complex(state[:, :p], state[:, p:])
+
+    def step_ref(
+        self, u_t: torch.Tensor, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reference of :meth:`step`: the same recurrence in complex arithmetic."""
         u_t = check_frame(u_t, "u_t", self.dim)
         self._check_input_dtype(u_t, "u_t")
         batch, _, height, width = u_t.shape
