@@ -61,6 +61,7 @@ from convssm._typed import dataclass_from_dict
 from convssm.models.autoencoder import FrameEncoder
 from convssm.models.latent_blocks import LogitsDecoder, flax_default_init_
 from convssm.models.pretrained import PretrainedMixin
+from convssm.models.video_predictor import compile_step_by_default
 from convssm.nn import build_sequence_model
 
 __all__ = ["LatentVideoPredictor", "LatentVideoPredictorConfig", "LatentVideoPredictorOutput"]
@@ -383,6 +384,30 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         y, states = self.sequence.step(z, states)
         return self.logits_of(y[:, None])[:, 0], states
 
+    def _loop_step(
+        self,
+        codes_t: torch.Tensor,
+        masked: bool,
+        states: Any,
+        next_action: torch.Tensor | None,
+        kernels: Any,
+    ) -> tuple[torch.Tensor, Any]:
+        """:meth:`step` for the generation loop, whose entry point checked the context and
+        actions once: no checks (no host syncs), the sequence model's real step where it has
+        one (``kernels``: its ``real_step_kernels()``; None: its plain ``step``), and
+        ``masked`` (whether the frame's index is ≥ ``mask_context``) instead of the index, so
+        that a compiled loop sees two cases, not one per frame."""
+        b = codes_t.shape[0]
+        conditioned = torch.full((b,), next_action is not None, device=codes_t.device)
+        first_index = self.config.mask_context if masked else 0
+        feats = self._mask_frames(self.embed_codes(codes_t[:, None]), conditioned, first_index)
+        z = self._sequence_inputs(feats, next_action)[:, 0]
+        if kernels is None:
+            y, states = self.sequence.step(z, states, check_values=False)
+        else:
+            y, states = self.sequence.step_real(z, states, kernels)
+        return self.logits_of(y[:, None])[:, 0], states
+
     @torch.no_grad()
     def iter_generate(
         self,
@@ -391,12 +416,17 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         actions: torch.Tensor | None = None,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
+        *,
+        compile_step: bool | None = None,
     ) -> Iterator[torch.Tensor]:
         """Yield ``horizon`` sampled frames of codes (B, h, w) after context (B, T_c, h, w).
 
         actions: (B, ≥ T_c + horizon), the action of every frame (``actions[:, t]`` led to
         frame t), or None to generate without actions. temperature 0 takes the most likely
-        code at every position.
+        code at every position. ``compile_step``: run each frame's step (not the sampling)
+        under ``torch.compile``, compiled once per shape and reused; None decides by the
+        device (:func:`~convssm.models.video_predictor.compile_step_by_default`). The
+        context and actions are checked once; the loop reads no values.
         """
         if horizon < 1:
             raise ValueError(f"horizon must be at least 1, got {horizon}")
@@ -407,12 +437,24 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         if actions is not None:
             actions = self._check_actions(actions, context.shape[0], t_c + horizon)
         logits, states = self.condition(context, None if actions is None else actions[:, : t_c + 1])
+        real = hasattr(self.sequence, "step_real")
+        if real:
+            states = self.sequence.to_real_states(states)
+        step = self._loop_step
+        if compile_step is None:
+            compile_step = compile_step_by_default(context.device)
+        if compile_step:
+            compiled = self.__dict__.setdefault("_compiled_steps", {})  # not state: no buffer
+            step = compiled.setdefault("loop", torch.compile(step, fullgraph=True, dynamic=False))
         for k in range(horizon):
             codes = _sample(logits, temperature, generator)
             yield codes
             if k + 1 < horizon:
                 a = None if actions is None else actions[:, t_c + k + 1]
-                logits, states = self.step(codes, t_c + k, states, a)
+                masked = t_c + k >= self.config.mask_context
+                # the kernels: cached while the parameters are unchanged, a compiled step's inputs
+                kernels = self.sequence.real_step_kernels() if real else None
+                logits, states = step(codes, masked, states, a, kernels)
 
     @torch.no_grad()
     def generate(
@@ -422,9 +464,14 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         actions: torch.Tensor | None = None,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
+        *,
+        compile_step: bool | None = None,
     ) -> torch.Tensor:
-        """context (B, T_c, h, w) -> the next ``horizon`` frames of codes (B, horizon, h, w)."""
-        frames = self.iter_generate(context, horizon, actions, temperature, generator)
+        """context (B, T_c, h, w) -> the next ``horizon`` frames of codes (B, horizon, h, w);
+        ``compile_step`` as in :meth:`iter_generate`."""
+        frames = self.iter_generate(
+            context, horizon, actions, temperature, generator, compile_step=compile_step
+        )
         return torch.stack(list(frames), dim=1)
 
 

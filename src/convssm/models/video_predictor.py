@@ -50,7 +50,16 @@ from convssm.nn import build_sequence_model
 from convssm.nn.init import flax_conv_, flax_embedding_
 from convssm.nn.registry import sequence_model_takes_grid
 
-__all__ = ["VideoPredictor", "VideoPredictorOutput"]
+__all__ = ["VideoPredictor", "VideoPredictorOutput", "compile_step_by_default"]
+
+
+def compile_step_by_default(device: torch.device | str) -> bool:
+    """What ``compile_step=None`` means in generation: whether the per-frame step is
+    compiled on ``device``. Off everywhere until a benchmark shows it pays on that device,
+    compile time included (docs/benchmarks.md, "Recurrent step"): on CPU it does not.
+    """
+    del device  # no device has been measured to gain yet
+    return False
 
 
 @dataclass
@@ -275,6 +284,7 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         *,
         context_chunk: int | None = None,
         check_values: bool | None = None,
+        compile_step: bool | None = None,
     ) -> Iterator[torch.Tensor]:
         """Yield ``horizon`` predicted frames (B, C, H, W) after context (B, T_c, C, H, W).
 
@@ -284,6 +294,13 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         carrying the states (None: all at once). The same predictions; the memory of one
         chunk instead of the whole context for a model whose state has a fixed size.
         ``check_values`` as in :meth:`forward`, on the context and actions only.
+        ``compile_step``: run each generated frame's step under ``torch.compile`` (compiled
+        once per shape and model, then reused by later calls); None decides by the device
+        (:func:`compile_step_by_default`).
+
+        Each frame runs the sequence model's real-arithmetic step where it has one
+        (``step_real``: ConvS5 keeps its state as real channel halves inside the loop), the
+        same predictions as :meth:`step`; no host syncs per frame.
         """
         context = self._check_video(context, "context", check_values)
         if isinstance(horizon, bool):
@@ -312,10 +329,44 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             y, states = self.sequence(z, states, check_values=False)
         frame = self.decode(y[:, -1:])[:, 0]  # fed back in the working range
         yield self.normalizer.denormalize(frame)
+        if horizon == 1:
+            return
+        real = hasattr(self.sequence, "step_real")
+        step, states = self._generation_step(states, compile_step, context.device)
         for k in range(1, horizon):
             a = None if actions is None else actions[:, t_c + k]
-            frame, states = self.step(frame, states, a)
+            if real:  # cached while the parameters are unchanged; a compiled step's inputs
+                frame, states = step(frame, states, a, self.sequence.real_step_kernels())
+            else:
+                frame, states = step(frame, states, a)
             yield self.normalizer.denormalize(frame)
+
+    def _generation_step(self, states: Any, compile_step: bool | None, device: torch.device):
+        """(step, states) for the generation loop: the sequence model's real step when it has
+        one (:meth:`_step_real`, its states converted), else :meth:`step`; compiled when
+        ``compile_step`` (None: :func:`compile_step_by_default`)."""
+        if hasattr(self.sequence, "step_real"):
+            step, name = self._step_real, "real"
+            states = self.sequence.to_real_states(states)
+        else:
+            step, name = self.step, "plain"
+        if compile_step is None:
+            compile_step = compile_step_by_default(device)
+        if compile_step:
+            compiled = self.__dict__.setdefault("_compiled_steps", {})  # not state: no buffer
+            if name not in compiled:
+                compiled[name] = torch.compile(step, fullgraph=True, dynamic=False)
+            step = compiled[name]
+        return step, states
+
+    def _step_real(
+        self, frame: torch.Tensor, states: Any, action: torch.Tensor | None, kernels: Any
+    ) -> tuple[torch.Tensor, Any]:
+        """:meth:`step` on the sequence model's real states (``step_real``), for the
+        generation loop: the same frame, states in the real layout."""
+        z = self.encode(frame[:, None], None if action is None else action[:, None])[:, 0]
+        y_t, states = self.sequence.step_real(z, states, kernels)
+        return self.decode(y_t[:, None])[:, 0], states
 
     def step(
         self, frame: torch.Tensor, states: Any, action: torch.Tensor | None = None
@@ -342,10 +393,16 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         *,
         context_chunk: int | None = None,
         check_values: bool | None = None,
+        compile_step: bool | None = None,
     ) -> torch.Tensor:
         """context (B, T_c, C, H, W) -> the next ``horizon`` frames (B, horizon, C, H, W);
-        ``context_chunk`` as in :meth:`iter_generate`."""
+        ``context_chunk`` and ``compile_step`` as in :meth:`iter_generate`."""
         frames = self.iter_generate(
-            context, horizon, actions, context_chunk=context_chunk, check_values=check_values
+            context,
+            horizon,
+            actions,
+            context_chunk=context_chunk,
+            check_values=check_values,
+            compile_step=compile_step,
         )
         return torch.stack(list(frames), dim=1)

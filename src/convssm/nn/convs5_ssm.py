@@ -14,6 +14,13 @@ Complex convolutions run as real ones: B̄ * u is one real convolution with 2P o
 channels [Re B̄; Im B̄], and 2·Re(C̃ * x) is one real convolution over [Re x; Im x] with the
 kernel [2·Re C̃, −2·Im C̃]. Convolutions see all frames in one call (time folded into batch);
 the recurrence runs in complex64 (complex128 for float64 modules), also under autocast.
+
+The recurrent step runs in real arithmetic (``step_real``): the state as real channel halves
+[Re x; Im x] (B, 2P, H, W), the layout the C convolution reads, updated as
+``x ← [Re B̄u; Im B̄u] + a ⊙ x + b ⊙ swap(x)`` with a = [Re Λ̄; Re Λ̄], b = [−Im Λ̄; Im Λ̄] and
+swap([r; i]) = [i; r], which a compiler fuses into one loop (Inductor generates no code for
+complex tensors). ``step`` keeps the complex state of its contract, converting at the
+boundary; ``step_ref`` is the same step in complex arithmetic, the reference.
 """
 
 from __future__ import annotations
