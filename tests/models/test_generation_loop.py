@@ -6,12 +6,13 @@ per frame, counted by the profiler."""
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 
 import pytest
 import torch
 
-from convssm.models import LatentVideoPredictor, VideoPredictor
+from convssm.models import LatentVideoPredictor, VideoPredictor, video_predictor
 from convssm.models.video_predictor import compile_step_by_default
 
 
@@ -73,9 +74,11 @@ def test_generate_equals_the_loop_of_public_steps(sequence_model, dtype, size, n
 
 def _aot_eager_compile(monkeypatch):
     """torch.compile with the aot_eager backend (the graph capture and its decomposition,
-    without inductor's slow C++ build), recording each call's options."""
+    without inductor's slow C++ build), recording each call's options; the process-wide
+    cache of compiled steps emptied for the test."""
     calls = []
     original = torch.compile
+    monkeypatch.setattr(video_predictor, "_COMPILED_STEPS", {})
 
     def recording(fn, **options):
         calls.append(options)
@@ -100,6 +103,14 @@ def test_compiled_generation_equals_eager_and_compiles_once(monkeypatch):
     assert len(calls) == 1
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == frames
     torch.testing.assert_close(again[:, :5], compiled)
+    # Nothing compiled is kept on the model: a copy is a model of its own.
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        twin.sequence.layers[1].ssm.log_step.add_(1.0)
+    twin_frames = twin.generate(context, 5, compile_step=True)
+    torch.testing.assert_close(twin_frames, twin.generate(context, 5, compile_step=False))
+    assert not torch.allclose(twin_frames, compiled)
+    torch.testing.assert_close(model.generate(context, 5, compile_step=True), compiled)
 
 
 def test_compiled_latent_generation_equals_eager(monkeypatch):

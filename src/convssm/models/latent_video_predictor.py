@@ -49,6 +49,7 @@ does that).
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -61,7 +62,7 @@ from convssm._typed import dataclass_from_dict
 from convssm.models.autoencoder import FrameEncoder
 from convssm.models.latent_blocks import LogitsDecoder, flax_default_init_
 from convssm.models.pretrained import PretrainedMixin
-from convssm.models.video_predictor import compile_step_by_default
+from convssm.models.video_predictor import compile_step_by_default, compiled_step
 from convssm.nn import build_sequence_model
 
 __all__ = ["LatentVideoPredictor", "LatentVideoPredictorConfig", "LatentVideoPredictorOutput"]
@@ -444,8 +445,7 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         if compile_step is None:
             compile_step = compile_step_by_default(context.device)
         if compile_step:
-            compiled = self.__dict__.setdefault("_compiled_steps", {})  # not state: no buffer
-            step = compiled.setdefault("loop", torch.compile(step, fullgraph=True, dynamic=False))
+            step = functools.partial(compiled_step(LatentVideoPredictor._loop_step), self)
         for k in range(horizon):
             codes = _sample(logits, temperature, generator)
             yield codes

@@ -33,8 +33,9 @@ sequence model inside is called with ``check_values=False``.
 from __future__ import annotations
 
 import copy
+import functools
 import operator
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +51,25 @@ from convssm.nn import build_sequence_model
 from convssm.nn.init import flax_conv_, flax_embedding_
 from convssm.nn.registry import sequence_model_takes_grid
 
-__all__ = ["VideoPredictor", "VideoPredictorOutput", "compile_step_by_default"]
+__all__ = [
+    "VideoPredictor",
+    "VideoPredictorOutput",
+    "compile_step_by_default",
+    "compiled_step",
+]
+
+
+_COMPILED_STEPS: dict[Callable, Callable] = {}
+
+
+def compiled_step(fn: Callable) -> Callable:
+    """``torch.compile(fn, fullgraph=True, dynamic=False)``, made once per function and
+    process and shared by every model (a model's method is passed unbound, the model as its
+    first argument): Dynamo then compiles once per shape and reuses the graph, and nothing
+    compiled is stored on a model, so copying or pickling it is unaffected."""
+    if fn not in _COMPILED_STEPS:
+        _COMPILED_STEPS[fn] = torch.compile(fn, fullgraph=True, dynamic=False)
+    return _COMPILED_STEPS[fn]
 
 
 def compile_step_by_default(device: torch.device | str) -> bool:
@@ -346,17 +365,14 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         one (:meth:`_step_real`, its states converted), else :meth:`step`; compiled when
         ``compile_step`` (None: :func:`compile_step_by_default`)."""
         if hasattr(self.sequence, "step_real"):
-            step, name = self._step_real, "real"
+            step = self._step_real
             states = self.sequence.to_real_states(states)
         else:
-            step, name = self.step, "plain"
+            step = self.step
         if compile_step is None:
             compile_step = compile_step_by_default(device)
         if compile_step:
-            compiled = self.__dict__.setdefault("_compiled_steps", {})  # not state: no buffer
-            if name not in compiled:
-                compiled[name] = torch.compile(step, fullgraph=True, dynamic=False)
-            step = compiled[name]
+            step = functools.partial(compiled_step(getattr(type(self), step.__name__)), self)
         return step, states
 
     def _step_real(
