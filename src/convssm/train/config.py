@@ -190,6 +190,9 @@ class TrainConfig:
             ``null``: no limit.
         time_clock: the clock of ``time_limit_s``: ``wall`` or ``cpu`` (see above).
         progress: show a progress bar on a terminal.
+        tensorboard: write TensorBoard logs: ``true`` (asked for: a missing tensorboard
+            package is reported), ``false`` (never) or ``null`` (when the package is
+            installed, silently without it).
         rollout_context: predictions made from true frames before the rest are fed back
             from the model's own output; ``null``: teacher forcing.
         detach_feedback: stop gradients through the fed-back frames.
@@ -221,6 +224,7 @@ class TrainConfig:
     time_limit_s: float | None = None
     time_clock: Literal["wall", "cpu"] = "wall"
     progress: bool = True
+    tensorboard: bool | None = None
     rollout_context: int | None = None
     detach_feedback: bool = False
     pixel_loss: PixelLoss = "mse_l1"
