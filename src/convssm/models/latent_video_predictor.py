@@ -57,6 +57,7 @@ import torch
 from torch import nn
 
 from convssm._checks import check_tensor
+from convssm._progress import progress_iter
 from convssm._typed import dataclass_from_dict
 from convssm.models.autoencoder import FrameEncoder
 from convssm.models.latent_blocks import LogitsDecoder, flax_default_init_
@@ -422,9 +423,15 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         actions: torch.Tensor | None = None,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
+        *,
+        progress: bool = False,
     ) -> torch.Tensor:
-        """context (B, T_c, h, w) -> the next ``horizon`` frames of codes (B, horizon, h, w)."""
+        """context (B, T_c, h, w) -> the next ``horizon`` frames of codes (B, horizon, h, w).
+        ``progress``: show how many frames are done on stderr (a bar on a terminal, a plain
+        line every tenth otherwise)."""
         frames = self.iter_generate(context, horizon, actions, temperature, generator)
+        if progress:
+            frames = progress_iter(frames, total=horizon, desc="generate", unit="frame")
         return torch.stack(list(frames), dim=1)
 
 
