@@ -60,6 +60,7 @@ from convssm._checks import check_tensor
 from convssm._progress import progress_iter
 from convssm._typed import dataclass_from_dict
 from convssm.models.autoencoder import FrameEncoder
+from convssm.models.config import check_sequence_options
 from convssm.models.latent_blocks import LogitsDecoder, flax_default_init_
 from convssm.models.pretrained import PretrainedMixin
 from convssm.nn import build_sequence_model
@@ -99,6 +100,11 @@ class LatentVideoPredictorConfig:
         """Read a mapping (YAML/JSON); unknown keys and wrong types are errors naming
         ``where.key``; keys left out keep their defaults."""
         return dataclass_from_dict(cls, data, where)
+
+    def __post_init__(self) -> None:
+        # a misspelt option is named with the valid ones here, not as a TypeError in the layer
+        self.sequence_options = dict(self.sequence_options or {})
+        check_sequence_options(self.sequence_model, self.sequence_options)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dicts and lists (a deep copy)."""
