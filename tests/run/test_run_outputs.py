@@ -67,6 +67,40 @@ def test_generate_refuses_non_finite_predictions(tmp_path, capsys):
     assert not [p.name for p in (tmp_path / "g").iterdir()]  # no file, not even a partial one
 
 
+def test_generate_on_a_model_folder_writes_under_the_working_directory(tmp_path, monkeypatch):
+    model = _published(tmp_path)
+    before = sorted(p.name for p in model.rglob("*"))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    argv = ["generate", str(model), "--input", str(tmp_path / "in.npz"), "--context", "4",
+            "--horizon", "3", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    made = tmp_path / "work" / "convssm_outputs" / "model" / "generate"
+    assert (made / "generated.npz").is_file() and (made / "generated.gif").is_file()
+    assert sorted(p.name for p in model.rglob("*")) == before  # nothing inside the model
+
+
+@pytest.mark.skipif(importlib.util.find_spec("zarr") is None, reason="zarr not installed")
+def test_generate_outputs_follow_the_umask(tmp_path):
+    model = _published(tmp_path)
+    array = np.random.default_rng(0).uniform(-1, 1, (2, 4, 1, 16, 16)).astype(np.float32)
+    import zarr
+
+    zarr.save_array(str(tmp_path / "in.zarr"), array)
+    old = os.umask(0o002)
+    try:
+        argv = ["generate", str(model), "--input", str(tmp_path / "in.zarr"), "--context", "4",
+                "--horizon", "3", "--out", str(tmp_path / "g"), "--device", "cpu"]  # fmt: skip
+        assert main(argv) == 0
+    finally:
+        os.umask(old)
+    written = [tmp_path / "g", *(tmp_path / "g").rglob("*")]
+    assert tmp_path / "g" / "predictions.zarr" in written and len(written) > 5
+    for path in written:
+        want = 0o775 if path.is_dir() else 0o664
+        assert stat.S_IMODE(path.stat().st_mode) == want, path
+
+
 def _checkpoint(tmp_path):
     cfg = config_from_dict({"name": "c", "model": MODEL})
     torch.manual_seed(0)

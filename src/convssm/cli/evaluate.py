@@ -58,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         default=None,
         metavar="DIR",
-        help="output (default: RUN/eval/step_N beside the run, never inside a checkpoint)",
+        help="output (default: RUN/eval/step_N beside a training run, never inside a checkpoint; "
+        "for a published or hub model ./convssm_outputs/NAME/eval under the working directory)",
     )
     p.add_argument(
         "--videos", type=int, default=None, metavar="N", help="evaluate only the first N videos"

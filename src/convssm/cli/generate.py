@@ -49,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         default=None,
         metavar="DIR",
-        help="output (default: RUN/generate/step_N beside the run)",
+        help="output (default: RUN/generate/step_N beside a training run; for a published or "
+        "hub model ./convssm_outputs/NAME/generate under the working directory)",
     )
     p.add_argument("--device", default="auto", help="cpu, cuda, ... (default auto)")
     p.set_defaults(func=run)

@@ -103,22 +103,29 @@ class TrainedModel:
         return normalizer.normalize if normalizer is not None and normalizer.enabled else None
 
 
-def default_out_dir(checkpoint: str | Path, kind: str) -> Path:
-    """Where ``convssm evaluate`` / ``generate`` write by default: beside the run.
+OUTPUTS = Path("convssm_outputs")  # under the working directory
 
-    A checkpoint ``<run>/checkpoints/step_N`` gives ``<run>/<kind>/step_N`` (never inside the
-    checkpoint, which rotation deletes); a hub model's cached folder
-    (``.../models--owner--name/snapshots/<commit>``) gives ``owner--name/<kind>/<commit[:12]>``
-    in the working directory (never inside the hub cache); any other model folder gives
-    ``<folder>/<kind>``.
+
+def default_out_dir(checkpoint: str | Path, kind: str) -> Path:
+    """Where ``convssm evaluate`` / ``generate`` write by default: where the user works,
+    never inside a model folder, the hub cache or an installed package.
+
+    A checkpoint ``<run>/checkpoints/step_N`` gives ``<run>/<kind>/step_N``, beside the
+    user's own run (never inside the checkpoint, which rotation deletes); a hub model's
+    cached folder (``.../models--owner--name/snapshots/<commit>``) gives
+    ``convssm_outputs/owner--name/<kind>/<commit[:12]>`` and any other model folder
+    ``convssm_outputs/<folder name>/<kind>``, both under the working directory.
     """
     checkpoint = Path(checkpoint)
     if checkpoint.parent.name == "checkpoints" and checkpoint.name.startswith("step_"):
         return checkpoint.parent.parent / kind / checkpoint.name
     repo = checkpoint.parent.parent.name
     if checkpoint.parent.name == "snapshots" and repo.startswith("models--"):
-        return Path(repo.removeprefix("models--")) / kind / checkpoint.name[:12]
-    return checkpoint / kind
+        return OUTPUTS / repo.removeprefix("models--") / kind / checkpoint.name[:12]
+    name = checkpoint.resolve().name
+    if not name:
+        raise ValueError(f"cannot name an output folder after {str(checkpoint)!r}; pass --out")
+    return OUTPUTS / name / kind
 
 
 def resolve_model(model: str | Path) -> Path:
