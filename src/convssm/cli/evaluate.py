@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--videos must be positive, got {args.videos}")
     ckpt = resolve_model(args.checkpoint)
     out = Path(args.out) if args.out else default_out_dir(ckpt, "eval")
+    baselines: list[str] = []  # the trivial predictors' lines, printed after the table
     result, paths = evaluate_checkpoint(
         ckpt,
         out,
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         overrides=args.overrides,
         tokenizer=args.tokenizer,
+        log=baselines.append,
     )
     if hasattr(result, "per_horizon"):
         rows = {f"horizon {h}": row for h, row in result.per_horizon.items()}
@@ -106,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         }
     for label, row in rows.items():
         print(f"{label}: {format_row(row)}")
+    for line in baselines:
+        print(line)
     for name, why in result.skipped.items():
         print(f"skipped {name}: {why}")
     for name, path in paths.items():

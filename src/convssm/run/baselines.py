@@ -139,7 +139,8 @@ class TrivialBaselines:
             for name, short in ((self.empty_name, "empty"), (REPEAT, "repeat")):
                 value = row[name]
                 entry[f"{self.metric}_{short}"] = value.tolist()
-                entry[f"rel_{short}"] = (model / value).tolist()  # inf where value is 0
+                ratio = torch.where(model == value, 1.0, model / value)  # 0/0: equal
+                entry[f"rel_{short}"] = ratio.tolist()  # inf where only the baseline is exact
             out[str(h)] = entry
         return out
 

@@ -229,6 +229,7 @@ def evaluate_checkpoint(
     precision: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     tokenizer: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[Any, dict[str, Path]]:
     """The model's evaluation protocol (``eval.protocol``) with its ``eval`` config.
 
@@ -253,6 +254,11 @@ def evaluate_checkpoint(
     data's units, the predictions written in the input's format), with ``videos.npz``
     (float32 in the data's units for fields) when ``eval.save_videos``. Either way
     ``metrics.json`` and, for the first video, a GIF, MP4, PNG strip and error plot.
+
+    Beside the model, the same videos are scored for the trivial predictors
+    (:mod:`convssm.run.baselines`: an empty frame, or the training mean for fields, and
+    repeating the last context frame): ``metrics.json``'s ``baselines``, dashed lines in the
+    error plot and, one line each, ``log``.
     """
     tm = load_trained(checkpoint, device)
     latent = tokenizer is not None and model_kind(tm.config.model) == "latent_video_predictor"
@@ -313,8 +319,12 @@ def evaluate_checkpoint(
     out = Path(out_dir)
     batches = (split_item(b) for b in DataLoader(dataset, batch_size=ev.batch_size))
     precision = precision or tm.config.train.precision
+    baselines = _baselines(tm, horizon)
     if tm.normalize is None and input_path is None:
-        result, paths, first = _evaluate_streaming(tm, batches, len(dataset), out, precision)
+        result, paths, first = _evaluate_streaming(
+            tm, batches, len(dataset), out, precision, baselines
+        )
+        extra["baselines"] = baselines.to_dict(ev.horizons)
         paths.update(write_eval_outputs(out, result, extra=extra))
     else:
         truth, pred = generate_videos(tm.model, batches, ev.context, horizon, tm.device, precision)
@@ -322,6 +332,8 @@ def evaluate_checkpoint(
             truth, pred, ev.context, ev.horizons, ev.metrics, fvd_chunk=ev.fvd_chunk,
             normalize=tm.normalize,
         )  # fmt: skip
+        baselines.update(0, truth[:, ev.context :], pred, truth[:, ev.context - 1])
+        extra["baselines"] = baselines.to_dict(ev.horizons)
         keep = ev.save_videos
         paths = write_eval_outputs(
             out, result, truth if keep else None, pred if keep else None, extra,
@@ -331,18 +343,45 @@ def evaluate_checkpoint(
             paths["predictions"] = write_predictions(out, input_path, pred, single=single, key=key)
         first = (truth[0], pred[0])
     shown_t, shown_p = (display_frames(v, tm.normalize) for v in first)
+    _, trivial = baselines.curves()
     paths.update(
-        write_media(out, shown_t, shown_p, ev.context, result.per_frame, tm.config.data.seq_len)
+        write_media(
+            out,
+            shown_t,
+            shown_p,
+            ev.context,
+            result.per_frame,
+            tm.config.data.seq_len,
+            baselines=trivial,
+        )  # fmt: skip
     )
+    for line in baselines.lines(ev.horizons) if log else ():
+        log(line)
     return result, paths
 
 
+def _baselines(tm: TrainedModel, horizon: int) -> TrivialBaselines:
+    """The trivial predictors' accumulator for this model's frames (fields: against the
+    training data's per-channel mean)."""
+    field = tm.normalize is not None
+    stats = tm.config.model.normalization
+    return TrivialBaselines(
+        horizon, tm.config.model.image_channels, field, stats["mean"] if field else None
+    )
+
+
 def _evaluate_streaming(
-    tm: TrainedModel, batches: Any, num_videos: int, out: Path, precision: str
+    tm: TrainedModel,
+    batches: Any,
+    num_videos: int,
+    out: Path,
+    precision: str,
+    baselines: TrivialBaselines,
 ) -> tuple[Any, dict[str, Path], tuple[torch.Tensor, torch.Tensor]]:
-    """Generate and score videos batch by batch (no batch held while the next is generated);
-    the videos go to memory-mapped uint8 ``.npy`` files when ``eval.save_videos``. Returns
-    the ``EvalResult``, the paths written and (truth, prediction) of the first video."""
+    """Generate and score videos batch by batch (no batch held while the next is generated),
+    the model and the trivial predictors (``baselines``); the videos go to memory-mapped
+    uint8 ``.npy`` files when ``eval.save_videos``. Returns the ``EvalResult``, the paths
+    written and (truth, prediction) of the first video."""
     ev, model_cfg = tm.config.eval, tm.config.model
     horizon = max(ev.horizons)
     image = (model_cfg.image_channels, model_cfg.image_size, model_cfg.image_size)
@@ -357,6 +396,7 @@ def _evaluate_streaming(
     first = None
     for truth, pred in iter_generated(tm.model, batches, ev.context, horizon, tm.device, precision):
         scorer.update(truth, pred)
+        baselines.update(0, truth[:, ev.context :], pred, truth[:, ev.context - 1])
         if writers is not None:
             writers[0].append(truth)
             writers[1].append(pred)
