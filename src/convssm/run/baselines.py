@@ -68,6 +68,8 @@ class TrivialBaselines:
         channel_names: names for the per-channel lines of fields (``channel c`` otherwise).
     """
 
+    FRAMES_PER_STEP = 64  # frames of a batch compared at once
+
     def __init__(
         self,
         horizon: int,
@@ -92,11 +94,15 @@ class TrivialBaselines:
         the last context frame; or (B, k, C, H, W) for frames t .. t + k - 1."""
         if truth.ndim == 4:
             truth, pred = truth[:, None], pred[:, None]
-        truth, pred, last = truth.double(), pred.double(), last.double()[:, None]
+        last, empty = last.float()[:, None], self.empty.float()
         k = truth.shape[1]
-        guesses = {"model": pred, self.empty_name: self.empty, REPEAT: last}
-        for name, guess in guesses.items():
-            self.sums[name][t : t + k] += (guess - truth).square().mean(dim=(-2, -1)).sum(0)
+        for j in range(0, k, self.FRAMES_PER_STEP):  # float32 temporaries of a few frames
+            y = truth[:, j : j + self.FRAMES_PER_STEP].float()
+            guesses = {"model": pred[:, j : j + y.shape[1]].float(), self.empty_name: empty,
+                       REPEAT: last}  # fmt: skip
+            for name, guess in guesses.items():
+                err = (guess - y).square().mean(dim=(-2, -1)).double().sum(0)
+                self.sums[name][t + j : t + j + y.shape[1]] += err
         self.counts[t : t + k] += truth.shape[0]
 
     @property

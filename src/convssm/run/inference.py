@@ -517,8 +517,6 @@ class _StreamedGeneration:
         self.known = min(videos.shape[1] - context, horizon)  # frames with ground truth
         self.field = tm.normalize is not None
         self.sink: Any = None
-        self.media = MediaWriter(out, display_frames(videos[0, :context], tm.normalize),
-                                 horizon, tm.config.data.seq_len, "generated")  # fmt: skip
         self.baselines = None
         if self.known > 0:
             stats = tm.config.model.normalization
@@ -527,6 +525,8 @@ class _StreamedGeneration:
             )
         self.change: list[float] = []
         self.previous: torch.Tensor | None = None
+        self.media = MediaWriter(out, display_frames(videos[0, :context], tm.normalize),
+                                 horizon, tm.config.data.seq_len, "generated")  # fmt: skip
 
     def _check(self, frame: torch.Tensor, first: int, k: int) -> None:
         """Refuse non-finite predictions (as evaluate does) rather than draw a black video;

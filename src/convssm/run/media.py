@@ -403,8 +403,12 @@ class MediaWriter:
             raise
         self.times = set(_pick_times(self.context, self.context + horizon, 10))
         self.shown = [(t, ctx8[t], ctx8[t]) for t in sorted(self.times) if t < self.context]
-        for t in range(self.context):
-            self._encode(side_by_side_frame(ctx8[t], ctx8[t], True))
+        try:
+            for t in range(self.context):
+                self._encode(side_by_side_frame(ctx8[t], ctx8[t], True))
+        except BaseException:
+            self.abort()
+            raise
         self.count = 0
 
     def _encode(self, frame: np.ndarray) -> None:
