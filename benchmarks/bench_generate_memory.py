@@ -4,8 +4,9 @@ Every horizon runs ``convssm generate`` in a fresh child process on CPU, which r
 peak resident set size (``ru_maxrss``). The model is an untrained ConvS5 ``VideoPredictor``
 (``save_pretrained`` into a temporary folder; ``--image-size``, 64 by default, as the
 reference's Moving-MNIST) conditioned on 4 random frames from an npz; ``generate`` writes
-the GIF, MP4, strip, error plot and ``generated.npz``. Memory should be flat in the horizon
-apart from the predictions themselves (H x W float32 per frame): the GIF/MP4 writers stream.
+the GIF, MP4, strip, error plot and ``generated.npz``. Memory should be flat in the horizon:
+every frame goes from the model to the GIF, MP4 and npz writers and is dropped (the strip
+keeps its ten frames, the error plot a number per frame).
 
 Run:
   PYTHONPATH=src python benchmarks/bench_generate_memory.py --horizons 500 5000

@@ -49,3 +49,15 @@ def test_iterating_and_resuming_count_from_the_right_place():
     bar.write("hidden")
     bar.close()
     assert silent.getvalue() == ""
+
+
+def test_a_value_is_shown_in_one_plain_line_only():
+    log = io.StringIO()
+    bar = Progress(4, desc="run", stream=log, every=1)
+    bar.set_postfix(loss="0.5000")
+    for _ in range(4):
+        bar.update()
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 4 and "loss 0.5000" in lines[0]
+    assert not any("loss" in line for line in lines[1:])  # never repeated as if fresh

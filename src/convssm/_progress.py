@@ -7,6 +7,9 @@ total by default) or every ``every_s`` seconds, whichever comes first, and one a
 
     convs5_small: step 120/1000 (12%), 3.1 step/s, eta 4m44s, loss 0.1234, lr 1.00e-03
 
+A value given to :meth:`Progress.set_postfix` appears in one plain line only: a line written
+before a fresh value arrives shows the counts alone, never the old value again.
+
 This module imports nothing from ``convssm``, so every level may use it.
 """
 
@@ -102,6 +105,7 @@ class Progress:
     def _emit(self, now: float) -> None:
         print(self.line(), file=self.stream, flush=True)
         self._last_n, self._last_t = self.n, now
+        self.postfix = {}  # shown once: a later line never repeats a stale value
 
     def set_postfix(self, **values: Any) -> None:
         """Values shown after the counts (e.g. ``loss="0.1234"``)."""

@@ -36,8 +36,8 @@ def test_generate_and_evaluate_take_a_hub_id(offline_hub, tmp_path, monkeypatch,
     add_to_hub_cache(offline_hub, "owner/convlstm", PUBLISHED / "convlstm", commit=COMMIT,
                      refs=("v1",))  # fmt: skip
     assert main(["generate", "owner/convs5", "--horizon", "2", "--context", "3"]) == 0
-    # written beside the working directory, never inside the hub cache
-    out = Path("owner--convs5") / "generate" / COMMIT[:12]
+    # written under the working directory, never inside the hub cache
+    out = Path("convssm_outputs") / "owner--convs5" / "generate" / COMMIT[:12]
     assert np.load(out / "generated.npz")["pred"].shape == (2, 1, 32, 32)
     argv = ["evaluate", "owner/convlstm@v1", "--videos", "2", "--out", str(tmp_path / "e"),
             "--set", "eval.horizons=[2]", "--set", "eval.metrics=[psnr]"]  # fmt: skip
@@ -55,12 +55,14 @@ def test_an_uncached_hub_id_offline_is_a_clear_error(offline_hub, capsys):
         assert "HF_HUB_OFFLINE=1" in err
 
 
-def test_default_out_dir_keeps_out_of_the_hub_cache(tmp_path):
+def test_default_out_dir_keeps_out_of_the_hub_cache_and_model_folders(tmp_path):
     snapshot = tmp_path / "hub" / "models--owner--name" / "snapshots" / COMMIT
-    assert default_out_dir(snapshot, "eval") == Path("owner--name") / "eval" / COMMIT[:12]
+    outputs = Path("convssm_outputs")
+    assert default_out_dir(snapshot, "eval") == outputs / "owner--name" / "eval" / COMMIT[:12]
     run = tmp_path / "run" / "checkpoints" / "step_00000010"
     assert default_out_dir(run, "eval") == tmp_path / "run" / "eval" / "step_00000010"
-    assert default_out_dir(tmp_path / "model", "eval") == tmp_path / "model" / "eval"
+    assert default_out_dir(tmp_path / "model", "eval") == outputs / "model" / "eval"
+    assert default_out_dir(Path("."), "generate") == outputs / Path.cwd().name / "generate"
 
 
 def _doc_section() -> str:
@@ -91,4 +93,5 @@ def test_the_docs_hub_section_runs_as_written(offline_hub, tmp_path, monkeypatch
     for expr in loads:
         assert eval(expr, {"VideoPredictor": VideoPredictor}).config.image_size == 32
     assert main(shlex.split(commands[0])[1:]) == 0
-    assert (tmp_path / "you--convs5-mnist" / "generate" / COMMIT[:12] / "generated.npz").is_file()
+    made = tmp_path / "convssm_outputs" / "you--convs5-mnist" / "generate" / COMMIT[:12]
+    assert (made / "generated.npz").is_file()

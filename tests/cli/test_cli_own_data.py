@@ -117,8 +117,9 @@ def test_one_long_sequence_in_and_out(run, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "g" / "predictions.npy"), want, rtol=1e-5)
 
 
-def test_resume_and_published_folders(run, tmp_path, capsys):
+def test_resume_and_published_folders(run, tmp_path, capsys, monkeypatch):
     root, data, config, workdir = run
+    monkeypatch.chdir(tmp_path)
     assert main(["train", str(config), "--workdir", str(workdir), "--set", "train.steps=3",
                  "--resume"]) == 0  # fmt: skip
     published = VideoPredictor.from_pretrained(workdir / "checkpoints" / "step_00000003")
@@ -126,7 +127,8 @@ def test_resume_and_published_folders(run, tmp_path, capsys):
     source = write_array(tmp_path / "x.npy", data[4:5])
     assert main(["generate", str(folder), "--input", str(source), "--context", "3",
                  "--horizon", "2"]) == 0  # fmt: skip
-    assert np.load(folder / "generate" / "predictions.npy").shape == (1, 2, C, S, S)
+    made = tmp_path / "convssm_outputs" / "pub" / "generate"  # never inside the model folder
+    assert np.load(made / "predictions.npy").shape == (1, 2, C, S, S)
     small = ["--set", "eval.horizons=[2]", "--set", "eval.context=3"]  # a bare folder: defaults
     assert main(["evaluate", str(folder), "--input", str(source), *small,
                  "--out", str(tmp_path / "ev")]) == 0  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -189,6 +190,12 @@ def test_demo_runs_end_to_end_on_a_tiny_budget(trained, tmp_path, capsys):
     assert "demo [2/3]: published model published" in out
     assert "10 context frames -> 40 frames (10x the training length)" in out
     assert "60 generated frames (10x the training length)" in out
+    # every phase says what its numbers mean and how they compare with trivial predictors
+    assert "rel_recall = the model's error / drawing the average digit" in out
+    assert "demo [2/3]: baselines: 'empty frame' predicts black" in out
+    assert re.search(r"demo \[2/3\]: over \d+ frames with ground truth, the model is", out)
+    assert "demo [3/3]: baselines: 'empty frame' predicts black" in out
+    assert "demo [3/3]: frames 1-60: mse" in out
     assert "loss" in out and "(first" in out
     metrics = json.loads((tmp_path / "demo" / "eval" / "metrics.json").read_text())
     assert "60" in metrics["per_horizon"]

@@ -182,3 +182,24 @@ def test_skip_warns_and_never_hides_a_bad_file(npz_root):
         item = ds[0]  # falls through to the next video, with a warning
     start = ds.window_start(1)
     np.testing.assert_array_equal(_as_uint8(item["video"]), _video(1)[start : start + 8])
+
+
+def test_a_wrong_layout_or_an_unreadable_file_says_what_was_expected(tmp_path):
+    flat = tmp_path / "flat"  # videos straight in the root, no split folder
+    flat.mkdir()
+    np.savez(flat / "a.npz", video=_video(0))
+    with pytest.raises(ValueError, match=r"flat/test.*<root>/<split>/.*1 video file\(s\) directly"):
+        VideoFolder(flat, "test", seq_len=4)
+    other = tmp_path / "other"  # a split under another name
+    (other / "valid").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"holds the folders \['valid'\]"):
+        VideoFolder(other, "test", seq_len=4)
+    bad = tmp_path / "bad" / "test"
+    bad.mkdir(parents=True)
+    (bad / "clip.mp4").write_bytes(b"not a video")
+    with pytest.raises(ValueError, match=r"clip.mp4.*expected an npz archive .*'video'.*mp4"):
+        VideoFolder(tmp_path / "bad", "test", seq_len=4)
+    (bad / "clip.mp4").unlink()
+    np.savez(bad / "frames.npz", frames=_video(0))  # the wrong array name
+    with pytest.raises(ValueError, match=r"no array 'video' \(arrays: \['frames'\]\); expected"):
+        VideoFolder(tmp_path / "bad", "test", seq_len=4)

@@ -298,3 +298,12 @@ def test_config_dataclass_mirrors_the_constructor():
     )  # fmt: skip
     model = LatentVideoPredictor.from_config(cfg)
     assert model.config.sequence_options["depth"] == 1
+
+
+def test_generate_shows_progress_only_when_asked(capsys):
+    model = _small().eval()
+    quiet = model.generate(_codes(t=3), 10, temperature=0.0)
+    assert capsys.readouterr().err == ""
+    shown = model.generate(_codes(t=3), 10, temperature=0.0, progress=True)
+    assert torch.equal(shown, quiet)
+    assert "generate: frame 10/10 (100%)" in capsys.readouterr().err

@@ -42,10 +42,25 @@ def test_horizon_must_be_an_integer():
     assert model.generate(context, np.int64(2)).shape == (1, 2, 1, 16, 16)
 
 
-def test_a_transformer_reports_its_resolution_in_frames():
+def test_frames_of_another_size_are_refused_as_the_cli_refuses_them():
     opts = dict(depth=1, embed_dim=8, heads=2, mlp_dim=8)
     model = _small(image_size=32, sequence_model="transformer", sequence_options=opts)
-    with pytest.raises(ValueError, match="trained at 32x32 frames .* got context frames of 64x64"):
+    with pytest.raises(ValueError, match=r"context frames are 64x64, but this model takes 32x32"):
         model.generate(torch.zeros(1, 2, 1, 64, 64), 2)
-    conv = _small()  # the convolutional models run at any multiple of the downsampling
-    assert conv.generate(torch.zeros(1, 2, 1, 32, 32), 1).shape == (1, 1, 1, 32, 32)
+    conv = _small()  # a convolutional model too: its weights were trained at one size
+    wrong = torch.zeros(1, 3, 1, 32, 32)
+    for call in (lambda: conv(wrong), lambda: conv.generate(wrong, 1),
+                 lambda: next(conv.iter_generate(wrong, 1))):  # fmt: skip
+        with pytest.raises(ValueError, match=r"frames are 32x32, .* takes 16x16 .*interpolate"):
+            call()
+
+
+def test_generate_shows_progress_only_when_asked(capsys):
+    model = _small()
+    context = torch.zeros(1, 2, 1, 16, 16)
+    quiet = model.generate(context, 20)
+    assert capsys.readouterr().err == ""
+    shown = model.generate(context, 20, progress=True)
+    torch.testing.assert_close(shown, quiet)
+    lines = capsys.readouterr().err.splitlines()  # not a terminal: a plain line every tenth
+    assert len(lines) == 10 and lines[-1].startswith("generate: frame 20/20 (100%)"), lines

@@ -148,7 +148,7 @@ def test_bad_video_is_named():
         model(torch.zeros(2, 3, 3, 16, 16))
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         model(torch.full((1, 3, 1, 16, 16), 255.0))
-    with pytest.raises(ValueError, match="divisible by 2"):
+    with pytest.raises(ValueError, match="video frames are 15x16, but this model takes 16x16"):
         model(torch.zeros(1, 3, 1, 15, 16))
     with pytest.raises(ValueError, match="at least 2 frames"):
         model(torch.zeros(1, 1, 1, 16, 16))

@@ -106,3 +106,28 @@ def test_files_without_newer_fields_load_with_defaults_and_unknown_or_newer_fail
         config_from_payload(unknown, "config.json")
     with pytest.raises(ValueError, match="not 'convssm.VideoPredictor'"):
         config_from_payload({"format": "other"}, "config.json")
+
+
+def test_a_misspelt_nested_option_names_the_key_the_section_and_the_valid_keys():
+    from convssm.models import LatentVideoPredictor, VideoPredictor
+    from convssm.train.config import config_from_dict
+
+    latent = {"kind": "latent_video_predictor", "codebook_size": 8, "latent_size": 4}
+    data = {"codes": {"dataset": "codes", "root": "codes"}, "pixels": {}}
+    for model, where in ((dict(sequence_options={"statedim": 4}), "pixels"),
+                         (dict(latent, sequence_options={"statedim": 4}), "codes")):  # fmt: skip
+        with pytest.raises(ValueError) as err:
+            config_from_dict({"model": model, "data": data[where]})
+        message = str(err.value)
+        assert "model.sequence_options: unknown key 'statedim'" in message, message
+        assert "valid keys: state_dim" in message and "clip_eigs" in message  # inner layers'
+    with pytest.raises(ValueError, match="model.sequence_options: unknown key 'depht'.*depth"):
+        lstm = dict(latent, sequence_model="convlstm", sequence_options={"depht": 2})
+        config_from_dict({"model": lstm, "data": data["codes"]})
+    with pytest.raises(TypeError, match=r"model.sequence_options.blocks: expected an integer"):
+        config_from_dict({"model": {"sequence_options": {"blocks": "two"}}})
+    wrong = {"statedim": 4}
+    for build in (lambda: VideoPredictor(sequence_options=wrong),
+                  lambda: LatentVideoPredictor(8, 4, sequence_options=wrong)):  # fmt: skip
+        with pytest.raises(ValueError, match="sequence_options: unknown key 'statedim'"):
+            build()

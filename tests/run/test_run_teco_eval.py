@@ -52,15 +52,33 @@ def _features(videos: torch.Tensor) -> torch.Tensor:
 
 
 def test_defaults_are_tecos_settings():
-    settings = TecoProtocol().setting_list()
-    assert settings == [
-        TecoSetting("actions", 144, 156, True),
-        TecoSetting("no_actions", 36, 264, False),
-    ]
-    for bad in ({"frames": 1}, {"context_with_actions": 300}, {"settings": ["both"]},
-                {"settings": []}, {"temperature": -1.0}):  # fmt: skip
+    tecos = [TecoSetting("actions", 144, 156, True), TecoSetting("no_actions", 36, 264, False)]
+    assert TecoProtocol().for_videos(300).setting_list() == tecos
+    assert TecoProtocol().for_videos(None).setting_list() == tecos  # videos of any length
+    for bad in ({"frames": 1}, {"frames": 300, "context_with_actions": 300},
+                {"settings": ["both"]}, {"settings": []}, {"temperature": -1.0}):  # fmt: skip
         with pytest.raises(ValueError):
             TecoProtocol(**bad)
+
+
+def test_unset_lengths_come_from_the_videos_and_a_mismatch_names_the_setting(maze):
+    assert TecoProtocol().for_videos(64).setting_list() == [
+        TecoSetting("actions", 31, 33, True),  # TECO's shares, 144/300 and 36/300, of 64
+        TecoSetting("no_actions", 8, 56, False),
+    ]
+    mine = TecoProtocol(context_without_actions=4).for_videos(64)
+    assert (mine.frames, mine.context_with_actions, mine.context_without_actions) == (64, 31, 4)
+    with pytest.raises(ValueError, match=r"eval\.teco\.frames=300 .* 64 frames") as err:
+        TecoProtocol(frames=300).for_videos(64)
+    assert "seq_len" not in str(err.value)
+    with pytest.raises(ValueError, match=r"eval\.teco\.context_with_actions=10 .* 8 frames"):
+        TecoProtocol(context_with_actions=10).for_videos(8)
+    videos, actions = maze  # FRAMES-frame videos, nothing set: the protocol fits them
+    gen = PredictorGenerator(_model(6))
+    result, _ = evaluate_teco(gen, _batches(videos, actions, 4), TecoProtocol(), metrics=["psnr"])
+    assert result.frames == FRAMES and result.settings["actions"]["context"] == 4
+    with pytest.raises(ValueError, match=r"eval\.teco\.frames=12 .* 8 frames"):
+        evaluate_teco(gen, _batches(videos, actions, 4), TecoProtocol(frames=12), metrics=["psnr"])
 
 
 def test_streaming_equals_all_at_once_and_batching_does_not_matter(maze):
@@ -146,7 +164,7 @@ def test_bad_inputs_are_named(maze):
 
     with pytest.raises(ValueError, match="generator returned"):
         evaluate_teco(Wrong(), _batches(videos, actions, 3), SMALL, metrics=["psnr"])
-    with pytest.raises(ValueError, match="T >= 8"):
+    with pytest.raises(ValueError, match=r"eval\.teco\.frames=8 .* 6 frames"):
         evaluate_teco(Wrong(), [(videos[:, :6], actions[:, :6])], SMALL, metrics=["psnr"])
     with pytest.raises(ValueError, match="needs a data set with actions"):
         evaluate_teco(PredictorGenerator(_model(6)), [(videos, None)], SMALL, metrics=["psnr"])
@@ -212,7 +230,9 @@ def test_config_keys_and_overrides():
     with pytest.raises(ValueError, match="unknown key 'frame' in section 'eval.teco'"):
         config_from_dict(apply_overrides({}, ["eval.teco.frame=12"]))
     with pytest.raises(ValueError, match="eval.teco.context_with_actions"):
-        config_from_dict(apply_overrides({}, ["eval.teco.context_with_actions=300"]))
+        config_from_dict(
+            apply_overrides({}, ["eval.teco.frames=300", "eval.teco.context_with_actions=300"])
+        )
     with pytest.raises(ValueError, match="eval.protocol"):
         config_from_dict(apply_overrides({}, ["eval.protocol=dmlab"]))
     with pytest.raises(ValueError, match="has no sub-keys"):

@@ -94,14 +94,16 @@ def test_overrides_parse_yaml_scalars_and_reject_unknown_paths(tmp_path):
             "optim.lr=5e-4",
             "train.progress=false",
             "model.encoder_widths=[8, 16]",
-            "model.sequence_options.num_layers=2",
+            "model.sequence_options.blocks=2",
             "eval.eval_set=null",
             "name=run1",
         ],
     )
     assert cfg.train.steps == 20 and cfg.optim.lr == 5e-4 and cfg.train.progress is False
     assert cfg.model.encoder_widths == [8, 16] and cfg.name == "run1"
-    assert cfg.model.sequence_options == {"num_layers": 2}
+    assert cfg.model.sequence_options == {"blocks": 2}  # ConvS5SSM's, passed on by ConvS5
+    with pytest.raises(ValueError, match="model.sequence_options: unknown key 'num_layers'"):
+        load_config(p, ["model.sequence_options.num_layers=2"])
     with pytest.raises(ValueError, match="unknown key 'stepz' in section 'train'"):
         load_config(p, ["train.stepz=3"])
     with pytest.raises(ValueError, match="unknown section 'trainer'"):
@@ -125,7 +127,7 @@ def test_missing_and_unparsable_files_give_clear_errors(tmp_path):
 
 
 def test_yaml_and_json_round_trip():
-    cfg = config_from_dict({"name": "x", "model": {"dim": 32, "sequence_options": {"a": 1}}})
+    cfg = config_from_dict({"name": "x", "model": {"dim": 32, "sequence_options": {"blocks": 2}}})
     assert config_from_dict(yaml.safe_load(dump_yaml(cfg))) == cfg
     assert config_from_dict(json.loads(dump_json(cfg))) == cfg
     assert config_to_dict(cfg)["model"]["dim"] == 32

@@ -88,7 +88,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     enc.add_argument("dir", metavar="DIR", help="video folder root (TECO layout)")
     enc.add_argument(
-        "--tokenizer", required=True, metavar="PATH", help="a saved VQTokenizer directory"
+        "--tokenizer",
+        required=True,
+        metavar="PATH",
+        help="a saved VQTokenizer directory, a checkpoint, or a tokenizer run's workdir "
+        "(its newest checkpoint)",
     )
     enc.add_argument("--out", default=None, metavar="DIR", help="cache directory (DIR.codes)")
     enc.add_argument(

@@ -58,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         default=None,
         metavar="DIR",
-        help="output (default: RUN/eval/step_N beside the run, never inside a checkpoint)",
+        help="output (default: RUN/eval/step_N beside a training run, never inside a checkpoint; "
+        "for a published or hub model ./convssm_outputs/NAME/eval under the working directory)",
     )
     p.add_argument(
         "--videos", type=int, default=None, metavar="N", help="evaluate only the first N videos"
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--videos must be positive, got {args.videos}")
     ckpt = resolve_model(args.checkpoint)
     out = Path(args.out) if args.out else default_out_dir(ckpt, "eval")
+    baselines: list[str] = []  # the trivial predictors' lines, printed after the table
     result, paths = evaluate_checkpoint(
         ckpt,
         out,
@@ -95,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         overrides=args.overrides,
         tokenizer=args.tokenizer,
+        log=baselines.append,
     )
     if hasattr(result, "per_horizon"):
         rows = {f"horizon {h}": row for h, row in result.per_horizon.items()}
@@ -105,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         }
     for label, row in rows.items():
         print(f"{label}: {format_row(row)}")
+    for line in baselines:
+        print(line)
     for name, why in result.skipped.items():
         print(f"skipped {name}: {why}")
     for name, path in paths.items():

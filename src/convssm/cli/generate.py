@@ -1,6 +1,8 @@
 """``convssm generate MODEL [--input video.mp4|file.npz|array.npy|.h5|.zarr [--key K] |
 --moving-mnist-seed S] [--context N] [--horizon N] [--out DIR]``: GIF, MP4, PNG strip and
-PNG error plot, and the predictions (in the input's format for an array)."""
+PNG error plot, and the predictions (in the input's format for an array); when the input
+runs past the context, the model's error beside the trivial predictors (empty frame, repeat
+last frame), printed and in ``baselines.json``."""
 
 from __future__ import annotations
 
@@ -47,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         default=None,
         metavar="DIR",
-        help="output (default: RUN/generate/step_N beside the run)",
+        help="output (default: RUN/generate/step_N beside a training run; for a published or "
+        "hub model ./convssm_outputs/NAME/generate under the working directory)",
     )
     p.add_argument("--device", default="auto", help="cpu, cuda, ... (default auto)")
     p.set_defaults(func=run)
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         context=args.context,
         horizon=args.horizon,
         device=args.device,
+        log=print,
     )
     for name, path in paths.items():
         print(f"{name}: {path}")

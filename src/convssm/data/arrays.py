@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from convssm._files import atomic_write, fsync_dir
+from convssm._files import atomic_write, default_mode, fsync_dir
 
 __all__ = [
     "ARRAY_FORMATS",
@@ -195,6 +195,7 @@ def _write_npy(tmp: str, array: np.ndarray) -> None:
 def _write_zarr(path: Path, array: np.ndarray, key: str | None) -> None:
     zarr = _import("zarr", path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, default_mode(directory=True))  # mkdtemp makes 0700; follow the umask
     try:
         if key is None:
             out = zarr.create_array(str(tmp), shape=array.shape, dtype=array.dtype, overwrite=True)

@@ -32,6 +32,11 @@ __all__ = [
 VIDEO_SUFFIXES = (".npz", ".mp4", ".mov", ".avi", ".mkv", ".webm")
 
 _ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, av.FFmpegError)
+# what a readable video file is, for the messages about one that is not
+EXPECTED_FILE = (
+    "expected an npz archive (numpy.savez) holding 'video', (T, H, W, 3) or (T, H, W, 1) "
+    "uint8, and optionally 'actions', (T,) integers; or an mp4 file that ffmpeg decodes"
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,9 @@ def actions_path_for(mp4: Path) -> Path:
 def _npy_header(zf: zipfile.ZipFile, key: str, path: Path) -> tuple[tuple[int, ...], np.dtype]:
     name = key + ".npy"
     if name not in zf.namelist():
-        raise ValueError(f"{path} has no array {key!r} (arrays: {_array_names(zf)})")
+        raise ValueError(
+            f"{path} has no array {key!r} (arrays: {_array_names(zf)}); {EXPECTED_FILE}"
+        )
     with zf.open(name) as f:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
@@ -143,7 +150,7 @@ def probe_video_file(path: str | Path) -> VideoFileInfo:
         own = isinstance(err, ValueError) and not isinstance(err, av.FFmpegError)
         if own and str(path) in str(err):
             raise  # already names the file and the problem
-        raise ValueError(f"unreadable video file {path}: {err}") from err
+        raise ValueError(f"unreadable video file {path}: {err}; {EXPECTED_FILE}") from err
     raise ValueError(f"{path}: unsupported video file type {path.suffix!r} (npz or mp4)")
 
 

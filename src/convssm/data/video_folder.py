@@ -37,6 +37,23 @@ def _find_files(directory: Path, fmt: str) -> list[Path]:
     return npz
 
 
+def _layout(root: Path) -> str:
+    """What a video folder should look like, and what ``root`` holds instead."""
+    expected = (
+        f"a video folder holds its videos under <root>/<split>/ ({root}/train/, {root}/test/, "
+        "sub-folders allowed; TECO's layout), as .npz files with 'video' (T, H, W, 3) uint8 "
+        "(and 'actions') or .mp4 files"
+    )
+    if not root.is_dir():
+        return f"{expected}; {root} does not exist"
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    loose = [p.name for p in root.iterdir() if p.suffix.lower() in (".npz", ".mp4")]
+    found = f"{root} holds the folders {folders}" if folders else f"{root} holds no folders"
+    if loose:
+        found += f" and {len(loose)} video file(s) directly (move them into a split folder)"
+    return f"{expected}; {found}"
+
+
 def _shape(chw: tuple[int, int, int]) -> str:
     c, h, w = chw
     return f"{h}x{w} with {c} channel{'s' if c != 1 else ''}"
@@ -89,7 +106,7 @@ class VideoFolder(Dataset):
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         directory = Path(root) / split
         if not directory.is_dir():
-            raise ValueError(f"dataset directory not found: {directory}")
+            raise ValueError(f"dataset directory not found: {directory}; {_layout(Path(root))}")
         self.directory = directory
         self.seq_len = seq_len
         self.on_error = on_error
@@ -98,7 +115,7 @@ class VideoFolder(Dataset):
         files = _find_files(directory, format)
         if not files:
             kind = "npz or mp4" if format == "auto" else format
-            raise ValueError(f"no {kind} video files under {directory}")
+            raise ValueError(f"no {kind} video files under {directory}; {_layout(Path(root))}")
         self.files: list[VideoFileInfo] = []
         expected = tuple(frame_shape) if frame_shape is not None else None
         source = "the model"

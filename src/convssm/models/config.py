@@ -31,6 +31,7 @@ from convssm.models.normalizer import check_statistics
 from convssm.nn.registry import (
     sequence_model_class,
     sequence_model_names,
+    sequence_model_options,
     sequence_model_takes_grid,
 )
 
@@ -136,34 +137,40 @@ def check_sequence_options(name: str, options: dict[str, Any]) -> None:
     """Type-check ``sequence_options`` against the sequence model's constructor, so a wrong
     value is reported by its key (``sequence_options.depth``; ``model.sequence_options.depth``
     in an experiment config), not deep inside the layer that first uses it. Unknown keys are
-    errors naming the valid ones; keys the model passes on to an inner layer (``**options``)
-    are left to that layer. An unregistered name is left to building (it may be registered
+    errors naming the valid ones, the inner layers' included (ConvS5 passes ``blocks`` or
+    ``clip_eigs`` on to ConvS5SSM: ``convssm.nn.registry.sequence_model_options``). An
+    unregistered name is left to building (it may be registered
     later)."""
     if name not in sequence_model_names():
         return
-    cls = sequence_model_class(name)
-    params = inspect.signature(cls.__init__).parameters
-    hints = typing.get_type_hints(cls.__init__)
-    var_kw = inspect.Parameter.VAR_KEYWORD
-    takes_more = any(p.kind is var_kw for p in params.values())
-    valid = [k for k, p in params.items() if k not in ("self", "dim") and p.kind is not var_kw]
+    params, takes_more = sequence_model_options(name)
     for key, value in options.items():
         where = f"sequence_options.{key}"
         if key == "dim":
             raise ValueError(f"{where}: set the width with dim, not in sequence_options")
         if key not in params:
             if takes_more:
-                continue  # passed on to an inner layer, which checks it
+                continue  # passed on to an inner layer that declares no options_passed_to
             raise ValueError(
                 f"sequence_options: unknown key {key!r} for sequence model {name!r}; "
-                f"valid keys: {', '.join(valid)}"
+                f"valid keys: {', '.join(params)}"
             )
+        hints = typing.get_type_hints(_owner(name, key).__init__)
         if key in hints:
             try:
                 check_value(value, hints[key], where)
             except TypeError as err:
                 if "unsupported annotation" not in str(err):
                     raise
+
+
+def _owner(name: str, key: str) -> type:
+    """The class along ``name``'s ``options_passed_to`` chain whose constructor declares
+    ``key`` (where its type annotation is)."""
+    cls: Any = sequence_model_class(name)
+    while key not in inspect.signature(cls.__init__).parameters:
+        cls = cls.options_passed_to
+    return cls
 
 
 def config_payload(config: VideoPredictorConfig) -> dict[str, Any]:

@@ -58,8 +58,10 @@ import torch
 from torch import nn
 
 from convssm._checks import check_tensor
+from convssm._progress import progress_iter
 from convssm._typed import dataclass_from_dict
 from convssm.models.autoencoder import FrameEncoder
+from convssm.models.config import check_sequence_options
 from convssm.models.latent_blocks import LogitsDecoder, flax_default_init_
 from convssm.models.pretrained import PretrainedMixin
 from convssm.models.video_predictor import compile_step_by_default, compiled_step
@@ -100,6 +102,11 @@ class LatentVideoPredictorConfig:
         """Read a mapping (YAML/JSON); unknown keys and wrong types are errors naming
         ``where.key``; keys left out keep their defaults."""
         return dataclass_from_dict(cls, data, where)
+
+    def __post_init__(self) -> None:
+        # a misspelt option is named with the valid ones here, not as a TypeError in the layer
+        self.sequence_options = dict(self.sequence_options or {})
+        check_sequence_options(self.sequence_model, self.sequence_options)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dicts and lists (a deep copy)."""
@@ -466,12 +473,16 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         generator: torch.Generator | None = None,
         *,
         compile_step: bool | None = None,
+        progress: bool = False,
     ) -> torch.Tensor:
         """context (B, T_c, h, w) -> the next ``horizon`` frames of codes (B, horizon, h, w);
-        ``compile_step`` as in :meth:`iter_generate`."""
+        ``compile_step`` as in :meth:`iter_generate`. ``progress``: show how many frames are
+        done on stderr (a bar on a terminal, a plain line every tenth otherwise)."""
         frames = self.iter_generate(
             context, horizon, actions, temperature, generator, compile_step=compile_step
         )
+        if progress:
+            frames = progress_iter(frames, total=horizon, desc="generate", unit="frame")
         return torch.stack(list(frames), dim=1)
 
 

@@ -43,13 +43,13 @@ import torch
 from torch import nn
 
 from convssm._checks import check_finite, check_tensor, resolve_check_values
+from convssm._progress import progress_iter
 from convssm.models.autoencoder import FrameDecoder, FrameEncoder
 from convssm.models.config import VideoPredictorConfig
 from convssm.models.normalizer import Normalizer
 from convssm.models.pretrained import PretrainedMixin
 from convssm.nn import build_sequence_model
 from convssm.nn.init import flax_conv_, flax_embedding_
-from convssm.nn.registry import sequence_model_takes_grid
 
 __all__ = [
     "VideoPredictor",
@@ -118,8 +118,6 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         self.image_channels, self.image_size = config.image_channels, config.image_size
         self.latent_size = config.latent_size
         self.num_actions = config.num_actions
-        # a sequence model with a fixed grid (the frame Transformer) runs only at image_size
-        self.fixed_size = sequence_model_takes_grid(config.sequence_model)
         self.normalizer = Normalizer(config.normalization, config.image_channels)
         groups, blocks = config.norm_groups, config.blocks_per_stage
         self.encoder = FrameEncoder(config.image_channels, widths, blocks, groups)
@@ -164,14 +162,14 @@ class VideoPredictor(PretrainedMixin, nn.Module):
                 f"{name} must have {self.image_channels} channels at dim 2 of (B, T, C, H, W), "
                 f"got shape {tuple(video.shape)}"
             )
-        if self.fixed_size and (h, w) != (self.image_size, self.image_size):
+        if (h, w) != (self.image_size, self.image_size):  # as the CLI refuses them
+            size = self.image_size
             raise ValueError(
-                f"this {self.config.sequence_model} model was trained at "
-                f"{self.image_size}x{self.image_size} frames and runs only at that size, "
-                f"got {name} frames of {h}x{w}"
+                f"{name} frames are {h}x{w}, but this model takes {size}x{size} frames "
+                f"(config.image_size={size}); resize them first, e.g. "
+                f"torch.nn.functional.interpolate({name}.flatten(0, 1), size=({size}, {size}), "
+                f"mode='bilinear').unflatten(0, {name}.shape[:2])"
             )
-        if h % self.downsample or w % self.downsample:
-            raise ValueError(f"{name} height and width must be divisible by {self.downsample}")
         if video.numel() and resolve_check_values(check_values):
             if self.normalizer.enabled:  # physical units: any range, but finite
                 check_finite(video, name)
@@ -314,8 +312,8 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         chunk instead of the whole context for a model whose state has a fixed size.
         ``check_values`` as in :meth:`forward`, on the context and actions only.
         ``compile_step``: run each generated frame's step under ``torch.compile`` (compiled
-        once per shape and model, then reused by later calls); None decides by the device
-        (:func:`compile_step_by_default`).
+        once per shape in a process, then reused by later calls and other models:
+        :func:`compiled_step`); None decides by the device (:func:`compile_step_by_default`).
 
         Each frame runs the sequence model's real-arithmetic step where it has one
         (``step_real``: ConvS5 keeps its state as real channel halves inside the loop), the
@@ -410,9 +408,12 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         context_chunk: int | None = None,
         check_values: bool | None = None,
         compile_step: bool | None = None,
+        progress: bool = False,
     ) -> torch.Tensor:
         """context (B, T_c, C, H, W) -> the next ``horizon`` frames (B, horizon, C, H, W);
-        ``context_chunk`` and ``compile_step`` as in :meth:`iter_generate`."""
+        ``context_chunk`` and ``compile_step`` as in :meth:`iter_generate`. ``progress``:
+        show how many frames are done on stderr (a bar on a terminal, a plain line every
+        tenth otherwise)."""
         frames = self.iter_generate(
             context,
             horizon,
@@ -421,4 +422,6 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             check_values=check_values,
             compile_step=compile_step,
         )
+        if progress:
+            frames = progress_iter(frames, total=horizon, desc="generate", unit="frame")
         return torch.stack(list(frames), dim=1)

@@ -99,6 +99,8 @@ class ConvS5Block(nn.Module):
     step x_t (B, U, H, W).
     """
 
+    options_passed_to = ConvS5SSM  # **ssm_options (convssm.nn.registry)
+
     def __init__(
         self,
         dim: int,
@@ -165,6 +167,8 @@ class ConvS5(nn.Module):
                  -> y (B, T, dim, H, W), states (the last state of every layer)
         step:    x_t (B, dim, H, W), states -> y_t (B, dim, H, W), states
     """
+
+    options_passed_to = ConvS5Block  # **block_options (convssm.nn.registry)
 
     def __init__(
         self, dim: int, state_dim: int = 128, depth: int = 8, kernel_size: int = 3, **block_options

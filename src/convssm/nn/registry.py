@@ -7,9 +7,12 @@ Every registered class follows one interface on (B, T, C, H, W) tensors:
 channel width of input and output) plus its own keyword options. A model registered with
 ``takes_grid=True`` (one whose constructor needs the frame size, like the transformer's
 whole-frame token convolution) gets ``height``/``width`` from ``build_sequence_model``'s
-``grid`` argument unless its options set them. ``check_values`` switches the NaN/inf check
-of the inputs (a host sync; None follows ``convssm.set_value_checks``): a model that wraps
-the sequence model checks its own inputs and passes False.
+``grid`` argument unless its options set them. A class whose constructor passes its
+``**options`` on to an inner layer names that layer's class in ``options_passed_to`` (ConvS5
+→ ConvS5Block → ConvS5SSM), so :func:`sequence_model_options` lists every option a model
+takes and a misspelt one is an error naming the valid ones. ``check_values`` switches the
+NaN/inf check of the inputs (a host sync; None follows ``convssm.set_value_checks``): a model
+that wraps the sequence model checks its own inputs and passes False.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ __all__ = [
     "build_sequence_model",
     "sequence_model_class",
     "sequence_model_names",
+    "sequence_model_options",
     "sequence_model_takes_grid",
 ]
 
@@ -61,6 +65,28 @@ def sequence_model_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def sequence_model_options(name: str) -> tuple[dict[str, inspect.Parameter], bool]:
+    """Every keyword option of the model registered as ``name``: its constructor's and, along
+    its ``options_passed_to`` chain, the inner layers' (``dim``, set by the caller, left out).
+
+    Returns:
+        the options by name, and whether the chain ends in a ``**options`` that declares
+        no ``options_passed_to`` (then other keys may be valid too).
+    """
+    cls: Any = sequence_model_class(name)
+    found: dict[str, inspect.Parameter] = {}
+    while True:
+        params = inspect.signature(cls.__init__).parameters
+        var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        for key, p in params.items():
+            if key not in ("self", "dim") and p.kind is not inspect.Parameter.VAR_KEYWORD:
+                found.setdefault(key, p)
+        inner = getattr(cls, "options_passed_to", None)
+        if not var_kw or inner is None:
+            return found, var_kw
+        cls = inner
+
+
 def build_sequence_model(
     name: str, dim: int, grid: tuple[int, int] | None = None, **options: Any
 ) -> nn.Module:
@@ -75,13 +101,11 @@ def build_sequence_model(
     cls = sequence_model_class(name)
     if grid is not None and name in _TAKES_GRID:
         options = {"height": grid[0], "width": grid[1], **options}
-    params = inspect.signature(cls.__init__).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    unknown = sorted(set(options) - set(params) - {"self"})
-    if unknown and not takes_any:
-        known = sorted(k for k in params if k not in ("self", "dim"))
+    known, takes_more = sequence_model_options(name)
+    unknown = sorted(set(options) - set(known))
+    if unknown and not takes_more:
         raise ValueError(
-            f"unknown option(s) {unknown} for sequence model {name!r}; it takes {known}"
+            f"unknown option(s) {unknown} for sequence model {name!r}; it takes {', '.join(known)}"
         )
     return cls(dim=dim, **options)
 

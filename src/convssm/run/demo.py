@@ -36,7 +36,9 @@ from convssm._resources import config_path as shipped_config
 from convssm._resources import shipped_dir
 from convssm.data import MovingMNIST
 from convssm.metrics import trivial_predictor_scores
+from convssm.metrics.scoring import json_safe
 from convssm.models import VideoPredictor
+from convssm.run.baselines import TrivialBaselines
 from convssm.run.inference import evaluate_checkpoint, generate_from_checkpoint
 from convssm.run.media import side_by_side, write_gif, write_strip
 from convssm.run.recall_demo import RECALL_DELAY, show_recall
@@ -51,6 +53,7 @@ __all__ = [
     "DEMO_MODEL",
     "find_demo_model",
     "show_published_model",
+    "published_summary",
     "find_demo_config",
     "step_times",
     "seconds_per_step",
@@ -195,14 +198,37 @@ def show_published_model(
         "published_gif": write_gif(out / "predicted.gif", side_by_side(t_np, p_np, context),
                                    fps=10, scale=3),
     }  # fmt: skip
-    atomic_write_text(out / "scores.json", json.dumps({"frames": made, **scores}, indent=1))
+    baselines = TrivialBaselines(made, truth.shape[2])
+    baselines.update(0, truth[:, context : context + made], pred, truth[:, context - 1])
+    record = {"frames": made, **scores, "baselines": baselines.to_dict(horizons)}
+    atomic_write_text(out / "scores.json", json.dumps(json_safe(record), indent=1))
     paths["published_scores"] = out / "scores.json"
-    shown = ", ".join(
-        f"{k} {scores[k]:.3g}" for k in ("rel_best@10", "rel_empty@100", "brightness@50-100")
-        if k in scores
-    )  # fmt: skip
-    log(f"demo [2/3]: MSE relative to the better trivial predictor / to an empty frame: {shown}")
+    log(
+        f"demo [2/3]: the picture ({paths['published_strip'].name}, "
+        f"{paths['published_gif'].name}): truth on top (left in the GIF), the model's "
+        f"prediction below (right), {context} context frames then {made} predicted"
+    )
+    for line in published_summary(baselines, scores, horizons):
+        log(f"demo [2/3]: {line}")
     return {"paths": paths, "scores": scores, "frames": made}
+
+
+def published_summary(
+    baselines: TrivialBaselines, scores: dict[str, float], horizons: list[int]
+) -> list[str]:
+    """What phase 2's numbers mean, in words: the trivial predictors, the model's MSE over
+    each horizon beside them, from which frame on it is worse than an empty frame, and how
+    bright its frames are against the true ones."""
+    lines = baselines.lines(horizons)
+    brightness = next((k for k in scores if k.startswith("brightness@")), None)
+    if brightness is not None:
+        span = brightness.split("@", 1)[1]
+        lines.append(
+            f"brightness over frames {span}: the predicted frames hold "
+            f"{100 * scores[brightness]:.0f}% of the true frames' light (100% is right; "
+            "less: the digit fades)"
+        )
+    return lines
 
 
 def _plot_loss(run: Path, path: Path) -> Path:
@@ -269,7 +295,8 @@ def run_demo(
     )
     paths["loss_curve"] = _plot_loss(run, out / "loss.png")
     log("demo [3/3]: evaluating and drawing its predictions")
-    ev_result, ev_paths = evaluate_checkpoint(result.checkpoint, out / "eval")
+    compared: list[str] = []
+    ev_result, ev_paths = evaluate_checkpoint(result.checkpoint, out / "eval", log=compared.append)
     paths.update(ev_paths)
     gen = generate_from_checkpoint(result.checkpoint, out / "generate", moving_mnist_seed=7)
     paths.update({f"generate_{k}": v for k, v in gen.items()})
@@ -281,6 +308,13 @@ def run_demo(
         f"demo [3/3]: context {cfg.eval.context}, {longest} generated frames "
         f"({int(longest) // cfg.data.seq_len}x the training length): {shown_metrics}"
     )
+    log(
+        f"demo [3/3]: the pictures ({out / 'eval'}, {out / 'generate'}): truth left, the "
+        "model's prediction right; its error beside the trivial predictors over "
+        f"{ev_result.num_videos} held-out videos:"
+    )
+    for line in compared:
+        log(f"demo [3/3]: {line}")
     if ev_result.skipped:
         for name, why in ev_result.skipped.items():
             log(f"demo: metric {name} skipped: {why}")

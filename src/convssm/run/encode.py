@@ -27,6 +27,7 @@ from convssm.data.code_folder import CODES_FORMAT, CODES_VERSION, MANIFEST_NAME
 from convssm.data.video_files import read_video_file
 from convssm.models import VQTokenizer
 from convssm.models.pretrained import WEIGHTS_NAME
+from convssm.train.checkpoint import resolve_checkpoint
 
 __all__ = ["encode_folder", "default_codes_dir"]
 
@@ -107,6 +108,8 @@ def encode_folder(
     tok_dir = None
     if isinstance(tokenizer, str | os.PathLike):  # a saved tokenizer's directory
         tok_dir = Path(tokenizer)
+        if tok_dir.is_dir():  # a run's workdir or checkpoints folder: its newest checkpoint
+            tok_dir = resolve_checkpoint(tok_dir)
         tokenizer = VQTokenizer.from_pretrained(tok_dir)
     tokenizer = tokenizer.to(device).eval()
     out = Path(out) if out is not None else default_codes_dir(root)

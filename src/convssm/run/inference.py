@@ -16,7 +16,9 @@ in its config) takes and returns the data's units and is scored per channel
 
 from __future__ import annotations
 
+import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,16 +28,19 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 import convssm.data as cdata
+from convssm._files import atomic_write_text
+from convssm.data import array_format, write_array
 from convssm.metrics import evaluate_predictions
 from convssm.metrics.scoring import to_uint8
 from convssm.models import VideoPredictor, kind_of, read_config_json
 from convssm.models.pretrained import download_model, parse_hub_id
+from convssm.run.baselines import TrivialBaselines
 from convssm.run.eval_stream import StreamingEvaluator, VideoArrayWriter
 from convssm.run.evaluation import write_eval_outputs
+from convssm.run.frame_files import NpyFrameWriter, NpzFrameWriter
 from convssm.run.inputs import (
     check_array_fits,
     display_frames,
-    error_curves,
     fit_video_to_model,
     is_array_file,
     moving_mnist_sample,
@@ -43,7 +48,7 @@ from convssm.run.inputs import (
     read_input_video,
     write_predictions,
 )
-from convssm.run.media import write_media
+from convssm.run.media import MediaWriter, write_media
 from convssm.run.teco_run import evaluate_teco_checkpoint
 from convssm.train.checkpoint import (
     CheckpointInfo,
@@ -98,22 +103,29 @@ class TrainedModel:
         return normalizer.normalize if normalizer is not None and normalizer.enabled else None
 
 
-def default_out_dir(checkpoint: str | Path, kind: str) -> Path:
-    """Where ``convssm evaluate`` / ``generate`` write by default: beside the run.
+OUTPUTS = Path("convssm_outputs")  # under the working directory
 
-    A checkpoint ``<run>/checkpoints/step_N`` gives ``<run>/<kind>/step_N`` (never inside the
-    checkpoint, which rotation deletes); a hub model's cached folder
-    (``.../models--owner--name/snapshots/<commit>``) gives ``owner--name/<kind>/<commit[:12]>``
-    in the working directory (never inside the hub cache); any other model folder gives
-    ``<folder>/<kind>``.
+
+def default_out_dir(checkpoint: str | Path, kind: str) -> Path:
+    """Where ``convssm evaluate`` / ``generate`` write by default: where the user works,
+    never inside a model folder, the hub cache or an installed package.
+
+    A checkpoint ``<run>/checkpoints/step_N`` gives ``<run>/<kind>/step_N``, beside the
+    user's own run (never inside the checkpoint, which rotation deletes); a hub model's
+    cached folder (``.../models--owner--name/snapshots/<commit>``) gives
+    ``convssm_outputs/owner--name/<kind>/<commit[:12]>`` and any other model folder
+    ``convssm_outputs/<folder name>/<kind>``, both under the working directory.
     """
     checkpoint = Path(checkpoint)
     if checkpoint.parent.name == "checkpoints" and checkpoint.name.startswith("step_"):
         return checkpoint.parent.parent / kind / checkpoint.name
     repo = checkpoint.parent.parent.name
     if checkpoint.parent.name == "snapshots" and repo.startswith("models--"):
-        return Path(repo.removeprefix("models--")) / kind / checkpoint.name[:12]
-    return checkpoint / kind
+        return OUTPUTS / repo.removeprefix("models--") / kind / checkpoint.name[:12]
+    name = checkpoint.resolve().name
+    if not name:
+        raise ValueError(f"cannot name an output folder after {str(checkpoint)!r}; pass --out")
+    return OUTPUTS / name / kind
 
 
 def resolve_model(model: str | Path) -> Path:
@@ -217,6 +229,7 @@ def evaluate_checkpoint(
     precision: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     tokenizer: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[Any, dict[str, Path]]:
     """The model's evaluation protocol (``eval.protocol``) with its ``eval`` config.
 
@@ -241,6 +254,11 @@ def evaluate_checkpoint(
     data's units, the predictions written in the input's format), with ``videos.npz``
     (float32 in the data's units for fields) when ``eval.save_videos``. Either way
     ``metrics.json`` and, for the first video, a GIF, MP4, PNG strip and error plot.
+
+    Beside the model, the same videos are scored for the trivial predictors
+    (:mod:`convssm.run.baselines`: an empty frame, or the training mean for fields, and
+    repeating the last context frame): ``metrics.json``'s ``baselines``, dashed lines in the
+    error plot and, one line each, ``log``.
     """
     tm = load_trained(checkpoint, device)
     latent = tokenizer is not None and model_kind(tm.config.model) == "latent_video_predictor"
@@ -301,8 +319,12 @@ def evaluate_checkpoint(
     out = Path(out_dir)
     batches = (split_item(b) for b in DataLoader(dataset, batch_size=ev.batch_size))
     precision = precision or tm.config.train.precision
+    baselines = _baselines(tm, horizon)
     if tm.normalize is None and input_path is None:
-        result, paths, first = _evaluate_streaming(tm, batches, len(dataset), out, precision)
+        result, paths, first = _evaluate_streaming(
+            tm, batches, len(dataset), out, precision, baselines
+        )
+        extra["baselines"] = baselines.to_dict(ev.horizons)
         paths.update(write_eval_outputs(out, result, extra=extra))
     else:
         truth, pred = generate_videos(tm.model, batches, ev.context, horizon, tm.device, precision)
@@ -310,6 +332,8 @@ def evaluate_checkpoint(
             truth, pred, ev.context, ev.horizons, ev.metrics, fvd_chunk=ev.fvd_chunk,
             normalize=tm.normalize,
         )  # fmt: skip
+        baselines.update(0, truth[:, ev.context :], pred, truth[:, ev.context - 1])
+        extra["baselines"] = baselines.to_dict(ev.horizons)
         keep = ev.save_videos
         paths = write_eval_outputs(
             out, result, truth if keep else None, pred if keep else None, extra,
@@ -319,18 +343,45 @@ def evaluate_checkpoint(
             paths["predictions"] = write_predictions(out, input_path, pred, single=single, key=key)
         first = (truth[0], pred[0])
     shown_t, shown_p = (display_frames(v, tm.normalize) for v in first)
+    _, trivial = baselines.curves()
     paths.update(
-        write_media(out, shown_t, shown_p, ev.context, result.per_frame, tm.config.data.seq_len)
+        write_media(
+            out,
+            shown_t,
+            shown_p,
+            ev.context,
+            result.per_frame,
+            tm.config.data.seq_len,
+            baselines=trivial,
+        )  # fmt: skip
     )
+    for line in baselines.lines(ev.horizons) if log else ():
+        log(line)
     return result, paths
 
 
+def _baselines(tm: TrainedModel, horizon: int) -> TrivialBaselines:
+    """The trivial predictors' accumulator for this model's frames (fields: against the
+    training data's per-channel mean)."""
+    field = tm.normalize is not None
+    stats = tm.config.model.normalization
+    return TrivialBaselines(
+        horizon, tm.config.model.image_channels, field, stats["mean"] if field else None
+    )
+
+
 def _evaluate_streaming(
-    tm: TrainedModel, batches: Any, num_videos: int, out: Path, precision: str
+    tm: TrainedModel,
+    batches: Any,
+    num_videos: int,
+    out: Path,
+    precision: str,
+    baselines: TrivialBaselines,
 ) -> tuple[Any, dict[str, Path], tuple[torch.Tensor, torch.Tensor]]:
-    """Generate and score videos batch by batch (no batch held while the next is generated);
-    the videos go to memory-mapped uint8 ``.npy`` files when ``eval.save_videos``. Returns
-    the ``EvalResult``, the paths written and (truth, prediction) of the first video."""
+    """Generate and score videos batch by batch (no batch held while the next is generated),
+    the model and the trivial predictors (``baselines``); the videos go to memory-mapped
+    uint8 ``.npy`` files when ``eval.save_videos``. Returns the ``EvalResult``, the paths
+    written and (truth, prediction) of the first video."""
     ev, model_cfg = tm.config.eval, tm.config.model
     horizon = max(ev.horizons)
     image = (model_cfg.image_channels, model_cfg.image_size, model_cfg.image_size)
@@ -345,6 +396,7 @@ def _evaluate_streaming(
     first = None
     for truth, pred in iter_generated(tm.model, batches, ev.context, horizon, tm.device, precision):
         scorer.update(truth, pred)
+        baselines.update(0, truth[:, ev.context :], pred, truth[:, ev.context - 1])
         if writers is not None:
             writers[0].append(truth)
             writers[1].append(pred)
@@ -368,15 +420,23 @@ def generate_from_checkpoint(
     context: int | None = None,
     horizon: int | None = None,
     device: str = "auto",
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Path]:
     """Generate from a video file, an array file or a fresh Moving-MNIST sample; write GIF,
     MP4, PNGs and the frames.
 
-    Frames after the context (if any) are the ground truth of the error plot. From a video
-    (or Moving-MNIST) the frames go to ``generated.npz`` (uint8); from an array (``key``
-    inside it) every sequence is continued and the predictions are written in the input's
-    format and units (``predictions.npy`` for a ``.npy`` input, and so on), the pictures
-    showing the first sequence.
+    Frames after the context (if any) are the ground truth of the error plot, which then
+    shows the trivial predictors beside the model (:mod:`convssm.run.baselines`; their
+    numbers go to ``baselines.json`` and, one line each, to ``log``). From a video (or
+    Moving-MNIST) the frames go to ``generated.npz`` (uint8 ``context``, ``pred``,
+    ``truth``); from an array (``key`` inside it) every sequence is continued and the
+    predictions are written in the input's format and units (``predictions.npy`` for a
+    ``.npy`` input, and so on), the pictures showing the first sequence.
+
+    Frames are written as they are generated (:class:`~convssm.run.media.MediaWriter`,
+    :mod:`convssm.run.frame_files`), so memory does not grow with the horizon beyond the
+    input itself; every file appears complete or not at all. A non-finite prediction stops
+    the generation with a ValueError naming the frame, and no output is left.
     """
     tm = load_trained(checkpoint, device)
     _require_pixel_model(tm, "generate")
@@ -399,33 +459,127 @@ def generate_from_checkpoint(
         videos = moving_mnist_sample(tm.config, context + horizon, moving_mnist_seed or 0)[None]
     if videos.shape[1] < context:
         raise ValueError(f"the input has {videos.shape[1]} frames, fewer than context {context}")
-    preds = []
-    with torch.no_grad():
-        for batch in videos[:, :context].split(ev.batch_size):
-            preds.append(tm.model.generate(batch.to(tm.device), horizon).float().cpu())
-    pred_all = torch.cat(preds)
-    bad = ~torch.isfinite(pred_all)
-    if bad.any():  # refuse, as evaluate does, rather than draw a black video
-        n_nan = int(torch.isnan(pred_all).sum())
-        raise ValueError(
-            f"the model in {str(tm.path)!r} generated non-finite values ({n_nan} NaN, "
-            f"{int(bad.sum()) - n_nan} inf): its weights or this input are not usable"
-        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    video, pred = videos[0], pred_all[0]
-    truth = video[: context + horizon]
-    known = truth.shape[0] - context
-    curves = error_curves(pred, truth[context:], tm.normalize is not None)
-    shown_t, shown_p = display_frames(truth, tm.normalize), display_frames(pred, tm.normalize)
-    # no ground truth beyond the end of the input: black frames in the truth panel
-    padded = torch.cat([shown_t, torch.full_like(shown_p[known:], -1.0)], dim=0)
-    paths = write_media(out, padded, shown_p, context, curves, tm.config.data.seq_len, "generated")
-    if array_input:
-        paths["predictions"] = write_predictions(out, input_path, pred_all, single=single, key=key)
-        return paths
-    paths["npz"] = out / "generated.npz"
-    np.savez_compressed(
-        paths["npz"], context=to_uint8(video[:context]), pred=to_uint8(pred), truth=to_uint8(truth)
-    )
+    run = _StreamedGeneration(tm, videos, context, horizon, out)
+    try:
+        if array_input:
+            suffix = Path(input_path).suffix.lower()
+            spool = out / ("predictions.npy" if suffix == ".npy" else ".predictions.spool.npy")
+            run.sink = NpyFrameWriter(spool, videos.shape[0], horizon, videos.shape[2:],
+                                      single=single)  # fmt: skip
+        else:
+            run.sink = NpzFrameWriter(out / "generated.npz")
+            run.sink.write("context", to_uint8(videos[0, :context]))
+            run.sink.begin("pred", (horizon, *videos.shape[2:]), np.uint8)
+        run.generate(ev.batch_size)
+        paths = run.finish_media()
+        if array_input:
+            written = run.sink.close()
+            if suffix == ".npy":
+                paths["predictions"] = written
+            else:  # HDF5 / zarr: from the spooled frames, mapped from disk
+                fmt = array_format(input_path)
+                spooled = np.load(written, mmap_mode="r")
+                target = out / f"predictions{suffix}"
+                paths["predictions"] = write_array(target, spooled, None if fmt == "npy" else key)
+                del spooled
+                written.unlink()
+        else:
+            run.sink.end()
+            truth = videos[0, : context + horizon]
+            run.sink.begin("truth", tuple(truth.shape), np.uint8)
+            for start in range(0, truth.shape[0], 256):  # the input, a chunk at a time
+                run.sink.append(to_uint8(truth[start : start + 256]))
+            run.sink.end()
+            paths["npz"] = run.sink.close()
+    except BaseException:
+        run.abort()
+        raise
+    if run.baselines is not None:
+        horizons = sorted({h for h in (*ev.horizons, run.baselines.frames) if h <= horizon})
+        record = run.baselines.to_dict(horizons)
+        paths["baselines"] = atomic_write_text(out / "baselines.json", json.dumps(record, indent=1))
+        for line in run.baselines.lines(horizons) if log else ():
+            log(line)
     return paths
+
+
+class _StreamedGeneration:
+    """One ``generate_from_checkpoint``: generate batch by batch and frame by frame, feed
+    each frame to the predictions' file (``sink``), the pictures of the first sequence and
+    the per-frame errors, and hold no frame after it is written."""
+
+    def __init__(
+        self, tm: TrainedModel, videos: torch.Tensor, context: int, horizon: int, out: Path
+    ) -> None:
+        self.tm, self.videos, self.context, self.horizon = tm, videos, context, horizon
+        self.known = min(videos.shape[1] - context, horizon)  # frames with ground truth
+        self.field = tm.normalize is not None
+        self.sink: Any = None
+        self.baselines = None
+        if self.known > 0:
+            stats = tm.config.model.normalization
+            self.baselines = TrivialBaselines(
+                horizon, videos.shape[2], self.field, stats["mean"] if self.field else None
+            )
+        self.change: list[float] = []
+        self.previous: torch.Tensor | None = None
+        self.media = MediaWriter(out, display_frames(videos[0, :context], tm.normalize),
+                                 horizon, tm.config.data.seq_len, "generated")  # fmt: skip
+
+    def _check(self, frame: torch.Tensor, first: int, k: int) -> None:
+        """Refuse non-finite predictions (as evaluate does) rather than draw a black video;
+        the frame is on the host already, so the check costs no extra sync."""
+        if bool(torch.isfinite(frame).all()):
+            return
+        n_nan = int(torch.isnan(frame).sum())
+        n_inf = int(torch.isinf(frame).sum())
+        raise ValueError(
+            f"the model in {str(self.tm.path)!r} generated non-finite values at frame +{k + 1} "
+            f"of sequence {first + 1} ({n_nan} NaN, {n_inf} inf in that frame): its weights "
+            "or this input are not usable"
+        )
+
+    def generate(self, batch_size: int) -> None:
+        tm, videos, context = self.tm, self.videos, self.context
+        with torch.no_grad():
+            for first in range(0, videos.shape[0], batch_size):
+                batch = videos[first : first + batch_size]
+                frames = tm.model.iter_generate(batch[:, :context].to(tm.device), self.horizon)
+                for k, frame in enumerate(frames):
+                    self._frame(first, k, frame.float().cpu(), batch)
+
+    def _frame(self, first: int, k: int, frame: torch.Tensor, batch: torch.Tensor) -> None:
+        self._check(frame, first, k)
+        if isinstance(self.sink, NpyFrameWriter):
+            self.sink.put(first, k, frame.numpy())
+        elif first == 0:
+            self.sink.append(to_uint8(frame[:1]))
+        truth = batch[:, self.context + k] if k < self.known else None
+        if truth is not None and self.baselines is not None:
+            self.baselines.update(k, truth, frame, batch[:, self.context - 1])
+        if first != 0:
+            return
+        shown = display_frames(frame[0], self.tm.normalize)
+        shown_truth = None if truth is None else display_frames(truth[0], self.tm.normalize)
+        self.media.add(shown, shown_truth)
+        if self.known == 0:  # no ground truth: how much each frame changes
+            if self.previous is not None:
+                scale = 1.0 if self.field else 0.5
+                diff = (frame[0] - self.previous) * scale
+                self.change.append(float(diff.pow(2).mean()))
+            self.previous = frame[0]
+
+    def finish_media(self) -> dict[str, Path]:
+        if self.baselines is not None:
+            curves, baselines = self.baselines.curves()
+        else:
+            curves, baselines = {"frame change (no ground truth)": self.change or [0.0]}, None
+        return self.media.close(curves, baselines)
+
+    def abort(self) -> None:
+        """Remove every unfinished file."""
+        self.media.abort()
+        if self.sink is not None:
+            self.sink.abort()

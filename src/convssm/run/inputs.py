@@ -41,7 +41,6 @@ __all__ = [
     "write_predictions",
     "display_frames",
     "moving_mnist_sample",
-    "error_curves",
 ]
 
 
@@ -137,16 +136,3 @@ def moving_mnist_sample(cfg: ExperimentConfig, num_frames: int, seed: int) -> to
         digits=cfg.data.mnist_path,
         **cfg.data.options,
     )[0]
-
-
-def error_curves(pred: torch.Tensor, known: torch.Tensor, field: bool) -> dict[str, list]:
-    """Per-frame errors against the known frames (per-channel RMSE in the data's units for
-    fields, MSE in [0, 1] for video), or the frame-to-frame change without ground truth."""
-    n = known.shape[0]
-    if n > 0 and field:
-        return {"rmse": (pred[:n] - known).pow(2).mean(dim=(2, 3)).sqrt().tolist()}
-    if n > 0:
-        return {"mse": ((pred[:n] - known) * 0.5).pow(2).mean(dim=(1, 2, 3)).tolist()}
-    scale = 1.0 if field else 0.5
-    change = (pred.diff(dim=0) * scale).pow(2).mean(dim=(1, 2, 3)).tolist()
-    return {"frame change (no ground truth)": change or [0.0]}

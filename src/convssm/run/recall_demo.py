@@ -24,7 +24,7 @@ from convssm.train.checkpoint import read_experiment_yaml
 from convssm.train.factory import delayed_recall
 from convssm.train.recall_eval import recall_predictions, recall_strip
 
-__all__ = ["RECALL_MODELS", "RECALL_DELAY", "find_recall_models", "show_recall"]
+__all__ = ["RECALL_MODELS", "RECALL_DELAY", "find_recall_models", "recall_in_words", "show_recall"]
 
 # label -> published folder under pretrained/: ConvS5 first, the baseline beside it
 RECALL_MODELS = {
@@ -60,6 +60,13 @@ def _task_picture(ds: DelayedRecall, path: Path, scale: int = 4) -> Path:
     return path
 
 
+def recall_in_words(score: float) -> str:
+    """A ``rel_recall`` in words: what fraction of the no-memory error is left."""
+    if score >= 1:
+        return "no better than drawing the average digit (no memory)"
+    return f"{100 * (1 - score):.0f}% of the average digit's error removed"
+
+
 @torch.no_grad()
 def show_recall(
     out_dir: str | Path,
@@ -85,7 +92,8 @@ def show_recall(
         preds[label] = pred[:4]
         log(
             f"demo [1/3]: {label} ({folder.name}): rel_recall {scores[label]:.3f} after "
-            f"{delay} distractor frames ({time.perf_counter() - t0:.0f} s)"
+            f"{delay} distractor frames: {recall_in_words(scores[label])} "
+            f"({time.perf_counter() - t0:.0f} s)"
         )
     truth = torch.stack([ds[i]["video"][ds.cue_index + 1 :] for i in range(4)])
     first = torch.stack([ds[i]["video"][0] for i in range(4)])
@@ -95,6 +103,12 @@ def show_recall(
         "recall_scores": out / "scores.json",
     }
     Image.fromarray(recall_strip(first, truth, preds)).save(paths["recall_strip"])
+    log(
+        f"demo [1/3]: the pictures: {paths['recall_task'].name} is the task (the digit, the "
+        f"distractor, the cue), {paths['recall_strip'].name} the digit shown and each model's "
+        "redrawing; rel_recall = the model's error / drawing the average digit (0: exact, 1: "
+        "no memory)"
+    )
     record = {"delay": delay, "videos": videos, "rel_recall": scores}
     atomic_write_text(paths["recall_scores"], json.dumps(record, indent=1))
     return {"paths": paths, "scores": scores}

@@ -1,6 +1,7 @@
 """TECO's evaluation protocol for the 3-D environment sets (DMLab, Minecraft, Habitat, MazeWorld).
 
-On videos of ``frames`` (300) frames, two settings:
+On videos of ``frames`` frames (TECO's: 300; unset, the videos' own length, with the contexts
+keeping TECO's shares of it: ``TecoProtocol.for_videos``), two settings:
 
 - ``actions``: condition on the first ``context_with_actions`` (144) frames and on the
   actions of the whole video, predict the remaining 156 frames;
@@ -21,6 +22,7 @@ settings), and only the first ``keep_videos`` videos are held for pictures.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -144,6 +146,13 @@ def evaluate_teco(
     """
     start = time.perf_counter()
     protocol = protocol or TecoProtocol()
+    if not protocol.resolved:  # unset lengths come from the videos (the first batch's)
+        batches = iter(batches)
+        first = next(batches, None)
+        if first is None:
+            raise ValueError("TECO evaluation got no videos")
+        protocol = protocol.for_videos(first[0].shape[1] if first[0].ndim == 5 else None)
+        batches = itertools.chain([first], batches)
     device = torch.device(device)
     metrics = list(metrics)
     settings = protocol.setting_list()
@@ -166,10 +175,12 @@ def evaluate_teco(
     running: dict[str, _Running] = {}
     fns: dict[str, Callable] | None = None
     for video, actions in batches:
-        if video.ndim != 5 or video.shape[1] < protocol.frames:
+        if video.ndim != 5:
+            raise ValueError(f"TECO evaluation needs videos (B, T, C, H, W), got {video.shape}")
+        if video.shape[1] < protocol.frames:
             raise ValueError(
-                f"TECO evaluation needs videos (B, T >= {protocol.frames}, C, H, W), "
-                f"got {tuple(video.shape)}"
+                f"eval.teco.frames={protocol.frames} but a batch of videos has "
+                f"{video.shape[1]} frames: set eval.teco.frames to at most {video.shape[1]}"
             )
         video = video[:, : protocol.frames].float()
         truth = to_unit(video)

@@ -1,6 +1,7 @@
 """``convssm evaluate`` with ``eval.protocol: teco``: TECO's protocol on a checkpoint's data.
 
-Reads the evaluation videos (``teco.frames`` each; the ``test`` split of a video folder),
+Reads the evaluation videos (``teco.frames`` each, unset: the shortest test video's length;
+the ``test`` split of a video folder),
 runs :func:`convssm.run.teco_eval.evaluate_teco` with the checkpoint's model as a
 generator, and writes ``metrics.json``, per setting ``videos_<setting>.npz`` (uint8 truth
 and prediction of the first batch, when ``eval.save_videos``) and pictures of the first
@@ -24,6 +25,8 @@ from convssm.models import VQTokenizer
 from convssm.run.generators import LatentGenerator, PredictorGenerator
 from convssm.run.media import write_media
 from convssm.run.teco_eval import TecoResult, evaluate_teco
+from convssm.train.checkpoint import resolve_checkpoint
+from convssm.train.config import TecoProtocol
 from convssm.train.factory import build_eval_dataset, split_item
 
 __all__ = ["evaluate_teco_checkpoint"]
@@ -52,9 +55,15 @@ def evaluate_teco_checkpoint(
     ev = tm.config.eval
     precision = precision or tm.config.train.precision
     if tokenizer is not None:
-        dataset, generator = _latent(tm, tokenizer, precision)
+        dataset, generator, teco = _latent(tm, tokenizer, precision)
     else:
-        dataset = build_eval_dataset(tm.config, num_videos or ev.num_videos, ev.teco.frames)
+        teco = ev.teco
+        if tm.config.data.dataset == "video_folder":  # unset lengths from the test videos
+            probe = build_eval_dataset(tm.config, num_videos or ev.num_videos, 1)
+            teco = teco.for_videos(min(f.num_frames for f in probe.files))
+        else:  # generated videos (any length): TECO's lengths where unset
+            teco = teco.for_videos(None)
+        dataset = build_eval_dataset(tm.config, num_videos or ev.num_videos, teco.frames)
         generator = PredictorGenerator(tm.model, precision)
     if num_videos is not None and num_videos < len(dataset):
         dataset = torch.utils.data.Subset(dataset, range(num_videos))
@@ -62,7 +71,7 @@ def evaluate_teco_checkpoint(
     result, kept = evaluate_teco(
         generator,
         (split_item(b) for b in loader),
-        ev.teco,
+        teco,
         metrics=ev.metrics,
         fvd_chunk=ev.fvd_chunk,
         num_videos=len(dataset),
@@ -88,14 +97,19 @@ def evaluate_teco_checkpoint(
     return result, paths
 
 
-def _latent(tm: Any, tokenizer: str | Path, precision: str) -> tuple[Any, LatentGenerator]:
-    """The source videos of a latent model's code cache and its sampling generator."""
+def _latent(
+    tm: Any, tokenizer: str | Path, precision: str
+) -> tuple[Any, LatentGenerator, TecoProtocol]:
+    """The source videos of a latent model's code cache, its sampling generator and the
+    protocol with its unset lengths taken from those videos."""
     cfg = tm.config
     if cfg.data.root is None:
         raise ValueError("the checkpoint's data.root (its code cache) is not set")
     source = read_codes_manifest(cfg.data.root).get("source")
     if not source:
         raise ValueError(f"the code cache {cfg.data.root} does not name its source videos")
+    if Path(tokenizer).is_dir():  # a run's workdir or checkpoints folder: its newest checkpoint
+        tokenizer = resolve_checkpoint(tokenizer)
     tok = VQTokenizer.from_pretrained(tokenizer).to(tm.device).eval()
     if (tok.codebook_size, tok.latent_size) != (tm.model.codebook_size, tm.model.latent_size):
         raise ValueError(
@@ -103,7 +117,8 @@ def _latent(tm: Any, tokenizer: str | Path, precision: str) -> tuple[Any, Latent
             f"{tok.codebook_size}; the model reads {tm.model.latent_size}x"
             f"{tm.model.latent_size} codes of {tm.model.codebook_size}"
         )
-    teco = cfg.eval.teco
+    probe = VideoFolder(source, "test", seq_len=1)
+    teco = cfg.eval.teco.for_videos(min(f.num_frames for f in probe.files))
     dataset = VideoFolder(source, "test", seq_len=teco.frames)
     gen = LatentGenerator(
         tm.model,
@@ -113,7 +128,7 @@ def _latent(tm: Any, tokenizer: str | Path, precision: str) -> tuple[Any, Latent
         device=tm.device,
         precision=precision,
     )
-    return dataset, gen
+    return dataset, gen, teco
 
 
 def _save(tmp: str, truth: torch.Tensor, pred: torch.Tensor, context: int) -> None:

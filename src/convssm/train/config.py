@@ -190,6 +190,9 @@ class TrainConfig:
             ``null``: no limit.
         time_clock: the clock of ``time_limit_s``: ``wall`` or ``cpu`` (see above).
         progress: show a progress bar on a terminal.
+        tensorboard: write TensorBoard logs: ``true`` (asked for: a missing tensorboard
+            package is reported), ``false`` (never) or ``null`` (when the package is
+            installed, silently without it).
         rollout_context: predictions made from true frames before the rest are fed back
             from the model's own output; ``null``: teacher forcing.
         detach_feedback: stop gradients through the fed-back frames.
@@ -221,6 +224,7 @@ class TrainConfig:
     time_limit_s: float | None = None
     time_clock: Literal["wall", "cpu"] = "wall"
     progress: bool = True
+    tensorboard: bool | None = None
     rollout_context: int | None = None
     detach_feedback: bool = False
     pixel_loss: PixelLoss = "mse_l1"
@@ -248,34 +252,55 @@ class TecoSetting:
 
 @dataclass
 class TecoProtocol:
-    """The protocol's lengths (TECO's defaults) and which settings to run.
+    """The protocol's lengths and which settings to run.
+
+    Lengths left unset (``null``) come from the data evaluated: ``frames`` is the length of
+    its shortest video, and each context keeps TECO's share of it (144 and 36 of 300
+    frames: on TECO's 300-frame videos, exactly TECO's protocol). :meth:`for_videos` fills
+    them in.
 
     ``temperature`` and ``seed`` reach generators that sample (the VQ-latent models): one
     ``torch.Generator`` seeded once per evaluation, so a run is reproducible.
 
     Attributes:
-        frames: frames per evaluation video (context plus predicted).
-        context_with_actions: context frames of the ``actions`` setting.
-        context_without_actions: context frames of the ``no_actions`` setting.
+        frames: frames per evaluation video (context plus predicted); ``null``: the
+            shortest test video's length.
+        context_with_actions: context frames of the ``actions`` setting; ``null``: 144/300
+            of ``frames`` (TECO's 144 of 300).
+        context_without_actions: context frames of the ``no_actions`` setting; ``null``:
+            36/300 of ``frames`` (TECO's 36 of 300).
         settings: which settings to run: ``actions``, ``no_actions``.
         temperature: sampling temperature of generators that sample (0: the most likely).
         seed: seed of the sampling generator.
     """
 
-    frames: int = 300
-    context_with_actions: int = 144
-    context_without_actions: int = 36
+    frames: int | None = None
+    context_with_actions: int | None = None
+    context_without_actions: int | None = None
     settings: list[str] = field(default_factory=lambda: list(TECO_SETTINGS))
     temperature: float = 1.0
     seed: int = 0
 
+    # TECO's own lengths: the shares the contexts keep when they are left unset
+    TECO_FRAMES: typing.ClassVar[int] = 300
+    TECO_CONTEXT: typing.ClassVar[dict[str, int]] = {
+        "context_with_actions": 144,
+        "context_without_actions": 36,
+    }
+
     def __post_init__(self) -> None:
-        if not isinstance(self.frames, int) or self.frames < 2:
-            raise ValueError(f"frames must be an int >= 2, got {self.frames!r}")
-        for name in ("context_with_actions", "context_without_actions"):
+        if self.frames is not None and (not isinstance(self.frames, int) or self.frames < 2):
+            raise ValueError(f"eval.teco.frames must be an int >= 2, got {self.frames!r}")
+        for name in self.TECO_CONTEXT:
             value = getattr(self, name)
-            if not isinstance(value, int) or not 1 <= value < self.frames:
-                raise ValueError(f"{name} must be in [1, frames={self.frames}), got {value!r}")
+            if value is None:
+                continue
+            limit = self.frames if self.frames is not None else math.inf
+            if not isinstance(value, int) or not 1 <= value < limit:
+                raise ValueError(
+                    f"eval.teco.{name} must be in [1, eval.teco.frames={self.frames}), "
+                    f"got {value!r}"
+                )
         unknown = [s for s in self.settings if s not in TECO_SETTINGS]
         if unknown or not self.settings or len(set(self.settings)) != len(self.settings):
             raise ValueError(
@@ -284,7 +309,50 @@ class TecoProtocol:
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
 
+    @property
+    def resolved(self) -> bool:
+        """Whether every length is set (:meth:`setting_list` needs them)."""
+        return None not in (self.frames, *(getattr(self, n) for n in self.TECO_CONTEXT))
+
+    def for_videos(self, num_frames: int | None) -> TecoProtocol:
+        """This protocol with its unset lengths taken from videos of ``num_frames`` frames
+        (the shortest evaluated; ``None``: data of any length, TECO's 300 frames).
+
+        Raises:
+            ValueError: ``frames`` is set longer than the videos, or they are too short
+                for a context and a predicted frame; the message names the setting.
+        """
+        if num_frames is not None and self.frames is not None and self.frames > num_frames:
+            raise ValueError(
+                f"eval.teco.frames={self.frames} but the evaluation videos have "
+                f"{num_frames} frames: set eval.teco.frames to at most {num_frames}, or leave "
+                "it unset to use the videos' length"
+            )
+        frames = self.frames or num_frames or self.TECO_FRAMES
+        if frames < 2:
+            raise ValueError(
+                f"the evaluation videos have {frames} frame: TECO's protocol needs at least 2 "
+                "(a context frame and a predicted one)"
+            )
+        lengths = {}
+        for name, teco in self.TECO_CONTEXT.items():
+            value = getattr(self, name)
+            if value is None:
+                value = min(max(1, round(frames * teco / self.TECO_FRAMES)), frames - 1)
+            elif value >= frames:
+                raise ValueError(
+                    f"eval.teco.{name}={value} leaves no frame to predict in videos of "
+                    f"{frames} frames: set it below {frames}"
+                )
+            lengths[name] = value
+        return dataclasses.replace(self, frames=frames, **lengths)
+
     def setting_list(self) -> list[TecoSetting]:
+        if not self.resolved:
+            raise ValueError(
+                "the TECO protocol's lengths are not all set: call for_videos(num_frames) "
+                "with the evaluation videos' length first"
+            )
         context = {"actions": self.context_with_actions, "no_actions": self.context_without_actions}
         return [
             TecoSetting(name, context[name], self.frames - context[name], name == "actions")

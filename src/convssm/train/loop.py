@@ -206,12 +206,12 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after, command) 
         while state.step < end:
             metrics = train_step(state, next(batches))
             step, out_of_time = state.step, False
-            progress.advance()
             scored = is_scored(step)
             logged = step % tc.log_every == 0 or step == end or scored
             if logged:
                 loss = _synced_loss(metrics, step, ctx)  # host sync point (GPU waits)
-                progress.log(step, loss, metrics["lr"])
+            progress.advance(step, loss if logged else None, metrics["lr"])  # this step's values
+            if logged:
                 out_of_time = _out_of_time(tc.time_limit_s, progress.elapsed(tc.time_clock), ctx)
             if logged or not ctx.is_distributed:  # ranks agree at log intervals only
                 stopped = _stop_requested(signals.received, ctx)
@@ -437,7 +437,11 @@ class _Progress:
         self.start, self.device, self.world_size = start, ctx.device, ctx.world_size
         self.base = dict(run_time or {"wall_s": 0.0, "cpu_s": 0.0})  # before this process
         resume_step = start if resumed else None
-        self.logger = RunLogger(workdir, resume_step=resume_step) if self.main else None
+        self.logger = (
+            RunLogger(workdir, resume_step=resume_step, tensorboard=cfg.train.tensorboard)
+            if self.main
+            else None
+        )
         if self.main:
             (workdir / "config.yaml").write_text(dump_yaml(cfg))
             if self.logger.tensorboard_note:
@@ -491,11 +495,15 @@ class _Progress:
         shown = ", ".join(f"{k} {row[k]:.3f}" for k in ("rel_best@10", "rel_empty@100") if k in row)
         self.bar.write(f"step {row['step']} scored: {shown}")
 
-    def advance(self) -> None:
+    def advance(self, step: int, loss: float | None, lr: float) -> None:
+        """One step done; ``loss`` (read back at log steps only, else ``None``) is logged
+        and shown before the bar moves, so a progress line never shows an older loss."""
         self.window_steps += 1
+        if loss is not None:
+            self._log(step, loss, lr)
         self.bar.update(1)
 
-    def log(self, step: int, loss: float, lr: float) -> None:
+    def _log(self, step: int, loss: float, lr: float) -> None:
         now = time.perf_counter()
         rate = self.window_steps / max(now - self.window_t, 1e-9)
         self.window_t, self.window_steps = now, 0

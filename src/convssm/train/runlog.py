@@ -1,4 +1,5 @@
-"""Run logs: JSONL and CSV always, TensorBoard when ``torch.utils.tensorboard`` imports.
+"""Run logs: JSONL and CSV always, TensorBoard when ``torch.utils.tensorboard`` imports (and
+``train.tensorboard`` is not false; a missing package is reported only when it is true).
 
 ``scores.jsonl`` (one line per held-out scoring, :mod:`convssm.train.heldout`) and its
 ``strip_<step>.png`` pictures are written here too, and ``sessions.jsonl``: one line per
@@ -67,7 +68,9 @@ def _clean(x: Any) -> Any:
 class RunLogger:
     """Writes ``train_log.jsonl``, ``train_log.csv`` and ``val_log.jsonl`` under ``workdir``."""
 
-    def __init__(self, workdir: str | Path, resume_step: int | None = None) -> None:
+    def __init__(
+        self, workdir: str | Path, resume_step: int | None = None, tensorboard: bool | None = None
+    ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.train_jsonl = self.workdir / "train_log.jsonl"
@@ -89,14 +92,19 @@ class RunLogger:
         self._csv = csv.DictWriter(self._csv_file, fieldnames=TRAIN_COLUMNS, extrasaction="ignore")
         if new_csv:
             self._csv.writeheader()
-        self.tensorboard_note = None
+        self.tensorboard_note = None  # set only when TensorBoard was asked for and is missing
         self._tb = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
+        if tensorboard is not False:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.workdir / "tensorboard"))
-        except ImportError as err:
-            self.tensorboard_note = f"TensorBoard logging off: {err}"
+                self._tb = SummaryWriter(str(self.workdir / "tensorboard"))
+            except ImportError as err:
+                if tensorboard:
+                    self.tensorboard_note = (
+                        f"TensorBoard logging off: {err} (train.tensorboard is true; "
+                        "pip install tensorboard)"
+                    )
 
     def _truncate(self, step: int) -> None:
         for path in (self.train_jsonl, self.val_jsonl, self.scores_jsonl):
