@@ -55,8 +55,13 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("own")
     data = _field()
     write_array(root / "field.h5", data, key="fields/u")
-    config = root / "field.yaml"
-    config.write_text(yaml.safe_dump(_config(root / "field.h5", key="fields/u")))
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(root / "field.h5", "a") as f:  # the file names its channels and units...
+        f["fields/u"].attrs["channel_names"] = ["temperature", "concentration"]
+        f["fields/u"].attrs["units"] = ["degC", "ppm"]
+    config = root / "field.yaml"  # ...and the config's units win over the file's
+    config.write_text(yaml.safe_dump(_config(root / "field.h5", key="fields/u",
+                                              channel_units=["K", "mol/m^3"])))  # fmt: skip
     workdir = root / "run"
     assert main(["train", str(config), "--workdir", str(workdir)]) == 0
     return root, data, config, workdir
@@ -88,7 +93,13 @@ def test_evaluate_scores_fields_per_channel_beside_the_run(run, capsys):
     assert "natural video" in metrics["skipped"]["fvd"]
     videos = np.load(out / "videos.npz")
     assert videos["pred"].dtype == np.float32 and 270 < videos["pred"][:, :, 0].mean() < 310
-    assert "rmse [" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "rmse (temperature [K]: " in printed and "concentration [mol/m^3]: " in printed
+    assert "(temperature [K])" in printed  # the baselines' verdict names the channel too
+    assert metrics["channels"] == ["temperature [K]", "concentration [mol/m^3]"]
+    assert metrics["channel_names"] == ["temperature", "concentration"]  # from the file
+    assert metrics["channel_units"] == ["K", "mol/m^3"]  # from the config
+    assert "temperature [K]" in metrics["baselines"]["worse_from"]["training mean"]
 
 
 @pytest.mark.parametrize("name, key", [("in.npy", None), ("in.h5", "u"), ("in.zarr", None)])

@@ -11,6 +11,7 @@ import torch
 from convssm.data import (
     ArrayDataset,
     StatsAccumulator,
+    channel_labels,
     channel_stats_ref,
     open_array,
     read_array,
@@ -150,3 +151,20 @@ def test_writes_replace_atomically(tmp_path):
         write_array(tmp_path / name, np.ones((4,), np.float64))
         np.testing.assert_array_equal(read_array(tmp_path / name), np.ones(4))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.h5", "o.npy", "o.zarr"]
+
+
+def test_channel_names_and_units_come_from_the_array_attributes(tmp_path):
+    data = _field(n=1, t=3)
+    h5 = write_array(tmp_path / "a.h5", data, key="fields/u")
+    with h5py.File(h5, "a") as f:
+        f["fields/u"].attrs["channel_names"] = ["temperature", "salinity"]  # stored as bytes
+        f["fields/u"].attrs["units"] = np.array([b"K", b"g/kg"])
+    assert channel_labels(h5, "fields/u") == (["temperature", "salinity"], ["K", "g/kg"])
+    store = write_array(tmp_path / "a.zarr", data)
+    zarr.open(str(store), mode="r+").attrs["units"] = ["K", "g/kg"]
+    assert channel_labels(store) == (None, ["K", "g/kg"])
+    assert channel_labels(write_array(tmp_path / "a.npy", data)) == (None, None)
+    with h5py.File(h5, "a") as f:
+        f["fields/u"].attrs["units"] = "K"  # one unit for two channels
+    with pytest.raises(ValueError, match="'units' attribute has 1 entries for 2 channels"):
+        channel_labels(h5, "fields/u")

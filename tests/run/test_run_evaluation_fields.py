@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from convssm.cli.evaluate import format_row
 from convssm.metrics import evaluate_predictions
 from convssm.models.normalizer import Normalizer
+from convssm.run.baselines import TrivialBaselines, channel_titles
 
 
 def test_fields_are_scored_per_channel_in_their_units():
@@ -41,3 +43,18 @@ def test_video_kind_is_unchanged_and_may_ask_for_rmse():
     assert abs(row["mse"] - 0.0625) < 1e-7  # in [0, 1]: (0.25)^2
     assert row["rmse"] == [0.5]  # in the frames' own [-1, 1] units
     assert "mae" not in row and not res.skipped
+
+
+def test_field_channels_are_printed_with_their_names_and_units():
+    titles = channel_titles(2, ["velocity", "tracer"], ["m/s", "kg/m^3"])
+    assert titles == ["velocity [m/s]", "tracer [kg/m^3]"]
+    assert channel_titles(2) == ["channel 0 (data units)", "channel 1 (data units)"]
+    assert channel_titles(1, ["u"]) == ["u (data units)"]
+    row = {"psnr": 30.0, "rmse": [0.8388, 0.0001885]}
+    assert format_row(row, titles) == (
+        "psnr 30.0000, rmse (velocity [m/s]: 0.8388, tracer [kg/m^3]: 0.0001885)"
+    )
+    assert format_row(row) == "psnr 30.0000, rmse [0.8388, 0.0001885]"  # no titles: as before
+    b = TrivialBaselines(1, 2, field=True, mean=[0.0, 0.0])
+    b.update(0, torch.ones(1, 2, 4, 4), torch.ones(1, 2, 4, 4), torch.zeros(1, 2, 4, 4))
+    assert "channel 1 (data units)" in b.verdict()

@@ -57,6 +57,7 @@ def test_unknown_key_names_key_section_and_valid_keys(tmp_path):
         ({"model": {"encoder_widths": [64, "x"]}}, r"model.encoder_widths\[1\]"),
         ({"train": {"precision": "fp8"}}, "train.precision: must be one of"),
         ({"model": "convs5"}, "section 'model' must be a mapping"),
+        ({"data": {"channel_units": "m/s"}}, "data.channel_units: expected list"),
     ],
 )
 def test_bad_types_are_rejected(data, match):
@@ -72,6 +73,15 @@ def test_bad_types_are_rejected(data, match):
         ({"optim": {"betas": [0.9]}}, "optim.betas"),
         ({"eval": {"metrics": ["psnr", "bleu"]}}, "unknown metric 'bleu'"),
         ({"data": {"seq_len": 1}}, "at least 2"),
+        (
+            {"model": {"image_channels": 2}, "data": {"channel_names": ["u", "v", "w"]}},
+            r"data.channel_names has 3 entries but the model has 2 channels",
+        ),
+        (
+            {"model": {"image_channels": 2}, "data": {"channel_units": ["m/s"]}},
+            r"data.channel_units has 1 entries but the model has 2 channels",
+        ),
+        ({"data": {"channel_names": [""]}}, "data.channel_names must be non-empty strings"),
     ],
 )
 def test_bad_values_are_rejected(data, match):

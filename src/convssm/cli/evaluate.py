@@ -10,14 +10,19 @@ from convssm.cli._errors import add_overrides_argument, reports_errors
 from convssm.run.inference import default_out_dir, evaluate_checkpoint, resolve_model
 
 
-def format_row(row: dict) -> str:
-    """``psnr 21.3, rmse [0.512, 0.031]``: numbers and per-channel lists of one horizon."""
+def format_row(row: dict, channels: list[str] | None = None) -> str:
+    """``psnr 21.3, rmse [0.512, 0.031]``: numbers and per-channel lists of one horizon;
+    with ``channels`` (``name [unit]`` each) ``rmse (velocity [m/s]: 0.512, ...)``."""
     shown = []
     for k, v in row.items():
         if isinstance(v, float):
             shown.append(f"{k} {v:.4f}")
         elif isinstance(v, list) and all(isinstance(x, float) for x in v):
-            shown.append(f"{k} [" + ", ".join(f"{x:.4g}" for x in v) + "]")
+            if channels is not None and len(channels) == len(v):
+                pairs = ", ".join(f"{c}: {x:.4g}" for c, x in zip(channels, v, strict=True))
+                shown.append(f"{k} ({pairs})")
+            else:
+                shown.append(f"{k} [" + ", ".join(f"{x:.4g}" for x in v) + "]")
     return ", ".join(shown)
 
 
@@ -106,8 +111,9 @@ def run(args: argparse.Namespace) -> int:
             f"{name} (context {s['context']}, {s['horizon']} predicted)": s["metrics"]
             for name, s in result.settings.items()
         }
+    channels = getattr(result, "channels", None)  # fields: name [unit] per channel
     for label, row in rows.items():
-        print(f"{label}: {format_row(row)}")
+        print(f"{label}: {format_row(row, channels)}")
     for line in baselines:
         print(line)
     for name, why in result.skipped.items():

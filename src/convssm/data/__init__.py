@@ -9,6 +9,7 @@ from convssm.data.array_dataset import ArrayDataset
 from convssm.data.arrays import (
     ARRAY_FORMATS,
     array_format,
+    channel_labels,
     open_array,
     read_array,
     write_array,
@@ -36,6 +37,7 @@ __all__ = [
     "ARRAY_FORMATS",
     "ArrayDataset",
     "array_format",
+    "channel_labels",
     "ChannelStats",
     "CodeFolder",
     "DelayedRecall",

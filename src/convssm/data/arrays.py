@@ -28,6 +28,7 @@ __all__ = [
     "ARRAY_FORMATS",
     "ArrayFile",
     "array_format",
+    "channel_labels",
     "open_array",
     "read_array",
     "write_array",
@@ -179,6 +180,43 @@ def open_array(path: str | os.PathLike, key: str | None = None) -> ArrayFile:
         opened.close()
         raise
     return opened
+
+
+CHANNEL_ATTRS = {"channel_names": "channel_names", "units": "channel_units"}  # -> data.*
+
+
+def _strings(value: Any) -> list[str]:
+    """An attribute's value as a list of strings (HDF5 stores bytes or numpy arrays)."""
+    if isinstance(value, (str, bytes)):
+        value = [value]
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(value).ravel()]
+
+
+def channel_labels(
+    path: str | os.PathLike, key: str | None = None
+) -> tuple[list[str] | None, list[str] | None]:
+    """The array's ``channel_names`` and ``units`` attributes (HDF5 and zarr; ``None`` where
+    absent, and for ``.npy``), each one string per channel (ValueError naming the file when
+    their length is not its channel count, axis -3)."""
+    with open_array(path, key) as opened:
+        attrs = getattr(opened.array, "attrs", None)
+        if attrs is None:
+            return None, None
+        channels = opened.shape[-3] if len(opened.shape) >= 3 else None
+        out: list[list[str] | None] = []
+        for attr, config_key in CHANNEL_ATTRS.items():
+            if attr not in attrs:
+                out.append(None)
+                continue
+            values = _strings(attrs[attr])
+            if channels is not None and len(values) != channels:
+                raise ValueError(
+                    f"{opened.where}: its {attr!r} attribute has {len(values)} entries for "
+                    f"{channels} channels; give one per channel (or set data.{config_key} "
+                    "in the config)"
+                )
+            out.append(values)
+        return out[0], out[1]
 
 
 def read_array(path: str | os.PathLike, key: str | None = None) -> np.ndarray:

@@ -66,10 +66,13 @@ class EvalResult:
     per_frame: dict[str, list[float]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    channels: list[str] | None = None  # fields: ``name [unit]`` of each channel
 
     def to_dict(self) -> dict[str, Any]:
+        labels = {} if self.channels is None else {"channels": self.channels}
         return json_safe(
             {
+                **labels,
                 "protocol": "docs/design.md#evaluation-protocol: condition on context, generate, "
                 "score predicted "
                 "frames in [0, 1]; FVD over whole videos including the context",

@@ -22,11 +22,31 @@ from typing import Any
 
 import torch
 
-__all__ = ["EMPTY", "MEAN", "REPEAT", "TrivialBaselines", "explain_baselines", "worse_from"]
+__all__ = [
+    "EMPTY",
+    "MEAN",
+    "REPEAT",
+    "TrivialBaselines",
+    "channel_titles",
+    "explain_baselines",
+    "worse_from",
+]
 
 EMPTY = "empty frame"
 MEAN = "training mean"
 REPEAT = "repeat last frame"
+
+
+def channel_titles(
+    channels: int, names: Sequence[str] | None = None, units: Sequence[str] | None = None
+) -> list[str]:
+    """``name [unit]`` of each of ``channels`` physical-field channels, for printed metrics
+    and plots: ``channel c`` without names, ``(data units)`` without units."""
+    titles = []
+    for c in range(channels):
+        name = names[c] if names else f"channel {c}"
+        titles.append(f"{name} [{units[c]}]" if units else f"{name} (data units)")
+    return titles
 
 
 def explain_baselines(field: bool) -> str:
@@ -65,7 +85,8 @@ class TrivialBaselines:
             ``training mean``) rather than video in [-1, 1] (MSE in [0, 1] against an empty
             frame).
         mean: (C,) the training data's per-channel mean (fields only).
-        channel_names: names for the per-channel lines of fields (``channel c`` otherwise).
+        channel_names: names for the per-channel lines of fields (``name [unit]``, see
+            :func:`channel_titles`; ``channel c (data units)`` otherwise).
     """
 
     FRAMES_PER_STEP = 64  # frames of a batch compared at once
@@ -84,7 +105,7 @@ class TrivialBaselines:
         self.empty_name = MEAN if field else EMPTY
         empty = torch.tensor(mean, dtype=torch.float64) if field else torch.full((channels,), -1.0)
         self.empty = empty.double().view(1, channels, 1, 1)
-        self.names = list(channel_names or [f"channel {c}" for c in range(channels)])
+        self.names = list(channel_names or channel_titles(channels))
         self.sums = {k: torch.zeros(horizon, channels, dtype=torch.float64)
                      for k in ("model", self.empty_name, REPEAT)}  # fmt: skip
         self.counts = torch.zeros(horizon, dtype=torch.float64)

@@ -34,7 +34,7 @@ from convssm.metrics import evaluate_predictions
 from convssm.metrics.scoring import to_uint8
 from convssm.models import VideoPredictor, kind_of, read_config_json
 from convssm.models.pretrained import download_model, parse_hub_id
-from convssm.run.baselines import TrivialBaselines
+from convssm.run.baselines import TrivialBaselines, channel_titles
 from convssm.run.eval_stream import StreamingEvaluator, VideoArrayWriter
 from convssm.run.evaluation import write_eval_outputs
 from convssm.run.frame_files import NpyFrameWriter, NpzFrameWriter
@@ -101,6 +101,17 @@ class TrainedModel:
         """The model's map from physical units onto [-1, 1], or ``None`` for video models."""
         normalizer = getattr(self.model, "normalizer", None)
         return normalizer.normalize if normalizer is not None and normalizer.enabled else None
+
+    @property
+    def channel_titles(self) -> list[str] | None:
+        """``name [unit]`` per channel of a physical-field model (from ``data.channel_names``
+        and ``data.channel_units``, stored with the run), or ``None`` for video models."""
+        if self.normalize is None:
+            return None
+        data = self.config.data
+        return channel_titles(
+            self.config.model.image_channels, data.channel_names, data.channel_units
+        )
 
 
 OUTPUTS = Path("convssm_outputs")  # under the working directory
@@ -316,6 +327,9 @@ def evaluate_checkpoint(
         "kind": "field" if tm.normalize is not None else "video",
         "train_length": tm.config.data.seq_len,
     }
+    if tm.normalize is not None:  # the raw metadata beside result.channels' titles
+        extra["channel_names"] = tm.config.data.channel_names
+        extra["channel_units"] = tm.config.data.channel_units
     out = Path(out_dir)
     batches = (split_item(b) for b in DataLoader(dataset, batch_size=ev.batch_size))
     precision = precision or tm.config.train.precision
@@ -332,6 +346,7 @@ def evaluate_checkpoint(
             truth, pred, ev.context, ev.horizons, ev.metrics, fvd_chunk=ev.fvd_chunk,
             normalize=tm.normalize,
         )  # fmt: skip
+        result.channels = tm.channel_titles
         baselines.update(0, truth[:, ev.context :], pred, truth[:, ev.context - 1])
         extra["baselines"] = baselines.to_dict(ev.horizons)
         keep = ev.save_videos
@@ -353,6 +368,7 @@ def evaluate_checkpoint(
             result.per_frame,
             tm.config.data.seq_len,
             baselines=trivial,
+            channel_names=tm.channel_titles,
         )  # fmt: skip
     )
     for line in baselines.lines(ev.horizons) if log else ():
@@ -366,8 +382,9 @@ def _baselines(tm: TrainedModel, horizon: int) -> TrivialBaselines:
     field = tm.normalize is not None
     stats = tm.config.model.normalization
     return TrivialBaselines(
-        horizon, tm.config.model.image_channels, field, stats["mean"] if field else None
-    )
+        horizon, tm.config.model.image_channels, field, stats["mean"] if field else None,
+        channel_names=tm.channel_titles,
+    )  # fmt: skip
 
 
 def _evaluate_streaming(
@@ -521,8 +538,9 @@ class _StreamedGeneration:
         if self.known > 0:
             stats = tm.config.model.normalization
             self.baselines = TrivialBaselines(
-                horizon, videos.shape[2], self.field, stats["mean"] if self.field else None
-            )
+                horizon, videos.shape[2], self.field, stats["mean"] if self.field else None,
+                channel_names=tm.channel_titles,
+            )  # fmt: skip
         self.change: list[float] = []
         self.previous: torch.Tensor | None = None
         self.media = MediaWriter(out, display_frames(videos[0, :context], tm.normalize),
@@ -576,7 +594,7 @@ class _StreamedGeneration:
             curves, baselines = self.baselines.curves()
         else:
             curves, baselines = {"frame change (no ground truth)": self.change or [0.0]}, None
-        return self.media.close(curves, baselines)
+        return self.media.close(curves, baselines, self.tm.channel_titles)
 
     def abort(self) -> None:
         """Remove every unfinished file."""

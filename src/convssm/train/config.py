@@ -78,6 +78,10 @@ class DataConfig:
     scoring is ``rel_recall`` on evaluation digits).
     ``num_videos`` is the number of distinct training videos (``null``: one fresh video
     for every sample of the run). ``options`` go to the data set's constructor as keywords.
+    ``channel_names`` and ``channel_units`` (one entry per model channel) name the channels of
+    physical fields and their units in evaluation's printed metrics, ``metrics.json`` and
+    plots; for an HDF5 or zarr array left ``null`` they are read from the array's
+    ``channel_names`` and ``units`` attributes when it has them, and stored with the run.
 
     Attributes:
         dataset: which data set (see above).
@@ -91,6 +95,10 @@ class DataConfig:
         seed: seed of the generated training videos.
         num_workers: ``DataLoader`` worker processes.
         options: keywords for the data set's constructor.
+        channel_names: one name per channel (physical fields), e.g. ``[velocity, tracer]``;
+            ``null``: the array's ``channel_names`` attribute, else ``channel c``.
+        channel_units: one unit per channel (physical fields), e.g. ``[m/s, kg/m^3]``;
+            ``null``: the array's ``units`` attribute, else ``data units``.
     """
 
     dataset: Literal["moving_mnist", "video_folder", "array", "codes", "delayed_recall"] = (
@@ -105,6 +113,8 @@ class DataConfig:
     seed: int = 0
     num_workers: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    channel_names: list[str] | None = None
+    channel_units: list[str] | None = None
 
 
 @dataclass
@@ -622,6 +632,7 @@ def _validate_values(cfg: ExperimentConfig) -> None:
             f"data.dataset to 'codes' exactly when model.kind is 'latent_video_predictor' "
             f"(got model.kind {kind!r}, data.dataset {cfg.data.dataset!r})"
         )
+    _validate_channel_labels(cfg)
     if cfg.data.dataset == "array" and kind != "video_predictor":
         raise ValueError(
             "data.dataset 'array' (physical fields, normalised by the video predictor's "
@@ -693,6 +704,22 @@ def _validate_values(cfg: ExperimentConfig) -> None:
         raise ValueError(
             f"unknown metric {bad[0]!r} in eval.metrics; known: {sorted(known_metrics)}"
         )
+
+
+def _validate_channel_labels(cfg: ExperimentConfig) -> None:
+    """``data.channel_names`` / ``data.channel_units``: one non-empty string per channel."""
+    channels = getattr(cfg.model, "image_channels", None)
+    for key in ("channel_names", "channel_units"):
+        values = getattr(cfg.data, key)
+        if values is None:
+            continue
+        if not all(isinstance(v, str) and v.strip() for v in values):
+            raise ValueError(f"data.{key} must be non-empty strings, got {values!r}")
+        if channels is not None and len(values) != channels:
+            raise ValueError(
+                f"data.{key} has {len(values)} entries but the model has {channels} channels "
+                f"(model.image_channels): give one per channel, or null"
+            )
 
 
 def _validate_schedule(cfg: ExperimentConfig, kind: str) -> None:

@@ -14,7 +14,14 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset
 
-from convssm.data import ArrayDataset, CodeFolder, DelayedRecall, MovingMNIST, VideoFolder
+from convssm.data import (
+    ArrayDataset,
+    CodeFolder,
+    DelayedRecall,
+    MovingMNIST,
+    VideoFolder,
+    channel_labels,
+)
 from convssm.models import build_model
 from convssm.train.config import DataConfig, ExperimentConfig, model_kind
 
@@ -24,6 +31,7 @@ __all__ = [
     "build_eval_dataset",
     "split_item",
     "delayed_recall",
+    "with_channel_labels",
     "with_normalization",
     "check_data",
 ]
@@ -210,6 +218,24 @@ def with_normalization(cfg: ExperimentConfig, train_dataset: Dataset) -> Experim
         )
     model = dataclasses.replace(cfg.model, normalization=stats().to_dict())
     return dataclasses.replace(cfg, model=model)
+
+
+def with_channel_labels(cfg: ExperimentConfig) -> ExperimentConfig:
+    """``cfg`` with ``data.channel_names`` / ``data.channel_units`` read from the array's
+    ``channel_names`` / ``units`` attributes (HDF5, zarr) where the config leaves them null
+    and the file has them; otherwise ``cfg`` itself. Saved with the run, so evaluation of
+    the run or of its published folder names the channels and their units."""
+    data = cfg.data
+    if data.dataset != "array" or data.root is None:
+        return cfg
+    if data.channel_names is not None and data.channel_units is not None:
+        return cfg
+    names, units = channel_labels(data.root, data.key)
+    found = {"channel_names": names, "channel_units": units}
+    changes = {k: v for k, v in found.items() if v is not None and getattr(data, k) is None}
+    if not changes:
+        return cfg
+    return dataclasses.replace(cfg, data=dataclasses.replace(data, **changes))
 
 
 def _codes(cfg: ExperimentConfig, split: str, num_frames: int) -> Dataset:

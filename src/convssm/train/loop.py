@@ -71,6 +71,7 @@ from convssm.train.factory import (
     build_train_dataset,
     check_data,
     split_item,
+    with_channel_labels,
     with_normalization,
 )
 from convssm.train.heldout import HeldOutScorer, scored_steps
@@ -165,6 +166,7 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after, command) 
         train_dataset, shuffle = build_train_dataset(cfg)
     normalized = with_normalization(cfg, train_dataset)  # physical arrays: split statistics
     stats_checked, cfg = normalized is not cfg, normalized
+    cfg = with_channel_labels(cfg)  # HDF5 / zarr attributes: the channels' names and units
     if tc.minutes is not None:  # the steps that fit the budget replace train.steps
         cfg = _planned(cfg, workdir, ctx, resume_from, model_factory, train_dataset, shuffle)
         tc = cfg.train
