@@ -46,6 +46,7 @@ TINY = {
     "convssm data make-maze": ["--videos", "2", "--quiet"],
     "convssm data encode": ["--quiet"],
     "python make_field.py": ["--sequences", "12"],
+    "python experiments/recall/delay_sweep.py": ["--videos", "2", "--delays", "250,256"],
 }  # fmt: skip
 SKIP = re.compile(r"<!--\s*doc-test:\s*skip\s*\((?P<why>[^)]*)\)\s*-->")
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^```[ \t]*$", re.S | re.M)

@@ -55,7 +55,7 @@ LABELS = {
     "convs5_short": "ConvS5, short timescales",
     "convs5_random": "ConvS5, random Λ",
     "convs5_mixed": "ConvS5, mixed delays",
-    "convs5_real": "ConvS5, real Λ (no rotation)",
+    "convs5_real": "ConvS5, real Λ",
     "convs5_real_mixed": "ConvS5, real Λ, mixed delays",
     "convlstm": "ConvLSTM",
     "transformer": "Transformer",
@@ -171,21 +171,22 @@ def plot(rows: list[dict], delays: list[int], key: str, ylabel: str, path: Path)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 4.0), dpi=120)
+    fig = Figure(figsize=(8.8, 4.2), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for row in rows:
         xs = [d for d in delays if str(d) in row["delays"]]
         ax.plot(xs, [row["delays"][str(d)][key] for d in xs], marker="o", label=row["label"])
     ax.set_xscale("log", base=2)
-    ax.set_xticks(delays, [str(d) for d in delays])
+    labelled = [d for k, d in enumerate(delays) if k == 0 or d > 1.1 * delays[k - 1]]
+    ax.set_xticks(labelled, [str(d) for d in labelled])  # 250 beside 256: one label
     ax.set_xlabel("delay (frames between the digit and the cue)")
     ax.set_ylabel(ylabel)
     if key == "rel_recall":
         ax.axhline(1.0, color="grey", ls="--", lw=1, label="no memory (the mean pattern)")
         ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path)
 

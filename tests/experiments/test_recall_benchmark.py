@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from convssm.models import VideoPredictor
@@ -89,3 +90,13 @@ def test_phases_report_and_publish(tmp_path):
     assert info["commands"][0] == (
         "python experiments/recall/run.py convs5 --phases 4:0.02,8:0.02 --out runs/recall"
     )
+
+    # the delay sweep reads a published folder and a workdir alike, and writes only under --out
+    sweep = tmp_path / "sweep"
+    table = _run(RECALL / "delay_sweep.py", target, runs / "convs5" / "delay_8", "--delays", "7,8",
+                 "--videos", "2", "--out", sweep, cwd=tmp_path)  # fmt: skip
+    record = json.loads((sweep / "sweep.json").read_text())
+    assert [set(r["rel_recall"]) for r in record["models"]] == [{"7", "8"}] * 2
+    first, second = record["models"]
+    assert first["rel_recall"] == pytest.approx(second["rel_recall"])  # the same weights
+    assert (sweep / "sweep.png").is_file() and "rel_recall on held-out digits" in table
