@@ -274,15 +274,18 @@ class ConvS5SSM(nn.Module):
         """Recurrent mode, one frame: u_t (B, U, H, W), state (B, P, H, W) complex -> y_t,
         new state (complex). Runs :meth:`step_real`, converting the state at the boundary;
         :meth:`step_ref` is the same step in complex arithmetic."""
+        u_t, state = self._step_inputs(u_t, state)
+        y, x = self.step_real(u_t, self.to_real_state(state))
+        return y, self.from_real_state(x)
+
+    def _step_inputs(self, u_t: object, state: object) -> tuple[torch.Tensor, torch.Tensor]:
+        """``step``'s checked frame (B, U, H, W) and complex state (zeros when None)."""
         u_t = check_frame(u_t, "u_t", self.dim)
         self._check_input_dtype(u_t, "u_t")
         batch, _, height, width = u_t.shape
         if state is None:
-            state = self.init_state(batch, height, width)
-        else:
-            state = self._check_state(state, batch, height, width)
-        y, x = self.step_real(u_t, self.to_real_state(state))
-        return y, self.from_real_state(x)
+            return u_t, self.init_state(batch, height, width)
+        return u_t, self._check_state(state, batch, height, width)
 
     def step_real(
         self,
@@ -318,13 +321,7 @@ class ConvS5SSM(nn.Module):
         self, u_t: torch.Tensor, state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The reference of :meth:`step`: the same recurrence in complex arithmetic."""
-        u_t = check_frame(u_t, "u_t", self.dim)
-        self._check_input_dtype(u_t, "u_t")
-        batch, _, height, width = u_t.shape
-        if state is None:
-            state = self.init_state(batch, height, width)
-        else:
-            state = self._check_state(state, batch, height, width)
+        u_t, state = self._step_inputs(u_t, state)
         lam_bar, w_b, w_c = self._step_kernels()
         p = self.state_dim
         bu = F.conv2d(u_t, w_b.to(u_t.dtype), padding="same").to(self.lambda_re.dtype)
