@@ -56,3 +56,31 @@ def test_published_model_reproduces_its_card_scores(card):
     got["ssim@10"] = float(ssim(pred[:, :10], truth[:, :10]).mean())
     for key in ("rel_best@10", "rel_empty@100", "brightness@50-100", "psnr@10", "ssim@10"):
         assert round(got[key], 3) == pytest.approx(round(info["card_scores"][key], 3), abs=1.01e-3)
+
+
+MOVING_MNIST_CARDS = [c for c in CARDS if c.parent.parent.name == "moving_mnist"]
+
+
+@pytest.mark.parametrize(
+    "card", MOVING_MNIST_CARDS, ids=[c.parent.name for c in MOVING_MNIST_CARDS]
+)
+def test_card_reproduce_commands_parse_and_build_this_model(card):
+    """The card's Reproduce commands parse with the CLI, their configs load, and the last one
+    trains a model of exactly the published architecture."""
+    import shlex
+
+    from convssm.cli.main import build_parser
+    from convssm.train.config import load_config
+
+    text = (card.parent / "README.md").read_text()
+    (line,) = [x for x in text.splitlines() if x.startswith("- **Reproduce**:")]
+    commands = line.split("`")[1].split(" && ")
+    assert commands and all(c.startswith("convssm train ") for c in commands), line
+    parser = build_parser()
+    configs = []
+    for command in commands:
+        args = parser.parse_args(shlex.split(command)[1:])
+        configs.append(load_config(Path(PUBLISHED.parents[1], args.config)))
+    assert configs[-1].model == VideoPredictor.from_pretrained(card.parent).config
+    for before, after in zip(configs, configs[1:], strict=False):  # phases chain by init_from
+        assert after.train.init_from == f"runs/{before.name}"
