@@ -49,6 +49,7 @@ import torch
 
 from convssm._checks import check_finite, resolve_check_values
 from convssm.ops.linear_scan_triton import MAX_CHANNELS, linear_scan_triton, triton_available
+from convssm.ops.scan_context_parallel import context_parallel_scan
 from convssm.ops.scan_contract import check_scan_inputs
 from convssm.ops.scan_loop import scan_loop
 
@@ -219,6 +220,7 @@ def linear_scan(
     b: torch.Tensor,
     x0: torch.Tensor | None = None,
     *,
+    group=None,
     check_values: bool | None = None,
 ) -> torch.Tensor:
     """x_k = a * x_{k-1} + b_k for k = 1..L with x_0 = x0 (zeros when None).
@@ -226,7 +228,14 @@ def linear_scan(
     Args:
         a: complex (broadcastable to b.shape[1:]), the per-channel decay.
         b: complex (L, ...), the inputs, time-major; any strides.
-        x0: optional complex initial state, broadcastable to b.shape[1:].
+        x0: optional complex initial state, broadcastable to b.shape[1:]. With a group: the
+            initial state of the whole sequence, used on the group's first rank only.
+        group: a ``torch.distributed`` process group for context parallelism: ``b`` is this
+            rank's contiguous chunk of time (ranks in group order, lengths may differ, none
+            empty) and the result is this rank's chunk of the whole-sequence scan. ``b``'s
+            gradient is its chunk of the whole one; ``a``'s and ``x0``'s summed over the
+            group are the whole ones. Forward and backward each run one ``all_gather``, so
+            every rank must call both. See ``convssm.ops.scan_context_parallel``.
         check_values: raise on NaN/inf in the inputs (host syncs); None follows
             ``convssm.set_value_checks`` (on by default).
 
@@ -238,6 +247,10 @@ def linear_scan(
     L = 0, shapes that do not broadcast, mixed devices, or (when checking values) NaN/inf
     in the inputs.
     """
+    if group is not None:
+        return context_parallel_scan(
+            a, b, x0, group, lambda a, b, x0: linear_scan(a, b, x0, check_values=check_values)
+        )
     check_scan_inputs(a, b, x0)
     check = resolve_check_values(check_values)
     if check:
