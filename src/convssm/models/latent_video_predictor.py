@@ -55,6 +55,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from convssm._checks import check_tensor
@@ -68,6 +69,15 @@ from convssm.models.video_predictor import compile_step_by_default, compiled_ste
 from convssm.nn import build_sequence_model
 
 __all__ = ["LatentVideoPredictor", "LatentVideoPredictorConfig", "LatentVideoPredictorOutput"]
+
+
+def _frame_offset(length: int, group: Any, like: torch.Tensor) -> int:
+    """The index of this rank's first input frame: the sum of the input lengths of the
+    ranks before it in ``group`` (one all-gather of an int)."""
+    mine = torch.tensor([length], dtype=torch.int64, device=like.device)
+    parts = [torch.empty_like(mine) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(parts, mine, group=group)
+    return int(sum(int(p) for p in parts[: dist.get_rank(group)]))
 
 
 @dataclass
@@ -326,11 +336,24 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         actions: torch.Tensor | None = None,
         *,
         positions: torch.Tensor | None = None,
+        sequence_group: Any = None,
     ) -> LatentVideoPredictorOutput:
         """Teacher forcing on codes (B, T, h, w), T ≥ 2; actions (B, T) or None.
 
         ``positions``: a 1-D integer tensor of predicted-frame indices in [0, T − 1) (sorted;
-        frame ``p + 1`` for each p): decode only those (None: all T − 1)."""
+        frame ``p + 1`` for each p): decode only those (None: all T − 1).
+
+        ``sequence_group``: a torch.distributed process group for context parallelism (the
+        sequence model must support it: ConvS5). Each rank passes its piece
+        ``codes[:, s : e + 1]`` (and ``actions[:, s : e + 1]``), the pieces in group rank
+        order, each starting at the last frame of the one before; its logits are those of
+        frames s+1..e, that slice of a single process's output (``positions`` index this
+        rank's predicted frames). The frame offset s for ``causal_masking`` is found with
+        one all-gather of the piece lengths. The loss across ranks is the user's to
+        combine; parameter gradients are per-rank parts to sum over the group. With
+        ``action_dropout`` in training, the dropped samples are drawn per rank: the ranks
+        must share their RNG state for them to agree.
+        """
         codes = self._check_codes(codes, "codes")
         b, t = codes.shape[:2]
         if t < 2:
@@ -345,9 +368,11 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
         if actions is not None and self.training and p > 0:
             conditioned = torch.rand(b, device=codes.device) >= p
             actions = torch.where(conditioned[:, None], actions, self.num_actions)
-        feats = self._mask_frames(self.embed_codes(codes), conditioned)
+        first_index = 0 if sequence_group is None else _frame_offset(t - 1, sequence_group, codes)
+        feats = self._mask_frames(self.embed_codes(codes), conditioned, first_index)
         nxt = None if actions is None else actions[:, 1:]
-        y, _ = self.sequence(self._sequence_inputs(feats[:, :-1], nxt))
+        group = {} if sequence_group is None else {"sequence_group": sequence_group}
+        y, _ = self.sequence(self._sequence_inputs(feats[:, :-1], nxt), **group)
         if positions is not None:
             y = y[:, positions]
         return LatentVideoPredictorOutput(self.logits_of(y), conditioned, positions)

@@ -245,6 +245,7 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         rollout_context: int | None = None,
         detach_feedback: bool = False,
         check_values: bool | None = None,
+        sequence_group: Any = None,
     ) -> VideoPredictorOutput:
         """Predict frames 1..T−1 of video (B, T, C, H, W), T ≥ 2; actions (B, T) or None.
 
@@ -265,7 +266,25 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         ``check_values``: check that the video is finite (and in [−1, 1] without a
         normaliser) and the actions in range (host syncs; None: the global switch
         ``convssm.set_value_checks``).
+
+        ``sequence_group``: a torch.distributed process group for context parallelism
+        (teacher forcing only; the sequence model must support it: ConvS5). Each rank passes
+        its piece of the video the way chunked training does, ``video[:, s : e + 1]`` with
+        the pieces in group rank order, each starting at the last frame of the one before
+        (so each rank's input frames s..e−1 are disjoint and adjacent), and its
+        ``actions[:, s : e + 1]``; its output is the predictions of frames s+1..e, equal to
+        that slice of a single process's output on the whole video, and the targets
+        ``video[:, s + 1 : e + 1]``. A loss over the whole video is the user's to combine
+        across ranks (e.g. a sum of per-rank sums; parameter gradients are per-rank parts
+        to sum over the group). ``states``: the state before the whole video, read on
+        rank 0 only; the returned states are the whole-video states at the end of each
+        rank's input frames — the final ones on the last rank (not broadcast).
         """
+        if sequence_group is not None and rollout_context is not None:
+            raise ValueError(
+                "rollout_context cannot be combined with sequence_group: the free-running "
+                "frames are fed back one step at a time, which does not split over ranks"
+            )
         video = self._check_video(video, "video", check_values)
         length = video.shape[1]
         if length < 2:
@@ -280,8 +299,9 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             )
         # actions[:, t] led to frame t: input frame t goes in with actions[:, t + 1]
         next_actions = None if actions is None else actions[:, 1:]
+        group = {} if sequence_group is None else {"sequence_group": sequence_group}
         y, states = self.sequence(
-            self.encode(video[:, :context], next_actions), states, check_values=False
+            self.encode(video[:, :context], next_actions), states, check_values=False, **group
         )
         predictions = [self.decode(y)]
         frame = predictions[0][:, -1]  # fed back in the working range

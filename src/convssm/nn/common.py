@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -196,20 +197,26 @@ def run_layers(
     *,
     step: bool = False,
     checkpoint: bool = False,
+    group: Any = None,
 ) -> tuple[torch.Tensor, list]:
     """Thread ``x`` through a stack of layers, each with its own state.
 
     ``step=False`` calls ``layer(x, state)`` on (B, T, C, H, W); ``step=True`` calls
     ``layer.step(x, state)`` on one frame (B, C, H, W). ``checkpoint``: recompute each
     layer's forward during backward instead of keeping its activations (parallel mode).
+    ``group``: a process group for context parallelism, passed as ``layer(x, state,
+    group=group)`` (parallel mode only; None: not passed).
     Returns the output and the new state of every layer, in order.
     """
+    if step and group is not None:
+        raise ValueError("run_layers: a process group is for parallel mode, not step mode")
     new_states = []
     for layer, state in zip(layers, states, strict=True):
         if step:
             x, state = layer.step(x, state)
         else:
-            x, state = checkpointed(layer, x, state, enabled=checkpoint)
+            fn = layer if group is None else functools.partial(layer, group=group)
+            x, state = checkpointed(fn, x, state, enabled=checkpoint)
         new_states.append(state)
     return x, new_states
 

@@ -35,7 +35,7 @@ from convssm.nn.common import (
     unfold_time,
 )
 from convssm.nn.init import he_normal_
-from convssm.nn.registry import register_sequence_model
+from convssm.nn.registry import refuse_sequence_group, register_sequence_model
 
 __all__ = ["ConvLSTMCell", "ConvLSTMBlock", "ConvLSTM", "convlstm_reference"]
 
@@ -220,12 +220,19 @@ class ConvLSTM(nn.Module):
         states: list[LSTMState | None] | None = None,
         *,
         check_values: bool | None = None,
+        sequence_group: object = None,
     ) -> tuple[torch.Tensor, list[LSTMState]]:
         """x: (B, T, dim, H, W) -> (y (B, T, dim, H, W), last (h, c) of every layer).
 
         ``check_values``: NaN/inf check of x and states (one host sync; None: the global
         switch ``convssm.set_value_checks``). The layers below read no values.
+        ``sequence_group``: refused (ValueError unless None): see ``convssm.nn.registry``.
         """
+        refuse_sequence_group(
+            "convlstm",
+            sequence_group,
+            "ConvLSTM is nonlinear in time (a chunk's starting state needs the chunks before it)",
+        )
         x = check_video(x, "x", self.dim)
         self._check_dtype(x, "x")
         check_inputs_finite(check_values, x, "x", states)

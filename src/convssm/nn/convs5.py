@@ -17,6 +17,8 @@ block's convolutions are lecun-normal with zero biases (:mod:`convssm.nn.init`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -124,9 +126,11 @@ class ConvS5Block(nn.Module):
         return self.ssm.init_state(batch, height, width)
 
     def forward(
-        self, x: torch.Tensor, state: torch.Tensor | None = None
+        self, x: torch.Tensor, state: torch.Tensor | None = None, *, group: Any = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        y, state = self.ssm(self.residual.pre(x), state)
+        """``group``: context parallelism, passed to the SSM (``ConvS5SSM.forward``); the
+        norm, dropout and output block are per frame."""
+        y, state = self.ssm(self.residual.pre(x), state, group=group)
         y = unfold_time(self.output(fold_time(y)), x.shape[0])
         return self.residual.post(x, y), state
 
@@ -199,13 +203,30 @@ class ConvS5(nn.Module):
         states: list[torch.Tensor] | None = None,
         *,
         check_values: bool | None = None,
+        sequence_group: Any = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``check_values``: NaN/inf check of x and states (one host sync; None: the global
-        switch ``convssm.set_value_checks``). The layers below read no values."""
+        switch ``convssm.set_value_checks``). The layers below read no values.
+
+        ``sequence_group``: a torch.distributed process group for context parallelism. Each
+        rank passes its contiguous chunk of time as x (ranks in group order, every chunk at
+        least one frame long, the same batch and frame size everywhere) and gets back its
+        chunk of the whole-sequence output, exact in values and gradients: each layer's
+        scan passes the group to ``linear_scan``; everything else is per frame. ``states``
+        is the state before the whole sequence, read on the group's rank 0 only. The
+        returned states are, on each rank, the whole-sequence states at the end of that
+        rank's chunk: on the last rank the final states of the whole sequence (they are not
+        broadcast; a rank that needs them broadcasts them from the last rank). Parameter
+        gradients are per-rank parts: sum them over the group (as data-parallel training's
+        all-reduce does). Dropout masks are drawn per rank, so the outputs equal one
+        process's only with equal RNG states on every rank (or no dropout).
+        """
         check_video(x, "x", self.dim)
         states = self._check_states(states)
         check_inputs_finite(check_values, x, "x", states)
-        return run_layers(self.layers, x, states, checkpoint=self.activation_checkpointing)
+        return run_layers(
+            self.layers, x, states, checkpoint=self.activation_checkpointing, group=sequence_group
+        )
 
     def step(
         self,

@@ -26,6 +26,7 @@ boundary; ``step_ref`` is the same step in complex arithmetic, the reference.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -244,9 +245,15 @@ class ConvS5SSM(nn.Module):
 
     # ------------------------------------------------------------------ modes
     def forward(
-        self, u: torch.Tensor, state: torch.Tensor | None = None
+        self, u: torch.Tensor, state: torch.Tensor | None = None, *, group: Any = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Parallel mode: u (B, T, U, H, W), state (B, P, H, W) -> y (B, T, U, H, W), x_T."""
+        """Parallel mode: u (B, T, U, H, W), state (B, P, H, W) -> y (B, T, U, H, W), x_T.
+
+        ``group``: a torch.distributed process group (context parallelism, see
+        ``linear_scan``): u is this rank's contiguous chunk of time, y this rank's chunk of
+        the whole-sequence output, x_T the whole-sequence state at the end of this rank's
+        chunk; ``state`` is the state before the whole sequence and is read on the group's
+        rank 0 only. The only layer that mixes time; the convolutions are per frame."""
         u = check_video(u, "u", self.dim)
         self._check_input_dtype(u, "u")
         batch, length, _, height, width = u.shape
@@ -260,7 +267,7 @@ class ConvS5SSM(nn.Module):
         bu = F.conv2d(u_tm, w_b.to(u_tm.dtype), padding="same")
         bu = bu.view(length, batch, 2 * p, height, width).to(real)
         bu = torch.complex(bu[:, :, :p], bu[:, :, p:])  # (T, B, P, H, W)
-        x = linear_scan(lam_bar[:, None, None], bu, state, check_values=False)  # (T, B, P, H, W)
+        x = linear_scan(lam_bar[:, None, None], bu, state, check_values=False, group=group)
         # [Re x; Im x] as 2P channel planes: one permuted copy (faster than cat of strided views).
         xr = torch.view_as_real(x).permute(0, 1, 5, 2, 3, 4)
         xr = xr.reshape(length * batch, 2 * p, height, width)

@@ -55,7 +55,7 @@ from convssm.nn.common import (
     fold_time,
 )
 from convssm.nn.init import FLAX_NORM_EPS, flax_conv_
-from convssm.nn.registry import register_sequence_model
+from convssm.nn.registry import refuse_sequence_group, register_sequence_model
 
 __all__ = ["FrameTransformer", "KVCache", "FrameWindow"]
 
@@ -304,6 +304,7 @@ class FrameTransformer(nn.Module):
         states: list[KVCache] | FrameWindow | None = None,
         *,
         check_values: bool | None = None,
+        sequence_group: object = None,
     ) -> tuple[torch.Tensor, list[KVCache] | FrameWindow]:
         """x: (B, T, dim, H, W) -> (y (B, T, dim, H, W), the state after x).
 
@@ -313,7 +314,13 @@ class FrameTransformer(nn.Module):
         ``check_values``: NaN/inf check of x (one host sync; None: the global switch
         ``convssm.set_value_checks``). The states are not read: a KV cache or frame window
         grows with the history, and checking it every frame would cost O(window).
+        ``sequence_group``: refused (ValueError unless None): see ``convssm.nn.registry``.
         """
+        refuse_sequence_group(
+            "transformer",
+            sequence_group,
+            "attention across ranks' chunks would need ring attention, which is not implemented",
+        )
         x = self._check_input(x, "x", 5)
         check_inputs_finite(check_values, x, "x")
         b = x.shape[0]

@@ -1,7 +1,7 @@
 """Sequence models by name, so a config can say ``model: convs5`` with its options.
 
 Every registered class follows one interface on (B, T, C, H, W) tensors:
-``forward(x, states=None, *, check_values=None) -> (y, states)``,
+``forward(x, states=None, *, check_values=None, sequence_group=None) -> (y, states)``,
 ``step(x_t, states, *, check_values=None) -> (y_t, states)``,
 ``init_state(batch, height, width) -> states``; its constructor takes ``dim`` (the
 channel width of input and output) plus its own keyword options. A model registered with
@@ -12,7 +12,11 @@ whole-frame token convolution) gets ``height``/``width`` from ``build_sequence_m
 → ConvS5Block → ConvS5SSM), so :func:`sequence_model_options` lists every option a model
 takes and a misspelt one is an error naming the valid ones. ``check_values`` switches the
 NaN/inf check of the inputs (a host sync; None follows ``convssm.set_value_checks``): a model
-that wraps the sequence model checks its own inputs and passes False.
+that wraps the sequence model checks its own inputs and passes False. ``sequence_group`` is
+a torch.distributed process group for context parallelism (x is this rank's chunk of time):
+a model that cannot run a chunk of time exactly (ConvLSTM, nonlinear in time; the
+transformer, which would need ring attention) refuses any value but None with
+:func:`refuse_sequence_group`; ConvS5 supports it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 from torch import nn
 
 __all__ = [
+    "refuse_sequence_group",
     "register_sequence_model",
     "build_sequence_model",
     "sequence_model_class",
@@ -53,6 +58,17 @@ def register_sequence_model(
         return cls
 
     return wrap
+
+
+def refuse_sequence_group(model: str, sequence_group: object, reason: str) -> None:
+    """The refusal of ``forward``'s ``sequence_group`` by a model that does not support
+    context parallelism: ValueError unless it is None (checked before any use of the group)."""
+    if sequence_group is not None:
+        raise ValueError(
+            f"sequence model {model!r} does not support sequence_group (context parallelism "
+            f"over time): {reason}; use sequence_model 'convs5', or run the whole sequence on "
+            "each rank (sequence_group=None)"
+        )
 
 
 def sequence_model_takes_grid(name: str) -> bool:
