@@ -10,12 +10,11 @@ keyword.
 
 from __future__ import annotations
 
-import datetime
-
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from gloo import init_gloo
 
 from convssm.models import LatentVideoPredictor, VideoPredictor
 from convssm.nn import ConvS5
@@ -94,13 +93,7 @@ def _run(data, start=0, stop=None, group=None):
 
 
 def _worker(rank, world, init_file, out_file):
-    dist.init_process_group(
-        "gloo",
-        init_method=f"file://{init_file}",
-        rank=rank,
-        world_size=world,
-        timeout=datetime.timedelta(seconds=60),
-    )
+    init_gloo(rank, world, init_file)
     try:
         torch.set_num_threads(1)
         start = sum(LENGTHS[:rank])

@@ -7,12 +7,11 @@ single-process scan.
 
 from __future__ import annotations
 
-import datetime
-
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from gloo import init_gloo
 
 from convssm.ops import linear_scan
 
@@ -40,13 +39,7 @@ def _whole(a, b, x0, w):
 
 
 def _worker(rank, world, lengths, init_file, out_file):
-    dist.init_process_group(
-        "gloo",
-        init_method=f"file://{init_file}",
-        rank=rank,
-        world_size=world,
-        timeout=datetime.timedelta(seconds=60),
-    )
+    init_gloo(rank, world, init_file)
     try:
         out = {}
         start = sum(lengths[:rank])
