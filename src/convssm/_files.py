@@ -18,6 +18,7 @@ __all__ = [
     "fsync_file",
     "fsync_dir",
     "atomic_write",
+    "move_into_place",
     "atomic_write_bytes",
     "atomic_write_text",
     "sha256_file",
@@ -63,6 +64,17 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def move_into_place(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Finish an atomic write: give the written ``tmp`` the umask's mode (``tempfile`` makes
+    0600), fsync it, rename it onto ``path`` and fsync the directory."""
+    path = Path(path)
+    os.chmod(tmp, default_mode())
+    fsync_file(tmp)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    return path
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` to produce the file, then move it atomically onto ``path``."""
     path = Path(path)
@@ -70,14 +82,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, default_mode())  # mkstemp makes 0600; follow the umask like open()
-        fsync_file(tmp)
-        os.replace(tmp, path)
+        return move_into_place(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
-    return path
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

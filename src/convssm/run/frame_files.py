@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from convssm._files import default_mode, fsync_dir, fsync_file
+from convssm._files import move_into_place
 
 __all__ = ["NpyFrameWriter", "NpzFrameWriter"]
 
@@ -43,11 +43,7 @@ class _TempFile:
         self.tmp = self.path.with_name(f".{self.path.name}.tmp")
 
     def _publish(self) -> Path:
-        os.chmod(self.tmp, default_mode())
-        fsync_file(self.tmp)
-        os.replace(self.tmp, self.path)
-        fsync_dir(self.path.parent)
-        return self.path
+        return move_into_place(self.tmp, self.path)
 
     def __enter__(self):
         return self

@@ -11,7 +11,6 @@ into place when complete.
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from PIL import GifImagePlugin, Image
 
-from convssm._files import atomic_write, default_mode, fsync_dir, fsync_file
+from convssm._files import atomic_write, move_into_place
 from convssm.metrics.scoring import to_uint8
 
 __all__ = [
@@ -113,11 +112,7 @@ class _AtomicFrameFile(ABC):
             self.abort()
             raise ValueError(f"no frames to write to {self.path}")
         self._finish()
-        os.chmod(self.tmp, default_mode())
-        fsync_file(self.tmp)
-        os.replace(self.tmp, self.path)
-        fsync_dir(self.path.parent)
-        return self.path
+        return move_into_place(self.tmp, self.path)
 
     def abort(self) -> None:
         self._release()
