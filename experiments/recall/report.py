@@ -57,6 +57,8 @@ LABELS = {
     "convs5_mixed": "ConvS5, mixed delays",
     "convs5_real": "ConvS5, real Λ",
     "convs5_real_mixed": "ConvS5, real Λ, mixed delays",
+    "convs5_real_log": "ConvS5, held log-spaced real Λ",
+    "convs5_real_log_mixed": "ConvS5, held log-spaced real Λ, mixed delays",
     "convlstm": "ConvLSTM",
     "transformer": "Transformer",
 }

@@ -26,7 +26,7 @@ def test_layer_option_and_its_errors():
     layer = ConvS5SSM(4, 8, lambda_init="random", generator=g)
     y, x = layer(torch.randn(1, 5, 4, 6, 6))
     assert y.shape == (1, 5, 4, 6, 6) and torch.isfinite(y).all()
-    with pytest.raises(ValueError, match="lambda_init must be 'hippo', 'random' or 'real'"):
+    with pytest.raises(ValueError, match="lambda_init must be 'hippo', 'random', 'real' or 'real_log'"):
         ConvS5SSM(4, 8, lambda_init="legs")
     with pytest.raises(ValueError, match="has no blocks"):
         ConvS5SSM(4, 8, blocks=2, lambda_init="random")
@@ -60,4 +60,32 @@ def test_real_lambda_decays_without_rotating_and_keeps_im_at_zero():
     torch.testing.assert_close(ratio.imag, torch.zeros_like(ratio.imag), rtol=0, atol=1e-5)
     again = ConvS5SSM(4, 8, lambda_init="real")
     again.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(again(u)[0], layer(u)[0])
+
+
+def test_real_log_lambda_holds_log_spaced_decay_rates_that_training_does_not_move():
+    layer = ConvS5SSM(4, 8, lambda_init="real_log", dt_min=0.01, dt_max=0.1)
+    assert {n for n, _ in layer.named_parameters()}.isdisjoint({"lambda_re", "lambda_im"})
+    assert {"lambda_re", "lambda_im"} <= set(layer.state_dict())
+    rates = -layer.lambda_re.double()
+    torch.testing.assert_close(rates[0], torch.tensor(0.5, dtype=torch.float64))
+    torch.testing.assert_close(rates[-1], torch.tensor(1e-4, dtype=torch.float64))
+    ratios = rates[:-1] / rates[1:]
+    torch.testing.assert_close(ratios, ratios[:1].expand_as(ratios))  # evenly log-spaced
+    before = layer.lambda_re.clone()
+    opt = torch.optim.AdamW(layer.parameters(), lr=0.1)
+    y, _ = layer(torch.randn(2, 6, 4, 5, 5))
+    y.square().mean().backward()
+    opt.step()
+    assert torch.equal(layer.lambda_re, before) and torch.all(layer.lambda_im == 0)
+    # The slowest mode keeps 96 % of an impulse over 4 096 frames with a gain near Δ.
+    lam_bar, b_bar, _ = layer.discretize()
+    slow = int(torch.argmax(lam_bar.real))
+    assert lam_bar.real[slow] ** 4096 > 0.95
+    step = layer.log_step.exp()[slow].double()
+    gain = (b_bar[slow].abs() / torch.complex(layer.b_re, layer.b_im)[slow].abs()).double()
+    torch.testing.assert_close(gain.mean(), step, rtol=1e-2, atol=0)
+    again = ConvS5SSM(4, 8, lambda_init="real_log")
+    again.load_state_dict(layer.state_dict())
+    u = torch.randn(1, 7, 4, 5, 5)
     torch.testing.assert_close(again(u)[0], layer(u)[0])

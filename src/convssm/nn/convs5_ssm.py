@@ -71,6 +71,12 @@ class ConvS5SSM(nn.Module):
             ``"real"``: HiPPO's decay rates (Re Λ = −½, trained) with Im Λ held at 0, a buffer
             that is not trained, so the state decays without rotating and what it holds
             after d frames differs from what it holds after d' frames only in amplitude.
+            ``"real_log"``: no rotation either, and Re Λ held (a buffer) at P values evenly
+            log-spaced over [−½, −10⁻⁴], so the state's timescales 1/(|Re Λ| Δ) reach from
+            tens to millions of frames while the input gain (about Δ) stays that of Δ: slow
+            modes that still hear their input. Only Δ (log-parameterised) moves the
+            timescales in training; a directly trained Re Λ of 10⁻⁴ would be blown away by
+            the first optimiser steps.
         generator: optional torch.Generator for a reproducible initialisation.
 
     Shapes:
@@ -111,7 +117,7 @@ class ConvS5SSM(nn.Module):
         self.kernel_size_b, self.kernel_size_c = kb, kc
         self.blocks, self.clip_eigs, self.discretization = blocks, clip_eigs, discretization
 
-        if lambda_init in ("hippo", "real"):
+        if lambda_init in ("hippo", "real", "real_log"):
             lam, v = hippo_diagonal_init(state_dim, blocks)  # (P,), (2P, P)
         elif lambda_init == "random":
             if blocks != 1:
@@ -119,7 +125,8 @@ class ConvS5SSM(nn.Module):
             lam, v = random_diagonal_init(state_dim, generator)
         else:
             raise ValueError(
-                f"lambda_init must be 'hippo', 'random' or 'real', got {lambda_init!r}"
+                "lambda_init must be 'hippo', 'random', 'real' or 'real_log', "
+                f"got {lambda_init!r}"
             )
         b_real = _he_normal(2 * state_dim, dim * kb * kb, dim * kb * kb, generator)
         c_real = _he_normal(dim * kc * kc, 2 * state_dim, 2 * state_dim * kc * kc, generator)
@@ -129,8 +136,12 @@ class ConvS5SSM(nn.Module):
         def param(x: np.ndarray) -> nn.Parameter:
             return nn.Parameter(torch.tensor(np.ascontiguousarray(x), dtype=torch.float32))
 
-        self.lambda_re = param(lam.real)
-        if lambda_init == "real":  # no rotation: Im Λ is a fixed zero, saved with the weights
+        if lambda_init == "real_log":  # held decay rates, saved with the weights
+            rates = np.geomspace(0.5, 1e-4, state_dim) if state_dim > 1 else np.array([0.5])
+            self.register_buffer("lambda_re", torch.tensor(-rates, dtype=torch.float32))
+        else:
+            self.lambda_re = param(lam.real)
+        if lambda_init in ("real", "real_log"):  # no rotation: Im Λ is a fixed zero, saved
             self.register_buffer("lambda_im", torch.zeros(state_dim))
         else:
             self.lambda_im = param(lam.imag)
