@@ -125,8 +125,7 @@ class ConvS5SSM(nn.Module):
             lam, v = random_diagonal_init(state_dim, generator)
         else:
             raise ValueError(
-                "lambda_init must be 'hippo', 'random', 'real' or 'real_log', "
-                f"got {lambda_init!r}"
+                f"lambda_init must be 'hippo', 'random', 'real' or 'real_log', got {lambda_init!r}"
             )
         b_real = _he_normal(2 * state_dim, dim * kb * kb, dim * kb * kb, generator)
         c_real = _he_normal(dim * kc * kc, 2 * state_dim, 2 * state_dim * kc * kc, generator)
