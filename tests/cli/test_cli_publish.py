@@ -90,6 +90,15 @@ def test_publish_two_phases_from_their_records(tmp_path, monkeypatch):
         assert words[0] == "convssm"
         parser.parse_args(words[1:])
 
+    # from another directory the earlier phase is found through the run's own records
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["publish", "../runs/two", "--step", "2", "--out", "again"]) == 0
+    again = json.loads((elsewhere / "again" / "lineage.json").read_text())
+    assert [p["name"] for p in again["phases"]] == ["tiny_phase1", "tiny_phase2"]
+    assert again["phases"][1]["start"]["checkpoint"] == "../runs/one/checkpoints/step_00000004"
+
 
 def test_publish_refuses_a_folder_without_a_run(tmp_path, capsys):
     assert main(["publish", str(tmp_path), "--out", str(tmp_path / "out")]) == 1

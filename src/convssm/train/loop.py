@@ -177,6 +177,8 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after, command) 
     if tc.init_from is not None and resume_from is None:  # a resumed run has its own weights
         source = init_weights_from(model, cfg, tc.init_from)
         if ctx.is_main:  # which weights, for the run's lineage (convssm publish reads it)
+            # also relative to the workdir, so the lineage is found from any directory
+            source["checkpoint_from_workdir"] = os.path.relpath(source["checkpoint"], workdir)
             atomic_write_text(workdir / "init_from.json", json.dumps(source) + "\n")
     state = create_train_state(cfg, model, len(train_dataset), shuffle, ctx)
     # ---- resume

@@ -17,6 +17,7 @@ strips. What a run did not record is said to be unknown, never filled in.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -105,7 +106,10 @@ def _earlier(run: Path, phase: dict[str, Any]) -> dict[str, Any]:
     if not record.is_file():
         return {"kind": "unknown", "why": "the run recorded no init_from.json"}
     source = json.loads(record.read_text())
-    folder = Path(source["checkpoint"])
+    folder = Path(source["checkpoint"])  # as seen from where the phase was trained
+    beside = source.get("checkpoint_from_workdir")  # as seen from the run (newer runs)
+    if not folder.exists() and beside is not None and (run / beside).exists():
+        folder = Path(os.path.normpath(run / beside))
     if source["step"] is None:
         return {"kind": "model folder", "checkpoint": folder.as_posix()}
     if not (folder / "manifest.json").is_file():
