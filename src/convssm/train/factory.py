@@ -118,8 +118,9 @@ def delayed_recall(
     cfg: ExperimentConfig, split: str, num_videos: int, seed: int, delay: int | None = None
 ):
     """The config's :class:`convssm.data.DelayedRecall` set (``delay``: a fixed delay to score
-    a model at, whatever the config's delay and ``min_delay``). Its length must be ``data.seq_len``
-    at the config's own delay."""
+    a model at, whatever the config's delay and ``min_delay``; the eval split of a config
+    whose cue moves, ``vary: cue``, is scored at the config's own delay). Its length must be
+    ``data.seq_len`` at the config's own delay."""
 
     data = cfg.data
     options = dict(data.options)
@@ -132,9 +133,12 @@ def delayed_recall(
                 "(model.image_size, data.seed / eval.seed, the split, data.mnist_path)"
             )
     own_delay = options["delay"]
+    if delay is None and split == "eval" and options.get("vary") == "cue":
+        delay = own_delay  # the scorer needs one cue frame: validate at the config's delay
     if delay is not None:  # scoring at one delay: every video waits exactly that long
         options["delay"] = delay
         options.pop("min_delay", None)
+        options.pop("vary", None)
     try:
         ds = DelayedRecall(
             num_videos,
