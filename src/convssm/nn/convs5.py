@@ -147,7 +147,7 @@ class ConvS5Block(nn.Module):
         self, x_t: torch.Tensor, state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         y, state = self.ssm.step(self.residual.pre(x_t), state)
-        return self.residual.post(x_t, self.output(y)), state
+        return self.residual.post(x_t, self.output.step(y)), state
 
     def step_ref(
         self, x_t: torch.Tensor, state: torch.Tensor | None = None
