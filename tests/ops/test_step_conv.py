@@ -105,3 +105,12 @@ def test_native_path_is_exactly_f_conv2d():
     w = torch.randn(6, 8, 3, 3, generator=g, dtype=torch.float64)
     b = torch.randn(6, generator=g, dtype=torch.float64)
     assert torch.equal(step_conv2d(x, w, b), F.conv2d(x, w, b, padding="same"))
+
+
+def test_compiled_takes_the_native_path_without_a_graph_break():
+    """Under torch.compile the rule leaves the choice to Inductor (F.conv2d), and reading
+    the thread count does not break the graph."""
+    x, w = torch.randn(1, 64, 6, 6), torch.randn(8, 64, 3, 3) / 24
+    with _threads(2), torch.no_grad():
+        got = torch.compile(step_conv2d, fullgraph=True, dynamic=False)(x, w)
+        torch.testing.assert_close(got, F.conv2d(x, w, padding="same"), rtol=1e-5, atol=1e-5)

@@ -48,7 +48,8 @@ def step_conv_path(x: torch.Tensor, weight: torch.Tensor) -> str:
     and weight (C_out, C_in, k_h, k_w) (the rule in the module docstring)."""
     c_in, k_h, k_w = weight.shape[1:]
     if (
-        x.dtype != torch.float32
+        torch.compiler.is_compiling()  # first: the thread count is not traceable
+        or x.dtype != torch.float32
         or weight.dtype != torch.float32
         or x.device.type != "cpu"
         or weight.device.type != "cpu"
@@ -61,7 +62,6 @@ def step_conv_path(x: torch.Tensor, weight: torch.Tensor) -> str:
         or not torch.backends.mkldnn.is_available()
         or not torch.backends.mkldnn.enabled
         or torch.is_autocast_enabled("cpu")
-        or torch.compiler.is_compiling()
         or (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
     ):
         return "native"
