@@ -316,6 +316,9 @@ def bf16_drift(models_mod, data_mod, frames: int) -> dict:
     out["max |bf16 - fp32| over all frames"] = per_frame_max.max().item()
     out["mean |bf16 - fp32| over all frames"] = diff.mean().item()
     out["median PSNR bf16 vs fp32 (dB)"] = psnr.median().item()
+    for db in (40, 20):
+        below = (psnr < db).nonzero()
+        out[f"first frame with PSNR < {db} dB"] = below[0, 0].item() + 1 if len(below) else 0
     out["min PSNR bf16 vs fp32 (dB)"] = psnr.min().item()
     return out
 
