@@ -126,3 +126,15 @@ def test_compiled_runs_the_same_rule_as_one_op():
             )
         if torch.backends.mkldnn.is_available():
             assert _conv_called(lambda: compiled(x, w, b, "same")) == {"aten::mkldnn_convolution"}
+
+
+def test_custom_op_passes_opcheck_in_both_memory_formats():
+    from convssm.ops.step_conv import _step_conv2d_op
+
+    g = torch.Generator().manual_seed(4)
+    w, b = torch.randn(8, 64, 3, 3, generator=g) / 24, torch.randn(8, generator=g)
+    x = torch.randn(1, 64, 6, 5, generator=g)
+    with _threads(2):
+        for xi in (x, x.contiguous(memory_format=torch.channels_last)):
+            torch.library.opcheck(_step_conv2d_op, (xi, w, b, [1, 1]))
+            torch.library.opcheck(_step_conv2d_op, (xi, w, None, [0, 1]))

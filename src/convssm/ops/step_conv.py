@@ -117,12 +117,16 @@ def step_conv2d_ref(
     return F.conv2d(x, weight, bias, padding=padding)
 
 
-@torch.library.custom_op("convssm::step_conv2d", mutates_args=())
+@torch.library.custom_op(
+    "convssm::step_conv2d", mutates_args=(), tags=(torch.Tag.needs_fixed_stride_order,)
+)
 def _step_conv2d_op(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: list[int]
 ) -> torch.Tensor:
-    """:func:`step_conv2d` as one op for ``torch.compile``: the rule is applied when it runs."""
-    return step_conv2d(x, weight, bias, tuple(padding))
+    """:func:`step_conv2d` as one op for ``torch.compile``: the rule is applied when it runs.
+    Its inputs keep their traced strides, and its output is contiguous whatever their
+    memory format (Inductor may lay tensors out channels-last)."""
+    return step_conv2d(x, weight, bias, tuple(padding)).contiguous()
 
 
 @_step_conv2d_op.register_fake
