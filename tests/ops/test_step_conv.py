@@ -107,34 +107,10 @@ def test_native_path_is_exactly_f_conv2d():
     assert torch.equal(step_conv2d(x, w, b), F.conv2d(x, w, b, padding="same"))
 
 
-def test_compiled_runs_the_same_rule_as_one_op():
-    """Under torch.compile (fullgraph, no graph break) the convolution is the opaque op
-    convssm::step_conv2d, which applies the rule when it runs: oneDNN at batch 1 and two
-    threads, as in eager mode; odd sizes and explicit padding keep their output shape."""
-    g = torch.Generator().manual_seed(3)
-    x, w, b = (
-        torch.randn(1, 64, 7, 5, generator=g),
-        torch.randn(8, 64, 3, 3, generator=g) / 24,
-        torch.randn(8, generator=g),
-    )
-    compiled = torch.compile(step_conv2d, fullgraph=True, dynamic=False)
+def test_compiled_takes_the_native_path_without_a_graph_break():
+    """Under torch.compile the rule leaves the choice to Inductor (F.conv2d), and reading
+    the thread count does not break the graph."""
+    x, w = torch.randn(1, 64, 6, 6), torch.randn(8, 64, 3, 3) / 24
     with _threads(2), torch.no_grad():
-        for padding in ("same", 0, (1, 0)):
-            got = compiled(x, w, b, padding)
-            torch.testing.assert_close(
-                got, F.conv2d(x, w, b, padding=padding), rtol=1e-5, atol=1e-5
-            )
-        if torch.backends.mkldnn.is_available():
-            assert _conv_called(lambda: compiled(x, w, b, "same")) == {"aten::mkldnn_convolution"}
-
-
-def test_custom_op_passes_opcheck_in_both_memory_formats():
-    from convssm.ops.step_conv import _step_conv2d_op
-
-    g = torch.Generator().manual_seed(4)
-    w, b = torch.randn(8, 64, 3, 3, generator=g) / 24, torch.randn(8, generator=g)
-    x = torch.randn(1, 64, 6, 5, generator=g)
-    with _threads(2):
-        for xi in (x, x.contiguous(memory_format=torch.channels_last)):
-            torch.library.opcheck(_step_conv2d_op, (xi, w, b, [1, 1]))
-            torch.library.opcheck(_step_conv2d_op, (xi, w, None, [0, 1]))
+        got = torch.compile(step_conv2d, fullgraph=True, dynamic=False)(x, w)
+        torch.testing.assert_close(got, F.conv2d(x, w, padding="same"), rtol=1e-5, atol=1e-5)

@@ -21,16 +21,17 @@ The rule (:func:`step_conv_path`), read per call and cheap:
 - ``"mkldnn"`` (``torch.mkldnn_convolution``) when oneDNN is available and enabled
   (``torch.backends.mkldnn``), the tensors are float32 on the CPU, no autograd graph is
   being recorded through them, no autocast is active (under CPU autocast ``F.conv2d`` runs
-  in bfloat16, which PyTorch sends to oneDNN itself), the batch is 1,
-  ``torch.get_num_threads() > 1``, the kernel is larger than 1×1 with odd sides (so that
-  "same" padding is symmetric), and ``C_in·k_h·k_w >= MKLDNN_MIN_REDUCTION``;
+  in bfloat16, which PyTorch sends to oneDNN itself), nothing is being compiled, the
+  batch is 1, ``torch.get_num_threads() > 1``, the kernel is larger than 1×1 with odd
+  sides (so that "same" padding is symmetric), and ``C_in·k_h·k_w >= MKLDNN_MIN_REDUCTION``;
 - ``"native"`` (``F.conv2d``, PyTorch's own choice) otherwise: float64, batch ≥ 2 (PyTorch
   already uses oneDNN there), one thread, 1×1 kernels, small reductions, training.
 
-Under ``torch.compile`` (no gradient needed, odd kernel) the call becomes one opaque custom
-op, ``convssm::step_conv2d``, whose body applies the same rule when it runs, so a compiled
-generation step takes the same path as the eager one (Inductor would otherwise lower the
-convolution to PyTorch's own choice); with gradients it stays ``F.conv2d``.
+Under ``torch.compile`` the rule answers ``"native"``: Inductor lowers the convolution to
+PyTorch's own choice, so a compiled step at batch 1 keeps the slow path. (Wrapping the
+oneDNN call in a custom op for the compiler was tried: Inductor's channels-last layout
+pass handed the op inputs in another layout than the traced one and its output failed
+Inductor's stride check on the published model; not pursued.)
 
 No exception is caught: a case the rule sends to oneDNN runs there or raises.
 """
@@ -91,13 +92,6 @@ def step_conv2d(
     """x (N, C_in, H, W), weight (C_out, C_in, k_h, k_w), bias (C_out,) or None ->
     (N, C_out, H', W'): ``F.conv2d(x, weight, bias, padding=padding)`` (stride 1, no
     dilation, one group) on the path :func:`step_conv_path` chooses."""
-    if torch.compiler.is_compiling():
-        needs_grad = torch.is_grad_enabled() and (
-            x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
-        )
-        if needs_grad or weight.shape[2] % 2 == 0 or weight.shape[3] % 2 == 0:
-            return F.conv2d(x, weight, bias, padding=padding)
-        return _step_conv2d_op(x, weight, bias, list(_padding(padding, weight)))
     if step_conv_path(x, weight) == "native":
         return F.conv2d(x, weight, bias, padding=padding)
     if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
@@ -115,22 +109,3 @@ def step_conv2d_ref(
 ) -> torch.Tensor:
     """The reference of :func:`step_conv2d`: ``F.conv2d`` as PyTorch dispatches it."""
     return F.conv2d(x, weight, bias, padding=padding)
-
-
-@torch.library.custom_op(
-    "convssm::step_conv2d", mutates_args=(), tags=(torch.Tag.needs_fixed_stride_order,)
-)
-def _step_conv2d_op(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: list[int]
-) -> torch.Tensor:
-    """:func:`step_conv2d` as one op for ``torch.compile``: the rule is applied when it runs.
-    Its inputs keep their traced strides, and its output is contiguous whatever their
-    memory format (Inductor may lay tensors out channels-last)."""
-    return step_conv2d(x, weight, bias, tuple(padding)).contiguous()
-
-
-@_step_conv2d_op.register_fake
-def _(x, weight, bias, padding):
-    n, _, h, w = x.shape
-    c_out, _, k_h, k_w = weight.shape
-    return x.new_empty(n, c_out, h + 2 * padding[0] - k_h + 1, w + 2 * padding[1] - k_w + 1)
