@@ -323,6 +323,23 @@ def bf16_drift(models_mod, data_mod, frames: int) -> dict:
     return out
 
 
+def profile_model(models_mod, frames: int = 50) -> str:
+    """``torch.profiler``'s table (top ops by self CPU time) of ``frames`` generated frames
+    of the published model (the loop's real step, eager, batch 1): where a frame's time goes."""
+    model = models_mod.VideoPredictor.from_pretrained(PUBLISHED).eval()
+    context = torch.rand(1, 10, 1, model.image_size, model.image_size) * 2 - 1
+    y, states = model.sequence(model.encode(context), check_values=False)
+    frame = model.decode(y[:, -1:])[:, 0]
+    real = model.sequence.to_real_states(states)
+    kernels = model.sequence.real_step_kernels()
+    for _ in range(10):
+        model._step_real(frame, real, None, kernels)
+    with torch.profiler.profile() as prof:
+        for _ in range(frames):
+            model._step_real(frame, real, None, kernels)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20)
+
+
 def op_counts(nn_mod) -> dict:
     """ATen ops per ``ConvS5Block`` step at S1 (top level, and all calls including nested
     ones): the per-step dispatch work, a count that the machine's load cannot blur."""
@@ -382,6 +399,11 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     parser.add_argument("--shapes", default="S1,S2,S3,model", help="comma-separated subset")
     parser.add_argument(
+        "--profile-model",
+        action="store_true",
+        help="only print the profiler's table of 50 frames of the published model",
+    )
+    parser.add_argument(
         "--bf16-frames",
         type=int,
         default=0,
@@ -393,6 +415,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     import convssm.models
     import convssm.nn
+
+    if args.profile_model:
+        with torch.no_grad():
+            print(profile_model(convssm.models))
+        print(f"threads {args.threads}, load average {os.getloadavg()}")
+        return
 
     compare = {}
     for i, src in enumerate(args.compare):
