@@ -249,3 +249,23 @@ def _reference_generation_changing(model, context, horizon, at):
             frame, states = model.step(frame, states)
             frames.append(frame)
     return torch.stack(frames, 1)
+
+
+def test_bf16_precision_generates_close_to_fp32_in_the_models_dtype():
+    """``precision="bf16"``: autocast per step, frames back in float32, near the fp32 frames
+    (bf16 keeps ~3 significant digits); autocast does not leak out of the generator."""
+    model = _predictor(dtype=torch.float32)
+    context = _video(torch.float32)
+    fp32 = model.generate(context, 4, compile_step=False)
+    assert torch.equal(fp32, model.generate(context, 4, compile_step=False, precision="fp32"))
+    frames = model.iter_generate(context, 4, compile_step=False, precision="bf16")
+    got = []
+    for frame in frames:
+        assert not torch.is_autocast_enabled("cpu")
+        got.append(frame)
+    got = torch.stack(got, 1)
+    assert got.dtype == torch.float32 and got.shape == fp32.shape
+    torch.testing.assert_close(got, fp32, rtol=0, atol=0.15)  # frames in [-1, 1]
+    assert (got - fp32).abs().mean() < 0.02
+    with pytest.raises(ValueError, match="precision"):
+        model.generate(context, 2, precision="half")

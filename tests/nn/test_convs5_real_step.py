@@ -153,3 +153,35 @@ def test_real_step_kernels_follow_parameter_changes():
         y_ref, _ = layer.step_ref(u, layer.from_real_state(s))
     assert not torch.allclose(y1, y2)
     torch.testing.assert_close(y2, y_ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("batch", "height", "width"), [(1, 16, 16), (1, 13, 11), (2, 9, 12)])
+def test_block_step_real_at_width_64_equals_the_reference(dtype, batch, height, width):
+    """At the width where the step's convolutions leave PyTorch's own path (batch 1, two
+    threads, float32: oneDNN, ``convssm.ops.step_conv2d``), over frames from a non-zero
+    state: the same as the complex reference step, whose convolutions are plain F.conv2d."""
+    torch.manual_seed(6)
+    block = ConvS5Block(64, 32).to(dtype).eval()
+    x = _frames(dtype, batch=batch, length=3, dim=64, height=height, width=width)
+    x0 = _state(dtype, batch, 32, height, width)
+    tol = TOL[dtype] * 10  # after the output block's norms
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            s, s_ref = block.ssm.to_real_state(x0), x0
+            kernels = block.ssm.real_step_kernels()
+            for t in range(x.shape[1]):
+                y, s = block.step_real(x[:, t], s, kernels)
+                y_ref, s_ref = block.step_ref(x[:, t], s_ref)
+                torch.testing.assert_close(y, y_ref, rtol=tol, atol=tol)
+                torch.testing.assert_close(block.ssm.from_real_state(s), s_ref, rtol=tol, atol=tol)
+            with torch.profiler.profile() as prof:
+                block.step_real(x[:, 0], s, kernels)
+    finally:
+        torch.set_num_threads(before)
+    names = {e.name for e in prof.events()}
+    onednn = dtype == torch.float32 and torch.backends.mkldnn.is_available()  # batch 2: PyTorch's
+    assert ("aten::mkldnn_convolution" in names) == onednn
+    assert ("aten::_slow_conv2d_forward" in names) == (not onednn)

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from convssm._checks import check_finite, check_tensor, resolve_check_values
+from convssm._precision import autocast_context
 from convssm._progress import progress_iter
 from convssm.models.autoencoder import FrameDecoder, FrameEncoder
 from convssm.models.config import VideoPredictorConfig
@@ -322,6 +323,7 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         context_chunk: int | None = None,
         check_values: bool | None = None,
         compile_step: bool | None = None,
+        precision: str = "fp32",
     ) -> Iterator[torch.Tensor]:
         """Yield ``horizon`` predicted frames (B, C, H, W) after context (B, T_c, C, H, W).
 
@@ -334,6 +336,13 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         ``compile_step``: run each generated frame's step under ``torch.compile`` (compiled
         once per shape in a process, then reused by later calls and other models:
         :func:`compiled_step`); None decides by the device (:func:`compile_step_by_default`).
+
+        ``precision``: ``fp32`` (default), ``bf16``, ``fp16`` or ``auto`` (lower precision on
+        CUDA, fp32 on CPU): the context pass and every frame's step run under that
+        ``torch.autocast`` (entered per step, never across a ``yield``); frames are yielded
+        and fed back in the model's dtype, and the recurrence runs in complex64/float32
+        either way. On the 2-core CPU of docs/benchmarks.md (avx512_bf16, no AMX) bf16 was
+        slower than fp32 at every measured width, so it is off unless asked for.
 
         Each frame runs the sequence model's real-arithmetic step where it has one
         (``step_real``: ConvS5 keeps its state as real channel halves inside the loop), the
@@ -359,12 +368,15 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             raise ValueError(f"context_chunk must be a positive int or None, got {context_chunk!r}")
         actions = self._check_actions(actions, context.shape[0], t_c + horizon, check_values)
         next_actions = None if actions is None else actions[:, 1:]
+        autocast_context(context.device, precision)  # rejects an unknown precision here
+        dtype = self.dtype
         states, chunk = None, context_chunk or t_c
-        for s in range(0, t_c, chunk):
-            acts = None if next_actions is None else next_actions[:, s : s + chunk]
-            z = self.encode(context[:, s : s + chunk], acts)
-            y, states = self.sequence(z, states, check_values=False)
-        frame = self.decode(y[:, -1:])[:, 0]  # fed back in the working range
+        with autocast_context(context.device, precision):
+            for s in range(0, t_c, chunk):
+                acts = None if next_actions is None else next_actions[:, s : s + chunk]
+                z = self.encode(context[:, s : s + chunk], acts)
+                y, states = self.sequence(z, states, check_values=False)
+            frame = self.decode(y[:, -1:])[:, 0].to(dtype)  # fed back in the working range
         yield self.normalizer.denormalize(frame)
         if horizon == 1:
             return
@@ -372,10 +384,12 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         step, states = self._generation_step(states, compile_step, context.device)
         for k in range(1, horizon):
             a = None if actions is None else actions[:, t_c + k]
-            if real:  # cached while the parameters are unchanged; a compiled step's inputs
-                frame, states = step(frame, states, a, self.sequence.real_step_kernels())
-            else:
-                frame, states = step(frame, states, a)
+            with autocast_context(context.device, precision):
+                if real:  # cached while the parameters are unchanged; a compiled step's inputs
+                    frame, states = step(frame, states, a, self.sequence.real_step_kernels())
+                else:
+                    frame, states = step(frame, states, a)
+            frame = frame.to(dtype)
             yield self.normalizer.denormalize(frame)
 
     def _generation_step(self, states: Any, compile_step: bool | None, device: torch.device):
@@ -428,12 +442,13 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         context_chunk: int | None = None,
         check_values: bool | None = None,
         compile_step: bool | None = None,
+        precision: str = "fp32",
         progress: bool = False,
     ) -> torch.Tensor:
         """context (B, T_c, C, H, W) -> the next ``horizon`` frames (B, horizon, C, H, W);
-        ``context_chunk`` and ``compile_step`` as in :meth:`iter_generate`. ``progress``:
-        show how many frames are done on stderr (a bar on a terminal, a plain line every
-        tenth otherwise)."""
+        ``context_chunk``, ``compile_step`` and ``precision`` as in :meth:`iter_generate`.
+        ``progress``: show how many frames are done on stderr (a bar on a terminal, a plain
+        line every tenth otherwise)."""
         frames = self.iter_generate(
             context,
             horizon,
@@ -441,6 +456,7 @@ class VideoPredictor(PretrainedMixin, nn.Module):
             context_chunk=context_chunk,
             check_values=check_values,
             compile_step=compile_step,
+            precision=precision,
         )
         if progress:
             frames = progress_iter(frames, total=horizon, desc="generate", unit="frame")

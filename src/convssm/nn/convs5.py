@@ -34,6 +34,7 @@ from convssm.nn.common import (
 from convssm.nn.convs5_ssm import ConvS5SSM
 from convssm.nn.init import FLAX_NORM_EPS, flax_conv_
 from convssm.nn.registry import register_sequence_model
+from convssm.ops.step_conv import step_conv2d
 
 __all__ = ["ConvS5Block", "ConvS5", "ResNetOutput", "ACTIVATIONS", "make_activation"]
 
@@ -79,6 +80,14 @@ class ResNetOutput(nn.Module):
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         h = self.conv1(self.act(self.norm1(y)))
         h = self.conv2(self.act(self.norm2(h)))
+        return self.act(y + h)
+
+    def step(self, y: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for the frames of one step, its convolutions through
+        ``convssm.ops.step_conv2d`` (the path chosen per shape); the generation loop's."""
+        c1, c2 = self.conv1, self.conv2
+        h = step_conv2d(self.act(self.norm1(y)), c1.weight, c1.bias, c1.padding)
+        h = step_conv2d(self.act(self.norm2(h)), c2.weight, c2.bias, c2.padding)
         return self.act(y + h)
 
 
@@ -138,7 +147,7 @@ class ConvS5Block(nn.Module):
         self, x_t: torch.Tensor, state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         y, state = self.ssm.step(self.residual.pre(x_t), state)
-        return self.residual.post(x_t, self.output(y)), state
+        return self.residual.post(x_t, self.output.step(y)), state
 
     def step_ref(
         self, x_t: torch.Tensor, state: torch.Tensor | None = None
@@ -152,7 +161,7 @@ class ConvS5Block(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`step` on the real state layout (``ConvS5SSM.step_real``), no checks."""
         y, state = self.ssm.step_real(self.residual.pre(x_t), state, kernels)
-        return self.residual.post(x_t, self.output(y)), state
+        return self.residual.post(x_t, self.output.step(y)), state
 
 
 @register_sequence_model("convs5")

@@ -37,6 +37,7 @@ from convssm._checks import check_shape, check_tensor
 from convssm.nn.common import check_frame, check_video
 from convssm.nn.hippo import hippo_diagonal_init, random_diagonal_init
 from convssm.ops import linear_scan
+from convssm.ops.step_conv import step_conv2d
 
 __all__ = ["ConvS5SSM"]
 
@@ -316,13 +317,15 @@ class ConvS5SSM(nn.Module):
         ``x = [Re B̄u; Im B̄u] + a ⊙ x + b ⊙ swap(x)`` with ``swap([r; i]) = [i; r]``: one
         fused update once compiled (Inductor generates no code for complex tensors), and
         the state is already the channel layout the C convolution reads. ``kernels``:
-        :meth:`real_step_kernels` (None: fetched here). No checks: the caller's.
+        :meth:`real_step_kernels` (None: fetched here). No checks: the caller's. Its two
+        convolutions run through ``convssm.ops.step_conv2d`` (oneDNN where PyTorch's own
+        choice is slow for the shape: batch 1, several threads).
         """
         a, b, w_b, w_c = self.real_step_kernels() if kernels is None else kernels
         real = a.dtype
-        bu = F.conv2d(u_t, w_b.to(u_t.dtype), padding="same").to(real)
+        bu = step_conv2d(u_t, w_b.to(u_t.dtype)).to(real)
         x = torch.addcmul(torch.addcmul(bu, a, state), b, state.roll(self.state_dim, 1))
-        y = F.conv2d(x.to(u_t.dtype), w_c.to(u_t.dtype), padding="same")
+        y = step_conv2d(x.to(u_t.dtype), w_c.to(u_t.dtype))
         return y, x
 
     def to_real_state(self, state: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ from convssm.ops.linear_scan import (
     set_scan_path,
 )
 from convssm.ops.linear_scan_triton import linear_scan_triton, triton_available
+from convssm.ops.step_conv import step_conv2d, step_conv2d_ref, step_conv_path
 
 __all__ = [
     "get_scan_path",
@@ -16,5 +17,8 @@ __all__ = [
     "linear_scan_triton",
     "scan_path",
     "set_scan_path",
+    "step_conv2d",
+    "step_conv2d_ref",
+    "step_conv_path",
     "triton_available",
 ]
