@@ -1,7 +1,7 @@
 """How narrow is a recall model's memory? rel_recall at delays around the one it trained at.
 
     python experiments/recall/delay_sweep.py MODEL [MODEL ...] [--delays 192,224,240,248,
-        252,256,260,264,272,288,320] [--videos 16] [--out recall_sweep]
+        252,256,260,264,272,288,320] [--videos 16] [--out recall_sweep] [--merge EARLIER.json]
 
 Each MODEL is a published folder (``pretrained/recall/convs5_delay256``) or a phase's
 workdir made by run.py (``runs/recall/convs5_real/delay_256``). Every model is scored by
@@ -11,7 +11,9 @@ one that decodes the state as it looks after exactly the trained delay does not.
 
 Writes ``OUT/sweep.json`` (the scores and the command) and ``OUT/sweep.png`` (rel_recall
 against the delay, one line per model) and prints the table. Nothing is written into a
-model folder or a workdir.
+model folder or a workdir. ``--merge`` adds the rows of an earlier ``sweep.json`` scored on
+the same videos and delays (each keeps the command that scored it), so a model trained later
+joins the table without scoring the others again.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delays", default=DELAYS)
     parser.add_argument("--videos", type=int, default=16)
     parser.add_argument("--out", default="recall_sweep")
+    parser.add_argument("--merge", help="an earlier sweep.json whose rows to add")
     args = parser.parse_args(argv)
     try:
         delays = [int(d) for d in args.delays.split(",")]
@@ -84,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.videos < 1 or any(d < 1 for d in delays):
         parser.error("--videos and every delay must be positive")
     torch.set_num_threads(1)
+    earlier = earlier_rows(Path(args.merge), args.videos, delays) if args.merge else []
+    earlier = [r for r in earlier if r["model"] not in args.models]  # scored again: new wins
     rows = []
     for name in args.models:
         model, cfg = load_model(Path(name))
@@ -96,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)  # fmt: skip
         row["score_cpu_s"] = time.process_time() - t0
         rows.append(row)
+    rows = earlier + rows
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record = {
@@ -113,6 +119,21 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         print(f"{row['model']:45s}" + "".join(f"{row['rel_recall'][str(d)]:>7.3f}" for d in delays))
     return 0
+
+
+def earlier_rows(path: Path, videos: int, delays: list[int]) -> list[dict]:
+    """The rows of an earlier sweep, each marked ``scored_by`` its command; refused unless it
+    scored the same number of videos at the same delays (other scores do not compare)."""
+    if not path.is_file():
+        raise SystemExit(f"--merge: {path} does not exist")
+    earlier = json.loads(path.read_text())
+    if earlier.get("videos") != videos or earlier.get("delays") != delays:
+        raise SystemExit(
+            f"--merge: {path} scored {earlier.get('videos')} videos at delays "
+            f"{earlier.get('delays')}, this sweep {videos} at {delays}; scores over other "
+            "videos or delays are not comparable"
+        )
+    return [{**r, "scored_by": r.get("scored_by", earlier["command"])} for r in earlier["models"]]
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ LABELS = {
     "transformer": "Transformer",
 }
 COMPARE_DELAY = 256  # the delay every model of the equal-budget comparison trained up to
+REL_RECALL_AXIS_TOP = 2.0  # worse than twice the mean pattern's error: drawn at the top
 TIMED = ("convs5", "convlstm", "transformer")  # the architectures (ablations are ConvS5's)
 
 
@@ -177,9 +178,15 @@ def plot(rows: list[dict], delays: list[int], key: str, ylabel: str, path: Path)
     fig = Figure(figsize=(8.8, 4.2), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    top = REL_RECALL_AXIS_TOP if key == "rel_recall" else float("inf")
     for row in rows:
         xs = [d for d in delays if str(d) in row["delays"]]
-        ax.plot(xs, [row["delays"][str(d)][key] for d in xs], marker="o", label=row["label"])
+        ys = [row["delays"][str(d)][key] for d in xs]
+        (line,) = ax.plot(xs, [min(y, top) for y in ys], marker="o", label=row["label"])
+        for x, y in zip(xs, ys, strict=True):  # off the axis: drawn at its top, with the value
+            if y > top:
+                ax.annotate(f"{y:.1f}", (x, top), textcoords="offset points", xytext=(4, -10),
+                            fontsize=7, color=line.get_color())  # fmt: skip
     ax.set_xscale("log", base=2)
     labelled = [d for k, d in enumerate(delays) if k == 0 or d > 1.1 * delays[k - 1]]
     ax.set_xticks(labelled, [str(d) for d in labelled])  # 250 beside 256: one label
@@ -187,7 +194,7 @@ def plot(rows: list[dict], delays: list[int], key: str, ylabel: str, path: Path)
     ax.set_ylabel(ylabel)
     if key == "rel_recall":
         ax.axhline(1.0, color="grey", ls="--", lw=1, label="no memory (the mean pattern)")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, min(top, ax.get_ylim()[1]) * 1.04)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()

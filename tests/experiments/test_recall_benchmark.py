@@ -100,3 +100,16 @@ def test_phases_report_and_publish(tmp_path):
     first, second = record["models"]
     assert first["rel_recall"] == pytest.approx(second["rel_recall"])  # the same weights
     assert (sweep / "sweep.png").is_file() and "rel_recall on held-out digits" in table
+    # a later sweep joins the earlier rows (not scoring them again), only over the same videos
+    merged = tmp_path / "merged"
+    _run(RECALL / "delay_sweep.py", target, "--delays", "7,8", "--videos", "2", "--out", merged,
+         "--merge", sweep / "sweep.json", cwd=tmp_path)  # fmt: skip
+    rows = json.loads((merged / "sweep.json").read_text())["models"]
+    assert [r["model"] for r in rows] == [str(runs / "convs5" / "delay_8"), str(target)]
+    assert rows[0]["scored_by"] == record["command"] and "scored_by" not in rows[1]
+    refused = subprocess.run(
+        [sys.executable, RECALL / "delay_sweep.py", target, "--delays", "7,8", "--videos", "3",
+         "--out", merged, "--merge", sweep / "sweep.json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "not comparable" in refused.stderr
