@@ -100,6 +100,15 @@ def test_phases_report_and_publish(tmp_path):
     first, second = record["models"]
     assert first["rel_recall"] == pytest.approx(second["rel_recall"])  # the same weights
     assert (sweep / "sweep.png").is_file() and "rel_recall on held-out digits" in table
+    # the slow modes' state: what the digit left and what the delay frames added, by linearity
+    slow = tmp_path / "slow"
+    _run(RECALL / "slow_state.py", runs / "convs5" / "delay_8", "--delays", "4,8", "--videos", "2",
+         "--modes", "2", "--out", slow, cwd=tmp_path)  # fmt: skip
+    state = json.loads((slow / "slow_state.json").read_text())
+    assert [r["delay"] for r in state["rows"]] == [4, 8] and not state["blank"]
+    for r in state["rows"]:
+        assert r["digit"] > 0 and r["delay_frames"] > 0 and 0 < r["slowest_kept_over_delay"] <= 1
+        assert r["ratio"] == pytest.approx(r["delay_frames"] / r["digit"])
     # a later sweep joins the earlier rows (not scoring them again), only over the same videos
     merged = tmp_path / "merged"
     _run(RECALL / "delay_sweep.py", target, "--delays", "7,8", "--videos", "2", "--out", merged,
