@@ -202,7 +202,7 @@ class MaskGit(nn.Module):
             draw = self._draw(logits, temperature, generator)
             conf = torch.log_softmax(logits.float(), 1).gather(1, draw[:, None])[:, 0]
             conf = conf.masked_fill(~masked, math.inf).reshape(n, -1)
-            order = conf.argsort(1, stable=True)  # the least confident masked positions first
+            order = conf.argsort(dim=1, stable=True)  # the least confident masked positions first
             keep_masked = torch.zeros_like(masked.reshape(n, -1))
             keep_masked.scatter_(1, order[:, :left], True)
             fixed = masked & ~keep_masked.reshape(masked.shape)
