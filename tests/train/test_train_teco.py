@@ -4,6 +4,8 @@ validation, and ``convssm evaluate`` through the tokenizer (TECO's protocol)."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,6 +18,7 @@ from convssm.train.config import load_config
 from convssm.train.loop import train_and_evaluate
 from convssm.train.runlog import read_jsonl
 
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments" / "latent"
 TOKENIZER = dict(
     image_size=16, channels=8, channel_mult=[1, 2], num_res_blocks=1, norm_groups=4,
     embed_dim=4, codebook_size=16, attention=False,
@@ -48,7 +51,7 @@ def _losses(workdir):
     return [r["loss"] for r in read_jsonl(workdir / "train_log.jsonl")]
 
 
-def test_teco_trains_resumes_exactly_and_is_evaluated_through_its_tokenizer(tmp_path):
+def test_teco_trains_resumes_exactly_and_is_evaluated_through_its_tokenizer(tmp_path, monkeypatch):
     tok, codes = _cache(tmp_path / "maze")
     config = {
         "name": "teco_tiny",
@@ -82,3 +85,13 @@ def test_teco_trains_resumes_exactly_and_is_evaluated_through_its_tokenizer(tmp_
     assert set(metrics["settings"]) == {"actions", "no_actions"}
     assert metrics["settings"]["actions"]["horizon"] == 3
     assert main(ev) == 1  # a code model without its tokenizer: a clear error
+    # the next-code accuracy of experiments/latent (prior-drawn and posterior-given)
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import next_code_accuracy
+
+    out = tmp_path / "acc.json"
+    monkeypatch.setattr(sys, "argv", ["x", "--codes", str(codes), "--run", f"teco={ckpt}",
+                                      "--frames", "6", "--out", str(out)])  # fmt: skip
+    next_code_accuracy.main()
+    row = json.loads(out.read_text())["teco"]
+    assert 0 <= row["accuracy"] <= 1 and 0 <= row["teco_posterior"] <= 1
