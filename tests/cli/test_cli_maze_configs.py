@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from convssm.cli.main import main
-from convssm.models import LatentVideoPredictor, VQTokenizer
+from convssm.models import TECO, LatentVideoPredictor, VQTokenizer
 from convssm.train.checkpoint import latest_checkpoint
 from convssm.train.config import load_config
 
@@ -89,3 +89,32 @@ def test_reference_configs_load_at_their_sizes(name, depth, lr, causal, drop):
     assert m.sequence_options["clip_eigs"] is False and m.num_actions == 6
     assert (m.causal_masking, m.drop_loss_rate, cfg.optim.lr) == (causal, drop, lr)
     assert (cfg.data.seq_len, cfg.train.batch_size, cfg.eval.context) == (300, 16, 144)
+
+
+def test_teco_maze_config_trains_on_the_encoded_codes(codes):
+    work = codes.parent / "teco"
+    overrides = [*FAST, f"data.root={codes}", "data.seq_len=4", "eval.context=2",
+                 "eval.horizons=[2]", "eval.val_horizon=2"]  # fmt: skip
+    args = ["train", str(CONFIGS / "maze/teco_convs5_small.yaml"), "--workdir", str(work)]
+    assert main([*args, *_sets(overrides)]) == 0
+    model = TECO.from_pretrained(latest_checkpoint(work / "checkpoints"))
+    assert model.config.sequence_model == "convs5" and model.num_actions == 6
+
+
+@pytest.mark.parametrize(
+    "name,layers,blocks,prior,z,causal,lr",
+    [
+        ("dmlab", 8, 32, (512, 8, 8, 2048), (64, 1024), True, 5e-4),
+        ("minecraft", 12, 1, (768, 6, 12, 3072), (128, 1024), False, 5e-4),
+        ("habitat", 8, 1, (1024, 16, 16, 4096), (256, 2048), False, 1e-4),
+    ],
+)
+def test_reference_teco_configs_load_at_their_sizes(name, layers, blocks, prior, z, causal, lr):
+    cfg = load_config(CONFIGS / f"teco/{name}_teco_convs5.yaml", ["data.root=/raid/x.codes"])
+    m = cfg.model
+    seq = m.sequence_options
+    assert (m.dim, seq["depth"], seq["blocks"], seq["kernel_size"]) == (512, layers, blocks, 3)
+    assert (m.prior_embed_dim, m.prior_depth, m.prior_heads, m.prior_mlp_dim) == prior
+    assert (m.z_dim, m.z_codes, m.z_proj_dim, m.z_size) == (*z, 32, 8)
+    assert (m.draft_steps, m.revise_steps, m.revise_rounds, m.drop_loss_rate) == (8, 8, 2, 0.9)
+    assert (m.causal_masking, cfg.optim.lr, cfg.data.seq_len) == (causal, lr, 300)

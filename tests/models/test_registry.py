@@ -10,8 +10,10 @@ from tiny_models import TINY
 
 from convssm.models import (
     MODEL_KINDS,
+    TECO,
     LatentVideoPredictor,
     LatentVideoPredictorConfig,
+    TECOConfig,
     VideoPredictor,
     VideoPredictorConfig,
     VQTokenizer,
@@ -31,8 +33,11 @@ def test_the_kinds_and_their_classes():
         "video_predictor": (VideoPredictorConfig, VideoPredictor),
         "vq_tokenizer": (VQTokenizerConfig, VQTokenizer),
         "latent_video_predictor": (LatentVideoPredictorConfig, LatentVideoPredictor),
+        "teco": (TECOConfig, TECO),
     }
     assert [k.name for k in MODEL_KINDS.values() if k.generates_frames] == ["video_predictor"]
+    codes = [k.name for k in MODEL_KINDS.values() if k.predicts_codes]
+    assert codes == ["latent_video_predictor", "teco"]
 
 
 @pytest.mark.parametrize("name", list(TINY))

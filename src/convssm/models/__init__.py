@@ -1,6 +1,6 @@
-"""Models built from ``convssm.nn`` layers: pixel-space and VQ-latent video prediction,
-and the VQ frame tokenizer; the one registry of model kinds (:mod:`convssm.models.registry`)
-and save/load of model folders."""
+"""Models built from ``convssm.nn`` layers: pixel-space and VQ-latent video prediction
+(the latent predictor and TECO with its MaskGit prior), the VQ frame tokenizer; the one
+registry of model kinds (:mod:`convssm.models.registry`) and save/load of model folders."""
 
 from convssm.models.config import VideoPredictorConfig
 from convssm.models.latent_video_predictor import (
@@ -8,6 +8,7 @@ from convssm.models.latent_video_predictor import (
     LatentVideoPredictorConfig,
     LatentVideoPredictorOutput,
 )
+from convssm.models.maskgit import MaskGit, MaskGitOutput
 from convssm.models.pretrained import PretrainedMixin, push_folder_to_hub
 from convssm.models.registry import (
     MODEL_KINDS,
@@ -18,6 +19,8 @@ from convssm.models.registry import (
     read_config_json,
     write_config_json,
 )
+from convssm.models.teco import TECO, TECOOutput
+from convssm.models.teco_config import TECOConfig
 from convssm.models.video_predictor import VideoPredictor, VideoPredictorOutput
 from convssm.models.vq_tokenizer import VQTokenizer, VQTokenizerConfig, VQTokenizerOutput
 
@@ -32,7 +35,12 @@ __all__ = [
     "LatentVideoPredictor",
     "LatentVideoPredictorConfig",
     "LatentVideoPredictorOutput",
+    "MaskGit",
+    "MaskGitOutput",
     "PretrainedMixin",
+    "TECO",
+    "TECOConfig",
+    "TECOOutput",
     "VQTokenizer",
     "VQTokenizerConfig",
     "VQTokenizerOutput",

@@ -22,6 +22,8 @@ from torch import nn
 from convssm.models.config import VideoPredictorConfig
 from convssm.models.latent_video_predictor import LatentVideoPredictor, LatentVideoPredictorConfig
 from convssm.models.pretrained import CONFIG_NAME, read_config_meta, write_config_payload
+from convssm.models.teco import TECO
+from convssm.models.teco_config import TECOConfig
 from convssm.models.video_predictor import VideoPredictor
 from convssm.models.vq_tokenizer import VQTokenizer, VQTokenizerConfig
 
@@ -45,12 +47,17 @@ class ModelKind:
     (``model.generate(frames, horizon)`` gives frames), so ``convssm generate`` and the
     evaluation protocol (docs/design.md#evaluation-protocol) run on it; the others predict codes or
     reconstruct frames.
+
+    ``predicts_codes``: it continues videos of a tokenizer's codes
+    (``model.generate(codes, horizon)`` gives codes): it trains on a code cache
+    (``data.dataset: codes``) and is evaluated through its tokenizer.
     """
 
     name: str
     config_class: type
     model_class: type
     generates_frames: bool
+    predicts_codes: bool = False
 
     @property
     def config_format(self) -> str:
@@ -68,8 +75,9 @@ MODEL_KINDS: dict[str, ModelKind] = {
         ModelKind("video_predictor", VideoPredictorConfig, VideoPredictor, True),
         ModelKind("vq_tokenizer", VQTokenizerConfig, VQTokenizer, False),
         ModelKind(
-            "latent_video_predictor", LatentVideoPredictorConfig, LatentVideoPredictor, False
+            "latent_video_predictor", LatentVideoPredictorConfig, LatentVideoPredictor, False, True
         ),
+        ModelKind("teco", TECOConfig, TECO, False, True),
     )
 }
 DEFAULT_KIND = "video_predictor"  # what an experiment's model section without ``kind`` is

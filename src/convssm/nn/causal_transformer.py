@@ -1,6 +1,8 @@
 """The pieces of a causal pre-LN transformer over tokens, with sliding-window attention.
 
-Used by :class:`~convssm.nn.frame_transformer.FrameTransformer` (one token per frame).
+Used by :class:`~convssm.nn.frame_transformer.FrameTransformer` (one token per frame) and,
+with ``causal=False`` (every token sees every other), by the MaskGit prior
+(:class:`convssm.models.maskgit.MaskGit`, one token per grid position).
 Attention is torch's ``scaled_dot_product_attention``; :func:`window_mask` is the mask
 for queries that follow cached keys and may look at most ``window - 1`` tokens back.
 """
@@ -46,12 +48,15 @@ class TransformerLayer(nn.Module):
     """Pre-LN block on tokens (B, T, E): z + attn(LN(z)), then z + MLP(LN(z)).
 
     Initialised as TECO's flax transformer (the reference's): attention projections normal
-    with std 1/√E, MLP lecun-normal, all biases zero, LayerNorm eps 1e-6.
+    with std 1/√E, MLP lecun-normal, all biases zero, LayerNorm eps 1e-6. ``causal=False``:
+    bidirectional attention (no past keys, no window).
     """
 
-    def __init__(self, embed_dim: int, heads: int, mlp_dim: int, dropout: float) -> None:
+    def __init__(
+        self, embed_dim: int, heads: int, mlp_dim: int, dropout: float, *, causal: bool = True
+    ) -> None:
         super().__init__()
-        self.heads = heads
+        self.heads, self.causal = heads, causal
         self.norm1 = nn.LayerNorm(embed_dim, eps=FLAX_NORM_EPS)
         self.qkv = flax_linear_(nn.Linear(embed_dim, 3 * embed_dim), truncated=False)
         self.proj = flax_linear_(nn.Linear(embed_dim, embed_dim), truncated=False)
@@ -80,7 +85,9 @@ class TransformerLayer(nn.Module):
         if past_k is not None and past_k.shape[2] > 0:
             k = torch.cat([past_k, k], dim=2)
             v = torch.cat([past_v, v], dim=2)
-        if k.shape[2] == t and t <= window:
+        if not self.causal:
+            a = F.scaled_dot_product_attention(q, k, v)
+        elif k.shape[2] == t and t <= window:
             a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             mask = window_mask(t, k.shape[2], window, z.device)

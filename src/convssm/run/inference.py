@@ -200,9 +200,9 @@ def _require_pixel_model(tm: TrainedModel, command: str) -> None:
     """A clear error for checkpoints of models that do not predict pixels themselves."""
     kind = model_kind(tm.config.model)
     if not kind_of(tm.config.model).generates_frames:
-        if command == "evaluate" and kind == "latent_video_predictor":
+        if command == "evaluate" and kind_of(tm.config.model).predicts_codes:
             raise ValueError(
-                f"{str(tm.path)!r} holds a latent_video_predictor: evaluate it with "
+                f"{str(tm.path)!r} holds a {kind} (a code model): evaluate it with "
                 "--tokenizer PATH (the tokenizer whose codes it was trained on) and "
                 "eval.protocol teco"
             )
@@ -272,9 +272,9 @@ def evaluate_checkpoint(
     error plot and, one line each, ``log``.
     """
     tm = load_trained(checkpoint, device)
-    latent = tokenizer is not None and model_kind(tm.config.model) == "latent_video_predictor"
+    latent = tokenizer is not None and kind_of(tm.config.model).predicts_codes
     if tokenizer is not None and not latent:
-        raise ValueError("--tokenizer is for latent_video_predictor checkpoints only")
+        raise ValueError("--tokenizer is for checkpoints of code models (latent, teco) only")
     if not latent:
         _require_pixel_model(tm, "evaluate")
     for text in overrides:

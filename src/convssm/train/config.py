@@ -5,7 +5,8 @@ An experiment file has up to seven top-level keys — ``name``, ``model``, ``dat
 the config of the model it builds, named by its ``kind`` key (``video_predictor``, the
 default, :class:`convssm.models.VideoPredictorConfig`; ``vq_tokenizer``,
 :class:`convssm.models.VQTokenizerConfig`; ``latent_video_predictor``,
-:class:`convssm.models.LatentVideoPredictorConfig`), ``loss`` onto the tokenizer's loss
+:class:`convssm.models.LatentVideoPredictorConfig`; ``teco``, :class:`convssm.models.TECOConfig`),
+``loss`` onto the tokenizer's loss
 weights (:class:`TokenizerLossConfig`, for ``vq_tokenizer`` runs only), the others onto the
 dataclasses below. Unknown keys are
 rejected (the error names the key, its section and the valid keys), values are type-checked
@@ -32,6 +33,7 @@ from convssm.models.config import VideoPredictorConfig
 from convssm.models.latent_video_predictor import LatentVideoPredictorConfig
 from convssm.models.registry import DEFAULT_KIND, MODEL_KINDS, kind_of
 from convssm.models.registry import model_kind as kind_named
+from convssm.models.teco_config import TECOConfig
 from convssm.models.vq_tokenizer import VQTokenizerConfig
 from convssm.train.objectives import PixelLoss
 
@@ -71,7 +73,7 @@ class DataConfig:
     of :class:`convssm.data.ArrayDataset`; the model's ``normalization`` is computed from
     the training split when the config leaves it null) or
     ``codes`` (``root`` a code cache written by ``convssm data encode``; what a
-    ``latent_video_predictor`` trains on) or
+    ``latent_video_predictor`` or a ``teco`` model trains on) or
     ``delayed_recall`` (:class:`convssm.data.DelayedRecall`, generated on the fly: ``options``
     must set ``delay`` and may set ``num_items``, ``recall_frames``, ``digit_size``, ``step``
     and ``distractor_intensity``; ``seq_len`` must be ``delay + recall_frames + 2``; held-out
@@ -470,7 +472,7 @@ class TokenizerLossConfig:
                 raise ValueError(f"loss.{name} must be positive, got {getattr(self, name)}")
 
 
-ModelConfig = VideoPredictorConfig | VQTokenizerConfig | LatentVideoPredictorConfig
+ModelConfig = VideoPredictorConfig | VQTokenizerConfig | LatentVideoPredictorConfig | TECOConfig
 
 
 def model_kind(config: Any) -> str:
@@ -626,10 +628,11 @@ def _validate_values(cfg: ExperimentConfig) -> None:
             f"train.rollout_context must be null or in [1, data.seq_len − 1] = "
             f"[1, {cfg.data.seq_len - 1}], got {rc}"
         )
-    if (kind == "latent_video_predictor") != (cfg.data.dataset == "codes"):
+    if kind_of(cfg.model).predicts_codes != (cfg.data.dataset == "codes"):
+        code_kinds = [k.name for k in MODEL_KINDS.values() if k.predicts_codes]
         raise ValueError(
-            "a latent_video_predictor trains on cached codes and only it does: set "
-            f"data.dataset to 'codes' exactly when model.kind is 'latent_video_predictor' "
+            f"the code models ({', '.join(code_kinds)}) train on cached codes and only they "
+            "do: set data.dataset to 'codes' exactly when model.kind is one of them "
             f"(got model.kind {kind!r}, data.dataset {cfg.data.dataset!r})"
         )
     _validate_channel_labels(cfg)

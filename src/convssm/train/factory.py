@@ -22,7 +22,7 @@ from convssm.data import (
     VideoFolder,
     channel_labels,
 )
-from convssm.models import build_model
+from convssm.models import build_model, kind_of
 from convssm.train.config import DataConfig, ExperimentConfig, model_kind
 
 __all__ = [
@@ -248,7 +248,7 @@ def _codes(cfg: ExperimentConfig, split: str, num_frames: int) -> Dataset:
         raise ValueError("data.root must name a code cache when data.dataset is 'codes'")
     ds = CodeFolder(data.root, split=split, seq_len=num_frames, **data.options)
     model = cfg.model
-    if model_kind(model) == "latent_video_predictor":
+    if kind_of(model).predicts_codes:
         if ds.codebook_size != model.codebook_size or ds.latent_size != model.latent_size:
             raise ValueError(
                 f"the code cache {data.root} holds {ds.latent_size}x{ds.latent_size} codes of a "

@@ -71,13 +71,15 @@ def sequence_loss(
       scored (:func:`drop_loss_positions`).
     - ``"vq_tokenizer"``: the :class:`~convssm.train.tokenizer_loss.TokenizerTraining`
       module's VQ-GAN loss.
+    - ``"teco"``: TECO's own loss on codes (``model(codes, actions).loss``: reconstruction,
+      prior, codebook and commitment terms; its drop-loss and action dropout in training).
 
     video (B, T, C, H, W) in [-1, 1] (or a normalised-field model's physical units), or
     codes (B, T, h, w); actions (B, T) or None; states: a VideoPredictor's sequence-model
     state before frame 0 (None: a fresh start; only a VideoPredictor takes one). Returns
     (scalar loss, the state after the last input frame — None for models that carry none).
     """
-    if kind == "vq_tokenizer":
+    if kind in ("vq_tokenizer", "teco"):
         return model(video, actions).loss, None
     if kind == "latent_video_predictor":
         config = getattr(model, "module", model).config  # the bare model's, under DDP

@@ -19,7 +19,7 @@ import torch
 
 from convssm._precision import autocast_context
 from convssm.metrics import evaluate_predictions, psnr, ssim
-from convssm.models import LatentVideoPredictor, VQTokenizer
+from convssm.models import TECO, LatentVideoPredictor, VQTokenizer
 from convssm.train.objectives import latent_prediction_loss
 
 __all__ = [
@@ -149,8 +149,36 @@ def validate_latent(
     return {"val_loss": loss / max(n, 1), "accuracy": correct / max(total, 1)}
 
 
+@torch.no_grad()
+def validate_teco(
+    model: TECO,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor | None]],
+    device: torch.device,
+) -> dict[str, float]:
+    """Means of TECO's held-out loss and its parts, and ``recon_accuracy``: how often the
+    decoder's most likely code is the true one given the posterior (the next frame's own
+    posterior codes: an autoencoding score, not a prediction from the past)."""
+    model.eval()
+    names = ("loss", "recon_loss", "prior_loss", "codebook_loss", "commitment_loss")
+    sums = dict.fromkeys(names, 0.0)
+    correct = total = 0.0
+    n = 0
+    for codes, actions in batches:
+        codes = codes.to(device)
+        actions = actions.to(device) if actions is not None and model.num_actions else None
+        out = model(codes, actions)
+        for name in names:
+            sums[name] += float(getattr(out, name))
+        correct += float((out.logits.argmax(2) == codes[:, 1:]).sum())
+        total += codes[:, 1:].numel()
+        n += 1
+    res = {("val_loss" if k == "loss" else k): v / max(n, 1) for k, v in sums.items()}
+    return {**res, "recon_accuracy": correct / max(total, 1)}
+
+
 # how the kinds that do not generate frames are validated (the others: validate_predictor)
 CODE_VALIDATORS: dict[str, Callable[..., dict[str, float]]] = {
     "vq_tokenizer": validate_tokenizer,
     "latent_video_predictor": validate_latent,
+    "teco": validate_teco,
 }
