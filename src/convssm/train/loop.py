@@ -63,6 +63,7 @@ from convssm.train.distributed import (
     all_reduce_mean,
     barrier,
     init_distributed,
+    split_sequence_groups,
     teardown,
 )
 from convssm.train.factory import (
@@ -141,6 +142,7 @@ def train_and_evaluate(
     workdir = Path(workdir)
     lock = WorkdirLock(workdir) if ctx.is_main else None
     try:
+        ctx = split_sequence_groups(ctx, config.train.sequence_parallel)
         if lock is not None:
             lock.acquire()
             resume, note = claim_workdir(workdir, resume=resume, overwrite=overwrite)
