@@ -103,11 +103,21 @@ def test_two_ranks_per_sequence_train_as_one_process(tmp_path, single, mode):
         _assert_same_run(tmp_path / "restarted", single / f"{mode}2", **TOL)
 
 
-def test_three_ranks_with_uneven_parts_train_as_one_process(tmp_path, single):
-    _launch(3, tmp_path, "whole")  # parts of 3, 3 and 2 predicted frames
+@pytest.mark.slow
+def test_three_ranks_with_uneven_parts_and_checkpointing_train_as_one_process(tmp_path, single):
+    _launch(3, tmp_path, "whole+ckpt")  # parts of 3, 3 and 2 predicted frames, recomputed
     _assert_same_run(tmp_path / "straight", single / "whole4", **TOL)
 
 
+@pytest.mark.slow
+def test_two_replicas_of_two_ranks_train_as_one_process(tmp_path, single):
+    """World 4 = 2 data-parallel replicas x 2 ranks per sequence: each replica reads half of
+    the batch; the gradient is the sum over a sequence group, averaged over the replicas."""
+    _launch(4, tmp_path, "chunked+ckpt", env={"SP_PARALLEL": "2"})
+    _assert_same_run(tmp_path / "straight", single / "chunked4", **TOL)
+
+
+@pytest.mark.slow
 def test_dropout_masks_shared_over_time_agree_across_ranks(tmp_path):
     """ConvS5's dropout draws one mask for all time steps; the ranks of a sequence group
     are seeded alike, so they draw the one mask a single process draws."""

@@ -3,8 +3,10 @@ MASTER_* set as torchrun sets them. Usage:
 
     python train_sp_worker.py OUT MODE [restart]
 
-MODE: ``whole`` or ``chunked`` (``train.tbptt_chunk``). It joins the group once, then runs
-``train_and_evaluate`` with ``train.sequence_parallel`` = world size three times in it:
+MODE: ``whole`` or ``chunked`` (``train.tbptt_chunk``), ``+ckpt`` appended for
+``train.activation_checkpointing``. Environment: SP_PARALLEL ranks per sequence (default:
+the world size), SP_DROPOUT ConvS5's dropout. It joins the group once, then runs
+``train_and_evaluate`` three times in it:
 OUT/straight (4 steps), OUT/resumed (2 steps, then resumed to 4), and with ``restart``
 OUT/restarted, where every rank starts its part from a fresh state (the known failure
 mode of naive sequence splitting, which the test must catch).
@@ -30,6 +32,7 @@ CHUNK = 3  # pieces of 3, 3, 2 predicted frames: ranks take 2 + 1 (2 ranks) or 1
 
 
 def sp_config(mode: str, parallel: int, steps: int = 4, dropout: float = 0.0):
+    chunked, checkpointing = mode.startswith("chunked"), mode.endswith("+ckpt")
     return config_from_dict({
         "name": "sp",
         "model": {"image_size": 8, "encoder_widths": [4, 8], "norm_groups": 4, "dim": 8,
@@ -41,7 +44,8 @@ def sp_config(mode: str, parallel: int, steps: int = 4, dropout: float = 0.0):
         "train": {"steps": steps, "batch_size": 2, "log_every": 1, "eval_every": 1000,
                   "checkpoint_every": 2, "progress": False, "seed": 3, "threads": 1,
                   "precision": "fp32", "device": "cpu", "sequence_parallel": parallel,
-                  "tbptt_chunk": CHUNK if mode == "chunked" else None},
+                  "tbptt_chunk": CHUNK if chunked else None,
+                  "activation_checkpointing": checkpointing},
         "eval": {"context": 3, "horizons": [3], "val_videos": 1, "batch_size": 1,
                  "metrics": ["psnr"]},
     })  # fmt: skip
@@ -79,11 +83,11 @@ if __name__ == "__main__":
     dropout = float(os.environ.get("SP_DROPOUT", "0"))
     dist.init_process_group("gloo")  # the runs below share it (and leave it open)
     torch.set_num_threads(1)
-    world = dist.get_world_size()
-    run(sp_config(mode, world, dropout=dropout), out / "straight")
-    run(sp_config(mode, world, dropout=dropout), out / "resumed", stop_after=2)
-    run(sp_config(mode, world, dropout=dropout), out / "resumed", resume=True)
+    parallel = int(os.environ.get("SP_PARALLEL", dist.get_world_size()))
+    run(sp_config(mode, parallel, dropout=dropout), out / "straight")
+    run(sp_config(mode, parallel, dropout=dropout), out / "resumed", stop_after=2)
+    run(sp_config(mode, parallel, dropout=dropout), out / "resumed", resume=True)
     if "restart" in sys.argv[3:]:
         _restart_every_rank()
-        run(sp_config(mode, world, steps=2), out / "restarted")
+        run(sp_config(mode, parallel, steps=2), out / "restarted")
     dist.destroy_process_group()
