@@ -18,8 +18,9 @@ checkpoint and return with ``TrainResult.stopped_by`` set (a second signal ends 
 at once); under ``torchrun`` the ranks agree on stopping at log intervals.
 
 Exact resume: the batches of step ``s`` are a function of ``s`` (:class:`StepSampler`) and
-the torch RNG is re-seeded from ``(seed, step, rank)`` before every step, so a run resumed
-from a checkpoint computes the same losses as an uninterrupted one (bit for bit on CPU).
+the torch RNG is re-seeded from ``(seed, step, data-parallel rank)`` before every step, so
+a run resumed from a checkpoint computes the same losses as an uninterrupted one (bit for
+bit on CPU).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ A checkpoint holds the state's model weights (``model.safetensors``), the config
 optimizer, scheduler, gradient scaler, step, sampler position and RNG states). Restoring it
 with :func:`restore_train_state` and running on gives bit-for-bit the run that was not
 interrupted (on CPU): the batches of step ``s`` are a function of ``s`` and the torch RNG is
-re-seeded from ``(seed, step, rank)`` before every step.
+re-seeded from ``(seed, step, data-parallel rank)`` before every step.
 """
 
 from __future__ import annotations

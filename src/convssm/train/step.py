@@ -1,7 +1,7 @@
 """``train_step(state, batch) -> metrics``: one optimizer update of a :class:`TrainState`.
 
-The step: re-seed torch from ``(seed, step, data-parallel rank)``; split this rank's batch into
-``train.grad_accum`` micro-batches; for each, compute the loss (:func:`sequence_loss`, the
+The step: re-seed torch from ``(seed, step, data-parallel rank)``; split this rank's batch
+into ``train.grad_accum`` micro-batches; for each, compute the loss (:func:`sequence_loss`, the
 one place the training objective lives) under autocast and backpropagate it — in
 ``train.tbptt_chunk`` pieces carrying the model's state when set — (DDP all-reduces the
 gradients in the last backward only); then unscale, clip, step the optimizer and the
