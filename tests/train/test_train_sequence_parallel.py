@@ -96,6 +96,8 @@ def test_two_ranks_per_sequence_train_as_one_process(tmp_path, single, mode):
     info = load_checkpoint(tmp_path / "straight")
     assert (info.training_state["world_size"], info.training_state["sequence_parallel"]) == (2, 2)
     assert info.config.train.sequence_parallel == 2
+    session = read_jsonl(tmp_path / "straight" / "sessions.jsonl")[0]
+    assert (session["world_size"], session["sequence_parallel"]) == (2, 2)
     # stopped at step 2 and resumed: the same run, bit for bit
     _assert_same_run(tmp_path / "resumed", tmp_path / "straight", rtol=0, atol=0)
     # each rank restarting the state at its part: the comparison catches it

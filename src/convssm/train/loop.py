@@ -440,6 +440,7 @@ class _Progress:
     ) -> None:
         self.main = ctx.is_main
         self.start, self.device, self.world_size = start, ctx.device, ctx.world_size
+        self.sequence_parallel = ctx.sequence_parallel
         self.base = dict(run_time or {"wall_s": 0.0, "cpu_s": 0.0})  # before this process
         resume_step = start if resumed else None
         self.logger = (
@@ -492,7 +493,7 @@ class _Progress:
                 "machine": platform.machine(), "system": platform.system(),
                 "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
                 "device": str(device), "device_name": name, "world_size": self.world_size,
-                "torch": str(torch.__version__),
+                "sequence_parallel": self.sequence_parallel, "torch": str(torch.__version__),
             })  # fmt: skip
 
     def log_scores(self, row: dict[str, Any], strip: Any) -> None:
