@@ -100,6 +100,9 @@ def test_two_ranks_per_sequence_train_as_one_process(tmp_path, single, mode):
     assert (session["world_size"], session["sequence_parallel"]) == (2, 2)
     # stopped at step 2 and resumed: the same run, bit for bit
     _assert_same_run(tmp_path / "resumed", tmp_path / "straight", rtol=0, atol=0)
+    # resuming it as one process (another layout) is refused, naming both layouts
+    with pytest.raises(ValueError, match="written by 2 process.*sequence_parallel=2"):
+        run(sp_config(mode, 1, steps=6), tmp_path / "straight", resume=True)
     # each rank restarting the state at its part: the comparison catches it
     with pytest.raises(AssertionError):
         _assert_same_run(tmp_path / "restarted", single / f"{mode}2", **TOL)
