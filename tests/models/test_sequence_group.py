@@ -140,3 +140,14 @@ def test_models_that_cannot_split_time_refuse(name):
 def test_rollout_is_refused_with_a_group():
     with pytest.raises(ValueError, match="rollout_context cannot be combined"):
         _predictor()(torch.zeros(1, 3, 1, 8, 8), rollout_context=1, sequence_group=object())
+
+
+@pytest.mark.parametrize("chunk", [None, 2, 3])
+def test_sequence_states_are_the_forward_states_without_decoding(chunk):
+    model = _predictor()
+    data = _data()
+    with torch.no_grad():
+        states = model.sequence_states(data["video"], chunk=chunk)
+        want = model(data["video"]).states
+    for s, w in zip(states, want, strict=True):
+        torch.testing.assert_close(s, w, rtol=1e-12, atol=1e-12)

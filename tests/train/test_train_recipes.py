@@ -15,6 +15,7 @@ from convssm.models import VideoPredictor
 from convssm.train import budget
 from convssm.train.checkpoint import list_checkpoints, load_checkpoint
 from convssm.train.config import config_from_dict, load_config
+from convssm.train.distributed import DistributedContext
 from convssm.train.factory import build_model, build_train_dataset
 from convssm.train.heldout import STRIP_FRAMES
 from convssm.train.loop import train_and_evaluate
@@ -108,8 +109,7 @@ def test_minutes_plan_the_steps_and_the_run_keeps_them(tmp_path, monkeypatch):
     # the plan's bounds: at least warmup + 10 steps, at most train.steps
     data, _ = build_train_dataset(cfg)
     model = build_model(cfg.model)
-    ctx = types.SimpleNamespace(device=budget.torch.device("cpu"), is_distributed=False,
-                                world_size=1, rank=0, is_main=True)  # fmt: skip
+    ctx = DistributedContext()  # one process on the CPU
     clock.dt = 0.5
     short = _config(steps=8, minutes=0.1, rollout_context=2)
     assert budget.plan_steps(short, model, data, False, ctx).steps == 8

@@ -313,6 +313,39 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         pred = torch.cat(predictions, dim=1)  # in the working range, where losses score it
         return VideoPredictorOutput(self.normalizer.denormalize(pred), states, pred, video[:, 1:])
 
+    def sequence_states(
+        self,
+        video: torch.Tensor,
+        actions: torch.Tensor | None = None,
+        states: Any = None,
+        *,
+        sequence_group: Any = None,
+        chunk: int | None = None,
+    ) -> Any:
+        """The sequence model's states after the input frames of video (B, T, C, H, W) —
+        frames 0..T−2, the ones :meth:`forward` feeds it — without decoding: the ``states``
+        of ``forward(video, actions, states, sequence_group=...)`` (teacher forcing) for
+        the cost of the encoder and the sequence model. ``chunk``: encode that many frames
+        at a time (None: all at once; the encoder is per frame, so only memory changes).
+        Differentiable; wrap it in ``torch.no_grad`` when only the states are wanted.
+        """
+        video = self._check_video(video, "video", False)
+        if video.shape[1] < 2:
+            raise ValueError(f"video needs at least 2 frames, got {video.shape[1]}")
+        actions = self._check_actions(actions, video.shape[0], video.shape[1], False)
+        frames = video[:, :-1]
+        nxt = None if actions is None else actions[:, 1:]
+        step = chunk or frames.shape[1]
+        feats = torch.cat(
+            [
+                self.encode(frames[:, s : s + step], None if nxt is None else nxt[:, s : s + step])
+                for s in range(0, frames.shape[1], step)
+            ],
+            dim=1,
+        )
+        group = {} if sequence_group is None else {"sequence_group": sequence_group}
+        return self.sequence(feats, states, check_values=False, **group)[1]
+
     @torch.no_grad()
     def iter_generate(
         self,

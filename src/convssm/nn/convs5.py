@@ -164,7 +164,7 @@ class ConvS5Block(nn.Module):
         return self.residual.post(x_t, self.output.step(y)), state
 
 
-@register_sequence_model("convs5")
+@register_sequence_model("convs5", splits_time=True)
 class ConvS5(nn.Module):
     """A stack of :class:`ConvS5Block`, each with its own state.
 

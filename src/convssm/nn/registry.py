@@ -16,7 +16,9 @@ that wraps the sequence model checks its own inputs and passes False. ``sequence
 a torch.distributed process group for context parallelism (x is this rank's chunk of time):
 a model that cannot run a chunk of time exactly (ConvLSTM, nonlinear in time; the
 transformer, which would need ring attention) refuses any value but None with
-:func:`refuse_sequence_group`; ConvS5 supports it.
+:func:`refuse_sequence_group`; ConvS5 supports it and is registered with
+``splits_time=True``, which :func:`sequence_model_splits_time` reports (training's
+``train.sequence_parallel`` asks it before any process group exists).
 """
 
 from __future__ import annotations
@@ -34,19 +36,22 @@ __all__ = [
     "sequence_model_class",
     "sequence_model_names",
     "sequence_model_options",
+    "sequence_model_splits_time",
     "sequence_model_takes_grid",
 ]
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
 _TAKES_GRID: set[str] = set()
+_SPLITS_TIME: set[str] = set()
 
 
 def register_sequence_model(
-    name: str, *, takes_grid: bool = False
+    name: str, *, takes_grid: bool = False, splits_time: bool = False
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: make ``cls`` buildable as ``build_sequence_model(name, ...)``.
 
     ``takes_grid``: the constructor takes ``height`` and ``width`` (the frame size).
+    ``splits_time``: ``forward`` supports ``sequence_group`` (context parallelism).
     """
 
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:
@@ -55,6 +60,8 @@ def register_sequence_model(
         _REGISTRY[name] = cls
         if takes_grid:
             _TAKES_GRID.add(name)
+        if splits_time:
+            _SPLITS_TIME.add(name)
         return cls
 
     return wrap
@@ -74,6 +81,11 @@ def refuse_sequence_group(model: str, sequence_group: object, reason: str) -> No
 def sequence_model_takes_grid(name: str) -> bool:
     """Whether the model registered as ``name`` takes ``height``/``width`` (False if unknown)."""
     return name in _TAKES_GRID
+
+
+def sequence_model_splits_time(name: str) -> bool:
+    """Whether the model registered as ``name`` supports ``sequence_group`` (False if unknown)."""
+    return name in _SPLITS_TIME
 
 
 def sequence_model_names() -> list[str]:

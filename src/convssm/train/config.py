@@ -35,6 +35,7 @@ from convssm.models.registry import DEFAULT_KIND, MODEL_KINDS, kind_of
 from convssm.models.registry import model_kind as kind_named
 from convssm.models.teco_config import TECOConfig
 from convssm.models.vq_tokenizer import VQTokenizerConfig
+from convssm.nn.registry import sequence_model_splits_time
 from convssm.train.objectives import PixelLoss
 
 __all__ = [
@@ -185,6 +186,16 @@ class TrainConfig:
     computed; one optimizer step per batch still. ``activation_checkpointing`` recomputes
     each sequence-model layer and encoder/decoder block during backward.
 
+    Long sequences over several processes: ``sequence_parallel`` N > 1 (under ``torchrun``)
+    splits the world into groups of N consecutive ranks that share each sequence, each
+    rank holding a contiguous part of its time axis (context parallelism; world size =
+    data-parallel replicas × N; ``docs/distributed.md``). The step equals one process's on
+    the whole sequence: the loss is normalised over the whole sequence, gradients are
+    summed over a sequence group and averaged over the replicas. With ``tbptt_chunk`` the
+    pieces of one process's chunked step are dealt out to the ranks (whole pieces, in
+    order) and each rank's first piece starts from the state the ranks before it end with.
+    A video_predictor whose sequence model splits time (``convs5``) only.
+
     Attributes:
         steps: optimizer steps of the run (the cosine schedule's length).
         batch_size: global batch (over all processes and ``grad_accum`` micro-batches).
@@ -212,6 +223,9 @@ class TrainConfig:
         tbptt_chunk: predicted frames per chunk of truncated backpropagation through time;
             ``null``: the whole sequence.
         activation_checkpointing: recompute layers during backward to save memory.
+        sequence_parallel: ranks that share each sequence, each holding a contiguous part
+            of its time axis (context parallelism, see above); 1: the whole sequence on
+            every rank.
         recall_loss_share: share of the loss carried by the recall frames
             (``delayed_recall``); ``null``: all frames weigh the same.
         init_from: a run's workdir, checkpoint or model folder to start from; ``null``: a
@@ -242,6 +256,7 @@ class TrainConfig:
     pixel_loss: PixelLoss = "mse_l1"
     tbptt_chunk: int | None = None
     activation_checkpointing: bool = False
+    sequence_parallel: int = 1
     recall_loss_share: float | None = None
     init_from: str | None = None
     rollout_start: int | float = 0
@@ -604,6 +619,7 @@ def _validate_values(cfg: ExperimentConfig) -> None:
         "train.steps": cfg.train.steps,
         "train.batch_size": cfg.train.batch_size,
         "train.grad_accum": cfg.train.grad_accum,
+        "train.sequence_parallel": cfg.train.sequence_parallel,
         "train.log_every": cfg.train.log_every,
         "train.eval_every": cfg.train.eval_every,
         "train.checkpoint_every": cfg.train.checkpoint_every,
@@ -701,11 +717,42 @@ def _validate_values(cfg: ExperimentConfig) -> None:
     if cfg.eval.val_horizon is not None and cfg.eval.val_horizon <= 0:
         raise ValueError(f"eval.val_horizon must be positive or null, got {cfg.eval.val_horizon}")
     _validate_schedule(cfg, kind)
+    _validate_sequence_parallel(cfg, kind)
     known_metrics = {"psnr", "ssim", "lpips", "fvd", "rmse", "mae"}
     bad = [m for m in cfg.eval.metrics if m not in known_metrics]
     if bad:
         raise ValueError(
             f"unknown metric {bad[0]!r} in eval.metrics; known: {sorted(known_metrics)}"
+        )
+
+
+def _validate_sequence_parallel(cfg: ExperimentConfig, kind: str) -> None:
+    """``train.sequence_parallel`` > 1: a model and objective whose time axis splits exactly,
+    and at least one predicted frame (one ``tbptt_chunk`` piece) for every rank."""
+    tc, n = cfg.train, cfg.train.sequence_parallel
+    if n == 1:
+        return
+    model = getattr(cfg.model, "sequence_model", None)
+    if kind != "video_predictor" or not sequence_model_splits_time(model):
+        what = f"model.kind {kind!r}" + (f" with sequence_model {model!r}" if model else "")
+        raise ValueError(
+            f"train.sequence_parallel={n} needs a video_predictor whose sequence model splits "
+            f"time exactly (convs5: a linear scan); got {what}. ConvLSTM is nonlinear in time "
+            "and the transformer would need ring attention: set train.sequence_parallel to 1"
+        )
+    for key in ("rollout_context", "recall_loss_share"):
+        if getattr(tc, key) is not None:
+            raise ValueError(
+                f"train.sequence_parallel={n} cannot be combined with train.{key} (it needs "
+                f"the whole sequence's predictions on one rank): set train.{key} to null"
+            )
+    frames = cfg.data.seq_len - 1
+    parts = frames if tc.tbptt_chunk is None else math.ceil(frames / tc.tbptt_chunk)
+    if parts < n:
+        unit = "predicted frames" if tc.tbptt_chunk is None else "train.tbptt_chunk pieces"
+        raise ValueError(
+            f"train.sequence_parallel={n} ranks share each sequence, but data.seq_len="
+            f"{cfg.data.seq_len} has only {parts} {unit}: every rank needs at least one"
         )
 
 

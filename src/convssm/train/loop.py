@@ -18,8 +18,9 @@ checkpoint and return with ``TrainResult.stopped_by`` set (a second signal ends 
 at once); under ``torchrun`` the ranks agree on stopping at log intervals.
 
 Exact resume: the batches of step ``s`` are a function of ``s`` (:class:`StepSampler`) and
-the torch RNG is re-seeded from ``(seed, step, rank)`` before every step, so a run resumed
-from a checkpoint computes the same losses as an uninterrupted one (bit for bit on CPU).
+the torch RNG is re-seeded from ``(seed, step, data-parallel rank)`` before every step, so
+a run resumed from a checkpoint computes the same losses as an uninterrupted one (bit for
+bit on CPU).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from convssm.train.distributed import (
     all_reduce_mean,
     barrier,
     init_distributed,
+    split_sequence_groups,
     teardown,
 )
 from convssm.train.factory import (
@@ -141,6 +143,7 @@ def train_and_evaluate(
     workdir = Path(workdir)
     lock = WorkdirLock(workdir) if ctx.is_main else None
     try:
+        ctx = split_sequence_groups(ctx, config.train.sequence_parallel)
         if lock is not None:
             lock.acquire()
             resume, note = claim_workdir(workdir, resume=resume, overwrite=overwrite)
@@ -439,6 +442,7 @@ class _Progress:
     ) -> None:
         self.main = ctx.is_main
         self.start, self.device, self.world_size = start, ctx.device, ctx.world_size
+        self.sequence_parallel = ctx.sequence_parallel
         self.base = dict(run_time or {"wall_s": 0.0, "cpu_s": 0.0})  # before this process
         resume_step = start if resumed else None
         self.logger = (
@@ -491,7 +495,7 @@ class _Progress:
                 "machine": platform.machine(), "system": platform.system(),
                 "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
                 "device": str(device), "device_name": name, "world_size": self.world_size,
-                "torch": str(torch.__version__),
+                "sequence_parallel": self.sequence_parallel, "torch": str(torch.__version__),
             })  # fmt: skip
 
     def log_scores(self, row: dict[str, Any], strip: Any) -> None:

@@ -5,7 +5,7 @@ A checkpoint holds the state's model weights (``model.safetensors``), the config
 optimizer, scheduler, gradient scaler, step, sampler position and RNG states). Restoring it
 with :func:`restore_train_state` and running on gives bit-for-bit the run that was not
 interrupted (on CPU): the batches of step ``s`` are a function of ``s`` and the torch RNG is
-re-seeded from ``(seed, step, rank)`` before every step.
+re-seeded from ``(seed, step, data-parallel rank)`` before every step.
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ class TrainState:
             },
             "objective": self.objective.loss_fn.state_dict() if self.objective else {},
             "world_size": self.ctx.world_size,
+            "sequence_parallel": self.ctx.sequence_parallel,
             "run_time": dict(self.run_time),
             "torch_version": str(torch.__version__),
         }
@@ -145,8 +146,8 @@ def create_train_state(
         dataset_len,
         tc.batch_size,
         tc.grad_accum,
-        ctx.world_size,
-        ctx.rank,
+        ctx.data_world,  # the ranks sharing a sequence read the same samples
+        ctx.data_rank,
         seed=config.data.seed,
         shuffle=shuffle,
         total_steps=tc.steps,
@@ -180,9 +181,26 @@ def restore_train_state(state: TrainState, info: CheckpointInfo) -> None:
             )
     if saved.train.batch_size != cfg.train.batch_size or saved.train.seed != cfg.train.seed:
         raise ValueError("--resume: train.batch_size and train.seed must match the checkpoint")
+    _check_layout(info, state.ctx)
     load_model_weights(state.model, info.weights, str(info.path))
     state.model.to(state.ctx.device)
     state.load_state_dict(info.training_state)
+
+
+def _check_layout(info: CheckpointInfo, ctx: DistributedContext) -> None:
+    """Refuse to resume a context-parallel run (now or then) on another layout: another
+    ``train.sequence_parallel`` or, with it, another world size."""
+    saved = info.training_state
+    world, parallel = saved.get("world_size", 1), saved.get("sequence_parallel", 1)
+    if parallel == ctx.sequence_parallel and (parallel == 1 or world == ctx.world_size):
+        return
+    raise ValueError(
+        f"--resume: the checkpoint ({info.path}) was written by {world} process(es) with "
+        f"train.sequence_parallel={parallel}; this run has {ctx.world_size} with "
+        f"train.sequence_parallel={ctx.sequence_parallel}. A context-parallel run resumes "
+        f"exactly on the same layout only: relaunch with {world} processes and "
+        f"train.sequence_parallel={parallel}"
+    )
 
 
 def save_train_state(directory: str | Path, state: TrainState) -> Path | None:

@@ -1,12 +1,14 @@
 """``train_step(state, batch) -> metrics``: one optimizer update of a :class:`TrainState`.
 
-The step: re-seed torch from ``(seed, step, rank)``; split this rank's batch into
-``train.grad_accum`` micro-batches; for each, compute the loss (:func:`sequence_loss`, the
+The step: re-seed torch from ``(seed, step, data-parallel rank)``; split this rank's batch
+into ``train.grad_accum`` micro-batches; for each, compute the loss (:func:`sequence_loss`, the
 one place the training objective lives) under autocast and backpropagate it — in
 ``train.tbptt_chunk`` pieces carrying the model's state when set — (DDP all-reduces the
 gradients in the last backward only); then unscale, clip, step the optimizer and the
-schedule. It never reads a value back to the host: the returned loss is
-a device tensor, and the loop reads it at its log interval.
+schedule. Under ``train.sequence_parallel`` each rank trains on its part of the time axis
+(:mod:`convssm.train.sequence_parallel`: which frames, the state its first piece starts
+from, and why its loss carries a factor N). It never reads a value back to the host: the
+returned loss is a device tensor, and the loop reads it at its log interval.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from convssm._checks import value_checks
 from convssm._precision import autocast_context
 from convssm.nn import detach_states
 from convssm.train.config import model_kind
+from convssm.train.distributed import unwrap_model
 from convssm.train.factory import split_item
 from convssm.train.objectives import (
     drop_loss_positions,
     latent_prediction_loss,
     video_prediction_loss,
 )
+from convssm.train.sequence_parallel import rank_pieces, states_before
 from convssm.train.state import TrainState
 
 __all__ = [
@@ -55,6 +59,7 @@ def sequence_loss(
     detach_feedback: bool = False,
     pixel_loss: str = "mse_l1",
     frame_weights: torch.Tensor | None = None,
+    sequence_group: Any = None,
 ) -> tuple[torch.Tensor, Any]:
     """The training loss of one micro-batch (or one piece of it): the model's ``forward``
     computes predictions (through ``model``, the DDP wrapper in a multi-process run) and an
@@ -76,8 +81,10 @@ def sequence_loss(
 
     video (B, T, C, H, W) in [-1, 1] (or a normalised-field model's physical units), or
     codes (B, T, h, w); actions (B, T) or None; states: a VideoPredictor's sequence-model
-    state before frame 0 (None: a fresh start; only a VideoPredictor takes one). Returns
-    (scalar loss, the state after the last input frame — None for models that carry none).
+    state before frame 0 (None: a fresh start; only a VideoPredictor takes one);
+    sequence_group: a VideoPredictor's context-parallel group (``video`` is then this
+    rank's piece of the sequence, the loss this piece's mean). Returns (scalar loss, the
+    state after the last input frame — None for models that carry none).
     """
     if kind in ("vq_tokenizer", "teco"):
         return model(video, actions).loss, None
@@ -93,6 +100,8 @@ def sequence_loss(
         kwargs["states"] = states
     if rollout_context is not None:
         kwargs.update(rollout_context=rollout_context, detach_feedback=detach_feedback)
+    if sequence_group is not None:
+        kwargs["sequence_group"] = sequence_group
     out = model(video, actions, **kwargs)
     return video_prediction_loss(out, pixel_loss, frame_weights), out.states
 
@@ -128,6 +137,27 @@ def _chunks(frames: int, chunk: int | None) -> list[tuple[int, int]]:
     return [(s, min(s + step, frames)) for s in range(0, frames, step)]
 
 
+def _plan_pieces(
+    state: TrainState, video: torch.Tensor, actions: torch.Tensor | None
+) -> tuple[list[tuple[Any, Any]], int, Any, Any]:
+    """(pieces, predicted frames, sequence group, state before the first piece) of one
+    micro-batch on this rank: the whole micro-batch as one piece ``(None, None)``, the
+    ``tbptt_chunk`` pieces, or under context parallelism this rank's share of them."""
+    tc, ctx = state.config.train, state.ctx
+    frames = video.shape[1] - 1
+    if ctx.sequence_parallel > 1:
+        pieces = rank_pieces(frames, tc.tbptt_chunk, ctx.sequence_parallel, ctx.sequence_rank)
+        if tc.tbptt_chunk is None:
+            return pieces, frames, ctx.sequence_group, None
+        with autocast_context(ctx.device, tc.precision):
+            model = unwrap_model(state.ddp_model)
+            carry = states_before(model, video, actions, pieces, ctx, tc.tbptt_chunk)
+        return pieces, frames, None, carry
+    if tc.tbptt_chunk is None:  # the whole micro-batch at once (any model kind, any shape)
+        return [(None, None)], 1, None, None
+    return _chunks(frames, tc.tbptt_chunk), frames, None, None
+
+
 def _backward_micro_batch(
     state: TrainState,
     video: torch.Tensor,
@@ -141,19 +171,19 @@ def _backward_micro_batch(
     loss weighted by its share of the predicted frames (so the pieces add up to the loss
     of the whole sequence) and backpropagated at once; the states are carried to the
     next piece detached, so memory is that of one piece. ``sync``: let DDP all-reduce the
-    gradients in the last backward (the others accumulate locally).
+    gradients in the last backward (the others accumulate locally). Under context
+    parallelism this rank runs its share of the pieces (:func:`rank_pieces`), each loss
+    scaled by the ranks per sequence, the whole part with the sequence group or, chunked,
+    from the state the ranks before end with (:func:`states_before`).
     """
     tc, ctx = state.config.train, state.ctx
-    if tc.tbptt_chunk is None:  # the whole micro-batch at once (any model kind, any shape)
-        pieces, frames = [(None, None)], 1
-    else:
-        frames = video.shape[1] - 1
-        pieces = _chunks(frames, tc.tbptt_chunk)
+    pieces, frames, group, carry = _plan_pieces(state, video, actions)
+    parallel = ctx.sequence_parallel
     kind = model_kind(state.config.model)
     # the recall frames carry a fixed share of the loss (whole sequences only: no pieces)
     share = tc.recall_loss_share
     weights = None if share is None else recall_frame_weights(recall, share)
-    carry, total = None, torch.zeros((), device=ctx.device)
+    total = torch.zeros((), device=ctx.device)
     rollout = tc.rollout_context  # teacher forcing before train.rollout_start
     if state.step < rollout_start_step(tc.rollout_start, tc.steps):
         rollout = None
@@ -163,7 +193,7 @@ def _backward_micro_batch(
         else:
             piece = video[:, start : stop + 1]
             acts = actions[:, start : stop + 1] if actions is not None else None
-            share = (stop - start) / frames
+            share = (stop - start) / frames * parallel
         accumulate = ctx.is_distributed and not (sync and k == len(pieces) - 1)
         with state.ddp_model.no_sync() if accumulate else contextlib.nullcontext():
             with autocast_context(ctx.device, tc.precision):
@@ -177,6 +207,7 @@ def _backward_micro_batch(
                     detach_feedback=tc.detach_feedback,
                     pixel_loss=tc.pixel_loss,
                     frame_weights=weights,
+                    sequence_group=group,
                 )
                 loss = loss * share / tc.grad_accum
             state.scaler.scale(loss).backward()
@@ -190,7 +221,8 @@ def train_step(state: TrainState, batch: Any) -> dict[str, Any]:
 
     Args:
         batch: a collated batch (B_local, T, C, H, W), or a dict/tuple with ``video`` and
-            ``actions``; B_local = train.batch_size / world size, split into
+            ``actions``; B_local = train.batch_size / data-parallel replicas (world size
+            / train.sequence_parallel), split into
             ``train.grad_accum`` equal micro-batches.
     Returns:
         ``loss``: this rank's mean loss over the batch, a detached device tensor (reading
@@ -210,7 +242,8 @@ def train_step(state: TrainState, batch: Any) -> dict[str, Any]:
     if state.objective is not None:  # the tokenizer's adversarial loss starts at a step
         state.objective.step = state.step
     state.ddp_model.train()
-    torch.manual_seed(step_seed(tc.seed, state.step, ctx.rank))
+    # the ranks sharing a sequence draw alike (a dropout mask shared over time is one mask)
+    torch.manual_seed(step_seed(tc.seed, state.step, ctx.data_rank))
     videos = video.chunk(tc.grad_accum)
     action_parts = actions.chunk(tc.grad_accum) if actions is not None else [None] * len(videos)
     recall_parts = recall.chunk(tc.grad_accum) if recall is not None else [None] * len(videos)
