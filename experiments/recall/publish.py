@@ -158,6 +158,8 @@ frame up to the cue) over that of the mean training pattern frame: 0 is a perfec
 1 is no memory. {rows["videos"]} held-out videos per delay:
 
 {table}
+{where_it_recalls(scores)}
+
 Card scores (the first {CARD_VIDEOS} held-out videos; `tests/models/test_published_recall.py`
 recomputes them): {", ".join(f"{k} {v:.3f}" for k, v in card.items())}.
 
@@ -169,6 +171,21 @@ the digit shown at frame 0 and the 4 true recall frames; bottom, the model's 4 r
 """
     atomic_write_text(target / "README.md", readme)
     return target
+
+
+def where_it_recalls(scores: dict[str, float]) -> str:
+    """One line saying at which delays the model recalls (rel_recall ≤ 0.3) and at which it
+    has no memory (≥ 1), from its scores."""
+
+    def frames(ds: list[str]) -> str:
+        return ", ".join(ds) + " frames" if ds else "no delay scored"
+
+    good = [d for d, v in scores.items() if v <= 0.3]
+    none = [d for d, v in scores.items() if v >= 1.0]
+    return (
+        f"It recalls (rel_recall ≤ 0.3) after {frames(good)}; it has no memory (rel_recall ≥ 1) "
+        f"after {frames(none)}."
+    )
 
 
 def main() -> None:
