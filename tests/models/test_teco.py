@@ -138,3 +138,34 @@ def test_bad_settings_and_inputs_are_named():
         model(codes + 12)
     with pytest.raises(ValueError, match="actions must have shape"):
         model(codes, actions[:, :2])
+
+
+def test_evaluation_samples_with_the_configs_draft_and_revise_settings():
+    import inspect
+
+    from convssm.run.generators import LatentGenerator
+
+    model = _model(draft_steps=3, revise_steps=2, revise_rounds=1)
+    assert model.sampling_options() == {"draft_steps": 3, "revise_steps": 2, "revise_rounds": 1}
+    defaults = {
+        k: p.default
+        for k, p in inspect.signature(TECO.generate).parameters.items()
+        if k in ("draft_steps", "revise_steps", "revise_rounds")
+    }
+    assert defaults == {"draft_steps": 8, "revise_steps": 8, "revise_rounds": 2}
+    seen = {}
+
+    def generate(codes, horizon, **kwargs):
+        seen.update(kwargs)
+        return codes[:, -1:].expand(-1, horizon, -1, -1)
+
+    model.generate = generate
+    tokenizer = torch.nn.Module()
+    tokenizer.encode = lambda frames: torch.zeros(frames.shape[0], frames.shape[1], 8, 8).long()
+    tokenizer.decode = lambda codes: torch.zeros(codes.shape[0], codes.shape[1], 3, 16, 16)
+    LatentGenerator(model, tokenizer)(torch.zeros(1, 2, 3, 16, 16), 2, None)
+    assert {k: seen[k] for k in ("draft_steps", "revise_steps", "revise_rounds")} == {
+        "draft_steps": 3,
+        "revise_steps": 2,
+        "revise_rounds": 1,
+    }

@@ -298,15 +298,24 @@ class TECO(PretrainedMixin, nn.Module):
         return deter[:, -1], states
 
     @torch.no_grad()
+    def sampling_options(self) -> dict[str, int]:
+        """The config's draft-and-revise settings, as keyword arguments of :meth:`generate`."""
+        cfg = self.config
+        return {
+            "draft_steps": cfg.draft_steps,
+            "revise_steps": cfg.revise_steps,
+            "revise_rounds": cfg.revise_rounds,
+        }
+
     def generate(
         self,
         context: torch.Tensor,
         horizon: int,
         actions: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
-        draft_steps: int | None = None,
-        revise_steps: int | None = None,
-        revise_rounds: int | None = None,
+        draft_steps: int = 8,
+        revise_steps: int = 8,
+        revise_rounds: int = 2,
         *,
         temperature: float = 1.0,
     ) -> torch.Tensor:
@@ -314,14 +323,13 @@ class TECO(PretrainedMixin, nn.Module):
 
         actions: (B, ≥ T_c + horizon), the action of every frame, or None. The prior's draws
         (at ``temperature``) come from ``generator``; draft_steps, revise_steps and
-        revise_rounds default to the config's (8, 8, 2)."""
+        revise_rounds are TECO's T_draft, T_revise and M (``convssm evaluate`` passes the
+        config's, :meth:`sampling_options`)."""
         if horizon < 1:
             raise ValueError(f"horizon must be at least 1, got {horizon}")
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
-        cfg = self.config
-        steps = (draft_steps or cfg.draft_steps, revise_steps or cfg.revise_steps,
-                 cfg.revise_rounds if revise_rounds is None else revise_rounds)  # fmt: skip
+        steps = (draft_steps, revise_steps, revise_rounds)
         context = self._check_codes(context, "context")
         t_c = context.shape[1]
         actions = self._check_actions(actions, context.shape[0], t_c + horizon)

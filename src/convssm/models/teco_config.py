@@ -71,9 +71,9 @@ class TECOConfig:
         label_smoothing: of the reconstruction cross-entropy (0.01).
         drop_loss_rate: share of the predicted frames left out of the reconstruction and
             prior losses in training (0.9 in all three reference configs).
-        draft_steps: ``T_draft``, the default of ``generate``.
-        revise_steps: ``T_revise``, the default of ``generate``.
-        revise_rounds: ``M``, the default of ``generate``.
+        draft_steps: ``T_draft``, what ``convssm evaluate`` samples with.
+        revise_steps: ``T_revise``, likewise.
+        revise_rounds: ``M``, likewise (``TECO.sampling_options``).
     """
 
     codebook_size: int = 1024

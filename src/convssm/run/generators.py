@@ -81,6 +81,8 @@ class LatentGenerator:
         self.model.eval()
         self.tokenizer.eval()
         kwargs: dict[str, Any] = {"temperature": self.temperature, "generator": self.rng}
+        if hasattr(self.model, "sampling_options"):  # TECO: its config's draft-and-revise
+            kwargs.update(self.model.sampling_options())
         with autocast_context(context.device, self.precision):
             codes = self.tokenizer.encode(context)
             sampled = self.model.generate(codes, horizon, actions=actions, **kwargs)
