@@ -25,6 +25,8 @@ __all__ = [
     "check_finite",
     "check_all_finite",
     "check_shape",
+    "check_codes",
+    "check_optional_actions",
     "set_value_checks",
     "value_checks_enabled",
     "value_checks",
@@ -149,3 +151,34 @@ def check_shape(x: torch.Tensor, name: str, expected: Sequence[int | None]) -> t
         want = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
         raise ValueError(f"{name} must have shape {want}, got {shape}")
     return x
+
+
+def check_codes(codes: object, name: str, size: int, codebook_size: int) -> torch.Tensor:
+    """Integer codes (B, T, size, size) in [0, codebook_size), as int64."""
+    codes = check_tensor(codes, name, ndim=4, dtypes=(torch.int64, torch.int32), finite=False)
+    if tuple(codes.shape[2:]) != (size, size):
+        raise ValueError(f"{name} must have shape (B, T, {size}, {size}), got {tuple(codes.shape)}")
+    if codes.numel() and (codes.min() < 0 or codes.max() >= codebook_size):
+        raise ValueError(f"{name} must hold codes in [0, {codebook_size})")
+    return codes.long()
+
+
+def check_optional_actions(
+    actions: object, num_actions: int, batch: int, length: int
+) -> torch.Tensor | None:
+    """None, or (B, ≥ length) integer actions in [0, num_actions), cut to ``length`` (int64);
+    actions given to a model without any (``num_actions`` 0) are an error."""
+    if actions is None:
+        return None
+    if num_actions == 0:
+        raise ValueError("this model takes no actions (num_actions=0), got actions")
+    actions = check_tensor(actions, "actions", ndim=2, finite=False)
+    if actions.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"actions must be an integer tensor, got {actions.dtype}")
+    if actions.shape[0] != batch or actions.shape[1] < length:
+        raise ValueError(
+            f"actions must have shape (B={batch}, T>={length}), got {tuple(actions.shape)}"
+        )
+    if actions.numel() and (actions.min() < 0 or actions.max() >= num_actions):
+        raise ValueError(f"actions must lie in [0, {num_actions})")
+    return actions[:, :length].long()

@@ -58,7 +58,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from convssm._checks import check_tensor
+from convssm._checks import check_codes, check_optional_actions, check_tensor
 from convssm._progress import progress_iter
 from convssm._typed import dataclass_from_dict
 from convssm.models.autoencoder import FrameEncoder
@@ -250,32 +250,11 @@ class LatentVideoPredictor(PretrainedMixin, nn.Module):
 
     # ------------------------------------------------------------------ checks
     def _check_codes(self, codes: object, name: str) -> torch.Tensor:
-        codes = check_tensor(codes, name, ndim=4, dtypes=(torch.int64, torch.int32), finite=False)
-        if tuple(codes.shape[2:]) != (self.latent_size, self.latent_size):
-            raise ValueError(
-                f"{name} must have shape (B, T, {self.latent_size}, {self.latent_size}), "
-                f"got {tuple(codes.shape)}"
-            )
-        if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
-            raise ValueError(f"{name} must hold codes in [0, {self.codebook_size})")
-        return codes.long()
+        return check_codes(codes, name, self.latent_size, self.codebook_size)
 
     def _check_actions(self, actions: object, batch: int, length: int) -> torch.Tensor | None:
-        """None, or (B, ≥length) int64 actions in [0, num_actions)."""
-        if actions is None:
-            return None
-        if self.num_actions == 0:
-            raise ValueError("this model takes no actions (num_actions=0), got actions")
-        actions = check_tensor(actions, "actions", ndim=2, finite=False)
-        if actions.dtype not in (torch.int32, torch.int64):
-            raise TypeError(f"actions must be an integer tensor, got {actions.dtype}")
-        if actions.shape[0] != batch or actions.shape[1] < length:
-            raise ValueError(
-                f"actions must have shape (B={batch}, T>={length}), got {tuple(actions.shape)}"
-            )
-        if actions.numel() and (actions.min() < 0 or actions.max() >= self.num_actions):
-            raise ValueError(f"actions must lie in [0, {self.num_actions})")
-        return actions[:, :length].long()
+        """None, or (B, ≥ length) integer actions in [0, num_actions) cut to ``length``."""
+        return check_optional_actions(actions, self.num_actions, batch, length)
 
     # ------------------------------------------------------------------ pieces
     def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
