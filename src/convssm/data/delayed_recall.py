@@ -156,6 +156,9 @@ class DelayedRecall(Dataset):
             if index is None:
                 raise ValueError("with vary='cue' each video has its own recall frames: pass index")
             cue = self._own_delay(self._rng(index)) + 1
+        return self._mask(cue)
+
+    def _mask(self, cue: int) -> torch.Tensor:
         mask = torch.zeros(self.num_frames, dtype=torch.bool)
         mask[cue + 1 : cue + 1 + self.recall_frames] = True
         return mask
@@ -199,6 +202,10 @@ class DelayedRecall(Dataset):
 
     def video_uint8(self, index: int) -> np.ndarray:
         """Video ``index`` as (T, H, W) uint8."""
+        return self._draw(index)[0]
+
+    def _draw(self, index: int) -> tuple[np.ndarray, int]:
+        """Video ``index`` (T, H, W) uint8 and its cue frame."""
         rng = self._rng(index)
         patterns = self._patterns(rng)  # drawn first: the same whatever the delay
         video = np.zeros((self.num_frames, self.image_size, self.image_size), dtype=np.uint8)
@@ -219,11 +226,11 @@ class DelayedRecall(Dataset):
         video[start] = patterns
         video[cue] = self._cue()
         video[cue + 1 :] = patterns
-        return video
+        return video, cue
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        mask = self.recall_mask(index if self._cue_moves() else None)
-        return {"video": to_float(self.video_uint8(index)), "recall": mask}
+        video, cue = self._draw(index)  # one draw gives the frames and where the recall is
+        return {"video": to_float(video), "recall": self._mask(cue)}
 
     # ------------------------------------------------------------------ the baseline
     @cached_property
