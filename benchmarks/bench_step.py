@@ -192,13 +192,19 @@ def _as_f_conv2d(fn, args):
     return inp, weight, bias, stride, padding, dilation, groups
 
 
-def _model_callables(models_mod, compare, compiled, compile_s):
+def _published_after_context(models_mod):
+    """The published model (eval) after 10 random context frames: (model, its last predicted
+    frame (1, C, H, W), the complex states, the real step states, the real step kernels)."""
     model = models_mod.VideoPredictor.from_pretrained(PUBLISHED).eval()
     context = torch.rand(1, 10, 1, model.image_size, model.image_size) * 2 - 1
     y, states = model.sequence(model.encode(context), check_values=False)
     frame = model.decode(y[:, -1:])[:, 0]
     real = model.sequence.to_real_states(states)
-    kernels = model.sequence.real_step_kernels()
+    return model, frame, states, real, model.sequence.real_step_kernels()
+
+
+def _model_callables(models_mod, compare, compiled, compile_s):
+    model, frame, states, real, kernels = _published_after_context(models_mod)
 
     def complex_step():  # the previous code's VideoPredictor.step: complex blocks
         z = model.encode(frame[:, None])[:, 0]
@@ -326,12 +332,7 @@ def bf16_drift(models_mod, data_mod, frames: int) -> dict:
 def profile_model(models_mod, frames: int = 50) -> str:
     """``torch.profiler``'s table (top ops by self CPU time) of ``frames`` generated frames
     of the published model (the loop's real step, eager, batch 1): where a frame's time goes."""
-    model = models_mod.VideoPredictor.from_pretrained(PUBLISHED).eval()
-    context = torch.rand(1, 10, 1, model.image_size, model.image_size) * 2 - 1
-    y, states = model.sequence(model.encode(context), check_values=False)
-    frame = model.decode(y[:, -1:])[:, 0]
-    real = model.sequence.to_real_states(states)
-    kernels = model.sequence.real_step_kernels()
+    model, frame, states, real, kernels = _published_after_context(models_mod)
     for _ in range(10):
         model._step_real(frame, real, None, kernels)
     with torch.profiler.profile() as prof:
