@@ -60,6 +60,9 @@ LABELS = {
     "convs5_real_log": "ConvS5, held log-spaced real Λ",
     "convs5_real_log_mixed": "ConvS5, held log-spaced real Λ, mixed delays",
     "convs5_real_log_cue": "ConvS5, held log-spaced real Λ, moving cue",
+    "convs5_real_log_share": "ConvS5, held log-spaced real Λ, moving cue, distractor share",
+    "convs5_real_log_blank": "ConvS5, held log-spaced real Λ, moving cue, distractor share, "
+    "blank offset",
     "convlstm": "ConvLSTM",
     "transformer": "Transformer",
 }

@@ -131,3 +131,50 @@ def test_varied_delays_can_move_the_cue_instead_with_each_videos_recall_frames()
         varied.recall_mask()
     with pytest.raises(ValueError, match="vary must be 'pattern' or 'cue'"):
         _set(vary="both")
+
+
+def test_a_share_of_the_distractor_keeps_everything_else_and_the_default_streams():
+    full, default = _set(min_delay=3, vary="cue"), _set(min_delay=3, vary="cue")
+    shared = _set(min_delay=3, vary="cue", min_distractor_share=0.0)
+    lengths = []
+    for i in range(8):
+        a, b = full.video_uint8(i), shared.video_uint8(i)
+        np.testing.assert_array_equal(a, default.video_uint8(i))  # 1.0: nothing drawn more
+        cue = int(full[i]["recall"].nonzero()[0]) - 1
+        assert torch.equal(shared[i]["recall"], full[i]["recall"])
+        np.testing.assert_array_equal(b[0], a[0])  # the pattern, the cue, the recall
+        np.testing.assert_array_equal(b[cue:], a[cue:])
+        shown = [t for t in range(1, cue) if b[t].any()]
+        for t in shown:  # where the distractor shows, it is the full set's frame
+            np.testing.assert_array_equal(b[t], a[t])
+        if shown:  # one run of consecutive frames
+            assert shown == list(range(shown[0], shown[-1] + 1))
+        lengths.append(len(shown) / (cue - 1))
+    assert min(lengths) < 0.9 and len(set(lengths)) > 2
+    # videos whose pattern moves: frames before the pattern keep their distractor
+    moved = _set(min_delay=3, min_distractor_share=0.5)
+    plain = _set(min_delay=3)
+    for i in range(8):
+        a, b = plain.video_uint8(i), moved.video_uint8(i)
+        (start,) = [t for t in range(13) if np.array_equal(a[t], a[-1])]
+        np.testing.assert_array_equal(b[: start + 1], a[: start + 1])
+        assert (b[start + 1 : 13] != 0).any(axis=(1, 2)).sum() >= round(0.5 * (12 - start))
+    for bad in (-0.1, 1.5, True, "half"):
+        with pytest.raises(ValueError, match="min_distractor_share must be in"):
+            _set(min_distractor_share=bad)
+
+
+def test_distractor_speeds_can_vary_down_to_still():
+    plain, varied = _set(delay=40), _set(delay=40, min_step=0.0)
+    moves = []
+    for i in range(8):
+        a, b = plain.video_uint8(i), varied.video_uint8(i)
+        np.testing.assert_array_equal(b[0], a[0])  # the pattern, cue and recall stay
+        np.testing.assert_array_equal(b[41:], a[41:])
+        assert b[1:41].max() <= 128 and (b[1:41] > 0).any(axis=(1, 2)).all()
+        moves.append(sum(not np.array_equal(b[t], b[t + 1]) for t in range(1, 40)))
+    full = [sum(not np.array_equal(a[t], a[t + 1]) for t in range(1, 40)) for a in
+            (plain.video_uint8(i) for i in range(8))]  # fmt: skip
+    assert min(moves) < min(full) and len(set(moves)) > 2
+    with pytest.raises(ValueError, match=r"min_step must be in \[0, step=0.15\]"):
+        _set(min_step=0.2)

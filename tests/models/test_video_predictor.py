@@ -162,3 +162,31 @@ def test_reference_size_is_about_21_7_million():
     model = VideoPredictor()
     n = sum(p.numel() for p in model.parameters())
     assert 21.0e6 < n < 22.5e6, n
+
+
+def test_blank_offset_makes_a_blank_frame_zero_and_keeps_step_equal_to_parallel(tmp_path):
+    torch.manual_seed(4)
+    model = _small(blank_offset=True, num_actions=3).double().eval()
+    with torch.no_grad():  # give the biases something to remove
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    blank = torch.full((2, 3, 1, 16, 16), -1.0, dtype=torch.float64)
+    none = torch.zeros(2, 3, dtype=torch.long)
+    z = model.encode(blank, none)
+    plain = _small(num_actions=3).double()
+    plain.load_state_dict(model.state_dict())
+    assert plain.encode(blank, none).abs().max() > 1e-3  # without it, a blank is not zero
+    # with it, only the action embedding's projection is left, the same for every frame
+    emb = model.action_embed(none)[..., None, None].expand(-1, -1, -1, 8, 8)
+    frame_part = model.proj_in.weight[:, 16:, 0, 0]
+    want = torch.einsum("oc,btchw->btohw", frame_part, emb)
+    torch.testing.assert_close(z, want, rtol=1e-9, atol=1e-9)
+    # the generation loop's step equals the parallel pass
+    context, actions = _video(t=4).double(), torch.randint(0, 3, (2, 4 + 6))
+    gen = model.generate(context, 6, actions=actions)
+    with torch.no_grad():
+        pred = model(torch.cat([context, gen], 1), actions=actions).predictions[:, 3:]
+    torch.testing.assert_close(pred, gen, rtol=1e-9, atol=1e-9)
+    model.save_pretrained(tmp_path / "m")
+    loaded = VideoPredictor.from_pretrained(tmp_path / "m")
+    assert loaded.config.blank_offset is True

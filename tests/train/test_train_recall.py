@@ -157,6 +157,33 @@ def test_init_from_refuses_another_model(tmp_path):
         train_and_evaluate(cfg, tmp_path / "b")
 
 
+def test_init_changes_lets_named_keys_differ_and_records_them(tmp_path):
+    train_and_evaluate(_config(steps=2), tmp_path / "a")
+
+    def changed(**train):
+        raw = {**_raw(), "model": dict(MODEL, blank_offset=True)}
+        raw["train"] = {"steps": 1, "batch_size": 2, "progress": False, **train}
+        return config_from_dict(raw)
+
+    source = str(tmp_path / "a")
+    with pytest.raises(ValueError, match=r"differs from this config's in \['blank_offset'\]"):
+        train_and_evaluate(changed(init_from=source), tmp_path / "b")
+    with pytest.raises(ValueError, match=r"init_changes names keys the model config has not"):
+        train_and_evaluate(changed(init_from=source, init_changes=["offset"]), tmp_path / "c")
+    cfg = changed(init_from=source, init_changes=["blank_offset"])
+    train_and_evaluate(cfg, tmp_path / "d", stop_after=0)
+    record = json.loads((tmp_path / "d" / "init_from.json").read_text())
+    assert record["model_changes"] == {"blank_offset": {"from": False, "to": True}}
+    # a key allowed to differ does not let another one through
+    other = config_from_dict(
+        {**_raw(), "model": dict(MODEL, blank_offset=True, dim=12),
+         "train": {"steps": 1, "batch_size": 2, "progress": False, "init_from": source,
+                   "init_changes": ["blank_offset"]}}
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"in \['dim'\] \(allowed to differ"):
+        train_and_evaluate(other, tmp_path / "e")
+
+
 def test_recall_scores_do_not_depend_on_context_chunks():
     torch.manual_seed(0)
     model = VideoPredictor(**MODEL)
@@ -194,3 +221,15 @@ def test_scoring_at_a_delay_ignores_varied_training_delays():
     assert delayed_recall(cfg, "train", 2, 0).min_delay == 1  # training: varied delays
     scored = delayed_recall(cfg, "eval", 2, 0, delay=9)
     assert scored.min_delay is None and scored.delay == 9
+
+
+def test_training_variations_of_the_distractor_stay_out_of_the_eval_split():
+    from convssm.train.factory import delayed_recall
+
+    raw = _raw()
+    raw["data"]["options"].update(min_distractor_share=0.25, min_step=0.0)
+    cfg = config_from_dict(raw)
+    train = delayed_recall(cfg, "train", 4, 0)
+    assert train.min_distractor_share == 0.25 and train.min_step == 0.0
+    for ds in (delayed_recall(cfg, "eval", 4, 1), delayed_recall(cfg, "eval", 4, 1, delay=9)):
+        assert ds.min_distractor_share == 1.0 and ds.min_step is None

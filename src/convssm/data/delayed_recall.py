@@ -99,6 +99,8 @@ class DelayedRecall(Dataset):
         distractor_intensity: float = 0.5,
         min_delay: int | None = None,
         vary: str = "pattern",
+        min_distractor_share: float = 1.0,
+        min_step: float | None = None,
         digits: str | os.PathLike | DigitSource | None = None,
     ) -> None:
         self.num_videos = _positive_int("num_videos", num_videos)
@@ -109,6 +111,10 @@ class DelayedRecall(Dataset):
         if vary not in ("pattern", "cue"):
             raise ValueError(f"vary must be 'pattern' or 'cue', got {vary!r}")
         self.vary = vary
+        share = min_distractor_share
+        if not isinstance(share, float | int) or isinstance(share, bool) or not 0 <= share <= 1:
+            raise ValueError(f"min_distractor_share must be in [0, 1], got {share!r}")
+        self.min_distractor_share = float(share)
         self.image_size = _positive_int("image_size", image_size, minimum=4)
         self.num_items = _positive_int("num_items", num_items)
         self.recall_frames = _positive_int("recall_frames", recall_frames)
@@ -126,6 +132,13 @@ class DelayedRecall(Dataset):
         if not isinstance(step, float | int) or not 0.0 <= float(step) <= 1.0:
             raise ValueError(f"step must be in [0, 1] (of the free range), got {step!r}")
         self.step = float(step)
+        if min_step is not None and (
+            not isinstance(min_step, float | int)
+            or isinstance(min_step, bool)
+            or not 0.0 <= float(min_step) <= self.step
+        ):
+            raise ValueError(f"min_step must be in [0, step={self.step}], got {min_step!r}")
+        self.min_step = None if min_step is None else float(min_step)
         if not isinstance(distractor_intensity, float | int) or not (
             0.0 < float(distractor_intensity) < 1.0
         ):
@@ -219,14 +232,33 @@ class DelayedRecall(Dataset):
             dim = np.round(digit.astype(np.float32) * self.distractor_intensity).astype(np.uint8)
             theta = rng.random() * 2.0 * math.pi
             direction = np.array([[math.sin(theta), math.cos(theta)]])
-            positions, _ = trajectory(rng.random((1, 2)), direction, self.delay, self.step)
+            start_at = rng.random((1, 2))
+            speed = self.step if self.min_step is None else rng.uniform(self.min_step, self.step)
+            positions, _ = trajectory(start_at, direction, self.delay, speed)
             frames = render(pixel_positions(positions, self._free()), dim[None], self.image_size)
+            if self.min_distractor_share < 1.0:  # drawn last: the default's streams stay
+                frames = self._share_of(frames, start, cue - 1 - start, rng)
             video[:start] = frames[:start]
             video[start + 1 : cue] = frames[start : cue - 1]
         video[start] = patterns
         video[cue] = self._cue()
         video[cue + 1 :] = patterns
         return video, cue
+
+    def _share_of(
+        self, frames: np.ndarray, start: int, shown: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """``frames`` (delay, H, W) with the distractor of the ``shown`` frames between the
+        pattern and the cue (``frames[start : start + shown]``) kept on one random run of
+        consecutive frames and background on the others; frames before the pattern (when
+        it moves) stay as they are."""
+        share = rng.uniform(self.min_distractor_share, 1.0)
+        length = int(round(share * shown))
+        first = start + int(rng.integers(0, shown - length + 1))
+        kept = frames.copy()
+        kept[start : start + shown] = 0
+        kept[first : first + length] = frames[first : first + length]
+        return kept
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         video, cue = self._draw(index)  # one draw gives the frames and where the recall is
@@ -264,5 +296,6 @@ class DelayedRecall(Dataset):
             f"DelayedRecall(num_videos={self.num_videos}, delay={self.delay}, "
             f"split={self.split!r}, seed={self.seed}, size={self.image_size}, "
             f"items={self.num_items}x{self.digit_size}px, recall_frames={self.recall_frames}, "
+            f"min_distractor_share={self.min_distractor_share}, min_step={self.min_step}, "
             f"pool={len(self.pool)} from {self.source.origin})"
         )

@@ -71,6 +71,12 @@ class VideoPredictorConfig:
             physical fields, which then takes and returns the data's own units
             (:class:`~convssm.models.normalizer.Normalizer`); ``None`` for frames in [−1, 1].
             Training on ``data.dataset: array`` fills it from the training split.
+        blank_offset: subtract the encoding of a blank frame (every pixel −1, in the
+            model's [−1, 1] space) from every frame's, and the input projection's bias, so
+            that a blank frame enters the sequence model as exactly zero (the action
+            embedding is kept). A linear memory then gathers nothing from frames that show
+            nothing, however many there are (docs/recall.md). Costs one more encoded frame
+            per call of ``encode``.
     """
 
     image_channels: int = 1
@@ -84,6 +90,7 @@ class VideoPredictorConfig:
     num_actions: int = 0
     action_embed_dim: int = 16
     normalization: dict[str, Any] | None = None
+    blank_offset: bool = False
 
     def __post_init__(self) -> None:
         self.encoder_widths = [int(w) for w in self.encoder_widths]

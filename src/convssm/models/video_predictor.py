@@ -213,10 +213,14 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         frame (callers shift TECO-convention actions by one, as ``forward`` does)."""
         b, t = frames.shape[:2]
         z = self.encoder(frames.reshape(b * t, *frames.shape[2:]))
+        if self.config.blank_offset:  # a blank frame's encoding, then its projection, is zero
+            z = z - self.encoder(torch.full_like(frames[:1, 0], -1.0))
         if self.action_embed is not None:
             a = self.action_embed(actions[:, :t].reshape(b * t))
             z = torch.cat([z, a[:, :, None, None].expand(-1, -1, *z.shape[-2:])], dim=1)
         z = self.proj_in(z)
+        if self.config.blank_offset:
+            z = z - self.proj_in.bias[:, None, None]
         return z.reshape(b, t, *z.shape[1:])
 
     def decode(self, y: torch.Tensor) -> torch.Tensor:

@@ -229,7 +229,11 @@ class TrainConfig:
         recall_loss_share: share of the loss carried by the recall frames
             (``delayed_recall``); ``null``: all frames weigh the same.
         init_from: a run's workdir, checkpoint or model folder to start from; ``null``: a
-            fresh initialisation.
+            fresh initialisation. Its model config must equal this one's, but for the keys
+            in ``init_changes``.
+        init_changes: ``model`` keys that may differ from ``init_from``'s model (a change of
+            how the model computes that keeps its weights, e.g. ``blank_offset``); the
+            weights must still fit exactly, and ``init_from.json`` records the changes.
         rollout_start: when the rollout loss starts: a fraction of ``steps`` (float in
             [0, 1]) or a step (int); teacher forcing before it (see above).
         minutes: a time budget the steps are planned to fill (see above); ``null``: train
@@ -259,6 +263,7 @@ class TrainConfig:
     sequence_parallel: int = 1
     recall_loss_share: float | None = None
     init_from: str | None = None
+    init_changes: list[str] = field(default_factory=list)
     rollout_start: int | float = 0
     minutes: float | None = None
 

@@ -119,7 +119,9 @@ def delayed_recall(
 ):
     """The config's :class:`convssm.data.DelayedRecall` set (``delay``: a fixed delay to score
     a model at, whatever the config's delay and ``min_delay``; the eval split of a config
-    whose cue moves, ``vary: cue``, is scored at the config's own delay). Its length must be
+    whose cue moves, ``vary: cue``, is scored at the config's own delay; the eval split always
+    shows the distractor on every delay frame at its one speed, whatever
+    ``min_distractor_share`` and ``min_step``). Its length must be
     ``data.seq_len`` at the config's own delay."""
 
     data = cfg.data
@@ -139,6 +141,9 @@ def delayed_recall(
         options["delay"] = delay
         options.pop("min_delay", None)
         options.pop("vary", None)
+    if split == "eval":  # scores and validation use the task itself: a distractor on every
+        options.pop("min_distractor_share", None)  # delay frame, moving at data.options.step
+        options.pop("min_step", None)
     try:
         ds = DelayedRecall(
             num_videos,

@@ -364,14 +364,23 @@ def init_weights_from(model: torch.nn.Module, cfg: ExperimentConfig, source: str
     else:  # a published folder: verified by the SHA-256 in its config.json
         verify_weights(folder)
         saved, weights = read_config_json(folder), load_file(str(folder / "model.safetensors"))
-    if saved != cfg.model:
-        ours, theirs = model_config_to_dict(cfg.model), model_config_to_dict(saved)
-        diff = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    ours, theirs = model_config_to_dict(cfg.model), model_config_to_dict(saved)
+    diff = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    allowed = cfg.train.init_changes
+    unknown = sorted(set(allowed) - ours.keys())
+    if unknown:
+        raise ValueError(f"train.init_changes names keys the model config has not: {unknown}")
+    refused = [k for k in diff if k not in allowed]
+    if refused:
         raise ValueError(
-            f"train.init_from {source!r}: its model differs from this config's in {diff}"
+            f"train.init_from {source!r}: its model differs from this config's in {refused}"
+            + (f" (allowed to differ: {sorted(allowed)})" if allowed else "")
+            + "; list keys whose change keeps the weights in train.init_changes"
         )
     load_model_weights(model, weights, str(folder))
-    return {"init_from": source, "checkpoint": folder.as_posix(), "step": step}
+    changes = {k: {"from": theirs.get(k), "to": ours.get(k)} for k in diff}
+    record = {"init_from": source, "checkpoint": folder.as_posix(), "step": step}
+    return {**record, "model_changes": changes} if changes else record
 
 
 def _out_of_time(limit: float | None, elapsed: float, ctx: DistributedContext) -> bool:
