@@ -24,8 +24,9 @@ convention: ``actions[:, t]`` led to frame t; index ``num_actions`` is "no actio
 ``generate`` conditions on the context in parallel and then, per frame, draws the posterior
 codes from the prior by draft-and-revise, decodes the codes of the frame (the most likely
 code at every position, as the reference) and advances the sequence model by one recurrent
-step: O(1) per frame for ConvS5. ``sequence_model: s5`` is ConvS5 with 1×1 kernels on a 1×1
-grid (:data:`~convssm.models.teco_config.S5_OPTIONS`), the reference's ``teco_S5``.
+step: O(1) per frame for ConvS5. ``sequence_model: s5`` is ConvS5 with 1×1 kernels and S5's
+output block on a 1×1 grid (:data:`~convssm.models.teco_config.S5_OPTIONS`), the reference's
+``teco_S5``.
 """
 
 from __future__ import annotations

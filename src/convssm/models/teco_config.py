@@ -17,8 +17,9 @@ from convssm.models.maskgit import SCHEDULES
 
 __all__ = ["TECOConfig", "S5_OPTIONS"]
 
-S5_OPTIONS = {"kernel_size": 1, "output_kernel_size": 1}
-"""What ``sequence_model: s5`` means: ConvS5 with 1×1 kernels on a 1×1 grid (S5)."""
+S5_OPTIONS = {"kernel_size": 1, "output_kernel_size": 1, "output": "s5"}
+"""What ``sequence_model: s5`` means: ConvS5 with 1×1 kernels and S5's output block
+(feedthrough and half GLU, :class:`convssm.nn.convs5.S5Output`) on a 1×1 grid: S5."""
 
 
 @dataclass
@@ -45,8 +46,10 @@ class TECOConfig:
             (``codebook.proj_dim``).
         commitment_weight: β of the posterior codebook's commitment term (0.25).
         dim: channels the sequence model works at (``d_model``).
-        sequence_model: ``convs5``, ``s5`` (ConvS5 with 1×1 kernels on a 1×1 grid: the
-            reference's ``teco_S5``), ``transformer`` or any registered sequence model.
+        sequence_model: ``convs5``, ``s5`` (ConvS5 with 1×1 kernels and S5's output block
+            on a 1×1 grid: the reference's ``teco_S5``), ``transformer`` (the frame
+            transformer: TECO's own temporal model, up to the differences
+            ``docs/latent_models.md`` lists) or any registered sequence model.
         sequence_options: the sequence model's own options (ConvS5: ``depth`` is
             ``n_layers``, ``state_dim`` is ``ssm_size / 2``, ``blocks``, ...).
         grid_downsample: g: the sequence model runs on the posterior grid divided by g

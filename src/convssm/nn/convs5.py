@@ -10,6 +10,12 @@ One block, post-norm (the reference's default)::
 
 Pre-norm: ``out = u + Dropout(block(LayerNorm(u)))``.
 
+``output="s5"`` replaces the resnet output block by S5's (the reference's ``S5SSM``, used by
+its ``teco_S5``; meant for 1×1 kernels)::
+
+    y   = GELU(y + D ⊙ v)            v: the SSM's input (u, or LayerNorm(u) when pre-norm)
+    y   = y ⊙ sigmoid(W y + b)       W: a 1×1 convolution (S5's "half GLU")
+
 As in the reference's flax code: GELU is flax's default ``nn.gelu``, the tanh approximation
 (``activation="gelu_exact"`` gives torch's erf form), GroupNorm eps is 1e-6, and the output
 block's convolutions are lecun-normal with zero biases (:mod:`convssm.nn.init`).
@@ -36,7 +42,15 @@ from convssm.nn.init import FLAX_NORM_EPS, flax_conv_
 from convssm.nn.registry import register_sequence_model
 from convssm.ops.step_conv import step_conv2d
 
-__all__ = ["ConvS5Block", "ConvS5", "ResNetOutput", "ACTIVATIONS", "make_activation"]
+__all__ = [
+    "ConvS5Block",
+    "ConvS5",
+    "ResNetOutput",
+    "S5Output",
+    "OUTPUTS",
+    "ACTIVATIONS",
+    "make_activation",
+]
 
 ACTIVATIONS = {
     "gelu": lambda: nn.GELU(approximate="tanh"),  # flax's nn.gelu default: the reference's
@@ -91,17 +105,43 @@ class ResNetOutput(nn.Module):
         return self.act(y + h)
 
 
+class S5Output(nn.Module):
+    """S5's output on frames: (y, v) (N, U, H, W) each -> (N, U, H, W).
+
+    ``g = GELU(y + D ⊙ v)``, then ``g ⊙ sigmoid(W g + b)`` with W a 1×1 convolution: the
+    feedthrough D (one weight per channel, N(0, 1) as the reference draws it) and the half
+    GLU (lecun-normal, zero bias: flax's ``Dense``) of the reference's ``S5SSM``.
+    """
+
+    def __init__(self, dim: int, activation: str = "gelu") -> None:
+        super().__init__()
+        self.feedthrough = nn.Parameter(torch.randn(dim))
+        self.gate = flax_conv_(nn.Conv2d(dim, dim, 1))
+        self.act = make_activation(activation)
+
+    def forward(self, y: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        g = self.act(y + self.feedthrough[:, None, None].to(y.dtype) * v)
+        return g * torch.sigmoid(self.gate(g))
+
+
+OUTPUTS = ("resnet", "s5")
+"""The output blocks of :class:`ConvS5Block`: the reference ConvS5's and S5's."""
+
+
 class ConvS5Block(nn.Module):
-    """One ConvS5 layer: SSM, resnet output block, dropout, residual, LayerNorm.
+    """One ConvS5 layer: SSM, output block, dropout, residual, LayerNorm.
 
     Args:
         dim: U, channels in and out.
         state_dim: P, complex state channels.
         kernel_size: k_B = k_C of the SSM.
         output_kernel_size: k_D of the output block's convolutions.
-        norm_groups: GroupNorm groups in the output block (dim must be divisible).
+        norm_groups: GroupNorm groups in the resnet output block (dim must be divisible).
         activation: of the output block, one of :data:`ACTIVATIONS`; the default "gelu" is
             the reference's (flax's tanh approximation), "gelu_exact" torch's erf form.
+        output: the output block, one of :data:`OUTPUTS`: "resnet" (:class:`ResNetOutput`,
+            the reference ConvS5's ``C_D_config: resnet``) or "s5" (:class:`S5Output`, S5's
+            feedthrough and half GLU; ``output_kernel_size`` and ``norm_groups`` unused).
         prenorm: pre-norm instead of the default post-norm.
         dropout: dropout probability, one mask shared by all time steps.
         **ssm_options: passed to :class:`ConvS5SSM` (blocks, clip_eigs, discretization, ...).
@@ -121,14 +161,20 @@ class ConvS5Block(nn.Module):
         output_kernel_size: int = 3,
         norm_groups: int = 32,
         activation: str = "gelu",
+        output: str = "resnet",
         prenorm: bool = False,
         dropout: float = 0.0,
         **ssm_options,
     ) -> None:
         super().__init__()
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         self.dim = dim
         self.ssm = ConvS5SSM(dim, state_dim, kernel_size, **ssm_options)
-        self.output = ResNetOutput(dim, output_kernel_size, norm_groups, activation)
+        if output == "s5":
+            self.output: nn.Module = S5Output(dim, activation)
+        else:
+            self.output = ResNetOutput(dim, output_kernel_size, norm_groups, activation)
         self.residual = ResidualNorm(dim, prenorm=prenorm, dropout=dropout)
 
     def init_state(self, batch: int, height: int, width: int) -> torch.Tensor:
@@ -139,29 +185,40 @@ class ConvS5Block(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``group``: context parallelism, passed to the SSM (``ConvS5SSM.forward``); the
         norm, dropout and output block are per frame."""
-        y, state = self.ssm(self.residual.pre(x), state, group=group)
-        y = unfold_time(self.output(fold_time(y)), x.shape[0])
+        v = self.residual.pre(x)
+        y, state = self.ssm(v, state, group=group)
+        y = unfold_time(self._output(fold_time(y), fold_time(v), False), x.shape[0])
         return self.residual.post(x, y), state
+
+    def _output(self, y: torch.Tensor, v: torch.Tensor, step: bool) -> torch.Tensor:
+        """The output block on the SSM's output y and input v (N, U, H, W); ``step``: the
+        resnet block's per-step convolutions (:meth:`ResNetOutput.step`)."""
+        if isinstance(self.output, S5Output):
+            return self.output(y, v)
+        return self.output.step(y) if step else self.output(y)
 
     def step(
         self, x_t: torch.Tensor, state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        y, state = self.ssm.step(self.residual.pre(x_t), state)
-        return self.residual.post(x_t, self.output.step(y)), state
+        v = self.residual.pre(x_t)
+        y, state = self.ssm.step(v, state)
+        return self.residual.post(x_t, self._output(y, v, True)), state
 
     def step_ref(
         self, x_t: torch.Tensor, state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`step` with the SSM's complex reference step (``ConvS5SSM.step_ref``)."""
-        y, state = self.ssm.step_ref(self.residual.pre(x_t), state)
-        return self.residual.post(x_t, self.output(y)), state
+        v = self.residual.pre(x_t)
+        y, state = self.ssm.step_ref(v, state)
+        return self.residual.post(x_t, self._output(y, v, False)), state
 
     def step_real(
         self, x_t: torch.Tensor, state: torch.Tensor, kernels: tuple | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`step` on the real state layout (``ConvS5SSM.step_real``), no checks."""
-        y, state = self.ssm.step_real(self.residual.pre(x_t), state, kernels)
-        return self.residual.post(x_t, self.output.step(y)), state
+        v = self.residual.pre(x_t)
+        y, state = self.ssm.step_real(v, state, kernels)
+        return self.residual.post(x_t, self._output(y, v, True)), state
 
 
 @register_sequence_model("convs5", splits_time=True)
