@@ -48,7 +48,7 @@ def test_s5_stack_real_loop_equals_parallel_in_float64():
 def test_s5_output_is_the_feedthrough_then_the_half_glu():
     torch.manual_seed(2)
     out = S5Output(6).double()
-    y, v = torch.randn(3, 6, 2, 2, dtype=torch.float64), torch.randn(3, 6, 2, 2, dtype=torch.float64)
+    y, v = torch.randn(2, 3, 6, 2, 2, dtype=torch.float64).unbind(0)
     g = F.gelu(y + out.feedthrough[:, None, None] * v, approximate="tanh")  # flax's nn.gelu
     w, b = out.gate.weight[:, :, 0, 0], out.gate.bias
     gate = torch.sigmoid(torch.einsum("oc,nchw->nohw", w, g) + b[:, None, None])
