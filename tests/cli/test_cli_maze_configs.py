@@ -1,6 +1,6 @@
 """The shipped configs: the MazeWorld CPU configs train a few real steps through the CLI on
 tiny data (tokenizer, then `data encode`, then each latent model); the reference configs
-load at their sizes."""
+load at their sizes, and the TECO ones build and train with their widths shrunk."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from convssm.cli.main import main
 from convssm.models import TECO, LatentVideoPredictor, VQTokenizer
@@ -118,3 +119,66 @@ def test_reference_teco_configs_load_at_their_sizes(name, layers, blocks, prior,
     assert (m.z_dim, m.z_codes, m.z_proj_dim, m.z_size) == (*z, 32, 8)
     assert (m.draft_steps, m.revise_steps, m.revise_rounds, m.drop_loss_rate) == (8, 8, 2, 0.9)
     assert (m.causal_masking, cfg.optim.lr, cfg.data.seq_len) == (causal, lr, 300)
+
+
+@pytest.mark.parametrize(
+    "name,seq,dim,tokens,depth,lr,batch,causal,dropout",
+    [
+        ("dmlab_teco_s5", "s5", 2048, 1, 8, 1e-3, 16, True, 0.5),
+        ("dmlab_teco_transformer", "transformer", 1024, 1, 8, 1e-4, 16, True, 0.5),
+        ("minecraft_teco_transformer", "transformer", 1024, 1, 12, 1e-4, 8, False, 0.0),
+        ("habitat_teco_transformer", "transformer", 1024, 2, 8, 1e-4, 32, False, 0.5),
+    ],
+)
+def test_reference_teco_baseline_configs_load_at_their_sizes(
+    name, seq, dim, tokens, depth, lr, batch, causal, dropout
+):
+    cfg = load_config(CONFIGS / f"teco/{name}.yaml", ["data.root=/raid/x.codes"])
+    m, o = cfg.model, cfg.model.sequence_options
+    assert (m.sequence_model, m.dim, m.z_size // m.downsample, o["depth"]) == (
+        seq, dim, tokens, depth)  # fmt: skip
+    if seq == "s5":  # ssm_size 2048: P = 1024, S5's output block
+        assert (o["state_dim"], o["blocks"]) == (1024, 1)
+        assert m.sequence_spec()[1]["output"] == "s5"
+    else:  # z_tfm_kwargs
+        assert (o["embed_dim"], o["heads"], o["mlp_dim"]) == (1024, 16, 4096)
+    assert (m.causal_masking, m.action_dropout, m.drop_loss_rate) == (causal, dropout, 0.9)
+    assert (cfg.optim.lr, cfg.train.batch_size, cfg.data.seq_len) == (lr, batch, 300)
+
+
+SHRINK = [
+    "model.codebook_size=32", "model.code_embed_dim=4", "model.encoder_widths=[8,16]",
+    "model.encoder_blocks=1", "model.decoder_widths=[8,16]", "model.decoder_blocks=1",
+    "model.norm_groups=4", "model.z_dim=8", "model.z_codes=16", "model.z_proj_dim=4",
+    "model.dim=16", "model.mask_context=2", "model.prior_embed_dim=16", "model.prior_depth=1",
+    "model.prior_heads=2", "model.prior_mlp_dim=32", "model.prior_token_dim=8",
+    "model.sequence_options.depth=1",
+]  # fmt: skip
+SHRINK_SEQUENCE = {
+    "convs5": ["model.sequence_options.state_dim=4", "model.sequence_options.blocks=1",
+               "model.sequence_options.norm_groups=4"],
+    "s5": ["model.sequence_options.state_dim=4"],
+    "transformer": ["model.sequence_options.embed_dim=16", "model.sequence_options.heads=2",
+                    "model.sequence_options.mlp_dim=32"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name",
+    [f"{d}_teco_{s}" for d in ("dmlab", "minecraft", "habitat") for s in ("convs5", "transformer")]
+    + ["dmlab_teco_s5"],
+)
+def test_reference_teco_configs_build_and_train_shrunk(name):
+    """Every TECO config builds its arrangement (sequence model, grid, masking, actions)
+    with the widths shrunk, and takes a training forward and backward."""
+    seq = load_config(CONFIGS / f"teco/{name}.yaml", ["data.root=x.codes"]).model.sequence_model
+    cfg = load_config(
+        CONFIGS / f"teco/{name}.yaml", ["data.root=x.codes", *SHRINK, *SHRINK_SEQUENCE[seq]]
+    )
+    torch.manual_seed(0)
+    model = TECO(cfg.model)
+    assert model.config.sequence_model == seq and model.num_actions == 6
+    codes = torch.randint(0, 32, (2, 4, 16, 16))
+    out = model(codes, torch.randint(0, 6, (2, 4)))
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
