@@ -15,8 +15,8 @@ of its TECO model. Where the two differ:
   gives that arrangement, and then these parameters are frozen);
 - a residual block that changes width has a 1×1 shortcut without bias in the reference,
   with a (zero-initialised) bias here (``models/autoencoder.py``);
-- teco_S5 and teco_transformer declare a learned start map ``sos`` (tokens × width): the
-  transformer prepends it to its input, teco_S5 never uses it; ours has none;
+- teco_S5 declares a learned start map ``sos`` (tokens × width) it never uses; ours has
+  none (teco_transformer's, which it uses, is our ``start_token``);
 - habitat_teco_transformer: TECO's transformer reads the 2×2 grid as 4 tokens per frame
   (its ``fc_in`` is width × width); ours makes one token of the frame (a linear map of
   4 · width channels to width, and back), 6.3 M parameters more.
@@ -142,7 +142,8 @@ def our_count(model) -> dict[str, int]:
     parts = {
         "code_embed": n(model.code_embed),
         "posterior": model.sos.numel() + n(model.encoder, model.codebook),
-        "actions": n(model.action_embed, model.proj_in, model.proj_out),
+        "actions": n(model.action_embed, model.proj_in, model.proj_out)
+        + (0 if model.start is None else model.start.numel()),
         "sequence": n(model.sequence),
         "decoder": n(model.decoder),
         "prior": n(model.prior),

@@ -140,8 +140,9 @@ def test_reference_teco_baseline_configs_load_at_their_sizes(
     if seq == "s5":  # ssm_size 2048: P = 1024, S5's output block
         assert (o["state_dim"], o["blocks"]) == (1024, 1)
         assert m.sequence_spec()[1]["output"] == "s5"
-    else:  # z_tfm_kwargs
+    else:  # z_tfm_kwargs, TECO's sos and head
         assert (o["embed_dim"], o["heads"], o["mlp_dim"]) == (1024, 16, 4096)
+        assert m.start_token and o["head"] == "teco"
     assert (m.causal_masking, m.action_dropout, m.drop_loss_rate) == (causal, dropout, 0.9)
     assert (cfg.optim.lr, cfg.train.batch_size, cfg.data.seq_len) == (lr, batch, 300)
 

@@ -1,4 +1,5 @@
-"""TECO: the recurrent step equals the parallel mode (float64, ConvS5 and S5), actions
+"""TECO: the recurrent step equals the parallel mode (float64: ConvS5, S5, the transformer
+with TECO's head and start token), actions
 matter, the loss terms of a frame depend on no later frame, sampling is reproducible and a
 saved model loads back."""
 
@@ -17,6 +18,9 @@ TINY = dict(
 )  # fmt: skip
 
 
+TF_TECO = {"depth": 2, "heads": 2, "embed_dim": 8, "mlp_dim": 16, "head": "teco"}
+
+
 def _model(**kw) -> TECO:
     torch.manual_seed(0)
     return TECO(TECOConfig(**{**TINY, **kw}))
@@ -33,8 +37,17 @@ def _data(b=2, t=6, seed=1):
         {},
         {"sequence_model": "s5"},
         {"causal_masking": True, "mask_context": 3},
+        {"start_token": True},
+        {
+            "sequence_model": "transformer",
+            "start_token": True,
+            "grid_downsample": 2,
+            "causal_masking": True,
+            "mask_context": 3,
+            "sequence_options": TF_TECO,
+        },
     ],
-    ids=["convs5", "s5", "convs5_causal_masking"],
+    ids=["convs5", "s5", "convs5_causal_masking", "convs5_start", "transformer_teco"],
 )
 def test_recurrent_steps_equal_the_parallel_deter_in_float64(options):
     model = _model(**options).double().eval()
@@ -53,6 +66,22 @@ def test_recurrent_steps_equal_the_parallel_deter_in_float64(options):
         assert parallel.shape[-1] == 4 and model.proj_out is not None  # 1×1 grid, back to 4×4
 
 
+def test_the_start_token_is_seen_and_a_first_step_from_no_state_takes_it_first():
+    model = _model(start_token=True).double().eval()
+    assert model.start is not None and model.start.shape == (8, 4, 4)
+    codes, actions = _data()
+    z, _ = model.posterior(codes)
+    conditioned = torch.ones(2, dtype=torch.bool)
+    with torch.no_grad():
+        parallel, _ = model.dynamics(z[:, :-1], actions[:, 1:], conditioned)
+        first, _ = model.step(z[:, 0], 0, None, actions[:, 1])
+        torch.testing.assert_close(first, parallel[:, 0], atol=1e-10, rtol=1e-10)
+        model.start.add_(1.0)
+        moved, _ = model.dynamics(z[:, :-1], actions[:, 1:], conditioned)
+    assert not torch.allclose(moved, parallel)
+    assert "start" not in dict(_model().named_parameters())
+
+
 def test_actions_change_the_predictions():
     model = _model().eval()
     codes, actions = _data()
@@ -67,10 +96,12 @@ def test_actions_change_the_predictions():
     assert not torch.allclose(a.logits, c.logits)
 
 
-@pytest.mark.parametrize("sequence_model", ["convs5", "transformer"])
+@pytest.mark.parametrize("sequence_model", ["convs5", "transformer", "transformer_teco"])
 def test_later_codes_do_not_change_the_loss_terms_of_earlier_frames(sequence_model):
     tf = {"depth": 1, "heads": 2, "embed_dim": 8, "mlp_dim": 16}
     opts = {} if sequence_model == "convs5" else {"sequence_options": tf}
+    if sequence_model == "transformer_teco":
+        sequence_model, opts = "transformer", {"sequence_options": TF_TECO, "start_token": True}
     model = _model(sequence_model=sequence_model, **opts).eval()
     codes, actions = _data(t=7)
     t = 3  # change every code after frame t

@@ -39,9 +39,11 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.allclose(a, b, atol=TOL, rtol=0)
 
 
-@pytest.mark.parametrize("positions", ["sinusoidal", "learned"])
-def test_kv_cache_steps_equal_parallel_beyond_the_window(positions: str) -> None:
-    model = _model(depth=3, window=5, positions=positions)
+@pytest.mark.parametrize(
+    "positions,head", [("sinusoidal", "norm"), ("learned", "norm"), ("sinusoidal", "teco")]
+)
+def test_kv_cache_steps_equal_parallel_beyond_the_window(positions: str, head: str) -> None:
+    model = _model(depth=3, window=5, positions=positions, head=head)
     x = _video(12)  # 12 frames, window 5
     y, cache = model(x)
     ys, cache_s = _steps(model, x, model.step_cached)
@@ -51,8 +53,9 @@ def test_kv_cache_steps_equal_parallel_beyond_the_window(positions: str) -> None
         assert _close(a.keys, b.keys) and _close(a.values, b.values)
 
 
-def test_no_cache_steps_equal_parallel_within_the_window() -> None:
-    model = _model(depth=3, window=8)
+@pytest.mark.parametrize("head", ["norm", "teco"])
+def test_no_cache_steps_equal_parallel_within_the_window(head: str) -> None:
+    model = _model(depth=3, window=8, head=head)
     x = _video(8)
     y, _ = model(x)
     ys, history = _steps(model, x, model.step_nocache)
@@ -155,6 +158,28 @@ def test_sinusoidal_table() -> None:
     assert abs(table[3, 2].item() - torch.sin(torch.tensor(3 * 10000 ** (-2 / 6))).item()) < 1e-6
 
 
+def test_teco_head_on_a_one_pixel_frame_is_dense_gelu_layernorm() -> None:
+    """head="teco" on 1×1 frames with dim = embed_dim is TECO's head: Dense, GELU (tanh),
+    LayerNorm (eps 1e-6), written out here on the last layer's tokens."""
+    torch.manual_seed(3)
+    model = FrameTransformer(16, 1, 1, 16, 1, 4, 32, head="teco").double().eval()
+    with torch.no_grad():
+        model.final_norm.weight.normal_()
+        model.final_norm.bias.normal_()
+    x = torch.randn(2, 5, 16, 1, 1, dtype=torch.float64)
+    y, _ = model(x)
+    z = model._tokens(x, 0)
+    for layer in model.layers:
+        z, _, _ = layer(z, None, None, model.window)
+    w = model.unembed.weight[:, :, 0, 0]  # (E, dim): the Dense's kernel
+    h = F.gelu(z @ w + model.unembed.bias, approximate="tanh")
+    want = F.layer_norm(h, (16,), model.final_norm.weight, model.final_norm.bias, 1e-6)
+    assert _close(y[..., 0, 0], want)
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        p.numel() for p in FrameTransformer(16, 1, 1, 16, 1, 4, 32).parameters()
+    )
+
+
 def test_shapes_dtypes_and_gradients() -> None:
     torch.manual_seed(0)
     model = FrameTransformer(8, 6, 6, 32, 2, 4, 64, window=16, dropout=0.1)
@@ -192,6 +217,8 @@ def test_bad_input_raises_clear_errors() -> None:
         FrameTransformer(3, 4, 5, 16, 1, 4, 8, positions="rotary")
     with pytest.raises(ValueError, match="window"):
         FrameTransformer(3, 4, 5, 16, 1, 4, 8, window=0)
+    with pytest.raises(ValueError, match="head must be one of"):
+        FrameTransformer(3, 4, 5, 16, 1, 4, 8, head="dense")
 
 
 def test_registry_builds_transformer_and_rejects_unknown_options() -> None:

@@ -108,6 +108,8 @@ class TECO(PretrainedMixin, nn.Module):
         self.proj_out = nn.ConvTranspose2d(cfg.dim, z, g, stride=g, bias=False) if g > 1 else None
         name, options = cfg.sequence_spec()
         self.sequence = build_sequence_model(name, cfg.dim, grid=(zs // g, zs // g), **options)
+        start = torch.randn(cfg.dim, zs // g, zs // g) * 0.02
+        self.start = nn.Parameter(start) if cfg.start_token else None
         self.deter_dim = cfg.dim if g == 1 else z
         # decoder and prior
         self.decoder = LogitsDecoder(
@@ -189,9 +191,18 @@ class TECO(PretrainedMixin, nn.Module):
             masked = torch.zeros_like(masked)
         acts = None if next_actions is None else next_actions.reshape(b * n)
         x = self._project(z.flatten(0, 1), acts, masked.reshape(b * n))
-        y, states = self.sequence(x.reshape(b, n, *x.shape[1:]), states, check_values=False)
-        d = self._deter(y.flatten(0, 1))
+        x = x.reshape(b, n, *x.shape[1:])
+        lead = int(states is None and self.start is not None)
+        if lead:  # the start token, at the head of the sequence (one parallel run)
+            x = torch.cat([self._start_input(b).to(x.dtype), x], 1)
+        y, states = self.sequence(x, states, check_values=False)
+        d = self._deter(y[:, lead:].flatten(0, 1))
         return d.reshape(b, n, *d.shape[1:]), states
+
+    def _start_input(self, batch: int) -> torch.Tensor:
+        """The start token as a one-frame input (batch, 1, dim, h'/g, w'/g)."""
+        assert self.start is not None
+        return self.start.expand(batch, 1, *self.start.shape)
 
     def step(
         self, z_t: torch.Tensor, index: int, states: Any, next_action: torch.Tensor | None
@@ -201,6 +212,9 @@ class TECO(PretrainedMixin, nn.Module):
         cond = self.config.causal_masking and next_action is not None
         masked = torch.full(z_t.shape[:1], cond and index >= self.config.mask_context)
         x = self._project(z_t, next_action, masked.to(z_t.device))
+        if states is None and self.start is not None:  # the start token first
+            _, states = self.sequence(self._start_input(x.shape[0]).to(x.dtype), None,
+                                      check_values=False)  # fmt: skip
         y, states = self.sequence.step(x, states, check_values=False)
         return self._deter(y), states
 

@@ -55,6 +55,9 @@ class TECOConfig:
         grid_downsample: g: the sequence model runs on the posterior grid divided by g
             (a g×g stride-g convolution in, a transposed one back to ``z_dim`` channels:
             the reference's ``z_ds``); null: 1, or the whole grid for ``s5``.
+        start_token: a learned input map (dim, h'/g, w'/g), N(0, 0.02²), put before frame 0's
+            in the sequence model, its output dropped: every frame sees it (the ``sos`` of
+            the reference's ``teco_transformer``).
         num_actions: size of the action vocabulary (``action_dim``); 0 for none.
         action_embed_dim: channels of the action embedding.
         action_dropout: probability of dropping a training sample's actions
@@ -96,6 +99,7 @@ class TECOConfig:
     sequence_model: str = "convs5"
     sequence_options: dict[str, Any] = field(default_factory=dict)
     grid_downsample: int | None = None
+    start_token: bool = False
     num_actions: int = 0
     action_embed_dim: int = 16
     action_dropout: float = 0.0

@@ -4,9 +4,11 @@
 Each (dim, H, W) frame becomes ONE token: a Conv2d with kernel = stride = (H, W) maps it
 to ``embed_dim``; a causal pre-LN transformer (``scaled_dot_product_attention``) runs over
 the frame tokens; a final LayerNorm and a ConvTranspose2d with kernel = stride = (H, W)
-map every token back to a (dim, H, W) frame. Positions (sinusoidal or learned) are the
-ABSOLUTE frame index since the start of the sequence (the state remembers it), added to
-the tokens.
+map every token back to a (dim, H, W) frame (``head="teco"``: the ConvTranspose2d, GELU,
+then a LayerNorm over the channels of every output pixel: TECO's Dense, GELU, LayerNorm
+head, which it is exactly for a 1×1 frame with dim = embed_dim). Positions (sinusoidal or
+learned) are the ABSOLUTE frame index since the start of the sequence (the state
+remembers it), added to the tokens.
 
 Attention window. A query at frame t attends to frames t - window + 1 .. t in every layer
 (sliding-window causal attention). Three ways to run the same weights:
@@ -48,6 +50,7 @@ from torch import nn
 
 from convssm.nn.causal_transformer import TransformerLayer, sinusoidal_positions
 from convssm.nn.common import (
+    ChannelLayerNorm,
     check_frame,
     check_inputs_finite,
     check_video,
@@ -57,7 +60,11 @@ from convssm.nn.common import (
 from convssm.nn.init import FLAX_NORM_EPS, flax_conv_
 from convssm.nn.registry import refuse_sequence_group, register_sequence_model
 
-__all__ = ["FrameTransformer", "KVCache", "FrameWindow"]
+__all__ = ["FrameTransformer", "KVCache", "FrameWindow", "HEADS"]
+
+HEADS = ("norm", "teco")
+"""How tokens become frames: LayerNorm then the linear map ("norm"), or the linear map,
+GELU, LayerNorm over each pixel's channels ("teco", TECO's head)."""
 
 
 class KVCache(NamedTuple):
@@ -94,6 +101,9 @@ class FrameTransformer(nn.Module):
         dropout: on the attention and MLP residual branches.
         cache: which state ``step``/``init_state`` use by default: KV cache (True) or the
             paper's no-cache sliding window of input frames (False).
+        head: one of :data:`HEADS`: "norm" (final LayerNorm, then the transposed
+            convolution) or "teco" (the transposed convolution, GELU, LayerNorm over each
+            output pixel's channels: TECO's temporal transformer's head).
     """
 
     def __init__(
@@ -110,6 +120,7 @@ class FrameTransformer(nn.Module):
         max_len: int = 2048,
         dropout: float = 0.0,
         cache: bool = True,
+        head: str = "norm",
     ) -> None:
         super().__init__()
         for name, value in [
@@ -131,10 +142,12 @@ class FrameTransformer(nn.Module):
             raise ValueError(f"positions must be 'sinusoidal' or 'learned', got {positions!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         self.dim, self.height, self.width = dim, height, width
         self.embed_dim, self.depth, self.heads = embed_dim, depth, heads
         self.window, self.max_len, self.positions = window, max_len, positions
-        self.cache = cache
+        self.cache, self.head = cache, head
         # lecun-normal, zero bias, LayerNorm eps 1e-6: the reference's flax defaults
         self.embed = flax_conv_(nn.Conv2d(dim, embed_dim, (height, width), stride=(height, width)))
         if positions == "learned":
@@ -144,7 +157,12 @@ class FrameTransformer(nn.Module):
         self.layers = nn.ModuleList(
             TransformerLayer(embed_dim, heads, mlp_dim, dropout) for _ in range(depth)
         )
-        self.final_norm = nn.LayerNorm(embed_dim, eps=FLAX_NORM_EPS)
+        if head == "teco":  # GELU as flax's nn.gelu (tanh), LayerNorm eps as flax's
+            self.final_act: nn.Module = nn.GELU(approximate="tanh")
+            self.final_norm: nn.Module = ChannelLayerNorm(dim, eps=FLAX_NORM_EPS)
+        else:
+            self.final_act = nn.Identity()
+            self.final_norm = nn.LayerNorm(embed_dim, eps=FLAX_NORM_EPS)
         self.activation_checkpointing = False  # recompute each layer in backward
         self.unembed = flax_conv_(
             nn.ConvTranspose2d(embed_dim, dim, (height, width), stride=(height, width))
@@ -176,9 +194,14 @@ class FrameTransformer(nn.Module):
         return tok + self.pos[first : first + t].to(tok.dtype)
 
     def _frames(self, z: torch.Tensor) -> torch.Tensor:
-        """Tokens (B, T, E) -> frames (B, T, dim, H, W) (final LayerNorm, then the deconv)."""
+        """Tokens (B, T, E) -> frames (B, T, dim, H, W): final LayerNorm, then the deconv;
+        with ``head="teco"`` the deconv, GELU, then the LayerNorm over channels."""
         b, t = z.shape[:2]
-        y = self.unembed_tokens(self.final_norm(z).reshape(b * t, self.embed_dim))
+        if self.head == "teco":
+            y = self.unembed_tokens(z.reshape(b * t, self.embed_dim))
+            y = self.final_norm(self.final_act(y))
+        else:
+            y = self.unembed_tokens(self.final_norm(z).reshape(b * t, self.embed_dim))
         return y.view(b, t, self.dim, self.height, self.width)
 
     def embed_frames(self, frames: torch.Tensor) -> torch.Tensor:
