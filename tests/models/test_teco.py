@@ -63,6 +63,7 @@ def test_recurrent_steps_equal_the_parallel_deter_in_float64(options):
     torch.testing.assert_close(torch.stack(steps, 1), parallel, atol=1e-10, rtol=1e-10)
     if options.get("sequence_model") == "s5":
         assert model.sequence.layers[0].ssm.kernel_size_b == 1
+        assert model.config.sequence_spec()[1]["projection_init"] == "s5"
         assert parallel.shape[-1] == 4 and model.proj_out is not None  # 1×1 grid, back to 4×4
 
 

@@ -1,6 +1,6 @@
 """ConvS5Block with S5's output block (``output="s5"``): the modes agree in float64, the
 block is S5's formula written out, its parameters are those of the reference's S5 layer,
-and a wrong name is refused."""
+S5's draw of B and C has S5's scale, and wrong names are refused."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from convssm.nn import ConvS5, ConvS5Block, build_sequence_model
+from convssm.nn import ConvS5, ConvS5Block, ConvS5SSM, build_sequence_model
 from convssm.nn.convs5 import S5Output
 
 
@@ -68,3 +68,18 @@ def test_unknown_output_is_refused():
         ConvS5Block(8, 4, output="glu")
     with pytest.raises(ValueError, match="output must be one of"):
         build_sequence_model("convs5", 8, state_dim=4, output="half_glu")
+
+
+def test_s5_projection_init_has_the_s5_scale():
+    """B̃ = V⁻¹B keeps about half of B's power (V spans P of 2P dimensions): S5 draws B
+    with variance 1/(2P) (lecun-normal, fan-in 2P), ConvS5 with 2/U (he-normal)."""
+    torch.manual_seed(6)
+    u, p = 32, 64
+    for init, per_column in (("s5", 2 * p / (2 * p)), ("convs5", 2 * p * 2 / u)):
+        layer = ConvS5SSM(u, p, 1, projection_init=init)
+        b_power = (layer.b_re**2 + layer.b_im**2).sum(0).mean().item()
+        assert 0.3 * per_column < b_power < 0.7 * per_column, init
+        c_power = (layer.c_re**2 + layer.c_im**2).sum(1).mean().item()  # E|c|² = 2 both ways
+        assert 0.7 < c_power < 1.3, init
+    with pytest.raises(ValueError, match="projection_init"):
+        ConvS5SSM(u, p, 1, projection_init="lecun")

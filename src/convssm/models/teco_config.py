@@ -17,9 +17,10 @@ from convssm.models.maskgit import SCHEDULES
 
 __all__ = ["TECOConfig", "S5_OPTIONS"]
 
-S5_OPTIONS = {"kernel_size": 1, "output_kernel_size": 1, "output": "s5"}
-"""What ``sequence_model: s5`` means: ConvS5 with 1×1 kernels and S5's output block
-(feedthrough and half GLU, :class:`convssm.nn.convs5.S5Output`) on a 1×1 grid: S5."""
+S5_OPTIONS = {"kernel_size": 1, "output_kernel_size": 1, "output": "s5", "projection_init": "s5"}
+"""What ``sequence_model: s5`` means: ConvS5 with 1×1 kernels, S5's output block
+(feedthrough and half GLU, :class:`convssm.nn.convs5.S5Output`) and S5's draw of B and C,
+on a 1×1 grid: S5."""
 
 
 @dataclass

@@ -46,7 +46,15 @@ _COMPLEX_OF = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
 def _he_normal(rows: int, cols: int, fan_in: int, generator: torch.Generator | None) -> np.ndarray:
     """JAX's ``he_normal``: truncated normal (±2σ) with variance 2 / fan_in, float64."""
-    std = math.sqrt(2.0 / fan_in) / 0.87962566103423978  # std of N(0,1) truncated to [-2, 2]
+    return _truncated(rows, cols, 2.0 / fan_in, generator)
+
+
+def _truncated(
+    rows: int, cols: int, variance: float, generator: torch.Generator | None
+) -> np.ndarray:
+    """JAX's ``variance_scaling(..., "truncated_normal")``: a normal truncated to ±2σ,
+    rescaled to ``variance``, float64."""
+    std = math.sqrt(variance) / 0.87962566103423978  # std of N(0,1) truncated to [-2, 2]
     t = torch.empty(rows, cols, dtype=torch.float64)
     if generator is None:
         nn.init.trunc_normal_(t, std=std, a=-2 * std, b=2 * std)
@@ -67,6 +75,10 @@ class ConvS5SSM(nn.Module):
         dt_min, dt_max: range of the log-uniform timescale initialisation.
         clip_eigs: clamp Re Λ ≤ −1e−4 in the forward pass so |Λ̄| < 1.
         discretization: ``"zoh"`` (the reference's) or ``"bilinear"``.
+        projection_init: how B and C are drawn before the eigenbasis is applied:
+            ``"convs5"`` (the reference ConvS5's: he-normal, C real) or ``"s5"`` (the
+            reference S5's: lecun-normal with fan-in 2P, C complex, real and imaginary parts
+            drawn alike).
         lambda_init: ``"hippo"`` (HiPPO-LegS, the reference's; see ``blocks``), ``"random"``
             (:func:`~convssm.nn.hippo.random_diagonal_init`, the initialisation ablation) or
             ``"real"``: HiPPO's decay rates (Re Λ = −½, trained) with Im Λ held at 0, a buffer
@@ -101,6 +113,7 @@ class ConvS5SSM(nn.Module):
         clip_eigs: bool = False,
         discretization: str = "zoh",
         lambda_init: str = "hippo",
+        projection_init: str = "convs5",
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -108,6 +121,8 @@ class ConvS5SSM(nn.Module):
             raise ValueError(f"dim and state_dim must be positive, got {dim}, {state_dim}")
         if discretization not in ("zoh", "bilinear"):
             raise ValueError(f"discretization must be 'zoh' or 'bilinear', got {discretization!r}")
+        if projection_init not in ("convs5", "s5"):
+            raise ValueError(f"projection_init must be 'convs5' or 's5', got {projection_init!r}")
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"need 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
         kb = kernel_size if kernel_size_b is None else kernel_size_b
@@ -128,8 +143,14 @@ class ConvS5SSM(nn.Module):
             raise ValueError(
                 f"lambda_init must be 'hippo', 'random', 'real' or 'real_log', got {lambda_init!r}"
             )
-        b_real = _he_normal(2 * state_dim, dim * kb * kb, dim * kb * kb, generator)
-        c_real = _he_normal(dim * kc * kc, 2 * state_dim, 2 * state_dim * kc * kc, generator)
+        if projection_init == "s5":  # S5: lecun-normal, fan-in 2P for B and both parts of C
+            var = 1.0 / (2 * state_dim)
+            b_real = _truncated(2 * state_dim, dim * kb * kb, var, generator)
+            c_real = _truncated(dim * kc * kc, 2 * state_dim, var, generator)
+            c_real = c_real + 1j * _truncated(dim * kc * kc, 2 * state_dim, var, generator)
+        else:
+            b_real = _he_normal(2 * state_dim, dim * kb * kb, dim * kb * kb, generator)
+            c_real = _he_normal(dim * kc * kc, 2 * state_dim, 2 * state_dim * kc * kc, generator)
         b_tilde = (v.conj().T @ b_real).reshape(state_dim, dim, kb, kb)  # V⁻¹ B
         c_tilde = (c_real @ v).reshape(dim, kc, kc, state_dim).transpose(0, 3, 1, 2)  # C V
 
