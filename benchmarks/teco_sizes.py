@@ -16,10 +16,7 @@ of its TECO model. Where the two differ:
 - a residual block that changes width has a 1×1 shortcut without bias in the reference,
   with a (zero-initialised) bias here (``models/autoencoder.py``);
 - teco_S5 declares a learned start map ``sos`` (tokens × width) it never uses; ours has
-  none (teco_transformer's, which it uses, is our ``start_token``);
-- habitat_teco_transformer: TECO's transformer reads the 2×2 grid as 4 tokens per frame
-  (its ``fc_in`` is width × width); ours makes one token of the frame (a linear map of
-  4 · width channels to width, and back), 6.3 M parameters more.
+  none (teco_transformer's, which it uses, is our ``start_token``).
 
 Run (a few seconds per config; about 1 GB of memory for the largest):
   PYTHONPATH=src python benchmarks/teco_sizes.py

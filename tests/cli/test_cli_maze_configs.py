@@ -143,6 +143,7 @@ def test_reference_teco_baseline_configs_load_at_their_sizes(
     else:  # z_tfm_kwargs, TECO's sos and head
         assert (o["embed_dim"], o["heads"], o["mlp_dim"]) == (1024, 16, 4096)
         assert m.start_token and o["head"] == "teco"
+        assert o.get("tokens", "frame") == ("pixel" if tokens > 1 else "frame")
     assert (m.causal_masking, m.action_dropout, m.drop_loss_rate) == (causal, dropout, 0.9)
     assert (cfg.optim.lr, cfg.train.batch_size, cfg.data.seq_len) == (lr, batch, 300)
 

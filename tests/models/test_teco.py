@@ -18,7 +18,7 @@ TINY = dict(
 )  # fmt: skip
 
 
-TF_TECO = {"depth": 2, "heads": 2, "embed_dim": 8, "mlp_dim": 16, "head": "teco"}
+TF_TECO = {"depth": 2, "heads": 2, "embed_dim": 8, "mlp_dim": 16, "head": "teco", "tokens": "pixel"}
 
 
 def _model(**kw) -> TECO:

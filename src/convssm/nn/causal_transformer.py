@@ -30,17 +30,21 @@ def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
     return table.float()
 
 
-def window_mask(queries: int, keys: int, window: int, device: torch.device) -> torch.Tensor | None:
+def window_mask(
+    queries: int, keys: int, window: int, device: torch.device, group: int = 1
+) -> torch.Tensor | None:
     """Boolean (queries, keys) mask for sliding-window causal attention, or None if all allowed.
 
-    Keys are the ``keys - queries`` cached frames followed by the queries themselves;
-    query j is key ``keys - queries + j`` and may see keys up to ``window - 1`` frames back.
+    Keys are the ``keys - queries`` cached tokens followed by the queries themselves;
+    query j is key ``keys - queries + j``. Tokens come in frames of ``group`` (token i is of
+    frame i // group): a query sees every key of its own frame and of the ``window - 1``
+    frames before it (``group`` 1: one token per frame).
     """
     past = keys - queries
-    if queries == 1 and keys <= window:
+    if queries == group and past % group == 0 and keys <= window * group:
         return None
-    qpos = torch.arange(queries, device=device)[:, None] + past
-    kpos = torch.arange(keys, device=device)[None, :]
+    qpos = (torch.arange(queries, device=device)[:, None] + past) // group
+    kpos = torch.arange(keys, device=device)[None, :] // group
     return (kpos <= qpos) & (kpos > qpos - window)
 
 
@@ -74,8 +78,10 @@ class TransformerLayer(nn.Module):
         past_k: torch.Tensor | None,
         past_v: torch.Tensor | None,
         window: int,
+        group: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """z (B, T, E) with optional past keys/values (B, heads, S, E/heads).
+        """z (B, T, E) with optional past keys/values (B, heads, S, E/heads); the tokens
+        come in frames of ``group`` (:func:`window_mask`).
 
         Returns the new z and the keys/values of past + current frames (B, heads, S+T, .).
         """
@@ -87,10 +93,10 @@ class TransformerLayer(nn.Module):
             v = torch.cat([past_v, v], dim=2)
         if not self.causal:
             a = F.scaled_dot_product_attention(q, k, v)
-        elif k.shape[2] == t and t <= window:
+        elif group == 1 and k.shape[2] == t and t <= window:
             a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            mask = window_mask(t, k.shape[2], window, z.device)
+            mask = window_mask(t, k.shape[2], window, z.device, group)
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         a = a.transpose(1, 2).reshape(b, t, e)
         z = z + self.dropout(self.proj(a))

@@ -4,7 +4,10 @@
 Each (dim, H, W) frame becomes ONE token: a Conv2d with kernel = stride = (H, W) maps it
 to ``embed_dim``; a causal pre-LN transformer (``scaled_dot_product_attention``) runs over
 the frame tokens; a final LayerNorm and a ConvTranspose2d with kernel = stride = (H, W)
-map every token back to a (dim, H, W) frame (``head="teco"``: the ConvTranspose2d, GELU,
+map every token back to a (dim, H, W) frame. ``tokens="pixel"`` makes every pixel a token
+instead (1×1 convolutions in and out; the H·W tokens of a frame see each other and every
+token of the frames in the window before it, positions count tokens: TECO's temporal
+transformer on a grid). ``head="teco"``: the ConvTranspose2d, GELU,
 then a LayerNorm over the channels of every output pixel: TECO's Dense, GELU, LayerNorm
 head, which it is exactly for a 1×1 frame with dim = embed_dim). Positions (sinusoidal or
 learned) are the ABSOLUTE frame index since the start of the sequence (the state
@@ -60,7 +63,10 @@ from convssm.nn.common import (
 from convssm.nn.init import FLAX_NORM_EPS, flax_conv_
 from convssm.nn.registry import refuse_sequence_group, register_sequence_model
 
-__all__ = ["FrameTransformer", "KVCache", "FrameWindow", "HEADS"]
+__all__ = ["FrameTransformer", "KVCache", "FrameWindow", "HEADS", "TOKENS"]
+
+TOKENS = ("frame", "pixel")
+"""What a token is: a whole frame, or one pixel of it."""
 
 HEADS = ("norm", "teco")
 """How tokens become frames: LayerNorm then the linear map ("norm"), or the linear map,
@@ -68,8 +74,8 @@ GELU, LayerNorm over each pixel's channels ("teco", TECO's head)."""
 
 
 class KVCache(NamedTuple):
-    """One layer's cache: keys and values (B, heads, S, head_dim) of the last S frames,
-    S <= window - 1, and ``length``, the number of frames seen so far."""
+    """One layer's cache: keys and values (B, heads, S·n, head_dim) of the last S frames,
+    S <= window - 1, n tokens each, and ``length``, the number of frames seen so far."""
 
     keys: torch.Tensor
     values: torch.Tensor
@@ -90,20 +96,23 @@ class FrameTransformer(nn.Module):
 
     Args:
         dim: channels of input and output frames.
-        height, width: the frame size (the token convolution covers the whole frame).
+        height, width: the frame size (the token convolution covers the whole frame, or
+            one pixel with ``tokens="pixel"``).
         embed_dim: token width; must be divisible by ``heads``.
         depth: number of transformer layers.
         heads: attention heads.
         mlp_dim: hidden width of each layer's MLP.
         window: frames a query may attend to, itself included (reference: 1500).
-        positions: "sinusoidal" (fixed) or "learned" absolute frame positions.
-        max_len: the number of frame positions; a state may not run past it.
+        positions: "sinusoidal" (fixed) or "learned" absolute token positions.
+        max_len: the number of frames a state may reach (positions: max_len · n tokens).
         dropout: on the attention and MLP residual branches.
         cache: which state ``step``/``init_state`` use by default: KV cache (True) or the
             paper's no-cache sliding window of input frames (False).
         head: one of :data:`HEADS`: "norm" (final LayerNorm, then the transposed
             convolution) or "teco" (the transposed convolution, GELU, LayerNorm over each
             output pixel's channels: TECO's temporal transformer's head).
+        tokens: one of :data:`TOKENS`: "frame" (one token per frame) or "pixel" (n = H·W
+            tokens per frame, block-causal over frames).
     """
 
     def __init__(
@@ -121,6 +130,7 @@ class FrameTransformer(nn.Module):
         dropout: float = 0.0,
         cache: bool = True,
         head: str = "norm",
+        tokens: str = "frame",
     ) -> None:
         super().__init__()
         for name, value in [
@@ -144,16 +154,21 @@ class FrameTransformer(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if tokens not in TOKENS:
+            raise ValueError(f"tokens must be one of {TOKENS}, got {tokens!r}")
         self.dim, self.height, self.width = dim, height, width
         self.embed_dim, self.depth, self.heads = embed_dim, depth, heads
         self.window, self.max_len, self.positions = window, max_len, positions
-        self.cache, self.head = cache, head
+        self.cache, self.head, self.tokens = cache, head, tokens
+        self.n = height * width if tokens == "pixel" else 1  # tokens per frame
+        kernel = (height, width) if tokens == "frame" else (1, 1)
         # lecun-normal, zero bias, LayerNorm eps 1e-6: the reference's flax defaults
-        self.embed = flax_conv_(nn.Conv2d(dim, embed_dim, (height, width), stride=(height, width)))
+        self.embed = flax_conv_(nn.Conv2d(dim, embed_dim, kernel, stride=kernel))
         if positions == "learned":
-            self.pos = nn.Parameter(torch.randn(max_len, embed_dim) * 0.02)
+            self.pos = nn.Parameter(torch.randn(max_len * self.n, embed_dim) * 0.02)
         else:
-            self.register_buffer("pos", sinusoidal_positions(max_len, embed_dim), persistent=False)
+            table = sinusoidal_positions(max_len * self.n, embed_dim)
+            self.register_buffer("pos", table, persistent=False)
         self.layers = nn.ModuleList(
             TransformerLayer(embed_dim, heads, mlp_dim, dropout) for _ in range(depth)
         )
@@ -164,9 +179,7 @@ class FrameTransformer(nn.Module):
             self.final_act = nn.Identity()
             self.final_norm = nn.LayerNorm(embed_dim, eps=FLAX_NORM_EPS)
         self.activation_checkpointing = False  # recompute each layer in backward
-        self.unembed = flax_conv_(
-            nn.ConvTranspose2d(embed_dim, dim, (height, width), stride=(height, width))
-        )
+        self.unembed = flax_conv_(nn.ConvTranspose2d(embed_dim, dim, kernel, stride=kernel))
 
     # ----- pieces -------------------------------------------------------------------------
 
@@ -183,29 +196,40 @@ class FrameTransformer(nn.Module):
         return x
 
     def _tokens(self, x: torch.Tensor, first: int) -> torch.Tensor:
-        """Frames (B, T, dim, H, W) at positions first.. -> tokens (B, T, E) with positions."""
+        """Frames (B, T, dim, H, W) at frames first.. -> tokens (B, T·n, E) with positions."""
         b, t = x.shape[:2]
         if first + t > self.max_len:
             raise ValueError(
                 f"sequence reaches frame {first + t} but max_len is {self.max_len}; "
                 "build the model with a larger max_len"
             )
-        tok = self.embed_frames(fold_time(x)).view(b, t, self.embed_dim)
-        return tok + self.pos[first : first + t].to(tok.dtype)
+        if self.tokens == "pixel":  # the 1×1 token convolution as one matmul per pixel
+            w = self.embed.weight.view(self.embed_dim, self.dim)
+            tok = F.linear(fold_time(x).flatten(2).transpose(1, 2), w, self.embed.bias)
+        else:
+            tok = self.embed_frames(fold_time(x))
+        tok = tok.reshape(b, t * self.n, self.embed_dim)
+        return tok + self.pos[first * self.n : (first + t) * self.n].to(tok.dtype)
 
     def _frames(self, z: torch.Tensor) -> torch.Tensor:
-        """Tokens (B, T, E) -> frames (B, T, dim, H, W): final LayerNorm, then the deconv;
+        """Tokens (B, T·n, E) -> frames (B, T, dim, H, W): final LayerNorm, then the deconv;
         with ``head="teco"`` the deconv, GELU, then the LayerNorm over channels."""
-        b, t = z.shape[:2]
-        if self.head == "teco":
-            y = self.unembed_tokens(z.reshape(b * t, self.embed_dim))
-            y = self.final_norm(self.final_act(y))
+        b, t = z.shape[0], z.shape[1] // self.n
+        if self.head != "teco":
+            z = self.final_norm(z)
+        if self.tokens == "pixel":  # the 1×1 transposed convolution per pixel
+            w = self.unembed.weight.view(self.embed_dim, self.dim)
+            y = (z @ w + self.unembed.bias).view(b * t, self.height, self.width, self.dim)
+            y = y.permute(0, 3, 1, 2)
         else:
-            y = self.unembed_tokens(self.final_norm(z).reshape(b * t, self.embed_dim))
-        return y.view(b, t, self.dim, self.height, self.width)
+            y = self.unembed_tokens(z.reshape(b * t, self.embed_dim))
+        if self.head == "teco":
+            y = self.final_norm(self.final_act(y))
+        return y.reshape(b, t, self.dim, self.height, self.width)
 
     def embed_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """(N, dim, H, W) -> (N, E): ``self.embed`` (kernel = stride = frame) as one matmul.
+        """(N, dim, H, W) -> (N, E): ``self.embed`` (kernel = stride = frame) as one matmul
+        (``tokens="frame"``).
 
         A convolution whose kernel covers the whole frame is a linear map of the flattened
         frame; as a matmul it is ~20x faster on CPU (forward + backward) than the
@@ -216,7 +240,8 @@ class FrameTransformer(nn.Module):
         return F.linear(flat, w.reshape(w.shape[0], -1), self.embed.bias)
 
     def unembed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(N, E) -> (N, dim, H, W): ``self.unembed`` (transposed conv) as one matmul."""
+        """(N, E) -> (N, dim, H, W): ``self.unembed`` (transposed conv) as one matmul
+        (``tokens="frame"``)."""
         w = self.unembed.weight  # (E, dim, H, W)
         y = tokens @ w.reshape(w.shape[0], -1)
         y = y.view(tokens.shape[0], self.dim, self.height, self.width)
@@ -236,11 +261,12 @@ class FrameTransformer(nn.Module):
         for k, layer in enumerate(self.layers):
             pk, pv = (past[k].keys, past[k].values) if past is not None else (None, None)
             z, keys, values = checkpointed(
-                layer, z, pk, pv, self.window, enabled=self.activation_checkpointing
+                layer, z, pk, pv, self.window, self.n, enabled=self.activation_checkpointing
             )
-            cut = max(keys.shape[2] - (self.window - 1), 0)  # keep the last window - 1
+            keep = (self.window - 1) * self.n  # the last window - 1 frames
+            cut = max(keys.shape[2] - keep, 0)
             new.append(KVCache(keys[:, :, cut:], values[:, :, cut:], length))
-        return self._frames(z[:, outputs_from:]), new
+        return self._frames(z[:, outputs_from * self.n :]), new
 
     # ----- states -------------------------------------------------------------------------
 
@@ -289,10 +315,13 @@ class FrameTransformer(nn.Module):
                         f"states[{k}].{name} must have shape (B={batch}, heads={self.heads}, "
                         f"S, {self.embed_dim // self.heads}), got {tuple(t.shape)}"
                     )
-            if c.keys.shape[2] > min(c.length, self.window - 1):
+            if (
+                c.keys.shape[2] % self.n
+                or c.keys.shape[2] > min(c.length, self.window - 1) * self.n
+            ):
                 raise ValueError(
-                    f"states[{k}] holds {c.keys.shape[2]} frames but has seen {c.length} "
-                    f"with window {self.window}"
+                    f"states[{k}] holds {c.keys.shape[2]} tokens ({self.n} a frame) but has "
+                    f"seen {c.length} frames with window {self.window}"
                 )
             if out and c.length != out[0].length:
                 raise ValueError("the layers' KV caches disagree on the number of frames seen")
