@@ -172,7 +172,7 @@ SHRINK_SEQUENCE = {
 )
 def test_reference_teco_configs_build_and_train_shrunk(name):
     """Every TECO config builds its arrangement (sequence model, grid, masking, actions)
-    with the widths shrunk, and takes a training forward and backward."""
+    with the widths shrunk, takes a training forward and backward, and generates."""
     seq = load_config(CONFIGS / f"teco/{name}.yaml", ["data.root=x.codes"]).model.sequence_model
     cfg = load_config(
         CONFIGS / f"teco/{name}.yaml", ["data.root=x.codes", *SHRINK, *SHRINK_SEQUENCE[seq]]
@@ -180,7 +180,10 @@ def test_reference_teco_configs_build_and_train_shrunk(name):
     torch.manual_seed(0)
     model = TECO(cfg.model)
     assert model.config.sequence_model == seq and model.num_actions == 6
-    codes = torch.randint(0, 32, (2, 4, 16, 16))
-    out = model(codes, torch.randint(0, 6, (2, 4)))
+    codes, actions = torch.randint(0, 32, (2, 4, 16, 16)), torch.randint(0, 6, (2, 5))
+    out = model(codes, actions[:, :4])
     out.loss.backward()
     assert torch.isfinite(out.loss)
+    model.eval()
+    sample = model.generate(codes[:, :2], 3, actions, torch.Generator().manual_seed(0), 2, 2, 1)
+    assert sample.shape == (2, 3, 16, 16)
