@@ -60,9 +60,14 @@ LABELS = {
     "convs5_real_log": "ConvS5, held log-spaced real Λ",
     "convs5_real_log_mixed": "ConvS5, held log-spaced real Λ, mixed delays",
     "convs5_real_log_cue": "ConvS5, held log-spaced real Λ, moving cue",
-    "convs5_real_log_share": "ConvS5, held log-spaced real Λ, moving cue, distractor share",
-    "convs5_real_log_blank": "ConvS5, held log-spaced real Λ, moving cue, distractor share, "
+    "convs5_real_log_share": "ConvS5, real_log, moving cue, distractor share",
+    "convs5_real_log_blank": "ConvS5, real_log, moving cue, distractor share, blank offset",
+    "convs5_real_log_still": "ConvS5, real_log, moving cue, distractor share and speed",
+    "convs5_real_log_blank_still": "ConvS5, real_log, moving cue, distractor share and speed, "
     "blank offset",
+    "convs5_real_log_penalty": "ConvS5, real_log, distractor share and speed, state penalty",
+    "convs5_real_log_penalty_strong": "ConvS5, real_log, distractor share and speed, "
+    "state penalty ×10",
     "convlstm": "ConvLSTM",
     "transformer": "Transformer",
 }

@@ -10,6 +10,7 @@ import torch
 
 from convssm.data import DelayedRecall
 from convssm.models import VideoPredictor
+from convssm.train.checkpoint import load_checkpoint
 from convssm.train.config import config_from_dict
 from convssm.train.loop import train_and_evaluate
 from convssm.train.objectives import pixel_loss
@@ -125,8 +126,6 @@ def test_phase_from_another_run_scores_rel_recall_and_stops_on_cpu_time(tmp_path
         return model
 
     train_and_evaluate(cfg, tmp_path / "b", model_factory=factory, stop_after=0)
-    from convssm.train.checkpoint import load_checkpoint
-
     weights = load_checkpoint(tmp_path / "a").weights
     for name, value in seen["model"].state_dict().items():
         torch.testing.assert_close(value, weights[name], msg=name)
@@ -233,3 +232,39 @@ def test_training_variations_of_the_distractor_stay_out_of_the_eval_split():
     assert train.min_distractor_share == 0.25 and train.min_step == 0.0
     for ds in (delayed_recall(cfg, "eval", 4, 1), delayed_recall(cfg, "eval", 4, 1, delay=9)):
         assert ds.min_distractor_share == 1.0 and ds.min_step is None
+
+
+def test_state_penalty_weighs_the_states_and_shrinks_them(tmp_path):
+    from convssm.train.step import state_magnitude
+
+    states = [torch.randn(2, 3, 4, 4, dtype=torch.complex64) for _ in range(2)]
+    want = sum((s.real**2 + s.imag**2).mean() for s in states) / 2
+    torch.testing.assert_close(state_magnitude(states), want)
+
+    for bad, message in [
+        ({"state_penalty": -1.0}, "state_penalty must be >= 0"),
+        (
+            {"state_penalty": 1.0, "sequence_parallel": 2, "recall_loss_share": None},
+            "cannot be combined with train.state_penalty",
+        ),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            _config(**bad)
+    with pytest.raises(ValueError, match="state_penalty weighs the states of a convs5"):
+        config_from_dict(
+            {**_raw(), "model": dict(MODEL, sequence_model="convlstm", sequence_options={}),
+             "train": {"state_penalty": 1.0}}
+        )  # fmt: skip
+
+    video = torch.stack([DelayedRecall(2, delay=4, recall_frames=2)[i]["video"] for i in range(2)])
+    size = {}
+    for penalty in (None, 100.0):
+        out = train_and_evaluate(
+            _config(steps=6, eval_every=100, state_penalty=penalty), tmp_path / str(penalty)
+        )
+        info = load_checkpoint(out.checkpoint)
+        model = VideoPredictor(info.config.model)
+        model.load_state_dict(info.weights)
+        with torch.no_grad():
+            size[penalty] = state_magnitude(model(video).states).item()
+    assert size[100.0] < 0.75 * size[None]  # the same seed and batches: equal without it

@@ -228,6 +228,11 @@ class TrainConfig:
             every rank.
         recall_loss_share: share of the loss carried by the recall frames
             (``delayed_recall``); ``null``: all frames weigh the same.
+        state_penalty: weight of a penalty on the ConvS5 states after each training
+            sequence: the mean of |x|² over every layer's state, added to the loss (and to
+            the logged loss). A linear state keeps all it is given; the penalty makes
+            holding what the loss does not need cost something, so a memory learns to
+            let in only what it must keep (docs/recall.md); ``null``: none.
         init_from: a run's workdir, checkpoint or model folder to start from; ``null``: a
             fresh initialisation. Its model config must equal this one's, but for the keys
             in ``init_changes``.
@@ -262,6 +267,7 @@ class TrainConfig:
     activation_checkpointing: bool = False
     sequence_parallel: int = 1
     recall_loss_share: float | None = None
+    state_penalty: float | None = None
     init_from: str | None = None
     init_changes: list[str] = field(default_factory=list)
     rollout_start: int | float = 0
@@ -715,6 +721,16 @@ def _validate_values(cfg: ExperimentConfig) -> None:
             "train.recall_loss_share needs the whole sequence's predictions at once; set "
             "train.tbptt_chunk to null"
         )
+    penalty = cfg.train.state_penalty
+    if penalty is not None:
+        model = getattr(cfg.model, "sequence_model", None)
+        if kind != "video_predictor" or model != "convs5":
+            raise ValueError(
+                "train.state_penalty weighs the states of a convs5 video_predictor; got "
+                f"model.kind {kind!r}" + (f" with sequence_model {model!r}" if model else "")
+            )
+        if not penalty >= 0.0:
+            raise ValueError(f"train.state_penalty must be >= 0 or null, got {penalty}")
     if cfg.data.dataset == "delayed_recall" and kind != "video_predictor":
         raise ValueError(f"data.dataset 'delayed_recall' trains a video_predictor; got {kind!r}")
     if cfg.train.threads is not None and cfg.train.threads < 1:
@@ -745,7 +761,7 @@ def _validate_sequence_parallel(cfg: ExperimentConfig, kind: str) -> None:
             f"time exactly (convs5: a linear scan); got {what}. ConvLSTM is nonlinear in time "
             "and the transformer would need ring attention: set train.sequence_parallel to 1"
         )
-    for key in ("rollout_context", "recall_loss_share"):
+    for key in ("rollout_context", "recall_loss_share", "state_penalty"):
         if getattr(tc, key) is not None:
             raise ValueError(
                 f"train.sequence_parallel={n} cannot be combined with train.{key} (it needs "

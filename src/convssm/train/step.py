@@ -131,6 +131,12 @@ def recall_frame_weights(recall: torch.Tensor, share: float) -> torch.Tensor:
     return torch.where(mask > 0, share / n_recall, other)
 
 
+def state_magnitude(states: list[torch.Tensor]) -> torch.Tensor:
+    """The mean of |x|² over each layer's state, averaged over the layers (ConvS5's states:
+    one (B, P, h, w) complex tensor per layer); what ``train.state_penalty`` weighs."""
+    return torch.stack([s.abs().square().mean() for s in states]).mean()
+
+
 def _chunks(frames: int, chunk: int | None) -> list[tuple[int, int]]:
     """[start, stop) ranges of predicted frames, ``chunk`` at a time (None: all at once)."""
     step = chunk or frames
@@ -209,6 +215,8 @@ def _backward_micro_batch(
                     frame_weights=weights,
                     sequence_group=group,
                 )
+                if tc.state_penalty is not None and k == len(pieces) - 1:
+                    loss = loss + tc.state_penalty * state_magnitude(carry)
                 loss = loss * share / tc.grad_accum
             state.scaler.scale(loss).backward()
         carry = detach_states(carry)
