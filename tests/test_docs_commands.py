@@ -48,6 +48,8 @@ TINY = {
     "python make_field.py": ["--sequences", "12"],
     "python experiments/recall/delay_sweep.py": ["--videos", "2", "--delays", "250,256"],
     "python experiments/recall/slow_state.py": ["--videos", "1", "--delays", "16,64"],
+    "python experiments/latent/teco_synthetic.py": ["--seconds", "0.2", "--prior-seconds", "0.2",
+                                                    "--size", "4", "--frames", "3"],
 }  # fmt: skip
 SKIP = re.compile(r"<!--\s*doc-test:\s*skip\s*\((?P<why>[^)]*)\)\s*-->")
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^```[ \t]*$", re.S | re.M)
