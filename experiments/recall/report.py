@@ -68,6 +68,8 @@ LABELS = {
     "convs5_real_log_penalty": "ConvS5, real_log, distractor share and speed, state penalty",
     "convs5_real_log_penalty_strong": "ConvS5, real_log, distractor share and speed, "
     "state penalty ×10",
+    "convs5_real_log_penalty_blank": "ConvS5, real_log, distractor share and speed, state penalty, "
+    "blank offset",
     "convlstm": "ConvLSTM",
     "transformer": "Transformer",
 }
@@ -86,7 +88,10 @@ def load_run_model(workdir: Path):
 
 def lineage(workdir: Path) -> list[dict]:
     """The phase records that led to ``workdir``'s model, oldest first, following each
-    phase's ``init_from`` (run.py's phases of one model, and the run it started from)."""
+    phase's ``init_from`` (run.py's phases of one model, and the run it started from; a
+    published folder, ``publish.py``'s, lists its phases in ``training.json``)."""
+    if not (workdir / "phase.json").is_file() and (workdir / "training.json").is_file():
+        return json.loads((workdir / "training.json").read_text())["phases"]  # published
     record = json.loads((workdir / "phase.json").read_text())
     before = lineage(Path(record["init_from"])) if record.get("init_from") else []
     return [*before, record]
@@ -187,10 +192,12 @@ def plot(rows: list[dict], delays: list[int], key: str, ylabel: str, path: Path)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     top = REL_RECALL_AXIS_TOP if key == "rel_recall" else float("inf")
-    for row in rows:
+    styles = ("-", "--", ":")  # the colour cycle has ten colours: more rows change the line
+    for k, row in enumerate(rows):
         xs = [d for d in delays if str(d) in row["delays"]]
         ys = [row["delays"][str(d)][key] for d in xs]
-        (line,) = ax.plot(xs, [min(y, top) for y in ys], marker="o", label=row["label"])
+        style = dict(marker="o", linestyle=styles[k // 10 % 3], label=row["label"])
+        (line,) = ax.plot(xs, [min(y, top) for y in ys], **style)
         for x, y in zip(xs, ys, strict=True):  # off the axis: drawn at its top, with the value
             if y > top:
                 ax.annotate(f"{y:.1f}", (x, top), textcoords="offset points", xytext=(4, -10),
