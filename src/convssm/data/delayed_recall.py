@@ -50,6 +50,18 @@ def _positive_int(name: str, value: object, minimum: int = 1) -> int:
     return int(value)
 
 
+def _number_in(name: str, value: object, top: float, top_name: str | None = None) -> float:
+    """``value`` as a float in [0, top], or a ValueError naming ``name`` (and the top as
+    ``top_name``, e.g. another argument's)."""
+    if (
+        not isinstance(value, float | int | np.number)
+        or isinstance(value, bool)
+        or not (0.0 <= float(value) <= top)
+    ):
+        raise ValueError(f"{name} must be in [0, {top_name or f'{top:g}'}], got {value!r}")
+    return float(value)
+
+
 class DelayedRecall(Dataset):
     """Videos that test holding a pattern across ``delay`` frames.
 
@@ -111,10 +123,7 @@ class DelayedRecall(Dataset):
         if vary not in ("pattern", "cue"):
             raise ValueError(f"vary must be 'pattern' or 'cue', got {vary!r}")
         self.vary = vary
-        share = min_distractor_share
-        if not isinstance(share, float | int) or isinstance(share, bool) or not 0 <= share <= 1:
-            raise ValueError(f"min_distractor_share must be in [0, 1], got {share!r}")
-        self.min_distractor_share = float(share)
+        self.min_distractor_share = _number_in("min_distractor_share", min_distractor_share, 1.0)
         self.image_size = _positive_int("image_size", image_size, minimum=4)
         self.num_items = _positive_int("num_items", num_items)
         self.recall_frames = _positive_int("recall_frames", recall_frames)
@@ -132,13 +141,11 @@ class DelayedRecall(Dataset):
         if not isinstance(step, float | int) or not 0.0 <= float(step) <= 1.0:
             raise ValueError(f"step must be in [0, 1] (of the free range), got {step!r}")
         self.step = float(step)
-        if min_step is not None and (
-            not isinstance(min_step, float | int)
-            or isinstance(min_step, bool)
-            or not 0.0 <= float(min_step) <= self.step
-        ):
-            raise ValueError(f"min_step must be in [0, step={self.step}], got {min_step!r}")
-        self.min_step = None if min_step is None else float(min_step)
+        self.min_step = (
+            None
+            if min_step is None
+            else _number_in("min_step", min_step, self.step, f"step={self.step}")
+        )
         if not isinstance(distractor_intensity, float | int) or not (
             0.0 < float(distractor_intensity) < 1.0
         ):
