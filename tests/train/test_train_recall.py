@@ -237,7 +237,7 @@ def test_training_variations_of_the_distractor_stay_out_of_the_eval_split():
 
 
 def test_state_penalty_weighs_the_states_and_shrinks_them(tmp_path):
-    from convssm.train.step import state_magnitude
+    from convssm.train.objectives import state_magnitude
 
     states = [torch.randn(2, 3, 4, 4, dtype=torch.complex64) for _ in range(2)]
     want = sum((s.real**2 + s.imag**2).mean() for s in states) / 2

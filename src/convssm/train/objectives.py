@@ -36,6 +36,7 @@ __all__ = [
     "drop_loss_positions",
     "latent_prediction_loss",
     "pixel_loss",
+    "state_magnitude",
     "video_prediction_loss",
 ]
 
@@ -146,3 +147,9 @@ def latent_prediction_loss(
     if first < ce.shape[1]:
         loss = loss + (ce[:, first:] * cond).mean()
     return loss
+
+
+def state_magnitude(states: list[torch.Tensor]) -> torch.Tensor:
+    """The mean of |x|² over each layer's state, averaged over the layers (ConvS5's states:
+    one (B, P, h, w) complex tensor per layer); what ``train.state_penalty`` weighs."""
+    return torch.stack([s.abs().square().mean() for s in states]).mean()

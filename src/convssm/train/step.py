@@ -29,6 +29,7 @@ from convssm.train.factory import split_item
 from convssm.train.objectives import (
     drop_loss_positions,
     latent_prediction_loss,
+    state_magnitude,
     video_prediction_loss,
 )
 from convssm.train.sequence_parallel import rank_pieces, states_before
@@ -129,12 +130,6 @@ def recall_frame_weights(recall: torch.Tensor, share: float) -> torch.Tensor:
         raise ValueError("recall_loss_share is set but a video has no recall frame to weigh")
     other = torch.where(n_other > 0, (1.0 - share) / n_other.clamp(min=1), 0.0)
     return torch.where(mask > 0, share / n_recall, other)
-
-
-def state_magnitude(states: list[torch.Tensor]) -> torch.Tensor:
-    """The mean of |x|² over each layer's state, averaged over the layers (ConvS5's states:
-    one (B, P, h, w) complex tensor per layer); what ``train.state_penalty`` weighs."""
-    return torch.stack([s.abs().square().mean() for s in states]).mean()
 
 
 def _chunks(frames: int, chunk: int | None) -> list[tuple[int, int]]:
