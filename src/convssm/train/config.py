@@ -721,11 +721,6 @@ def _validate_values(cfg: ExperimentConfig) -> None:
             "train.recall_loss_share needs the whole sequence's predictions at once; set "
             "train.tbptt_chunk to null"
         )
-    if cfg.train.init_changes and cfg.train.init_from is None:
-        raise ValueError(
-            "train.init_changes names model keys that may differ from train.init_from's model, "
-            "but train.init_from is null"
-        )
     penalty = cfg.train.state_penalty
     if penalty is not None:
         model = getattr(cfg.model, "sequence_model", None)
