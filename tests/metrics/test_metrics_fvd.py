@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
+from gloo import gloo_group
 
 from convssm.metrics.fvd import (
     FeatureStats,
@@ -117,8 +117,7 @@ def test_accumulator_errors():
 
 
 def _distributed_worker(rank: int, world: int, init_file: str, out_file: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
+    with gloo_group(rank, world, init_file):
         real, fake = _features(12, 5, 0), _features(12, 5, 1, shift=0.3)
         acc = FVDAccumulator(chunk_size=4, dim=5)
         # DistributedSampler order: rank r sees videos r, r + world, ...; two batches each.
@@ -127,8 +126,6 @@ def _distributed_worker(rank: int, world: int, init_file: str, out_file: str) ->
             acc.update_features(real[part], fake[part])
         res = acc.compute()
         torch.save({"chunks": res.chunk_fvds, "overall": res.overall}, f"{out_file}.{rank}")
-    finally:
-        dist.destroy_process_group()
 
 
 def test_distributed_combine_equals_single_process(tmp_path):

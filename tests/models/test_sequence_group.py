@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from gloo import init_gloo
+from gloo import gloo_group
 
 from convssm.models import LatentVideoPredictor, VideoPredictor
 from convssm.nn import ConvS5
@@ -93,8 +93,7 @@ def _run(data, start=0, stop=None, group=None):
 
 
 def _worker(rank, world, init_file, out_file):
-    init_gloo(rank, world, init_file)
-    try:
+    with gloo_group(rank, world, init_file):
         torch.set_num_threads(1)
         start = sum(LENGTHS[:rank])
         out = _run(_data(), start, start + LENGTHS[rank], dist.group.WORLD)
@@ -102,8 +101,6 @@ def _worker(rank, world, init_file, out_file):
             for g in grads.values():
                 dist.all_reduce(g)
         torch.save(out, f"{out_file}.{rank}")
-    finally:
-        dist.destroy_process_group()
 
 
 def test_chunks_over_ranks_equal_one_process(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from gloo import init_gloo
+from gloo import gloo_group
 
 from convssm.ops import linear_scan
 
@@ -39,8 +39,7 @@ def _whole(a, b, x0, w):
 
 
 def _worker(rank, world, lengths, init_file, out_file):
-    init_gloo(rank, world, init_file)
-    try:
+    with gloo_group(rank, world, init_file):
         out = {}
         start = sum(lengths[:rank])
         chunk = slice(start, start + lengths[rank])
@@ -62,8 +61,6 @@ def _worker(rank, world, lengths, init_file, out_file):
         except ValueError as exc:
             out["empty"] = str(exc)
         torch.save(out, f"{out_file}.{rank}")
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.parametrize("lengths", [[4, 3], [5, 1, 7]], ids=["world2", "world3"])

@@ -90,4 +90,5 @@ if __name__ == "__main__":
     if "restart" in sys.argv[3:]:
         _restart_every_rank()
         run(sp_config(mode, parallel, steps=2), out / "restarted")
+    dist.barrier()  # no rank tears down while a peer finishes (gloo aborts it otherwise)
     dist.destroy_process_group()
