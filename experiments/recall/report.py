@@ -70,6 +70,8 @@ LABELS = {
     "state penalty ×10",
     "convs5_real_log_penalty_blank": "ConvS5, real_log, distractor share and speed, state penalty, "
     "blank offset",
+    "convs5_real_log_distractor": "ConvS5, real_log, blank offset, distractor penalty",
+    "convs5_real_log_distractor_strong": "ConvS5, real_log, blank offset, distractor penalty ×10",
     "convlstm": "ConvLSTM",
     "transformer": "Transformer",
 }

@@ -268,3 +268,75 @@ def test_state_penalty_weighs_the_states_and_shrinks_them(tmp_path):
         with torch.no_grad():
             size[penalty] = state_magnitude(model(video).states).item()
     assert size[100.0] < 0.75 * size[None]  # the same seed and batches: equal without it
+
+
+def test_delay_frames_only_keeps_the_delay_and_blanks_the_rest():
+    from convssm.train.objectives import delay_frames_only
+
+    ds = DelayedRecall(2, delay=6, min_delay=2, vary="cue", recall_frames=2, seed=3)
+    items = [ds[i] for i in range(2)]
+    video = torch.stack([it["video"] for it in items])
+    recall = torch.stack([it["recall"] for it in items])
+    quiet = delay_frames_only(video, recall)
+    for row in range(2):
+        cue = int(recall[row].nonzero()[0]) - 1
+        torch.testing.assert_close(quiet[row, 1:cue], video[row, 1:cue], rtol=0, atol=0)
+        assert bool((quiet[row, 0] == -1).all()) and bool((quiet[row, cue:] == -1).all())
+    with pytest.raises(ValueError, match=r"recall must be \(B, T\)"):
+        delay_frames_only(video, recall[0])
+    with pytest.raises(ValueError, match="has no recall frame"):
+        delay_frames_only(video, torch.zeros_like(recall))
+
+
+def test_distractor_penalty_batch_scores_the_videos_as_alone():
+    """The doubled batch's pixel loss and first-half states equal the batch's own."""
+    from convssm.train.step import _with_delay_frames_only, sequence_loss
+
+    torch.manual_seed(0)
+    model = VideoPredictor(_config().model).double()
+    ds = DelayedRecall(3, delay=4, recall_frames=2)
+    video = torch.stack([ds[i]["video"] for i in range(3)]).double()
+    recall = torch.stack([ds[i]["recall"] for i in range(3)])
+    for weights in (None, recall_frame_weights(recall, 0.5).double()):
+        alone, states = sequence_loss(model, video, None, pixel_loss="mse", frame_weights=weights)
+        both, acts, w = _with_delay_frames_only(video, None, recall, weights)
+        doubled, states2 = sequence_loss(model, both, acts, pixel_loss="mse", frame_weights=w)
+        torch.testing.assert_close(doubled, alone, rtol=1e-12, atol=1e-12)
+        for s, s2 in zip(states, states2, strict=True):
+            torch.testing.assert_close(s2[:3], s, rtol=1e-12, atol=1e-12)
+
+
+def test_distractor_penalty_refusals_and_it_shrinks_the_delay_states(tmp_path):
+    from convssm.train.objectives import delay_frames_only, state_magnitude
+
+    for bad, message in [
+        ({"distractor_penalty": -1.0}, "distractor_penalty must be >= 0"),
+        ({"distractor_penalty": 1.0, "tbptt_chunk": 2, "recall_loss_share": None}, "tbptt_chunk"),
+        ({"distractor_penalty": 1.0, "rollout_context": 2}, "rollout_context to null"),
+        (
+            {"distractor_penalty": 1.0, "sequence_parallel": 2, "recall_loss_share": None},
+            "cannot be combined with train.distractor_penalty",
+        ),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            _config(**bad)
+    with pytest.raises(ValueError, match="distractor_penalty weighs the states of a convs5"):
+        config_from_dict(
+            {**_raw(), "model": dict(MODEL, sequence_model="convlstm", sequence_options={}),
+             "train": {"distractor_penalty": 1.0}}
+        )  # fmt: skip
+
+    ds = DelayedRecall(2, delay=4, recall_frames=2)
+    video = torch.stack([ds[i]["video"] for i in range(2)])
+    quiet = delay_frames_only(video, torch.stack([ds[i]["recall"] for i in range(2)]))
+    size = {}
+    for penalty in (None, 100.0):
+        out = train_and_evaluate(
+            _config(steps=6, eval_every=100, distractor_penalty=penalty), tmp_path / str(penalty)
+        )
+        info = load_checkpoint(out.checkpoint)
+        model = VideoPredictor(info.config.model)
+        model.load_state_dict(info.weights)
+        with torch.no_grad():
+            size[penalty] = state_magnitude(model(quiet).states).item()
+    assert size[100.0] < 0.75 * size[None]  # the same seed and batches: equal without it

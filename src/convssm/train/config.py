@@ -233,6 +233,12 @@ class TrainConfig:
             the logged loss). A linear state keeps all it is given; the penalty makes
             holding what the loss does not need cost something, so a memory learns to
             let in only what it must keep (docs/recall.md); ``null``: none.
+        distractor_penalty: weight of a penalty on what a delayed-recall video's delay
+            frames alone leave in the ConvS5 states: each training batch also runs with its
+            patterns and everything from the cue on blanked (no pixel loss on it), and the
+            mean |x|² of its final states is added to the loss. Unlike ``state_penalty`` it
+            never weighs the memory of the patterns themselves (docs/recall.md); ``null``:
+            none. Costs a second pass over the batch.
         init_from: a run's workdir, checkpoint or model folder to start from; ``null``: a
             fresh initialisation. Its model config must equal this one's, but for the keys
             in ``init_changes``.
@@ -268,6 +274,7 @@ class TrainConfig:
     sequence_parallel: int = 1
     recall_loss_share: float | None = None
     state_penalty: float | None = None
+    distractor_penalty: float | None = None
     init_from: str | None = None
     init_changes: list[str] = field(default_factory=list)
     rollout_start: int | float = 0
@@ -721,16 +728,20 @@ def _validate_values(cfg: ExperimentConfig) -> None:
             "train.recall_loss_share needs the whole sequence's predictions at once; set "
             "train.tbptt_chunk to null"
         )
-    penalty = cfg.train.state_penalty
-    if penalty is not None:
+    for key in ("state_penalty", "distractor_penalty"):
+        penalty = getattr(cfg.train, key)
+        if penalty is None:
+            continue
         model = getattr(cfg.model, "sequence_model", None)
         if kind != "video_predictor" or model != "convs5":
             raise ValueError(
-                "train.state_penalty weighs the states of a convs5 video_predictor; got "
+                f"train.{key} weighs the states of a convs5 video_predictor; got "
                 f"model.kind {kind!r}" + (f" with sequence_model {model!r}" if model else "")
             )
         if not penalty >= 0.0:
-            raise ValueError(f"train.state_penalty must be >= 0 or null, got {penalty}")
+            raise ValueError(f"train.{key} must be >= 0 or null, got {penalty}")
+    if cfg.train.distractor_penalty is not None:
+        _validate_distractor_penalty(cfg)
     if cfg.data.dataset == "delayed_recall" and kind != "video_predictor":
         raise ValueError(f"data.dataset 'delayed_recall' trains a video_predictor; got {kind!r}")
     if cfg.train.threads is not None and cfg.train.threads < 1:
@@ -747,6 +758,23 @@ def _validate_values(cfg: ExperimentConfig) -> None:
         )
 
 
+def _validate_distractor_penalty(cfg: ExperimentConfig) -> None:
+    """``train.distractor_penalty`` needs delayed-recall videos (their recall masks say where
+    the delay ends), whole teacher-forced sequences and a data-only batch split."""
+    tc = cfg.train
+    if cfg.data.dataset != "delayed_recall":
+        raise ValueError(
+            "train.distractor_penalty weighs what the delay frames of data.dataset "
+            f"'delayed_recall' leave in the states; data.dataset is {cfg.data.dataset!r}"
+        )
+    for key in ("tbptt_chunk", "rollout_context"):
+        if getattr(tc, key) is not None:
+            raise ValueError(
+                f"train.distractor_penalty runs whole teacher-forced sequences: set "
+                f"train.{key} to null"
+            )
+
+
 def _validate_sequence_parallel(cfg: ExperimentConfig, kind: str) -> None:
     """``train.sequence_parallel`` > 1: a model and objective whose time axis splits exactly,
     and at least one predicted frame (one ``tbptt_chunk`` piece) for every rank."""
@@ -761,7 +789,7 @@ def _validate_sequence_parallel(cfg: ExperimentConfig, kind: str) -> None:
             f"time exactly (convs5: a linear scan); got {what}. ConvLSTM is nonlinear in time "
             "and the transformer would need ring attention: set train.sequence_parallel to 1"
         )
-    for key in ("rollout_context", "recall_loss_share", "state_penalty"):
+    for key in ("rollout_context", "recall_loss_share", "state_penalty", "distractor_penalty"):
         if getattr(tc, key) is not None:
             raise ValueError(
                 f"train.sequence_parallel={n} cannot be combined with train.{key} (it needs "

@@ -12,6 +12,9 @@ rolled out; a latent model's logits); what they are scored by lives here, and
 - :func:`latent_prediction_loss`: a :class:`~convssm.models.LatentVideoPredictorOutput`'s
   cross-entropy against the next frame's codes, with label smoothing and causal masking's
   two-part loss; :func:`drop_loss_positions` draws the positions TECO's drop-loss scores.
+- :func:`state_magnitude`: the size of ConvS5's states, which ``train.state_penalty``
+  weighs; with :func:`delay_frames_only`, the size of what a delayed-recall video's delay
+  frames alone leave in them (``train.distractor_penalty``).
 
 The tokenizer's loss (reconstruction, perceptual, quantizer and adversarial terms) is
 :class:`~convssm.train.tokenizer_loss.TokenizerLoss`.
@@ -36,6 +39,7 @@ __all__ = [
     "drop_loss_positions",
     "latent_prediction_loss",
     "pixel_loss",
+    "delay_frames_only",
     "state_magnitude",
     "video_prediction_loss",
 ]
@@ -153,3 +157,29 @@ def state_magnitude(states: list[torch.Tensor]) -> torch.Tensor:
     """The mean of |x|² over each layer's state, averaged over the layers (ConvS5's states:
     one (B, P, h, w) complex tensor per layer); what ``train.state_penalty`` weighs."""
     return torch.stack([s.abs().square().mean() for s in states]).mean()
+
+
+def delay_frames_only(
+    video: torch.Tensor, recall: torch.Tensor, blank: float = -1.0
+) -> torch.Tensor:
+    """A delayed-recall batch with everything but the delay frames blanked.
+
+    video (B, T, C, H, W); recall (B, T) bool, each row's recall frames (the
+    :class:`~convssm.data.DelayedRecall` layout: the patterns at frame 0, the delay frames,
+    the cue on the frame before the first recall frame). Frame 0 and every frame from the cue
+    on become ``blank`` (the task's background, −1), so a model run on the result holds in
+    its state what the delay frames put there and nothing of the patterns or the cue: what
+    ``train.distractor_penalty`` weighs. Returns a new (B, T, C, H, W) tensor.
+    """
+    if recall.ndim != 2 or recall.shape != video.shape[:2]:
+        raise ValueError(
+            f"recall must be (B, T) = {tuple(video.shape[:2])} like the video's first two "
+            f"dimensions; got {tuple(recall.shape)}"
+        )
+    has_recall = recall.any(dim=1)
+    if not bool(has_recall.all()):
+        raise ValueError("a video of the batch has no recall frame: its delay frames are unknown")
+    cue = recall.to(torch.int64).argmax(dim=1) - 1  # (B,): the first recall frame's index − 1
+    t = torch.arange(video.shape[1], device=video.device)
+    keep = (t[None] >= 1) & (t[None] < cue.to(video.device)[:, None])  # (B, T)
+    return torch.where(keep[:, :, None, None, None], video, torch.full_like(video, blank))

@@ -27,6 +27,7 @@ from convssm.train.config import model_kind
 from convssm.train.distributed import unwrap_model
 from convssm.train.factory import split_item
 from convssm.train.objectives import (
+    delay_frames_only,
     drop_loss_positions,
     latent_prediction_loss,
     state_magnitude,
@@ -132,6 +133,26 @@ def recall_frame_weights(recall: torch.Tensor, share: float) -> torch.Tensor:
     return torch.where(mask > 0, share / n_recall, other)
 
 
+def _with_delay_frames_only(
+    video: torch.Tensor,
+    actions: torch.Tensor | None,
+    recall: torch.Tensor,
+    weights: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``train.distractor_penalty``'s batch: the micro-batch (B videos) followed by the same
+    videos with only their delay frames (:func:`delay_frames_only`), run as one batch of 2B
+    so a DDP model sees one forward. The frame weights score the first half exactly as the
+    micro-batch alone is scored (the mean over 2B videos, hence the factor 2) and give the
+    second half no pixel loss: it is there for its states only."""
+    b, frames = video.shape[0], video.shape[1] - 1
+    if weights is None:  # equal weights: the unweighted loss
+        dtype = torch.promote_types(video.dtype, torch.float32)
+        weights = torch.full((b, frames), 1.0 / frames, dtype=dtype, device=video.device)
+    weights = torch.cat([2.0 * weights.to(video.device), torch.zeros_like(weights)])
+    both = torch.cat([video, delay_frames_only(video, recall.to(video.device))])
+    return both, (None if actions is None else torch.cat([actions, actions])), weights
+
+
 def _chunks(frames: int, chunk: int | None) -> list[tuple[int, int]]:
     """[start, stop) ranges of predicted frames, ``chunk`` at a time (None: all at once)."""
     step = chunk or frames
@@ -189,12 +210,15 @@ def _backward_micro_batch(
     if state.step < rollout_start_step(tc.rollout_start, tc.steps):
         rollout = None
     for k, (start, stop) in enumerate(pieces):
+        piece_weights = weights
         if start is None:
             piece, acts, share = video, actions, 1.0
         else:
             piece = video[:, start : stop + 1]
             acts = actions[:, start : stop + 1] if actions is not None else None
             share = (stop - start) / frames * parallel
+        if tc.distractor_penalty is not None:  # whole sequences only (the config says so)
+            piece, acts, piece_weights = _with_delay_frames_only(piece, acts, recall, weights)
         accumulate = ctx.is_distributed and not (sync and k == len(pieces) - 1)
         with state.ddp_model.no_sync() if accumulate else contextlib.nullcontext():
             with autocast_context(ctx.device, tc.precision):
@@ -207,9 +231,14 @@ def _backward_micro_batch(
                     rollout_context=rollout,
                     detach_feedback=tc.detach_feedback,
                     pixel_loss=tc.pixel_loss,
-                    frame_weights=weights,
+                    frame_weights=piece_weights,
                     sequence_group=group,
                 )
+                if tc.distractor_penalty is not None:
+                    b = video.shape[0]
+                    delay_states = [s[b:] for s in carry]
+                    carry = [s[:b] for s in carry]
+                    loss = loss + tc.distractor_penalty * state_magnitude(delay_states)
                 if tc.state_penalty is not None and k == len(pieces) - 1:
                     loss = loss + tc.state_penalty * state_magnitude(carry)
                 loss = loss * share / tc.grad_accum
@@ -235,8 +264,9 @@ def train_step(state: TrainState, batch: Any) -> dict[str, Any]:
     tc, ctx = state.config.train, state.ctx
     video, actions = split_item(batch)
     recall = batch.get("recall") if isinstance(batch, dict) else None
-    if tc.recall_loss_share is not None and recall is None:
-        raise ValueError("train.recall_loss_share is set but the batch has no 'recall' mask")
+    for key in ("recall_loss_share", "distractor_penalty"):
+        if getattr(tc, key) is not None and recall is None:
+            raise ValueError(f"train.{key} is set but the batch has no 'recall' mask")
     if video.shape[0] % tc.grad_accum:
         raise ValueError(
             f"batch of {video.shape[0]} videos cannot be split into "
