@@ -11,7 +11,12 @@ measured step on a random video of L frames, each rank on its part of the time a
 
 Reported per point (the worst rank): peak RSS (``ru_maxrss``, the whole process: libraries,
 weights, gradients, AdamW state, DDP buckets, activations), the RSS before the measured
-step (so the peak's growth over it is the step's own memory), the step's wall time, and
+step (so the peak's growth over it is the step's own memory), the peak of live tensor
+memory during the step and the tensor memory before it (every tensor the process
+allocated: weights, gradients, AdamW state, DDP buckets, activations; counted by the CPU
+allocator as ``torch.profiler``'s memory profiling reports it, from before the model is
+built: what a GPU's ``max_memory_allocated`` would read, without the libraries and the C
+allocator's caching that RSS adds), the step's wall time, and
 the bytes this rank sent: every ``torch.distributed.all_gather`` (the scans' carry
 exchange: one per layer forward, one per layer backward) and point-to-point message
 (``tbptt_chunk``: the states handed to the next rank) is counted by wrapping the call. They
@@ -58,6 +63,48 @@ def _peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
+class _TensorMemory:
+    """Live tensor bytes of this process over time, from the profiler's allocation events.
+
+    Every CPU tensor allocation and free made while the profiler runs is reported with the
+    allocator's running total of bytes it handed out (``total_allocated``); started before
+    anything is built, that total is all live tensor memory. :meth:`window` reads it around
+    one ``torch.profiler.record_function`` range.
+    """
+
+    def __init__(self) -> None:
+        from torch.profiler import ProfilerActivity, profile
+
+        self.profile = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+
+    def __enter__(self) -> _TensorMemory:
+        self.profile.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.profile.__exit__(*exc)
+
+    def window(self, name: str) -> tuple[int, int]:
+        """(bytes live just before the range ``name`` starts, the most live during it)."""
+        from torch._C._profiler import _EventType
+
+        nodes = list(self.profile.profiler.kineto_results.experimental_event_tree())
+        allocations, ranges = [], []
+        while nodes:
+            node = nodes.pop()
+            nodes.extend(node.children)
+            if node.tag == _EventType.Allocation:
+                allocations.append((node.start_time_ns, node.extra_fields.total_allocated))
+            elif node.name == name:
+                ranges.append((node.start_time_ns, node.end_time_ns))
+        if len(ranges) != 1:
+            raise RuntimeError(f"expected one profiler range {name!r}, found {len(ranges)}")
+        (start, end), allocations = ranges[0], sorted(allocations)
+        before = max([(t, b) for t, b in allocations if t < start], default=(0, 0))[1]
+        during = [b for t, b in allocations if start <= t <= end]
+        return before, max([before, *during])
+
+
 class _Bytes:
     """Counts what this rank sends through all_gather and point-to-point messages."""
 
@@ -92,6 +139,7 @@ def child(length: int, chunk: int | None, config: Path, out: Path) -> None:
     from convssm.train.state import create_train_state
 
     torch.set_num_threads(1)
+    memory = _TensorMemory().__enter__()  # before any tensor of the run exists
     ctx = init_distributed("cpu")
     ranks = ctx.world_size
     cfg = load_config(
@@ -119,14 +167,19 @@ def child(length: int, chunk: int | None, config: Path, out: Path) -> None:
     if ranks > 1:
         dist.barrier()
     t0 = time.perf_counter()
-    loss = float(train_step(state, video)["loss"])
+    with torch.profiler.record_function("measured_step"):
+        loss = float(train_step(state, video)["loss"])
     seconds = time.perf_counter() - t0
+    memory.__exit__(None, None, None)
+    tensor_before, tensor_peak = memory.window("measured_step")
     with torch.no_grad():  # one layer's state: B·P·h·w complex numbers
         states = model.sequence_states(video[:, :2])
     row = {
         "rank": ctx.rank,
         "peak_rss_gib": _peak_gib(),
         "rss_before_step_gib": before,
+        "tensor_peak_gib": tensor_peak / 2**30,
+        "tensor_before_step_gib": tensor_before / 2**30,
         "step_s": seconds,
         "loss": loss,
         "layers": len(states),
@@ -164,7 +217,8 @@ def measure(length: int, ranks: int, chunk: int | None, config: Path) -> dict:
                                           stderr=subprocess.PIPE, text=True))  # fmt: skip
         errors = [p.communicate()[1] for p in procs]
         if any(p.returncode for p in procs):
-            return {"length": length, "ranks": ranks, "error": "\n".join(errors)[-3000:]}
+            error = "\n".join(errors)[-3000:]
+            return {"length": length, "ranks": ranks, "tbptt_chunk": chunk, "error": error}
         rows = [json.loads(Path(f"{tmp}/rank{r}.json").read_text()) for r in range(ranks)]
     worst = max(rows, key=lambda r: r["peak_rss_gib"])
     return {
@@ -175,6 +229,9 @@ def measure(length: int, ranks: int, chunk: int | None, config: Path) -> dict:
         "peak_rss_gib": worst["peak_rss_gib"],
         "rss_before_step_gib": worst["rss_before_step_gib"],
         "peak_rss_gib_per_rank": [r["peak_rss_gib"] for r in rows],
+        "tensor_peak_gib": max(r["tensor_peak_gib"] for r in rows),
+        "tensor_before_step_gib": max(r["tensor_before_step_gib"] for r in rows),
+        "tensor_peak_gib_per_rank": [r["tensor_peak_gib"] for r in rows],
         "step_s": max(r["step_s"] for r in rows),
         "loss": rows[0]["loss"] if ranks == 1 else None,
         "layers": rows[0]["layers"],
@@ -201,24 +258,29 @@ def table(rows: list[dict]) -> str:
     single = {(r["length"], r["tbptt_chunk"]): r for r in rows if r["ranks"] == 1}
     lines = [
         "| L | chunk | ranks | peak RSS GiB | × 1 process | growth GiB | × 1 process "
-        "| step s | sent per layer per step | ÷ state |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| tensor peak GiB | × 1 process | step s | sent per layer per step | ÷ state |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in sorted(rows, key=lambda r: (r["length"], str(r["tbptt_chunk"]), r["ranks"])):
         if "error" in r:
-            lines.append(f"| {r['length']} | | {r['ranks']} | error | | | | | | |")
+            lines.append(f"| {r['length']} | | {r['ranks']} | error | | | | | | | | |")
             continue
         one = single.get((r["length"], r["tbptt_chunk"]))
         growth = r["peak_rss_gib"] - r["rss_before_step_gib"]
         ratio = f"{r['peak_rss_gib'] / one['peak_rss_gib']:.2f}" if one else "–"
         one_growth = one and one["peak_rss_gib"] - one["rss_before_step_gib"]
         gratio = f"{growth / one_growth:.2f}" if one else "–"
+        tensor = r.get("tensor_peak_gib")  # rows measured before it was recorded lack it
+        one_tensor = one and one.get("tensor_peak_gib")
+        tratio = f"{tensor / one_tensor:.2f}" if tensor and one_tensor else "–"
+        tensor_shown = f"{tensor:.2f}" if tensor else "–"
         sent = max(r["gather_bytes_sent"]) + max(r["p2p_bytes_sent"])
         per_layer = sent / r["layers"]
         chunk = r["tbptt_chunk"] or "–"
         lines.append(
             f"| {r['length']} | {chunk} | {r['ranks']} | {r['peak_rss_gib']:.2f} | {ratio} "
-            f"| {growth:.2f} | {gratio} | {r['step_s']:.1f} | {per_layer / 2**10:.0f} KiB "
+            f"| {growth:.2f} | {gratio} | {tensor_shown} | {tratio} | {r['step_s']:.1f} "
+            f"| {per_layer / 2**10:.0f} KiB "
             f"| {per_layer / r['state_bytes']:.2f} |"
         )
     return "\n".join(lines)
@@ -238,12 +300,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--summarize", action="store_true", help="print the table of --out only")
     args = p.parse_args(argv)
+    if not args.summarize and not args.config.is_file():
+        p.error(f"--config {args.config} is not a file")
     if not args.summarize:
         for length in args.lengths:
             for ranks in args.ranks:
                 row = measure(length, ranks, args.chunk, args.config)
                 _append(args.out, row)
-                shown = row.get("error") or f"peak {row['peak_rss_gib']:.2f} GiB"
+                shown = row.get("error") or (
+                    f"peak {row['peak_rss_gib']:.2f} GiB RSS, "
+                    f"{row['tensor_peak_gib']:.2f} GiB of tensors"
+                )
                 print(f"L={length} ranks={ranks}: {shown}", file=sys.stderr, flush=True)
     print(table(json.loads(args.out.read_text())["rows"]))
 
