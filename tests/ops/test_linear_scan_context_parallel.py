@@ -7,13 +7,15 @@ single-process scan.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from gloo import gloo_group
 
-from convssm.ops import linear_scan
+from convssm.ops import linear_scan, set_scan_path, triton_available
 
 SHAPE = (2, 3, 2, 2)  # (B, P, H, W)
 
@@ -38,7 +40,10 @@ def _whole(a, b, x0, w):
     return x.detach(), grads
 
 
-def _worker(rank, world, lengths, init_file, out_file):
+def _worker(rank, world, lengths, init_file, out_file, path="auto"):
+    if path == "triton":  # the fused kernels in Triton's interpreter, on CPU tensors
+        os.environ["TRITON_INTERPRET"] = "1"
+    set_scan_path(path)
     with gloo_group(rank, world, init_file):
         out = {}
         start = sum(lengths[:rank])
@@ -63,12 +68,19 @@ def _worker(rank, world, lengths, init_file, out_file):
         torch.save(out, f"{out_file}.{rank}")
 
 
-@pytest.mark.parametrize("lengths", [[4, 3], [5, 1, 7]], ids=["world2", "world3"])
-def test_context_parallel_equals_whole_sequence(tmp_path, lengths):
+@pytest.mark.parametrize(
+    ("lengths", "path"),
+    [([4, 3], "auto"), ([5, 1, 7], "auto"), ([4, 3], "triton")],
+    ids=["world2", "world3", "world2-triton"],
+)
+def test_context_parallel_equals_whole_sequence(tmp_path, lengths, path):
+    """Each rank's local scan by the loop ("auto" on CPU) or by the Triton kernels."""
+    if path == "triton" and not triton_available():
+        pytest.skip("triton is not installed: its kernels are untested")
     world = len(lengths)
     mp.spawn(
         _worker,
-        args=(world, lengths, str(tmp_path / "init"), str(tmp_path / "out")),
+        args=(world, lengths, str(tmp_path / "init"), str(tmp_path / "out"), path),
         nprocs=world,
         join=True,
     )
