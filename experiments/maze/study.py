@@ -30,7 +30,10 @@ Frames in a view seen for the first time are *first visits*. The error is averag
 of ``k`` (``--bands``) and compared with first visits at the same times (first-visit frames
 at ``t >= `` the band's lowest ``k``, since a revisit at gap ``k`` happens at ``t >= k`` and
 errors change along a video). JSON also holds the same split by place alone (the cell, any
-heading: ``revisits``' notion). Each test video's trajectory is regenerated from the
+heading: ``revisits``' notion), and the same split over *turns into a view* alone (frames
+whose heading sector differs from the previous frame's: the view was not in the frame
+before, so only a memory of it can help; on other frames most of the view is in sight).
+Each test video's trajectory is regenerated from the
 manifest ``convssm data make-maze`` wrote (seed, split, parameters), and its actions are
 checked against the stored ones.
 """
@@ -86,6 +89,15 @@ def revisit_gaps(keys: list) -> np.ndarray:
             gaps[t] = t - origin
         last[key], previous = t, key
     return gaps
+
+
+def sector_turns(keys: list) -> np.ndarray:
+    """(T,) bool: True where the heading sector (a ``view_keys`` key's last entry) differs
+    from the previous frame's (frame 0: False)."""
+    turns = np.zeros(len(keys), dtype=bool)
+    for t in range(1, len(keys)):
+        turns[t] = keys[t][-1] != keys[t - 1][-1]
+    return turns
 
 
 def parse_bands(text: str) -> list[tuple[int, int | None]]:
@@ -191,6 +203,13 @@ class TestSet:
                 )
             yield i, videos, actions
 
+    def turns(self, sectors: int) -> np.ndarray:
+        """(N, T) bool: the frames that turn into another heading sector (``sector_turns``)."""
+        return np.stack([
+            sector_turns(view_keys(tr.cells, tr.heading, self.num_headings, sectors))
+            for tr in self.trajectories
+        ])  # fmt: skip
+
     def gaps(self, sectors: int) -> np.ndarray:
         """(N, T) revisit gaps of every test video (``revisit_gaps``)."""
         return np.stack([
@@ -256,11 +275,20 @@ def one_step_errors(model, test: TestSet, batch: int) -> np.ndarray:
     return np.concatenate(rows)
 
 
-def memory_by_band(errors: np.ndarray, gaps: np.ndarray, bands, far: int = 32) -> dict:
+def memory_by_band(
+    errors: np.ndarray,
+    gaps: np.ndarray,
+    bands,
+    far: int = 32,
+    frames: np.ndarray | None = None,
+) -> dict:
     """Mean one-step error per band against first visits (overall and at the same times),
-    and over all revisits at ``k >= far`` (``"far"``, the issue's target at 32)."""
+    and over all revisits at ``k >= far`` (``"far"``, the issue's target at 32); ``frames``
+    (N, T) bool: only those frames count (None: all)."""
     predicted = np.zeros_like(gaps, dtype=bool)
     predicted[:, 1:] = True
+    if frames is not None:
+        predicted &= frames
     times = np.broadcast_to(np.arange(gaps.shape[1]), gaps.shape)
     masks = band_masks(gaps, bands)
     first = masks["first"] & predicted
@@ -361,7 +389,7 @@ def _fmt(value: float | None, spec: str = ".4f") -> str:
 def print_table(results: dict, bands, far: int) -> None:
     names = [band_name(b) for b in bands]
     head = ["model", "steps", "cpu-min", "mse true", "shuffled", "ratio", "first"]
-    head += [f"k {n}" for n in names] + [f"k>={far}/first"]
+    head += [f"k {n}" for n in names] + [f"k>={far}/first", "turns: k>=far/first"]
     rows = []
     for model, r in results.items():
         a, m = r["action_use"], r["memory"]["view"]
@@ -370,7 +398,7 @@ def print_table(results: dict, bands, far: int) -> None:
             model, str(r.get("steps")), _fmt(cpu / 60 if cpu else None, ".1f"),
             _fmt(a["mse_true"]), _fmt(a["mse_shuffled"]), _fmt(a["ratio"], ".3f"),
             _fmt(m["first"]["mse"]), *(_fmt(m[n]["mse"]) for n in names),
-            _fmt(m["far"]["ratio"], ".3f"),
+            _fmt(m["far"]["ratio"], ".3f"), _fmt(r["memory"]["view_turns"]["far"]["ratio"], ".3f"),
         ])  # fmt: skip
     widths = [max(len(x), *(len(row[i]) for row in rows)) for i, x in enumerate(head)]
     for row in [head, *rows]:
@@ -394,6 +422,9 @@ def study_model(model_name: str, out: Path, test: TestSet, args, bands, donors) 
         kind: memory_by_band(errors, test.gaps(sectors), bands, args.far)
         for kind, sectors in (("view", args.sectors), ("place", 1))
     }
+    memory["view_turns"] = memory_by_band(
+        errors, test.gaps(args.sectors), bands, args.far, frames=test.turns(args.sectors)
+    )
     record["action_use"] = use
     record["memory"] = memory
     record["one_step_mse"] = float(np.nanmean(errors))

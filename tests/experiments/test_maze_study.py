@@ -201,3 +201,18 @@ def test_runner_and_study_end_to_end(maze, tmp_path, capsys):
     assert summary["models"]["convs5"]["step"] == 3
     for png in ("strip.png", "bands.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sector_turns_and_memory_restricted_to_frames(maze):
+    _, study = maze
+    keys = [(0, 0, 0), (0, 0, 0), (0, 0, 1), (0, 1, 1), (0, 1, 2), (0, 1, 2)]
+    assert study.sector_turns(keys).tolist() == [False, False, True, False, True, False]
+    gaps = np.full((1, 100), -1)
+    gaps[0, 50:60] = 40
+    errors = np.ones((1, 100))
+    errors[0, 50:55] = 0.25  # the revisits that are turns
+    turns = np.zeros((1, 100), dtype=bool)
+    turns[0, [40, 41, 50, 51, 52, 53, 54]] = True
+    out = study.memory_by_band(errors, gaps, study.parse_bands("32-"), far=32, frames=turns)
+    assert out["first"]["frames"] == 2 and out["far"]["frames"] == 5
+    assert out["far"]["ratio"] == pytest.approx(0.25)
