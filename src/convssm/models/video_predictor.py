@@ -212,9 +212,15 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         ``actions[:, i]`` is embedded with ``frames[:, i]``: the action taken after that
         frame (callers shift TECO-convention actions by one, as ``forward`` does)."""
         b, t = frames.shape[:2]
-        z = self.encoder(frames.reshape(b * t, *frames.shape[2:]))
+        flat = frames.reshape(b * t, *frames.shape[2:])
         if self.config.blank_offset:  # a blank frame's encoding, then its projection, is zero
-            z = z - self.encoder(torch.full_like(frames[:1, 0], -1.0))
+            # Encoded in the same batch as the frames: a convolution's rounding can depend on
+            # the batch size (oneDNN picks kernels by shape), and a separate batch of one
+            # left ~5e-7 on blank frames, which slow modes integrate and GroupNorm amplifies.
+            z = self.encoder(torch.cat([flat, torch.full_like(flat[:1], -1.0)]))
+            z = z[:-1] - z[-1:]
+        else:
+            z = self.encoder(flat)
         if self.action_embed is not None:
             a = self.action_embed(actions[:, :t].reshape(b * t))
             z = torch.cat([z, a[:, :, None, None].expand(-1, -1, *z.shape[-2:])], dim=1)
