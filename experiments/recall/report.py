@@ -72,6 +72,8 @@ LABELS = {
     "blank offset",
     "convs5_real_log_distractor": "ConvS5, real_log, blank offset, distractor penalty",
     "convs5_real_log_distractor_strong": "ConvS5, real_log, blank offset, distractor penalty ×10",
+    "convs5_real_log_distractor_depth1": "ConvS5, real_log, blank offset, distractor penalty, "
+    "one layer",
     "convlstm": "ConvLSTM",
     "transformer": "Transformer",
 }
@@ -99,8 +101,9 @@ def lineage(workdir: Path) -> list[dict]:
     return [*before, record]
 
 
-def entries(runs: Path, only: list[str] | None = None) -> list[dict]:
-    """The models to score: each model at delay 256, and each model's last phase."""
+def entries(runs: Path, only: list[str] | None = None, suffix: str = "") -> list[dict]:
+    """The models to score: each model at delay 256, and each model's last phase;
+    ``suffix`` is added to their labels (runs of one config under another ``--runs``)."""
     found = []
     for name in only or LABELS:
         delays = sorted(
@@ -114,7 +117,7 @@ def entries(runs: Path, only: list[str] | None = None) -> list[dict]:
             found.append(
                 {
                     "model": name,
-                    "label": f"{LABELS[name]} (to {delay})",
+                    "label": f"{LABELS[name]}{suffix} (to {delay})",
                     "trained_to": delay,
                     "workdir": str(workdir),
                     "cpu_min": sum(p["cpu_s_process"] for p in phases) / 60,
@@ -231,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-cache", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--merge", help="an earlier report's recall.json whose rows to add")
+    parser.add_argument(
+        "--label-suffix", default="", help="added to the labels of the models scored here"
+    )
     args = parser.parse_args(argv)
     if args.timing_child:
         workdir, delay = args.timing_child[0], int(args.timing_child[1])
@@ -243,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in args.models.split(",") if m not in LABELS]
     if unknown:
         parser.error(f"unknown model {unknown[0]!r}; known: {', '.join(LABELS)}")
-    rows = entries(Path(args.runs), args.models.split(","))
+    rows = entries(Path(args.runs), args.models.split(","), args.label_suffix)
     if not rows:
         parser.error(f"no finished phase under {args.runs}: run experiments/recall/run.py first")
     earlier = merged_rows(Path(args.merge), args.videos, rows) if args.merge else ([], [])

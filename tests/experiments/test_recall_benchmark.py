@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from convssm.models import VideoPredictor
+from convssm.train.checkpoint import load_checkpoint
 
 RECALL = Path(__file__).resolve().parents[2] / "experiments" / "recall"
 
@@ -51,6 +53,34 @@ def test_phases_report_and_publish(tmp_path):
         assert cell["ms_per_frame"] > 0 and cell["peak_rss_mib"] >= cell["rss_before_mib"]
     for name in ("rel_recall.png", "time_per_frame.png", "strip_delay4.png", "strip_delay8.png"):
         assert (report / name).is_file()
+
+    # runs of one config under another root, told apart by a label suffix
+    suffixed = tmp_path / "rep_suffix"
+    _run(RECALL / "report.py", "--runs", runs, "--delays", "8", "--videos", "2", "--no-timing",
+         "--label-suffix", ", again", "--out", suffixed, cwd=tmp_path)  # fmt: skip
+    (again_row,) = json.loads((suffixed / "recall.json").read_text())["models"]
+    assert again_row["label"] == "ConvS5, again (to 8)"
+
+    # the first layer alone: the kept weights unchanged, a phase record that counts the source
+    dropped = tmp_path / "depth1"
+    _run(RECALL / "drop_layers.py", runs / "convs5" / "delay_8", dropped, "--depth", "1",
+         cwd=tmp_path)  # fmt: skip
+    small = VideoPredictor.from_pretrained(dropped)
+    assert len(small.sequence.layers) == 1
+    source = load_checkpoint(runs / "convs5" / "delay_8", training_state=False)
+    kept = small.state_dict()
+    assert set(source.weights) - set(kept) == {
+        k for k in source.weights if k.startswith("sequence.layers.1.")
+    }
+    for k, v in kept.items():
+        torch.testing.assert_close(v, source.weights[k], rtol=0, atol=0)
+    phase = json.loads((dropped / "phase.json").read_text())
+    assert phase["init_from"] == str(runs / "convs5" / "delay_8") and phase["cpu_s_process"] == 0
+    source_dir = runs / "convs5" / "delay_8"
+    refused = subprocess.run([sys.executable, RECALL / "drop_layers.py", source_dir,
+                              tmp_path / "no", "--depth", "2"], cwd=tmp_path, capture_output=True,
+                             text=True)  # fmt: skip
+    assert refused.returncode != 0 and "--depth must be between 1 and 1" in refused.stderr
 
     # an earlier report's rows join the table and figure, marked with the command that scored them
     earlier = dict(record, command="python experiments/recall/report.py --earlier")
