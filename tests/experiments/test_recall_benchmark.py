@@ -139,6 +139,15 @@ def test_phases_report_and_publish(tmp_path):
     for r in state["rows"]:
         assert r["digit"] > 0 and r["delay_frames"] > 0 and 0 < r["slowest_kept_over_delay"] <= 1
         assert r["ratio"] == pytest.approx(r["delay_frames"] / r["digit"])
+    # every layer's state at the cue: the background alone, the delay frames, the digit
+    layers = tmp_path / "layers"
+    _run(RECALL / "layer_states.py", runs / "convs5" / "delay_8", "--delays", "4,8", "--videos",
+         "2", "--out", layers, cwd=tmp_path)  # fmt: skip
+    rows = json.loads((layers / "layer_states.json").read_text())["rows"]
+    assert [r["delay"] for r in rows] == [4, 8]
+    for r in rows:
+        assert len(r["blank"]) == len(r["delay_frames"]) == len(r["digit"]) == 2
+        assert min(r["delay_frames"]) > 0 and min(r["digit"]) > 0
     # a later sweep joins the earlier rows (not scoring them again), only over the same videos
     merged = tmp_path / "merged"
     _run(RECALL / "delay_sweep.py", target, "--delays", "7,8", "--videos", "2", "--out", merged,
