@@ -74,6 +74,8 @@ LABELS = {
     "convs5_real_log_distractor_strong": "ConvS5, real_log, blank offset, distractor penalty ×10",
     "convs5_real_log_distractor_depth1": "ConvS5, real_log, blank offset, distractor penalty, "
     "one layer",
+    "convs5_real_log_distractor_depth1_strong": "ConvS5, real_log, blank offset, distractor "
+    "penalty ×10, one layer",
     "convlstm": "ConvLSTM",
     "transformer": "Transformer",
 }
