@@ -4,14 +4,12 @@ analysis end to end on tiny data (a few short videos, 2-3 training steps, tiny w
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from maze_modules import maze_modules
 
-MAZE = Path(__file__).resolve().parents[2] / "experiments" / "maze"
 TINY = [
     "model.encoder_widths=[4,8,8]",
     "model.norm_groups=4",
@@ -25,24 +23,15 @@ TINY = [
 ]
 
 
-# experiments/learning has modules of the same names: import ours afresh, put theirs back
-_NAMES = ("run", "study", "common")
-
-
 @pytest.fixture
 def maze(monkeypatch):
-    saved = {name: sys.modules.pop(name) for name in _NAMES if name in sys.modules}
-    monkeypatch.syspath_prepend(str(MAZE))
-    import run
-    import study
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: more threads only wait on each other
-    yield run, study
-    torch.set_num_threads(threads)
-    for name in _NAMES:
-        sys.modules.pop(name, None)
-    sys.modules.update(saved)
+    try:
+        with maze_modules(monkeypatch) as modules:
+            yield modules
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_revisit_gaps_count_from_the_last_sighting_before_the_return(maze):

@@ -3,11 +3,11 @@ what its card says it does: another video's actions raise its generation error."
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from maze_modules import maze_modules
 
 from convssm.data import write_maze_folder
 from convssm.models import VideoPredictor
@@ -18,16 +18,8 @@ FOLDER = ROOT / "pretrained" / "maze" / "convs5_actions"
 
 @pytest.fixture
 def study(monkeypatch):
-    # experiments/learning has modules of the same names: import ours afresh, put theirs back
-    names = ("study", "common")
-    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
-    monkeypatch.syspath_prepend(str(ROOT / "experiments" / "maze"))
-    import study
-
-    yield study
-    for name in names:
-        sys.modules.pop(name, None)
-    sys.modules.update(saved)
+    with maze_modules(monkeypatch) as (_, study):
+        yield study
 
 
 def test_published_maze_model_follows_its_actions(study, tmp_path):
