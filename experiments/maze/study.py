@@ -418,13 +418,14 @@ def study_model(model_name: str, out: Path, test: TestSet, args, bands, donors) 
     use = action_use(model, test, args.context, args.horizon, donors, args.batch)
     strip = use.pop("strip")
     errors = one_step_errors(model, test, args.batch)
+    view_gaps = test.gaps(args.sectors)
     memory = {
-        kind: memory_by_band(errors, test.gaps(sectors), bands, args.far)
-        for kind, sectors in (("view", args.sectors), ("place", 1))
+        "view": memory_by_band(errors, view_gaps, bands, args.far),
+        "place": memory_by_band(errors, test.gaps(1), bands, args.far),
+        "view_turns": memory_by_band(
+            errors, view_gaps, bands, args.far, frames=test.turns(args.sectors)
+        ),
     }
-    memory["view_turns"] = memory_by_band(
-        errors, test.gaps(args.sectors), bands, args.far, frames=test.turns(args.sectors)
-    )
     record["action_use"] = use
     record["memory"] = memory
     record["one_step_mse"] = float(np.nanmean(errors))

@@ -31,7 +31,7 @@ def drop_layers(source: Path, out: Path, depth: int) -> VideoPredictor:
     config = info.config.model
     if config.sequence_model != "convs5":
         raise SystemExit(f"{source}: a {config.sequence_model} model; only ConvS5 stacks")
-    had = int(config.sequence_options.get("depth", 8))
+    had = len({k.split(".")[2] for k in info.weights if k.startswith("sequence.layers.")})
     if not 1 <= depth < had:
         raise SystemExit(f"--depth must be between 1 and {had - 1} (the run has {had} layers)")
     kept = replace(config, sequence_options={**config.sequence_options, "depth": depth})

@@ -5,14 +5,13 @@ background alone leaves, what the delay frames add, and the digit's trace.
         [--out recall_layer_states]
 
 MODEL is a published folder or a run.py workdir (as for delay_sweep.py). For held-out videos
-of each delay, four versions of every video up to and including the cue frame are run
+of each delay, three versions of every video up to and including the cue frame are run
 through the model, and each layer's state at the end is kept:
 
 - ``blank``: every frame background;
 - ``delay``: only the delay frames (the digit's frame 0 and the cue blanked:
   ``convssm.train.objectives.delay_frames_only``);
-- ``digit``: only frame 0 (the digit), the rest background;
-- ``video``: the video itself.
+- ``digit``: only frame 0 (the digit), the rest background.
 
 Each row gives, per layer, mean |x|² (over the batch, the modes and the grid) of
 ``blank``, of ``delay − blank`` (what the delay frames put there) and of ``digit − blank``
@@ -54,7 +53,6 @@ def measure(model, cfg, delay: int, videos: int) -> dict:
     video = torch.stack([it["video"] for it in items])
     recall = torch.stack([it["recall"] for it in items])
     versions = {
-        "video": video[:, :end],
         "delay": delay_frames_only(video, recall)[:, :end],
         "digit": torch.full_like(video[:, :end], -1.0),
         "blank": torch.full_like(video[:, :end], -1.0),
