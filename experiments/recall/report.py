@@ -76,6 +76,10 @@ LABELS = {
     "one layer",
     "convs5_real_log_distractor_depth1_strong": "ConvS5, real_log, blank offset, distractor "
     "penalty ×10, one layer",
+    "convs5_real_log_rectified": "ConvS5, real_log, blank offset, distractor penalty ×10, "
+    "one layer, rectified latents",
+    "convs5_real_log_rectified_recall_only": "ConvS5, real_log, blank offset, distractor "
+    "penalty ×10, one layer, rectified latents, loss on the recall frames only",
     "convlstm": "ConvLSTM",
     "transformer": "Transformer",
 }

@@ -209,3 +209,29 @@ def test_blank_offset_makes_a_blank_frame_zero_and_keeps_step_equal_to_parallel(
     model.save_pretrained(tmp_path / "m")
     loaded = VideoPredictor.from_pretrained(tmp_path / "m")
     assert loaded.config.blank_offset is True
+
+
+def test_rectify_latents_gives_exact_zeros_and_keeps_step_equal_to_parallel(tmp_path):
+    """With ``rectify_latents`` the sequence model's input is ReLU of what it was: every
+    entry ≥ 0, a blank frame (with ``blank_offset``) exactly zero, the positive part equal to
+    the unrectified model's, and generation's step still the parallel pass."""
+    torch.manual_seed(6)
+    model = _small(blank_offset=True, rectify_latents=True).double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    plain = _small(blank_offset=True).double().eval()
+    plain.load_state_dict(model.state_dict())
+    video = _video(t=5).double()
+    video[:, 2] = -1.0  # a blank frame among the others
+    with torch.no_grad():
+        z, raw = model.encode(video), plain.encode(video)
+    assert raw.amin() < -1e-3 and raw.amax() > 1e-3  # the ReLU has both sides to act on
+    torch.testing.assert_close(z, raw.clamp(min=0), rtol=0, atol=0)
+    assert torch.count_nonzero(z[:, 2]) == 0
+    gen = model.generate(video[:, :4], 5)
+    with torch.no_grad():
+        pred = model(torch.cat([video[:, :4], gen], 1)).predictions[:, 3:]
+    torch.testing.assert_close(pred, gen, rtol=1e-9, atol=1e-9)
+    model.save_pretrained(tmp_path / "m")
+    assert VideoPredictor.from_pretrained(tmp_path / "m").config.rectify_latents is True

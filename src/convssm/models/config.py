@@ -77,6 +77,12 @@ class VideoPredictorConfig:
             embedding is kept). A linear memory then gathers nothing from frames that show
             nothing, however many there are (docs/recall.md). Costs one more encoded frame
             per call of ``encode``.
+        rectify_latents: pass the latents the sequence model receives through a ReLU
+            (after the input projection and ``blank_offset``). A frame whose projected
+            features are all ≤ 0 then enters the sequence model as exactly zero, and a
+            penalty that pushes a frame's features below zero leaves them there (its gradient
+            is zero beyond): an input gate made of the encoder, in front of a linear memory
+            that is otherwise unchanged (docs/recall.md).
     """
 
     image_channels: int = 1
@@ -91,6 +97,7 @@ class VideoPredictorConfig:
     action_embed_dim: int = 16
     normalization: dict[str, Any] | None = None
     blank_offset: bool = False
+    rectify_latents: bool = False
 
     def __post_init__(self) -> None:
         self.encoder_widths = [int(w) for w in self.encoder_widths]

@@ -227,6 +227,8 @@ class VideoPredictor(PretrainedMixin, nn.Module):
         z = self.proj_in(z)
         if self.config.blank_offset:
             z = z - self.proj_in.bias[:, None, None]
+        if self.config.rectify_latents:
+            z = torch.relu(z)
         return z.reshape(b, t, *z.shape[1:])
 
     def decode(self, y: torch.Tensor) -> torch.Tensor:
