@@ -29,8 +29,13 @@ CARDS = sorted(
 )
 
 
+# the Moving-MNIST folders written by `convssm publish` (their facts in lineage.json)
+RUN_CARDS = sorted((PUBLISHED.parent / "moving_mnist").glob("*/lineage.json"))
+
+
 def test_the_demo_model_is_published():
-    assert (PUBLISHED.parent / "moving_mnist" / "convs5_1digit" / "training.json") in CARDS
+    demo = PUBLISHED.parent / "moving_mnist" / "convs5_1digit_roll48_24"
+    assert (demo / "training.json") in CARDS or (demo / "lineage.json") in RUN_CARDS
 
 
 @pytest.mark.parametrize("card", CARDS, ids=[c.parent.name for c in CARDS])
@@ -84,3 +89,44 @@ def test_card_reproduce_commands_parse_and_build_this_model(card):
     assert configs[-1].model == VideoPredictor.from_pretrained(card.parent).config
     for before, after in zip(configs, configs[1:], strict=False):  # phases chain by init_from
         assert after.train.init_from == f"runs/{before.name}"
+
+
+@pytest.mark.parametrize("card", RUN_CARDS, ids=[c.parent.name for c in RUN_CARDS])
+def test_published_run_reproduces_its_held_out_scores(card):
+    """A folder `convssm publish` wrote scores as its run scored that step: the same held-out
+    videos (experiment.yaml's eval section), generated and scored by the same code."""
+    from convssm.train.checkpoint import read_experiment_yaml
+    from convssm.train.heldout import HeldOutScorer
+
+    want = json.loads(card.read_text())["scores"]
+    model = VideoPredictor.from_pretrained(card.parent).eval()
+    cfg = read_experiment_yaml(card.parent, model.config)
+    got, _ = HeldOutScorer(cfg, torch.device("cpu")).score(model)
+    keys = ("rel_best@10", "rel_empty@100", "brightness@50-100", "psnr@10", "ssim@10")
+    assert all(k in want for k in keys), sorted(want)
+    for key in keys:
+        assert got[key] == pytest.approx(want[key], rel=1e-3, abs=1e-4), key
+
+
+@pytest.mark.parametrize("card", RUN_CARDS, ids=[c.parent.name for c in RUN_CARDS])
+def test_published_run_commands_parse_and_build_this_model(card):
+    """The commands a `convssm publish` folder records parse with the CLI, the configs they
+    train load from this repository, and the last one builds exactly the published model."""
+    import shlex
+
+    from convssm.cli.main import build_parser
+    from convssm.train.config import load_config
+
+    commands = json.loads(card.read_text())["commands"]
+    text = (card.parent / "README.md").read_text()
+    assert all(c in text for c in commands)
+    parser = build_parser()
+    configs = []
+    for command in commands:
+        words = shlex.split(command)
+        assert words[0] == "convssm" and words[1] in ("train", "publish"), command
+        args = parser.parse_args(words[1:])
+        if words[1] == "train":
+            configs.append(load_config(Path(PUBLISHED.parents[1], args.config)))
+    assert commands[-1].startswith("convssm publish ")
+    assert configs and configs[-1].model == VideoPredictor.from_pretrained(card.parent).config

@@ -34,7 +34,7 @@ from convssm._files import atomic_write_text
 from convssm._precision import autocast_context
 from convssm._resources import config_path as shipped_config
 from convssm._resources import shipped_dir
-from convssm.data import MovingMNIST
+from convssm.data import MovingMNIST, MovingMNISTParams
 from convssm.metrics import trivial_predictor_scores
 from convssm.metrics.scoring import json_safe
 from convssm.models import VideoPredictor
@@ -42,6 +42,7 @@ from convssm.run.baselines import TrivialBaselines
 from convssm.run.inference import evaluate_checkpoint, generate_from_checkpoint
 from convssm.run.media import side_by_side, write_gif, write_strip
 from convssm.run.recall_demo import RECALL_DELAY, show_recall
+from convssm.train.checkpoint import read_experiment_yaml
 from convssm.train.config import ExperimentConfig, load_config
 from convssm.train.factory import build_model, build_train_dataset
 from convssm.train.loop import train_and_evaluate
@@ -58,6 +59,7 @@ __all__ = [
     "step_times",
     "seconds_per_step",
     "plan_demo",
+    "published_moving_mnist_data",
     "run_demo",
 ]
 
@@ -72,12 +74,36 @@ def find_demo_model() -> Path:
     """The published demo model, shipped with the package (package data in a wheel, the
     repository's ``pretrained/`` in a source checkout)."""
     path = shipped_dir("pretrained") / DEMO_MODEL.relative_to("pretrained")
-    if not (path / "training.json").is_file():
+    if not any((path / name).is_file() for name in ("experiment.yaml", "training.json")):
         raise ValueError(
             f"this installation has no published demo model at {path}; pass --model DIR (a "
-            "folder written by save_pretrained, with training.json)"
+            "folder written by convssm publish, with experiment.yaml)"
         )
     return path
+
+
+def published_moving_mnist_data(model_dir: Path) -> dict[str, Any]:
+    """The Moving-MNIST parameters a published model was trained on: ``image_size``,
+    ``num_digits``, ``digit_size``, ``step``, ``seq_len``. From ``experiment.yaml`` (a folder
+    written by ``convssm publish``) or ``training.json`` (the former learning harness's)."""
+    if (model_dir / "experiment.yaml").is_file():
+        model = VideoPredictor.from_pretrained(model_dir)
+        data = read_experiment_yaml(model_dir, model.config).data
+        if data.dataset != "moving_mnist":
+            raise ValueError(f"{model_dir} was trained on {data.dataset!r}, not moving_mnist")
+        return {
+            "image_size": model.config.image_size,
+            "num_digits": data.num_digits,
+            "digit_size": data.options.get("digit_size", MovingMNISTParams.digit_size),
+            "step": data.options.get("step", MovingMNISTParams.step),
+            "seq_len": data.seq_len,
+        }
+    if (model_dir / "training.json").is_file():
+        return json.loads((model_dir / "training.json").read_text())["data"]
+    raise ValueError(
+        f"{model_dir} has neither experiment.yaml nor training.json (the data the model was "
+        "trained on)"
+    )
 
 
 def find_demo_config() -> Path:
@@ -150,15 +176,12 @@ def show_published_model(
     """Phase 1: the published model predicts ``videos`` held-out videos to 10× its training
     length from ``context`` frames, inside ``budget_s`` seconds; strip, GIF and scores.
 
-    ``model_dir`` holds the model (``save_pretrained``) and ``training.json`` with the
-    Moving-MNIST parameters it was trained on (``data``: image_size, digit_size, num_digits,
-    seq_len). Returns the paths written and the scores."""
+    ``model_dir`` holds the model (``save_pretrained``) and the Moving-MNIST parameters it
+    was trained on (:func:`published_moving_mnist_data`). Returns the paths written and the
+    scores."""
     t0 = time.perf_counter()
     model_dir, out = Path(model_dir), Path(out_dir)
-    info_path = model_dir / "training.json"
-    if not info_path.is_file():
-        raise ValueError(f"{model_dir} has no training.json (the data the model was trained on)")
-    data = json.loads(info_path.read_text())["data"]
+    data = published_moving_mnist_data(model_dir)
     model = VideoPredictor.from_pretrained(model_dir).eval()
     horizon = 10 * int(data["seq_len"])
     ds = MovingMNIST(videos, num_frames=context + horizon, image_size=data["image_size"],
