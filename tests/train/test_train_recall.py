@@ -340,3 +340,31 @@ def test_distractor_penalty_refusals_and_it_shrinks_the_delay_states(tmp_path):
         with torch.no_grad():
             size[penalty] = state_magnitude(model(quiet).states).item()
     assert size[100.0] < 0.75 * size[None]  # the same seed and batches: equal without it
+
+
+def test_penalty_norm_l1_measures_mean_abs_and_shrinks_the_delay_states(tmp_path):
+    from convssm.train.objectives import delay_frames_only, state_magnitude
+
+    states = [torch.randn(2, 3, 4, 4, dtype=torch.complex64) for _ in range(2)]
+    want = sum((s.real**2 + s.imag**2).sqrt().mean() for s in states) / 2
+    torch.testing.assert_close(state_magnitude(states, "l1"), want)
+    with pytest.raises(ValueError, match="norm must be 'l2' or 'l1'"):
+        state_magnitude(states, "l3")
+    with pytest.raises(ValueError, match="penalty_norm"):
+        _config(distractor_penalty=1.0, penalty_norm="l3")
+
+    ds = DelayedRecall(2, delay=4, recall_frames=2)
+    video = torch.stack([ds[i]["video"] for i in range(2)])
+    quiet = delay_frames_only(video, torch.stack([ds[i]["recall"] for i in range(2)]))
+    size = {}
+    for penalty in (None, 100.0):
+        out = train_and_evaluate(
+            _config(steps=6, eval_every=100, distractor_penalty=penalty, penalty_norm="l1"),
+            tmp_path / str(penalty),
+        )
+        info = load_checkpoint(out.checkpoint)
+        model = VideoPredictor(info.config.model)
+        model.load_state_dict(info.weights)
+        with torch.no_grad():
+            size[penalty] = state_magnitude(model(quiet).states, "l1").item()
+    assert size[100.0] < 0.75 * size[None]  # the same seed and batches: equal without it

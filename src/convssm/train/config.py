@@ -239,6 +239,10 @@ class TrainConfig:
             mean |x|² of its final states is added to the loss. Unlike ``state_penalty`` it
             never weighs the memory of the patterns themselves (docs/recall.md); ``null``:
             none. Costs a second pass over the batch.
+        penalty_norm: how ``state_penalty`` and ``distractor_penalty`` measure a state:
+            ``"l2"``, the mean of |x|² (its pull fades as the state shrinks), or ``"l1"``,
+            the mean of |x| (the same pull however small the state: what closes a
+            ``model.rectify_latents`` gate all the way).
         init_from: a run's workdir, checkpoint or model folder to start from; ``null``: a
             fresh initialisation. Its model config must equal this one's, but for the keys
             in ``init_changes``.
@@ -275,6 +279,7 @@ class TrainConfig:
     recall_loss_share: float | None = None
     state_penalty: float | None = None
     distractor_penalty: float | None = None
+    penalty_norm: Literal["l2", "l1"] = "l2"
     init_from: str | None = None
     init_changes: list[str] = field(default_factory=list)
     rollout_start: int | float = 0

@@ -153,10 +153,15 @@ def latent_prediction_loss(
     return loss
 
 
-def state_magnitude(states: list[torch.Tensor]) -> torch.Tensor:
-    """The mean of |x|² over each layer's state, averaged over the layers (ConvS5's states:
-    one (B, P, h, w) complex tensor per layer); what ``train.state_penalty`` weighs."""
-    return torch.stack([s.abs().square().mean() for s in states]).mean()
+def state_magnitude(states: list[torch.Tensor], norm: str = "l2") -> torch.Tensor:
+    """The mean of |x|² (``norm="l2"``) or of |x| (``"l1"``) over each layer's state,
+    averaged over the layers (ConvS5's states: one (B, P, h, w) complex tensor per layer);
+    what ``train.state_penalty`` and ``train.distractor_penalty`` weigh."""
+    if norm == "l2":
+        return torch.stack([s.abs().square().mean() for s in states]).mean()
+    if norm == "l1":
+        return torch.stack([s.abs().mean() for s in states]).mean()
+    raise ValueError(f"norm must be 'l2' or 'l1', got {norm!r}")
 
 
 def delay_frames_only(

@@ -238,9 +238,11 @@ def _backward_micro_batch(
                     b = video.shape[0]
                     delay_states = [s[b:] for s in carry]
                     carry = [s[:b] for s in carry]
-                    loss = loss + tc.distractor_penalty * state_magnitude(delay_states)
+                    loss = loss + tc.distractor_penalty * state_magnitude(
+                        delay_states, tc.penalty_norm
+                    )
                 if tc.state_penalty is not None and k == len(pieces) - 1:
-                    loss = loss + tc.state_penalty * state_magnitude(carry)
+                    loss = loss + tc.state_penalty * state_magnitude(carry, tc.penalty_norm)
                 loss = loss * share / tc.grad_accum
             state.scaler.scale(loss).backward()
         carry = detach_states(carry)
