@@ -80,6 +80,8 @@ LABELS = {
     "one layer, rectified latents",
     "convs5_real_log_rectified_recall_only": "ConvS5, real_log, blank offset, distractor "
     "penalty ×10, one layer, rectified latents, loss on the recall frames only",
+    "convs5_real_log_rectified_l1": "ConvS5, real_log, blank offset, one layer, rectified "
+    "latents, loss on the recall frames only, distractor penalty on mean |x|",
     "convlstm": "ConvLSTM",
     "transformer": "Transformer",
 }

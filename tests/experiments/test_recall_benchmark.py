@@ -130,6 +130,13 @@ def test_phases_report_and_publish(tmp_path):
     first, second = record["models"]
     assert first["rel_recall"] == pytest.approx(second["rel_recall"])  # the same weights
     assert (sweep / "sweep.png").is_file() and "rel_recall on held-out digits" in table
+    # a picture of recalls, from a published folder and a workdir alike, each with its score
+    strip = tmp_path / "pictures" / "strip.png"
+    printed = _run(RECALL / "strips.py", target, runs / "convs5" / "delay_8", "--delay", "8",
+                   "--videos", "2", "--out", strip, cwd=tmp_path)  # fmt: skip
+    scores = [line.split("rel_recall ")[1] for line in printed.splitlines() if "rel_recall" in line]
+    assert len(scores) == 2 and scores[0] == scores[1]  # the same weights, the same videos
+    assert strip.is_file()
     # the slow modes' state: what the digit left and what the delay frames added, by linearity
     slow = tmp_path / "slow"
     _run(RECALL / "slow_state.py", runs / "convs5" / "delay_8", "--delays", "4,8", "--videos", "2",
