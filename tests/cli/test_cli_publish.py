@@ -36,7 +36,7 @@ def _front_matter(text: str) -> dict:
     return yaml.safe_load(match.group(1))
 
 
-def test_publish_two_phases_from_their_records(tmp_path, monkeypatch):
+def test_publish_two_phases_from_their_records(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the commands the runs record are relative, as typed
     (tmp_path / "phase1.yaml").write_text(yaml.safe_dump(CONFIG))
     second = {**CONFIG, "name": "tiny_phase2",
@@ -98,6 +98,20 @@ def test_publish_two_phases_from_their_records(tmp_path, monkeypatch):
     again = json.loads((elsewhere / "again" / "lineage.json").read_text())
     assert [p["name"] for p in again["phases"]] == ["tiny_phase1", "tiny_phase2"]
     assert again["phases"][1]["start"]["checkpoint"] == "../runs/one/checkpoints/step_00000004"
+
+    # publishing again into a folder replaces what a publication writes, the picture too;
+    # a folder holding another file is refused and left untouched
+    assert main(["publish", "../runs/one", "--step", "2", "--out", "again"]) == 0
+    again = json.loads((elsewhere / "again" / "lineage.json").read_text())
+    assert (again["run"], again["step"]) == ("tiny_phase1", 2)
+    picture = (tmp_path / "runs" / "one" / "strip_000002.png").read_bytes()
+    assert (elsewhere / "again" / "strip.png").read_bytes() == picture
+    (elsewhere / "again" / "training.json").write_text("{}")
+    assert main(["publish", "../runs/two", "--step", "2", "--out", "again"]) == 1
+    assert "holds files a publication does not write (['training.json'])" in (
+        capsys.readouterr().err
+    )
+    assert json.loads((elsewhere / "again" / "lineage.json").read_text())["step"] == 2
 
 
 def test_publish_refuses_a_folder_without_a_run(tmp_path, capsys):

@@ -180,6 +180,28 @@ def _table(rows: list[dict], keys: list[str]) -> str:
     )
 
 
+# what publish_run writes into its folder (save_pretrained's files among them)
+PUBLISHED_FILES = frozenset(
+    {"README.md", "config.json", "model.safetensors", "experiment.yaml", "lineage.json",
+     "strip.png"}
+)  # fmt: skip
+
+
+def _check_out_folder(out: Path) -> None:
+    """Refuse a folder holding files publishing would not replace: left beside the new
+    model (an older format's ``training.json``, say), they would contradict its card."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ValueError(f"--out {out.as_posix()!r} exists and is not a folder")
+    other = sorted(p.name for p in out.iterdir() if p.name not in PUBLISHED_FILES)
+    if other:
+        raise ValueError(
+            f"--out {out.as_posix()!r} holds files a publication does not write ({other}); "
+            "they would be left beside the new model: remove them or choose another folder"
+        )
+
+
 def publish_run(run: str | Path, out: str | Path, step: int | None = None) -> Path:
     """Write the model folder of checkpoint ``step`` (None: the newest) of ``run`` into
     ``out`` (see the module docstring); return ``out``."""
@@ -189,6 +211,7 @@ def publish_run(run: str | Path, out: str | Path, step: int | None = None) -> Pa
     _, cfg, info = _phase(run, _checkpoint_dir(run, this["step"]))
     model = build_model(info.model_config)
     load_model_weights(model, info.weights, str(info.path))
+    _check_out_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     write_experiment_yaml(out, cfg)
@@ -197,6 +220,8 @@ def publish_run(run: str | Path, out: str | Path, step: int | None = None) -> Pa
     strip = run / f"strip_{this['step']:06d}.png"
     if row is not None and strip.is_file():
         shutil.copyfile(strip, out / "strip.png")
+    else:  # an earlier publication's picture would show another step
+        (out / "strip.png").unlink(missing_ok=True)
     publish_cmd = shlex.join(
         ["convssm", "publish", run.as_posix(), "--step", str(this["step"]), "--out", out.as_posix()]
     )
