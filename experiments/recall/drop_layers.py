@@ -47,6 +47,11 @@ def drop_layers(source: Path, out: Path, depth: int) -> VideoPredictor:
         "cpu_s_process": 0.0,
         "steps": 0,
         "init_from": str(source),
+        # what made this phase, for a card's reproduce commands (not a run.py phase)
+        "command": (
+            f"python experiments/recall/drop_layers.py {source.as_posix()} {out.as_posix()} "
+            f"--depth {depth}"
+        ),
     }
     atomic_write_text(out / "phase.json", json.dumps(record, indent=2) + "\n")
     return model

@@ -20,7 +20,12 @@ second on they pass through the first layer's nonlinear output block, so they sh
 things grow, not an exact split. A state whose ``blank`` grows with the delay integrates a
 constant: a frame that shows nothing still puts something into it.
 
-Writes ``OUT/layer_states.json`` and prints the table; nothing goes into a model folder.
+It also reports what the sequence model receives (the encoder's latents, after
+``blank_offset`` and ``rectify_latents``) on the delay frames and on the digit's frame: the
+share of entries that are not zero and their mean |z|. With ``rectify_latents`` a closed gate
+reads 0 on the delay frames; without it nearly every entry is non-zero.
+
+Writes ``OUT/layer_states.json`` and prints the tables; nothing goes into a model folder.
 """
 
 from __future__ import annotations
@@ -67,11 +72,20 @@ def measure(model, cfg, delay: int, videos: int) -> dict:
     def minus_blank(name):
         return size([x - b for x, b in zip(states[name], states["blank"], strict=True)])
 
+    with torch.no_grad():
+        z = model.encode(video[:, :end])
+    delay_z = torch.cat([z[i, 1 : int(recall[i].nonzero()[0]) - 1] for i in range(videos)])
     return {
         "delay": delay,
         "blank": size(states["blank"]),
         "delay_frames": minus_blank("delay"),
         "digit": minus_blank("digit"),
+        "latents": {
+            "delay_nonzero": float((delay_z != 0).float().mean()),
+            "delay_mean_abs": float(delay_z.abs().mean()),
+            "digit_nonzero": float((z[:, 0] != 0).float().mean()),
+            "digit_mean_abs": float(z[:, 0].abs().mean()),
+        },
     }
 
 
@@ -98,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
             for b, d, g in zip(r["blank"], r["delay_frames"], r["digit"], strict=True)
         )
         print(f"{r['delay']:>6}{cells}")
+    print(f"{'delay':>6} | latents ≠ 0 and mean |z|: delay frames      | digit frame")
+    for r in rows:
+        z = r["latents"]
+        print(
+            f"{r['delay']:>6} | {z['delay_nonzero']:10.3%} {z['delay_mean_abs']:10.3g}"
+            f"             | {z['digit_nonzero']:8.1%} {z['digit_mean_abs']:8.3g}"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record = {

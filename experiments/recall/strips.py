@@ -19,20 +19,10 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import load_run_model  # noqa: E402
+from delay_sweep import load_model  # noqa: E402
 
-from convssm.models import VideoPredictor  # noqa: E402
-from convssm.train.checkpoint import read_experiment_yaml  # noqa: E402
 from convssm.train.factory import delayed_recall  # noqa: E402
 from convssm.train.recall_eval import recall_errors, recall_predictions, recall_strip  # noqa: E402
-
-
-def load_model(path: Path):
-    """(model, experiment config) of a run.py workdir or a published folder."""
-    if (path / "config.json").is_file() and (path / "experiment.yaml").is_file():
-        model = VideoPredictor.from_pretrained(path).eval()
-        return model, read_experiment_yaml(path, model.config)
-    return load_run_model(path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -155,6 +155,8 @@ def test_phases_report_and_publish(tmp_path):
     for r in rows:
         assert len(r["blank"]) == len(r["delay_frames"]) == len(r["digit"]) == 2
         assert min(r["delay_frames"]) > 0 and min(r["digit"]) > 0
+        z = r["latents"]  # no gate in this model: its latents are nearly all non-zero
+        assert z["delay_nonzero"] > 0.9 and z["digit_nonzero"] > 0.9 and z["delay_mean_abs"] > 0
     # a later sweep joins the earlier rows (not scoring them again), only over the same videos
     merged = tmp_path / "merged"
     _run(RECALL / "delay_sweep.py", target, "--delays", "7,8", "--videos", "2", "--out", merged,
