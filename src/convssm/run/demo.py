@@ -3,7 +3,7 @@
 Three phases inside the time budget, each reporting as it goes:
 
 1. **Memory** (:mod:`convssm.run.recall_demo`): a digit shown once, a moving distractor for
-   1 024 frames, a cue — the published ConvS5 recall model and the ConvLSTM trained on the
+   1 000 frames, a cue — the published ConvS5 recall model and the ConvLSTM trained on the
    same task redraw the digit; ``rel_recall`` for both, the task's frames and a strip of the
    recalls (docs/recall.md: which delays each model remembers).
 2. **A published Moving-MNIST model** (``pretrained/moving_mnist/convs5_1digit_roll48_24`` by

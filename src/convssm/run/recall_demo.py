@@ -1,4 +1,4 @@
-"""The demo's first look: memory. A digit shown once, a moving distractor for 1 024 frames, a
+"""The demo's first look: memory. A digit shown once, a moving distractor for 1 000 frames, a
 cue, and the digit redrawn — by the published ConvS5 recall model and by the ConvLSTM trained
 on the same task, side by side, each with its ``rel_recall``.
 """
@@ -28,12 +28,12 @@ __all__ = ["RECALL_MODELS", "RECALL_DELAY", "find_recall_models", "recall_in_wor
 
 # label -> published folder under pretrained/: ConvS5 first, the baseline beside it
 RECALL_MODELS = {
-    "ConvS5": Path("pretrained") / "recall" / "convs5_delay1024",
+    "ConvS5": Path("pretrained") / "recall" / "convs5_real_log_rectified",
     "ConvLSTM": Path("pretrained") / "recall" / "convlstm_delay256",
 }
-RECALL_DELAY = 1024  # the delay the published ConvS5 was trained at (it remembers at that one)
+RECALL_DELAY = 1000  # both trained at delays up to 256; both recall at any delay to 4 096
 RECALL_VIDEOS = 8
-TASK_FRAMES = (0, 1, 2, 3, 256, 512, 768, 1024)  # the start, the distractor; then the cue
+TASK_FRAMES = (0, 1, 2, 3, 250, 500, 750, 1000)  # the start, the distractor; then the cue
 
 
 def find_recall_models() -> dict[str, Path]:
@@ -49,7 +49,8 @@ def find_recall_models() -> dict[str, Path]:
 
 
 def _task_picture(ds: DelayedRecall, path: Path, scale: int = 4) -> Path:
-    """One video's frames 0, 1, 2, 3, 256, 512, 768, 1024 and the cue, left to right."""
+    """One video's frames 0, 1, 2, 3, 250, 500, 750, 1000 (those within its delay) and the cue,
+    left to right."""
     video = ds.video_uint8(0)
     picks = [t for t in TASK_FRAMES if t <= ds.delay] + [ds.cue_index]
     h, w = video.shape[1:]
