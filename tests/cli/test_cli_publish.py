@@ -114,6 +114,25 @@ def test_publish_two_phases_from_their_records(tmp_path, monkeypatch, capsys):
     assert json.loads((elsewhere / "again" / "lineage.json").read_text())["step"] == 2
 
 
+def test_publish_follows_three_phases_back(tmp_path, monkeypatch):
+    """Each earlier phase is found from its own run's records (a lineage of three once
+    looped on the second phase's start)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p1.yaml").write_text(yaml.safe_dump(CONFIG))
+    for k, before in ((2, "runs/one"), (3, "runs/two")):
+        later = {**CONFIG, "name": f"tiny_phase{k}",
+                 "train": {**CONFIG["train"], "steps": 2, "init_from": before}}  # fmt: skip
+        (tmp_path / f"p{k}.yaml").write_text(yaml.safe_dump(later))
+    for k, name in ((1, "one"), (2, "two"), (3, "three")):
+        assert main(["train", f"p{k}.yaml", "--workdir", f"runs/{name}"]) == 0
+    assert main(["publish", "runs/three", "--out", "published/three"]) == 0
+    lineage = json.loads((tmp_path / "published" / "three" / "lineage.json").read_text())
+    assert [(p["name"], p["step"]) for p in lineage["phases"]] == [
+        ("tiny_phase1", 4), ("tiny_phase2", 2), ("tiny_phase3", 2)
+    ]  # fmt: skip
+    assert lineage["steps_total"] == 8 and len(lineage["commands"]) == 4
+
+
 def test_publish_refuses_a_folder_without_a_run(tmp_path, capsys):
     assert main(["publish", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
     assert "has no checkpoint under" in capsys.readouterr().err

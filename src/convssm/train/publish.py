@@ -95,7 +95,8 @@ def run_lineage(run: str | Path, step: int | None = None) -> list[dict[str, Any]
         if phase["start"]["kind"] != "checkpoint":
             break
         earlier = Path(phase["start"]["checkpoint"])
-        phase, _, _ = _phase(earlier.parent.parent, earlier)
+        run = earlier.parent.parent  # the earlier phase's run: its records say where it began
+        phase, _, _ = _phase(run, earlier)
         phases.append(phase)
     return phases[::-1]
 
