@@ -117,8 +117,8 @@ def test_phases_report_and_publish(tmp_path):
     assert set(info["card_scores"]) == {"rel_recall@64", "rel_recall@1024"}
     meta = yaml.safe_load((target / "README.md").read_text().split("---\n")[1])
     assert meta["library_name"] == "convssm"
-    assert info["commands"][0] == (
-        "python experiments/recall/run.py convs5 --phases 4:0.02,8:0.02 --out runs/recall"
+    assert info["commands"][0] == (  # the root the phases ran under, as run.py was given it
+        f"python experiments/recall/run.py convs5 --phases 4:0.02,8:0.02 --out {runs.as_posix()}"
     )
 
     # the delay sweep reads a published folder and a workdir alike, and writes only under --out
