@@ -74,7 +74,7 @@ def measure(model, cfg, delay: int, videos: int) -> dict:
 
     with torch.no_grad():
         z = model.encode(video[:, :end])
-    delay_z = torch.cat([z[i, 1 : int(recall[i].nonzero()[0]) - 1] for i in range(videos)])
+    delay_z = z[:, 1 : ds.cue_index]  # the delay frames (one fixed delay: the cue is fixed)
     return {
         "delay": delay,
         "blank": size(states["blank"]),

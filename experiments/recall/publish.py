@@ -50,7 +50,10 @@ def run_commands(phases: list[dict]) -> list[str]:
     that recorded its own command (drop_layers.py's) gets that command."""
     groups: list[list[dict]] = []
     for phase in phases:
-        root = Path(phase.get("workdir", "runs/recall/x/x")).parent.parent.as_posix()
+        # a phase read from a published folder's training.json has no workdir: runs/recall
+        root = (
+            Path(phase["workdir"]).parent.parent.as_posix() if "workdir" in phase else "runs/recall"
+        )
         phase = {**phase, "_root": root}
         last = groups[-1][-1] if groups else None
         if (

@@ -234,6 +234,23 @@ def test_training_variations_of_the_distractor_stay_out_of_the_eval_split():
         assert ds.min_distractor_share == 1.0 and ds.min_step is None
 
 
+def _state_size_after_training(tmp_path, video, key, norm="l2", **train):
+    """{None: size, 100.0: size}: the state_magnitude (``norm``) of ``video``'s states after
+    6 steps without and with ``train.<key>: 100`` (the same seed and batches otherwise)."""
+    from convssm.train.objectives import state_magnitude
+
+    size = {}
+    for penalty in (None, 100.0):
+        cfg = _config(steps=6, eval_every=100, **{key: penalty}, **train)
+        out = train_and_evaluate(cfg, tmp_path / str(penalty))
+        info = load_checkpoint(out.checkpoint)
+        model = VideoPredictor(info.config.model)
+        model.load_state_dict(info.weights)
+        with torch.no_grad():
+            size[penalty] = state_magnitude(model(video).states, norm).item()
+    return size
+
+
 def test_state_penalty_weighs_the_states_and_shrinks_them(tmp_path):
     from convssm.train.objectives import state_magnitude
 
@@ -257,16 +274,7 @@ def test_state_penalty_weighs_the_states_and_shrinks_them(tmp_path):
         )  # fmt: skip
 
     video = torch.stack([DelayedRecall(2, delay=4, recall_frames=2)[i]["video"] for i in range(2)])
-    size = {}
-    for penalty in (None, 100.0):
-        out = train_and_evaluate(
-            _config(steps=6, eval_every=100, state_penalty=penalty), tmp_path / str(penalty)
-        )
-        info = load_checkpoint(out.checkpoint)
-        model = VideoPredictor(info.config.model)
-        model.load_state_dict(info.weights)
-        with torch.no_grad():
-            size[penalty] = state_magnitude(model(video).states).item()
+    size = _state_size_after_training(tmp_path, video, "state_penalty")
     assert size[100.0] < 0.75 * size[None]  # the same seed and batches: equal without it
 
 
@@ -307,7 +315,7 @@ def test_distractor_penalty_batch_scores_the_videos_as_alone():
 
 
 def test_distractor_penalty_refusals_and_it_shrinks_the_delay_states(tmp_path):
-    from convssm.train.objectives import delay_frames_only, state_magnitude
+    from convssm.train.objectives import delay_frames_only
 
     for bad, message in [
         ({"distractor_penalty": -1.0}, "distractor_penalty must be >= 0"),
@@ -329,16 +337,7 @@ def test_distractor_penalty_refusals_and_it_shrinks_the_delay_states(tmp_path):
     ds = DelayedRecall(2, delay=4, recall_frames=2)
     video = torch.stack([ds[i]["video"] for i in range(2)])
     quiet = delay_frames_only(video, torch.stack([ds[i]["recall"] for i in range(2)]))
-    size = {}
-    for penalty in (None, 100.0):
-        out = train_and_evaluate(
-            _config(steps=6, eval_every=100, distractor_penalty=penalty), tmp_path / str(penalty)
-        )
-        info = load_checkpoint(out.checkpoint)
-        model = VideoPredictor(info.config.model)
-        model.load_state_dict(info.weights)
-        with torch.no_grad():
-            size[penalty] = state_magnitude(model(quiet).states).item()
+    size = _state_size_after_training(tmp_path, quiet, "distractor_penalty")
     assert size[100.0] < 0.75 * size[None]  # the same seed and batches: equal without it
 
 
@@ -356,15 +355,7 @@ def test_penalty_norm_l1_measures_mean_abs_and_shrinks_the_delay_states(tmp_path
     ds = DelayedRecall(2, delay=4, recall_frames=2)
     video = torch.stack([ds[i]["video"] for i in range(2)])
     quiet = delay_frames_only(video, torch.stack([ds[i]["recall"] for i in range(2)]))
-    size = {}
-    for penalty in (None, 100.0):
-        out = train_and_evaluate(
-            _config(steps=6, eval_every=100, distractor_penalty=penalty, penalty_norm="l1"),
-            tmp_path / str(penalty),
-        )
-        info = load_checkpoint(out.checkpoint)
-        model = VideoPredictor(info.config.model)
-        model.load_state_dict(info.weights)
-        with torch.no_grad():
-            size[penalty] = state_magnitude(model(quiet).states, "l1").item()
+    size = _state_size_after_training(
+        tmp_path, quiet, "distractor_penalty", norm="l1", penalty_norm="l1"
+    )
     assert size[100.0] < 0.75 * size[None]  # the same seed and batches: equal without it
