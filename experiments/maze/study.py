@@ -33,6 +33,15 @@ errors change along a video). JSON also holds the same split by place alone (the
 heading: ``revisits``' notion), and the same split over *turns into a view* alone (frames
 whose heading sector differs from the previous frame's: the view was not in the frame
 before, so only a memory of it can help; on other frames most of the view is in sight).
+**Two predictors as yardsticks** (no training, in ``study.json``'s ``references``): *copy the
+last frame* has no memory at all, so its revisit ratio is what revisits cost a predictor
+that never remembers (the ratio a model with no memory of places should land near); *recall
+the view* predicts each revisit by the frame at which that view was last seen (``t - k``)
+and first visits by the last frame, a memory that keeps every frame exactly; *recall the
+pose* does the same only where the camera is in the same cell at exactly the same heading
+(positions within a cell still differ). Their ratios say how much fetching an old frame
+could help on these frames (a model can do better only by combining what it remembers with
+what it sees).
 Each test video's trajectory is regenerated from the
 manifest ``convssm data make-maze`` wrote (seed, split, parameters), and its actions are
 checked against the stored ones.
@@ -275,6 +284,26 @@ def one_step_errors(model, test: TestSet, batch: int) -> np.ndarray:
     return np.concatenate(rows)
 
 
+def reference_errors(test: TestSet, recall_gaps: dict[str, np.ndarray]) -> dict:
+    """(N, T) one-step MSE of the yardstick predictors (column 0: NaN): ``copy_last``
+    predicts frame t by frame t - 1; each ``recall_gaps`` entry (name -> (N, T) gaps) by
+    frame t - gaps[t] where the frame revisits (``gaps[t] >= 1``), else like ``copy_last``."""
+    rows: dict[str, list] = {"copy_last": [], **{name: [] for name in recall_gaps}}
+    for i, videos, _ in test.batches(8):
+        v = videos.double()
+        n, t = v.shape[:2]
+        nan = np.full((n, 1), np.nan)
+        last = ((v[:, 1:] - v[:, :-1]) ** 2).mean(dim=(2, 3, 4)).numpy()
+        rows["copy_last"].append(np.concatenate([nan, last], axis=1))
+        for name, gaps in recall_gaps.items():
+            g = gaps[i : i + n]
+            source = np.where(g >= 1, np.arange(t) - g, np.arange(t) - 1)[:, 1:]
+            picked = v[torch.arange(n)[:, None], torch.from_numpy(source)]
+            recalled = ((picked - v[:, 1:]) ** 2).mean(dim=(2, 3, 4)).numpy()
+            rows[name].append(np.concatenate([nan, recalled], axis=1))
+    return {k: np.concatenate(v) for k, v in rows.items()}
+
+
 def memory_by_band(
     errors: np.ndarray,
     gaps: np.ndarray,
@@ -386,6 +415,16 @@ def _fmt(value: float | None, spec: str = ".4f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def print_references(references: dict, far: int) -> None:
+    for name, memory in references.items():
+        view, turns = memory["view"], memory["view_turns"]
+        print(
+            f"{name}: first {_fmt(view['first']['mse'])}, k>={far}/first "
+            f"{_fmt(view['far']['ratio'], '.3f')}, turns: k>={far}/first "
+            f"{_fmt(turns['far']['ratio'], '.3f')}"
+        )
+
+
 def print_table(results: dict, bands, far: int) -> None:
     names = [band_name(b) for b in bands]
     head = ["model", "steps", "cpu-min", "mse true", "shuffled", "ratio", "first"]
@@ -470,6 +509,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: scoring {len(test)} test videos", file=sys.stderr, flush=True)
         done = study_model(name, out, test, args, bands, donors)
         results[name], strips[name] = done["record"], done["strip"]
+    view_gaps, turns = test.gaps(args.sectors), test.turns(args.sectors)
+    references = {
+        name: {
+            "view": memory_by_band(errors, view_gaps, bands, args.far),
+            "view_turns": memory_by_band(errors, view_gaps, bands, args.far, frames=turns),
+        }
+        for name, errors in reference_errors(
+            test, {"recall_view": view_gaps, "recall_pose": test.gaps(test.num_headings)}
+        ).items()
+    }
     summary = {
         "settings": {
             "context": args.context,
@@ -483,12 +532,14 @@ def main(argv: list[str] | None = None) -> int:
             "units": "MSE of frames in [-1, 1], mean over pixels and channels",
         },
         "models": results,
+        "references": references,
     }
     (out / "study.json").write_text(json.dumps(summary, indent=2) + "\n")
     truth = next(test.batches(1))[1][0]
     write_strip(out / "strip.png", truth, strips, args.context)
     write_bands(out / "bands.png", {m: r["memory"]["view"] for m, r in results.items()}, bands)
     print_table(results, bands, args.far)
+    print_references(references, args.far)
     print(f"wrote {out / 'study.json'}, {out / 'strip.png'}, {out / 'bands.png'}")
     return 0
 

@@ -35,7 +35,7 @@ def maze(monkeypatch):
 
 
 def test_revisit_gaps_count_from_the_last_sighting_before_the_return(maze):
-    _, study = maze
+    _, study, _ = maze
     a, b, c, d = "abcd"
     gaps = study.revisit_gaps([a, a, b, c, a, a, b, d, b])
     # first stays are first visits; a return counts from the last sighting before it and
@@ -44,7 +44,7 @@ def test_revisit_gaps_count_from_the_last_sighting_before_the_return(maze):
 
 
 def test_view_keys_sectors_are_centred_on_the_axes(maze):
-    _, study = maze
+    _, study, _ = maze
     cells = np.zeros((6, 2), dtype=np.int64)
     heading = np.array([0, 2, 21, 3, 6, 12])  # 24 headings: sector 0 is 21..2
     keys = study.view_keys(cells, heading, 24, 4)
@@ -55,7 +55,7 @@ def test_view_keys_sectors_are_centred_on_the_axes(maze):
 
 
 def test_band_masks_partition_the_frames(maze):
-    _, study = maze
+    _, study, _ = maze
     gaps = np.random.default_rng(0).integers(-1, 300, size=(7, 300))
     gaps[gaps == 0] = -1  # a gap is never 0
     bands = study.parse_bands("1-31,32-63,64-127,128-")
@@ -74,7 +74,7 @@ def test_band_masks_partition_the_frames(maze):
 
 
 def test_memory_by_band_compares_with_first_visits_at_the_same_times(maze):
-    _, study = maze
+    _, study, _ = maze
     gaps = np.full((1, 100), -1)
     gaps[0, 50:60] = 40  # revisits at k = 40, frames 50..59
     errors = np.where(np.arange(100) < 32, 4.0, 1.0)[None].astype(float)
@@ -88,7 +88,7 @@ def test_memory_by_band_compares_with_first_visits_at_the_same_times(maze):
 
 
 def test_derangement_and_shuffle(maze):
-    _, study = maze
+    _, study, _ = maze
     perm = study.derangement(9, seed=3)
     assert sorted(perm.tolist()) == list(range(9)) and (perm != np.arange(9)).all()
     assert np.array_equal(perm, study.derangement(9, seed=3))
@@ -133,7 +133,7 @@ def _tiny_predictor():
 
 
 def test_action_use_tells_a_model_that_reads_actions_from_one_that_does_not(maze):
-    _, study = maze
+    _, study, _ = maze
     test, model = _FakeTest(), _tiny_predictor()
     donors = study.derangement(3, seed=0)
     reads = study.action_use(model, test, context=4, horizon=2, donors=donors, batch=2)
@@ -148,7 +148,7 @@ def test_action_use_tells_a_model_that_reads_actions_from_one_that_does_not(maze
 
 @pytest.mark.slow
 def test_runner_and_study_end_to_end(maze, tmp_path, capsys):
-    run, study = maze
+    run, study, publish = maze
     out = tmp_path / "maze"
     data = ["--train-videos", "4", "--train-frames", "16", "--test-videos", "3"]
     data += ["--test-frames", "40", "--cpu-minutes", "1"]
@@ -188,12 +188,35 @@ def test_runner_and_study_end_to_end(maze, tmp_path, capsys):
         assert frames == 3 * 39  # every predicted frame in one class
         assert r["memory"]["place"]["first"]["frames"] <= view["first"]["frames"]
     assert summary["models"]["convs5"]["step"] == 3
+    for name in ("copy_last", "recall_view", "recall_pose"):  # yardsticks, scored as models
+        view = summary["references"][name]["view"]
+        assert view["first"]["frames"] == 3 * 39 - view["1-7"]["frames"] - view["8+"]["frames"]
     for png in ("strip.png", "bands.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
+    # publishing: convssm publish's folder, then the study's section in its card
+    dest = tmp_path / "published" / "convlstm_actions"
+    seen = "a test, nothing was looked at"
+    argv = ["--out", str(out), "--model", "convlstm", "--dest", str(dest), "--seen", seen]
+    assert publish.main(argv) == 0
+    card = (dest / "README.md").read_text()
+    record = summary["models"]["convlstm"]
+    assert f"{record['action_use']['ratio']:.2f}×" in card and seen in card
+    assert "## Scores" not in card and "convssm publish" in card
+    assert (dest / "strip.png").read_bytes()[:4] == b"\x89PNG"
+    from convssm.models import VideoPredictor
+
+    assert VideoPredictor.from_pretrained(dest).num_actions == 6
+    # a study of another step is refused, not published under the wrong numbers
+    summary["models"]["convs5"]["step"] = 2
+    (out / "study.json").write_text(json.dumps(summary))
+    other = ["--out", str(out), "--model", "convs5", "--dest", str(tmp_path / "c")]
+    assert publish.main(other) == 2
+    assert "scored convs5 at step 2" in capsys.readouterr().err
+
 
 def test_sector_turns_and_memory_restricted_to_frames(maze):
-    _, study = maze
+    _, study, _ = maze
     keys = [(0, 0, 0), (0, 0, 0), (0, 0, 1), (0, 1, 1), (0, 1, 2), (0, 1, 2)]
     assert study.sector_turns(keys).tolist() == [False, False, True, False, True, False]
     gaps = np.full((1, 100), -1)
@@ -205,3 +228,19 @@ def test_sector_turns_and_memory_restricted_to_frames(maze):
     out = study.memory_by_band(errors, gaps, study.parse_bands("32-"), far=32, frames=turns)
     assert out["first"]["frames"] == 2 and out["far"]["frames"] == 5
     assert out["far"]["ratio"] == pytest.approx(0.25)
+
+
+def test_reference_errors_copy_the_last_frame_or_the_view_last_seen(maze):
+    _, study, _ = maze
+    test = _FakeTest(frames=12)
+    gaps = np.full((3, 12), -1)
+    gaps[1, 9] = 5  # video 1, frame 9 revisits the view last seen at frame 4
+    refs = study.reference_errors(test, {"recall_view": gaps})
+    v = test.videos.double()
+    assert np.isnan(refs["copy_last"][:, 0]).all() and np.isnan(refs["recall_view"][:, 0]).all()
+    last = ((v[:, 1:] - v[:, :-1]) ** 2).mean(dim=(2, 3, 4)).numpy()
+    np.testing.assert_allclose(refs["copy_last"][:, 1:], last)
+    recalled = refs["recall_view"].copy()
+    assert recalled[1, 9] == pytest.approx(float(((v[1, 4] - v[1, 9]) ** 2).mean()))
+    recalled[1, 9] = refs["copy_last"][1, 9]  # every other frame falls back to the last one
+    np.testing.assert_array_equal(recalled[:, 1:], refs["copy_last"][:, 1:])

@@ -18,7 +18,7 @@ FOLDER = ROOT / "pretrained" / "maze" / "convs5_actions"
 
 @pytest.fixture
 def study(monkeypatch):
-    with maze_modules(monkeypatch) as (_, study):
+    with maze_modules(monkeypatch) as (_, study, _):
         yield study
 
 
