@@ -17,7 +17,7 @@ from convssm.models import VideoPredictor
 from convssm.run.inference import default_out_dir, load_trained
 
 REPO = Path(__file__).resolve().parents[2]
-PUBLISHED = REPO / "pretrained" / "long_horizon"
+PUBLISHED = REPO / "tests" / "fixtures" / "format1"  # the first study's folders
 COMMIT = "c" * 40
 
 

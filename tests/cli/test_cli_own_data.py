@@ -16,7 +16,7 @@ from convssm.cli.main import main
 from convssm.data import channel_stats_ref, read_array, write_array
 from convssm.models import VideoPredictor
 
-PUBLISHED = Path(__file__).resolve().parents[2] / "pretrained" / "long_horizon"
+PUBLISHED = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "format1"
 N, T, C, S = 6, 12, 2, 16
 
 

@@ -11,7 +11,11 @@ import torch
 
 from convssm.models import VideoPredictor
 
-PUBLISHED = Path(__file__).resolve().parents[2] / "pretrained" / "long_horizon"
+REPO = Path(__file__).resolve().parents[2]
+# every published folder, and the first study's format-1 folders kept as test fixtures
+FOLDERS = sorted(REPO.glob("pretrained/*/*/config.json")) + sorted(
+    REPO.glob("tests/fixtures/format1/*/config.json")
+)
 
 
 def _saved(tmp_path):
@@ -45,11 +49,12 @@ def test_folders_without_a_hash_load_with_a_warning(tmp_path):
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("name", ["convs5", "convlstm", "transformer"])
-def test_the_committed_published_folders_verify(name, tmp_path, recwarn):
-    VideoPredictor.from_pretrained(PUBLISHED / name)
+@pytest.mark.parametrize("config", FOLDERS, ids=lambda c: c.parent.relative_to(REPO).as_posix())
+def test_the_committed_folders_verify(config, tmp_path, recwarn):
+    folder = config.parent
+    VideoPredictor.from_pretrained(folder)
     assert not [w for w in recwarn if "SHA-256" in str(w.message)]
-    copy = shutil.copytree(PUBLISHED / name, tmp_path / name)
+    copy = shutil.copytree(folder, tmp_path / folder.name)
     f = copy / "model.safetensors"
     data = bytearray(f.read_bytes())
     data[-1] ^= 0x01

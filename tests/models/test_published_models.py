@@ -1,4 +1,5 @@
-"""The small models published with the long-horizon study still load and generate."""
+"""Published model folders load, generate, and their cards say what their runs did; the first
+study's format-1 folders (now test fixtures) still load and generate."""
 
 from __future__ import annotations
 
@@ -10,31 +11,32 @@ import torch
 
 from convssm.models import VideoPredictor
 
-PUBLISHED = Path(__file__).resolve().parents[2] / "pretrained" / "long_horizon"
+REPO = Path(__file__).resolve().parents[2]
+PRETRAINED = REPO / "pretrained"
+FORMAT1 = REPO / "tests" / "fixtures" / "format1"  # the first study's folders, format 1
 
 
 @pytest.mark.parametrize("name", ["convs5", "convlstm", "transformer"])
-def test_published_model_loads_and_generates(name):
-    model = VideoPredictor.from_pretrained(PUBLISHED / name).eval()
+def test_format1_model_folder_loads_and_generates(name):
+    assert json.loads((FORMAT1 / name / "config.json").read_text())["format_version"] == 1
+    model = VideoPredictor.from_pretrained(FORMAT1 / name).eval()
     assert model.config.sequence_model == name
     context = torch.rand(1, 4, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     frames = model.generate(context, horizon=3)
     assert frames.shape == (1, 3, 1, 32, 32) and bool(torch.isfinite(frames).all())
-    assert sum(f.stat().st_size for f in (PUBLISHED / name).iterdir()) < 5 * 2**20
+    assert sum(f.stat().st_size for f in (FORMAT1 / name).iterdir()) < 5 * 2**20
 
 
 # the Moving-MNIST cards (the recall cards have their own test)
-CARDS = sorted(
-    c for c in PUBLISHED.parent.glob("*/*/training.json") if c.parent.parent.name != "recall"
-)
+CARDS = sorted(c for c in PRETRAINED.glob("*/*/training.json") if c.parent.parent.name != "recall")
 
 
 # the Moving-MNIST folders written by `convssm publish` (their facts in lineage.json)
-RUN_CARDS = sorted((PUBLISHED.parent / "moving_mnist").glob("*/lineage.json"))
+RUN_CARDS = sorted((PRETRAINED / "moving_mnist").glob("*/lineage.json"))
 
 
 def test_the_demo_model_is_published():
-    demo = PUBLISHED.parent / "moving_mnist" / "convs5_1digit_roll48_24"
+    demo = PRETRAINED / "moving_mnist" / "convs5_1digit_roll48_24"
     assert (demo / "training.json") in CARDS or (demo / "lineage.json") in RUN_CARDS
 
 
@@ -85,7 +87,7 @@ def test_card_reproduce_commands_parse_and_build_this_model(card):
     configs = []
     for command in commands:
         args = parser.parse_args(shlex.split(command)[1:])
-        configs.append(load_config(Path(PUBLISHED.parents[1], args.config)))
+        configs.append(load_config(Path(REPO, args.config)))
     assert configs[-1].model == VideoPredictor.from_pretrained(card.parent).config
     for before, after in zip(configs, configs[1:], strict=False):  # phases chain by init_from
         assert after.train.init_from == f"runs/{before.name}"
@@ -127,6 +129,6 @@ def test_published_run_commands_parse_and_build_this_model(card):
         assert words[0] == "convssm" and words[1] in ("train", "publish"), command
         args = parser.parse_args(words[1:])
         if words[1] == "train":
-            configs.append(load_config(Path(PUBLISHED.parents[1], args.config)))
+            configs.append(load_config(Path(REPO, args.config)))
     assert commands[-1].startswith("convssm publish ")
     assert configs and configs[-1].model == VideoPredictor.from_pretrained(card.parent).config
