@@ -151,8 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     head = re.sub(r"(?m)^# .*$", lambda _: title, head, count=1)
     command = shlex.join([
         "python", "experiments/maze/publish.py", "--out", out.as_posix(), "--model", args.model,
-        "--dest", dest.as_posix(), *(["--seen", args.seen] if args.seen else []),
+        "--dest", dest.as_posix(),
     ])  # fmt: skip
+    if args.seen:  # the text itself is the card's last line, not repeated in the command
+        command += ' --seen "<what the strip shows, as the last line below>"'
     study_cmd = f"python experiments/maze/study.py --out {out.as_posix()}"
     head += (
         f"\nThis folder was written by `{command}` after `{study_cmd}`, which runs the "

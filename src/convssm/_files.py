@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -105,3 +106,23 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def relative_command(command: str, root: str | os.PathLike | None = None) -> str:
+    """``command`` (a shell command line) with every absolute path inside ``root`` (default:
+    the working directory) written relative to it, also after ``=`` (``--set k=/abs/p``): a
+    recorded command run again from ``root`` reads the same files, and a published card
+    holds no machine's paths. Paths outside ``root`` are left as they are."""
+    base = Path(root if root is not None else os.getcwd()).resolve()
+
+    def word(w: str) -> str:
+        key, eq, value = w.rpartition("=") if "=" in w and not w.startswith("/") else ("", "", w)
+        path = Path(value)
+        if path.is_absolute():
+            try:
+                value = path.resolve().relative_to(base).as_posix() or "."
+            except ValueError:
+                return w
+        return f"{key}{eq}{value}"
+
+    return shlex.join(word(w) for w in shlex.split(command))

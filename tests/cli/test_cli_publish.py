@@ -145,3 +145,28 @@ def test_publish_names_the_steps_a_run_keeps(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert main(["publish", "runs/one", "--step", "3", "--out", "x"]) == 1
     assert "keeps no checkpoint of step 3; it keeps steps [2, 4]" in capsys.readouterr().err
+
+
+def test_commands_name_paths_inside_the_working_directory_relative_to_it(tmp_path, monkeypatch):
+    """A run started with absolute paths (as a script's subprocess does) records them relative
+    to the working directory; a record made before that is rewritten on publishing."""
+    from convssm._files import relative_command
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(CONFIG))
+    argv = ["train", str(tmp_path / "c.yaml"), "--workdir", str(tmp_path / "runs" / "one")]
+    assert main(argv) == 0
+    (session,) = read_jsonl(tmp_path / "runs" / "one" / "sessions.jsonl")
+    assert session["command"] == "convssm train c.yaml --workdir runs/one"
+    # an older record with the absolute paths: publishing writes them relative
+    session["command"] = shlex.join(["convssm", "train", *argv[1:]])
+    (tmp_path / "runs" / "one" / "sessions.jsonl").write_text(json.dumps(session) + "\n")
+    assert main(["publish", "runs/one", "--out", "published/one"]) == 0
+    lineage = json.loads((tmp_path / "published" / "one" / "lineage.json").read_text())
+    assert lineage["commands"][0] == "convssm train c.yaml --workdir runs/one"
+    assert str(tmp_path) not in (tmp_path / "published" / "one" / "README.md").read_text()
+    # paths outside the directory, and values after "=", as the rule says
+    line = f"convssm train /elsewhere/c.yaml --set data.root={tmp_path / 'd'} --set k=v"
+    assert relative_command(line, tmp_path) == (
+        "convssm train /elsewhere/c.yaml --set data.root=d --set k=v"
+    )

@@ -11,6 +11,7 @@ import argparse
 import shlex
 from pathlib import Path
 
+from convssm._files import relative_command
 from convssm.cli._errors import add_overrides_argument, reports_errors
 from convssm.train.config import load_config
 from convssm.train.loop import train_and_evaluate
@@ -46,14 +47,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def train_command(args: argparse.Namespace) -> str:
-    """The ``convssm train`` command line of ``args`` (the run records it)."""
+    """The ``convssm train`` command line of ``args`` (the run records it), with paths
+    inside the working directory written relative to it (:func:`relative_command`)."""
     words = ["convssm", "train", args.config]
     if args.workdir:
         words += ["--workdir", args.workdir]
     for override in args.overrides:
         words += ["--set", override]
     words += ["--resume"] * args.resume + ["--overwrite"] * args.overwrite
-    return shlex.join(words)
+    return relative_command(shlex.join(words))
 
 
 @reports_errors("train")

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from convssm._files import atomic_write_text
+from convssm._files import atomic_write_text, relative_command
 from convssm.train.checkpoint import load_checkpoint, load_model_weights, write_experiment_yaml
 from convssm.train.config import ExperimentConfig, model_kind
 from convssm.train.factory import build_model
@@ -173,6 +173,15 @@ def _commands(phases: list[dict[str, Any]]) -> list[str]:
     return [s["command"] for p in phases for s in p["sessions"] if s.get("command")]
 
 
+def _relative_commands(phases: list[dict[str, Any]]) -> None:
+    """Rewrite each session's recorded command with the paths inside the working directory
+    relative to it (runs recorded before ``convssm train`` did so themselves)."""
+    for phase in phases:
+        for session in phase["sessions"]:
+            if session.get("command"):
+                session["command"] = relative_command(session["command"])
+
+
 def _table(rows: list[dict], keys: list[str]) -> str:
     head = "| step | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1) + "\n"
     return head + "".join(
@@ -208,6 +217,7 @@ def publish_run(run: str | Path, out: str | Path, step: int | None = None) -> Pa
     ``out`` (see the module docstring); return ``out``."""
     run, out = Path(run), Path(out)
     phases = run_lineage(run, step)
+    _relative_commands(phases)
     this = phases[-1]
     _, cfg, info = _phase(run, _checkpoint_dir(run, this["step"]))
     model = build_model(info.model_config)
