@@ -42,7 +42,7 @@ def test_wheel_ships_configs_and_benchmarks(tmp_path):
     assert "convssm/configs/cpu/convs5_small.yaml" in names
     assert "convssm/benchmarks/bench_train.py" in names
     assert "convssm/pretrained/moving_mnist/convs5_1digit_roll48_24/model.safetensors" in names
-    assert "convssm/pretrained/recall/convs5_real_log_rectified/model.safetensors" in names
+    assert "convssm/pretrained/recall/convs5_rectified_scratch/model.safetensors" in names
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}
@@ -52,7 +52,7 @@ def test_wheel_ships_configs_and_benchmarks(tmp_path):
     config, name, benches, model, recall = run.stdout.strip().splitlines()
     assert recall.split(",") == [
         str(site / "convssm" / "pretrained" / "recall" / name)
-        for name in ("convs5_real_log_rectified", "convlstm_delay256")
+        for name in ("convs5_rectified_scratch", "convlstm_delay256")
     ]
     published = site / "convssm" / "pretrained" / "moving_mnist"
     assert Path(model) == published / "convs5_1digit_roll48_24"

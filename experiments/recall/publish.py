@@ -139,6 +139,8 @@ def publish(
     run_cmds = run_commands(phases)
     run_cmd = " && ".join(run_cmds)
     publish_cmd = f"python experiments/recall/publish.py {workdir.as_posix()} {target.as_posix()}"
+    publish_cmd += f" --report {report.as_posix()}"
+    report_cmd = rows.get("command") or "python experiments/recall/report.py"
     if card_delays != CARD_DELAYS:
         publish_cmd += " --card-delays " + ",".join(map(str, card_delays))
     if strip_delay != STRIP_DELAY:
@@ -152,7 +154,7 @@ def publish(
         "scores": {"videos": rows["videos"], "rel_recall": scores},
         "card_videos": CARD_VIDEOS,
         "card_scores": card,
-        "commands": [*run_cmds, "python experiments/recall/report.py", publish_cmd],
+        "commands": [*run_cmds, report_cmd, publish_cmd],
     }
     atomic_write_text(target / "training.json", json.dumps(info, indent=1) + "\n")
     n_params = sum(p.numel() for p in model.parameters())
@@ -188,8 +190,8 @@ below in machine-readable form.
   in `experiments/recall/configs/`):
 {phase_lines}
   In all {info["steps_total"]} steps and {cpu_min:.1f} CPU-minutes on {info["machine"]}.
-- **Reproduce**: `{run_cmd}`, then `python experiments/recall/report.py` and
-  `{publish_cmd} --report recall_report/recall.json`.
+- **Reproduce**: `{run_cmd}`, then `{report_cmd}` and
+  `{publish_cmd}`.
 
 ## Scores
 

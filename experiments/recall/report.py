@@ -84,6 +84,9 @@ LABELS = {
     "latents, loss on the recall frames only, distractor penalty on mean |x|",
     "convs5_real_log_rectified_l1_strong": "ConvS5, real_log, blank offset, one layer, "
     "rectified latents, loss on the recall frames only, distractor penalty on mean |x| ×4",
+    "convs5_rectified_hippo": "ConvS5, the rectified recipe with HiPPO's Λ",
+    "convs5_rectified_random": "ConvS5, the rectified recipe with a random Λ",
+    "convlstm_rectified": "ConvLSTM, the rectified recipe (no distractor penalty)",
     "convlstm": "ConvLSTM",
     "transformer": "Transformer",
 }

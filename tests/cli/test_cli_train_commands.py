@@ -181,7 +181,7 @@ def test_demo_runs_end_to_end_on_a_tiny_budget(trained, tmp_path, capsys):
                "--recall-delay", "20"])  # fmt: skip
     assert rc == 0
     out = capsys.readouterr().out
-    assert "demo [1/3]: ConvS5 (convs5_real_log_rectified): rel_recall" in out
+    assert "demo [1/3]: ConvS5 (convs5_rectified_scratch): rel_recall" in out
     assert "demo [1/3]: ConvLSTM (convlstm_delay256): rel_recall" in out
     recall = json.loads((tmp_path / "demo" / "recall" / "scores.json").read_text())
     assert recall["delay"] == 20 and set(recall["rel_recall"]) == {"ConvS5", "ConvLSTM"}

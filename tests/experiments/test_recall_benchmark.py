@@ -120,6 +120,9 @@ def test_phases_report_and_publish(tmp_path):
     assert info["commands"][0] == (  # the root the phases ran under, as run.py was given it
         f"python experiments/recall/run.py convs5 --phases 4:0.02,8:0.02 --out {runs.as_posix()}"
     )
+    # the report that scored it, as it recorded its own command, and this folder's command
+    assert info["commands"][1] == record["command"]
+    assert info["commands"][2].endswith(f"--report {(report / 'recall.json').as_posix()}")
 
     # the delay sweep reads a published folder and a workdir alike, and writes only under --out
     sweep = tmp_path / "sweep"

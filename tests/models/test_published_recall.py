@@ -20,7 +20,7 @@ FOLDERS = sorted(p.parent for p in RECALL.glob("*/training.json"))
 
 def test_the_demo_models_are_published():
     names = {p.name for p in FOLDERS}
-    assert {"convs5_real_log_rectified", "convlstm_delay256"} <= names
+    assert {"convs5_rectified_scratch", "convlstm_delay256"} <= names
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])

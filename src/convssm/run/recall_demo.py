@@ -28,7 +28,7 @@ __all__ = ["RECALL_MODELS", "RECALL_DELAY", "find_recall_models", "recall_in_wor
 
 # label -> published folder under pretrained/: ConvS5 first, the baseline beside it
 RECALL_MODELS = {
-    "ConvS5": Path("pretrained") / "recall" / "convs5_real_log_rectified",
+    "ConvS5": Path("pretrained") / "recall" / "convs5_rectified_scratch",
     "ConvLSTM": Path("pretrained") / "recall" / "convlstm_delay256",
 }
 RECALL_DELAY = 1000  # both trained at delays up to 256; both recall at any delay to 4 096
