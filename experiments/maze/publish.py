@@ -8,8 +8,8 @@ the commands that reproduce it, a Hugging Face card); this script then replaces 
 "Scores" section (the study's runs score no held-out set along the way) by the study's
 numbers for that model, read from ``OUT/study.json`` (run study.py first; the study must have
 scored the very checkpoint being published): action use, the one-step error on first visits
-and on revisits, and the two yardsticks beside them (a predictor with no memory, one that
-fetches the old frame). ``strip.png`` is the study's first test window, truth above this
+and on revisits, and the three yardsticks beside them (a predictor with no memory, two that
+fetch the old frame). ``strip.png`` is the study's first test window, truth above this
 model's 16 generated frames. ``--seen`` is what a person saw in that strip (the card prints
 it as such; nothing in it is computed).
 """
@@ -146,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = study["settings"]
     _write_strip(dest, out, settings["context"], settings["horizon"], LABELS[args.model])
     card = (dest / "README.md").read_text()
+    if SCORES_HEADING not in card:  # convssm publish's card changed: replace nothing blindly
+        print(
+            f"error: {dest / 'README.md'} has no {SCORES_HEADING.strip()!r} section",
+            file=sys.stderr,
+        )
+        return 2
     head = card.split(SCORES_HEADING)[0]
     title = f"# {dest.name}: {LABELS[args.model]} on MazeWorld, 32×32 pixels with actions"
     head = re.sub(r"(?m)^# .*$", lambda _: title, head, count=1)

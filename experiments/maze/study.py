@@ -33,7 +33,7 @@ errors change along a video). JSON also holds the same split by place alone (the
 heading: ``revisits``' notion), and the same split over *turns into a view* alone (frames
 whose heading sector differs from the previous frame's: the view was not in the frame
 before, so only a memory of it can help; on other frames most of the view is in sight).
-**Two predictors as yardsticks** (no training, in ``study.json``'s ``references``): *copy the
+**Three predictors as yardsticks** (no training, in ``study.json``'s ``references``): *copy the
 last frame* has no memory at all, so its revisit ratio is what revisits cost a predictor
 that never remembers (the ratio a model with no memory of places should land near); *recall
 the view* predicts each revisit by the frame at which that view was last seen (``t - k``)
@@ -284,12 +284,12 @@ def one_step_errors(model, test: TestSet, batch: int) -> np.ndarray:
     return np.concatenate(rows)
 
 
-def reference_errors(test: TestSet, recall_gaps: dict[str, np.ndarray]) -> dict:
+def reference_errors(test: TestSet, recall_gaps: dict[str, np.ndarray], batch: int = 8) -> dict:
     """(N, T) one-step MSE of the yardstick predictors (column 0: NaN): ``copy_last``
     predicts frame t by frame t - 1; each ``recall_gaps`` entry (name -> (N, T) gaps) by
     frame t - gaps[t] where the frame revisits (``gaps[t] >= 1``), else like ``copy_last``."""
     rows: dict[str, list] = {"copy_last": [], **{name: [] for name in recall_gaps}}
-    for i, videos, _ in test.batches(8):
+    for i, videos, _ in test.batches(batch):
         v = videos.double()
         n, t = v.shape[:2]
         nan = np.full((n, 1), np.nan)
@@ -444,7 +444,20 @@ def print_table(results: dict, bands, far: int) -> None:
         print("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
 
 
-def study_model(model_name: str, out: Path, test: TestSet, args, bands, donors) -> dict:
+def memory_splits(errors: np.ndarray, frames: dict, bands, far: int) -> dict:
+    """One predictor's one-step ``errors`` (N, T) by band three ways: revisits of a view,
+    of a place (the cell alone), and of a view on turning frames only; ``frames`` holds the
+    test set's ``"view"`` and ``"place"`` gaps and its ``"turns"`` (computed once)."""
+    return {
+        "view": memory_by_band(errors, frames["view"], bands, far),
+        "place": memory_by_band(errors, frames["place"], bands, far),
+        "view_turns": memory_by_band(errors, frames["view"], bands, far, frames=frames["turns"]),
+    }
+
+
+def study_model(
+    model_name: str, out: Path, test: TestSet, args, bands, donors, frames: dict
+) -> dict:
     trained = load_trained(run_dir(out, model_name), device="cpu")
     torch.set_num_threads(args.threads)
     model = trained.model
@@ -457,14 +470,7 @@ def study_model(model_name: str, out: Path, test: TestSet, args, bands, donors) 
     use = action_use(model, test, args.context, args.horizon, donors, args.batch)
     strip = use.pop("strip")
     errors = one_step_errors(model, test, args.batch)
-    view_gaps = test.gaps(args.sectors)
-    memory = {
-        "view": memory_by_band(errors, view_gaps, bands, args.far),
-        "place": memory_by_band(errors, test.gaps(1), bands, args.far),
-        "view_turns": memory_by_band(
-            errors, view_gaps, bands, args.far, frames=test.turns(args.sectors)
-        ),
-    }
+    memory = memory_splits(errors, frames, bands, args.far)
     record["action_use"] = use
     record["memory"] = memory
     record["one_step_mse"] = float(np.nanmean(errors))
@@ -504,20 +510,20 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     test = TestSet(out)
     donors = derangement(len(test), args.seed)
+    frames = {
+        "view": test.gaps(args.sectors),
+        "place": test.gaps(1),
+        "turns": test.turns(args.sectors),
+    }
     results, strips = {}, {}
     for name in models:
         print(f"{name}: scoring {len(test)} test videos", file=sys.stderr, flush=True)
-        done = study_model(name, out, test, args, bands, donors)
+        done = study_model(name, out, test, args, bands, donors, frames)
         results[name], strips[name] = done["record"], done["strip"]
-    view_gaps, turns = test.gaps(args.sectors), test.turns(args.sectors)
+    fetch = {"recall_view": frames["view"], "recall_pose": test.gaps(test.num_headings)}
     references = {
-        name: {
-            "view": memory_by_band(errors, view_gaps, bands, args.far),
-            "view_turns": memory_by_band(errors, view_gaps, bands, args.far, frames=turns),
-        }
-        for name, errors in reference_errors(
-            test, {"recall_view": view_gaps, "recall_pose": test.gaps(test.num_headings)}
-        ).items()
+        name: memory_splits(errors, frames, bands, args.far)
+        for name, errors in reference_errors(test, fetch, args.batch).items()
     }
     summary = {
         "settings": {

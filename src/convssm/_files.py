@@ -116,11 +116,10 @@ def relative_command(command: str, root: str | os.PathLike | None = None) -> str
     base = Path(root if root is not None else os.getcwd()).resolve()
 
     def word(w: str) -> str:
-        key, eq, value = w.rpartition("=") if "=" in w and not w.startswith("/") else ("", "", w)
-        path = Path(value)
-        if path.is_absolute():
+        key, eq, value = ("", "", w) if w.startswith("/") else w.rpartition("=")
+        if Path(value).is_absolute():
             try:
-                value = path.resolve().relative_to(base).as_posix() or "."
+                value = Path(value).resolve().relative_to(base).as_posix()
             except ValueError:
                 return w
         return f"{key}{eq}{value}"

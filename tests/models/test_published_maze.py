@@ -34,7 +34,11 @@ def fresh_videos(tmp_path_factory):
 
 
 def test_the_study_models_are_published():
-    assert {f.name for f in FOLDERS} >= {"convs5_actions"}
+    assert {f.name for f in FOLDERS} >= {
+        "convs5_actions",
+        "convlstm_actions",
+        "transformer_actions",
+    }
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda f: f.name)
@@ -50,6 +54,7 @@ def test_published_maze_model_does_what_its_card_says(folder, study, fresh_video
     finally:
         torch.set_num_threads(threads)
     assert use["mse_true"] < 0.15, use["mse_true"]
+    assert ("**Actions: yes.**" in card) != ("**Actions: not shown" in card), folder.name
     if "**Actions: yes.**" in card:  # the study's 256 windows said >= 1.2; six vary more
         assert use["ratio"] > 1.2, use["ratio"]
 
