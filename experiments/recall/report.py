@@ -106,9 +106,13 @@ def load_run_model(workdir: Path):
 def lineage(workdir: Path) -> list[dict]:
     """The phase records that led to ``workdir``'s model, oldest first, following each
     phase's ``init_from`` (run.py's phases of one model, and the run it started from; a
-    published folder, ``publish.py``'s, lists its phases in ``training.json``)."""
-    if not (workdir / "phase.json").is_file() and (workdir / "training.json").is_file():
-        return json.loads((workdir / "training.json").read_text())["phases"]  # published
+    published folder, ``publish.py``'s, lists its phases in ``lineage.json``'s ``recall``
+    record, or an older one in ``training.json``)."""
+    if not (workdir / "phase.json").is_file():
+        if (workdir / "lineage.json").is_file():
+            return json.loads((workdir / "lineage.json").read_text())["recall"]["phases"]
+        if (workdir / "training.json").is_file():
+            return json.loads((workdir / "training.json").read_text())["phases"]
     record = json.loads((workdir / "phase.json").read_text())
     record["workdir"] = workdir.as_posix()
     before = lineage(Path(record["init_from"])) if record.get("init_from") else []

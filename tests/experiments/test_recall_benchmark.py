@@ -112,17 +112,36 @@ def test_phases_report_and_publish(tmp_path):
          report / "recall.json", cwd=tmp_path)  # fmt: skip
     model = VideoPredictor.from_pretrained(target)
     assert model.config.sequence_model == "convs5"
-    info = json.loads((target / "training.json").read_text())
+    lineage = json.loads((target / "lineage.json").read_text())
+    info = lineage["recall"]
     assert [p["delay"] for p in info["phases"]] == [4, 8]
     assert set(info["card_scores"]) == {"rel_recall@64", "rel_recall@1024"}
-    meta = yaml.safe_load((target / "README.md").read_text().split("---\n")[1])
-    assert meta["library_name"] == "convssm"
+    # convssm publish followed both convssm train phases back through train.init_from
+    assert [p["step"] for p in lineage["phases"]] == [p["steps"] for p in info["phases"]]
+    assert lineage["commands"][-1].startswith("convssm publish ")
+    card = (target / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["library_name"] == "convssm" and "convs5" in meta["tags"]
+    assert {r["metrics"][0]["name"] for r in meta["model-index"][0]["results"]} == {
+        "rel_recall@4", "rel_recall@8"
+    }  # fmt: skip
     assert info["commands"][0] == (  # the root the phases ran under, as run.py was given it
         f"python experiments/recall/run.py convs5 --phases 4:0.02,8:0.02 --out {runs.as_posix()}"
     )
     # the report that scored it, as it recorded its own command, and this folder's command
     assert info["commands"][1] == record["command"]
     assert info["commands"][2].endswith(f"--report {(report / 'recall.json').as_posix()}")
+    assert all(c in card for c in info["commands"] + lineage["commands"])
+    assert card.count("\n## Scores\n") == 1 and "trained up to a delay of 8 frames" in card
+    # publishing again over the folder replaces it; a folder of the older format is refused
+    _run(RECALL / "publish.py", runs / "convs5" / "delay_8", target, "--report",
+         report / "recall.json", cwd=tmp_path)  # fmt: skip
+    (target / "training.json").write_text("{}")
+    refused = subprocess.run([sys.executable, RECALL / "publish.py", runs / "convs5" / "delay_8",
+                              target, "--report", report / "recall.json"], cwd=tmp_path,
+                             capture_output=True, text=True)  # fmt: skip
+    assert refused.returncode != 0 and "training.json" in refused.stderr
+    (target / "training.json").unlink()
 
     # the delay sweep reads a published folder and a workdir alike, and writes only under --out
     sweep = tmp_path / "sweep"

@@ -15,7 +15,15 @@ from convssm.train.factory import delayed_recall
 from convssm.train.recall_eval import recall_scores
 
 RECALL = Path(__file__).resolve().parents[2] / "pretrained" / "recall"
-FOLDERS = sorted(p.parent for p in RECALL.glob("*/training.json"))
+FOLDERS = sorted(p for p in RECALL.iterdir() if (p / "config.json").is_file())
+
+
+def _facts(folder: Path) -> dict:
+    """What publish.py recorded: ``lineage.json``'s ``recall`` record (``convssm publish``'s
+    folder), or ``training.json`` (the folders published before it)."""
+    if (folder / "lineage.json").is_file():
+        return json.loads((folder / "lineage.json").read_text())["recall"]
+    return json.loads((folder / "training.json").read_text())
 
 
 def test_the_demo_models_are_published():
@@ -25,7 +33,7 @@ def test_the_demo_models_are_published():
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
 def test_card_scores_are_reproduced(folder):
-    info = json.loads((folder / "training.json").read_text())
+    info = _facts(folder)
     model = VideoPredictor.from_pretrained(folder).eval()
     cfg = read_experiment_yaml(folder, model.config)
     torch.set_num_threads(1)
@@ -38,7 +46,7 @@ def test_card_scores_are_reproduced(folder):
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
 def test_card_states_what_the_run_did(folder):
-    info = json.loads((folder / "training.json").read_text())
+    info = _facts(folder)
     text = (folder / "README.md").read_text()
     _, front, body = text.split("---\n", 2)
     meta = yaml.safe_load(front)
@@ -61,3 +69,24 @@ def test_card_states_what_the_run_did(folder):
     assert delays == [p["delay"] for p in phases if "command" not in p]
     assert all(p["command"] in body for p in phases if "command" in p)
     assert (folder / "strip.png").is_file()
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
+def test_published_by_convssm_publish_or_named_as_older(folder):
+    """A folder has exactly one record: convssm publish's lineage.json (its train and publish
+    commands parse with the CLI, the last config builds this model) or the older
+    training.json."""
+    has = [n for n in ("lineage.json", "training.json") if (folder / n).is_file()]
+    assert len(has) == 1, has
+    if has == ["lineage.json"]:
+        import shlex
+
+        from convssm.cli.main import build_parser
+
+        commands = json.loads((folder / "lineage.json").read_text())["commands"]
+        parser = build_parser()
+        for command in commands:
+            words = shlex.split(command)
+            assert words[:1] == ["convssm"] and words[1] in ("train", "publish"), command
+            parser.parse_args(words[1:])
+        assert commands[-1].startswith("convssm publish ")
