@@ -129,12 +129,13 @@ def publish(
     if not matches:
         raise ValueError(f"{report} scored no model of the workdir {workdir.as_posix()}")
     scores = {d: v["rel_recall"] for d, v in matches[0]["delays"].items()}
-    publish_run(workdir, target)  # refuses a folder holding files it would not replace
-    card = card_scores(model, cfg, card_delays)
+    card = card_scores(model, cfg, card_delays)  # the slow parts first, before any write
     ds = delayed_recall(cfg, "eval", 4, cfg.eval.seed, delay=strip_delay)
     pred, truth = next(recall_predictions(model, ds, batch_size=4))
     first = torch.stack([ds[i]["video"][0] for i in range(4)])
-    Image.fromarray(recall_strip(first, truth, {name: pred})).save(target / "strip.png")
+    strip = Image.fromarray(recall_strip(first, truth, {name: pred}))
+    publish_run(workdir, target)  # refuses a folder holding files it would not replace
+    strip.save(target / "strip.png")
     run_cmds = run_commands(phases)
     publish_cmd = shlex.join(
         ["python", "experiments/recall/publish.py", workdir.as_posix(), target.as_posix(),
