@@ -203,6 +203,22 @@ def _published_after_context(models_mod):
     return model, frame, states, real, model.sequence.real_step_kernels()
 
 
+def _config_for(mod, config) -> dict:
+    """``config`` as the arguments an older checkout's ``VideoPredictor`` takes: the keys it
+    does not know are dropped when they hold this checkout's default (the model is the same
+    without them), and refused otherwise."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(mod.VideoPredictorConfig)}
+    defaults = {f.name: f.default for f in dataclasses.fields(type(config))}
+    fields = config.to_dict()
+    unknown = {k: v for k, v in fields.items() if k not in known}
+    changed = sorted(k for k, v in unknown.items() if v != defaults.get(k))
+    if changed:
+        raise ValueError(f"the compared checkout has no {changed}: it cannot build this model")
+    return {k: v for k, v in fields.items() if k in known}
+
+
 def _model_callables(models_mod, compare, compiled, compile_s):
     model, frame, states, real, kernels = _published_after_context(models_mod)
 
@@ -224,7 +240,7 @@ def _model_callables(models_mod, compare, compiled, compile_s):
         first(frame, real, None, kernels)
         fns["compiled"] = lambda: c(frame, real, None, kernels)
     for label, mod in compare.items():
-        old = mod.VideoPredictor(**model.config.to_dict()).eval()
+        old = mod.VideoPredictor(**_config_for(mod, model.config)).eval()
         old.load_state_dict(model.state_dict())
         fns[label] = lambda old=old: old.step(frame, states)
     calls = _recorded_convs(fns["real"])
