@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shlex
 import sys
 from pathlib import Path
@@ -29,10 +28,9 @@ from study import TestSet, write_strip
 
 from convssm._files import atomic_write_text
 from convssm.models import VideoPredictor
-from convssm.train.publish import publish_run
+from convssm.train.publish import card_before_scores, publish_run
 
 LABELS = {"convs5": "ConvS5", "convlstm": "ConvLSTM", "transformer": "frame Transformer"}
-SCORES_HEADING = "\n## Scores\n"
 
 
 def _study_record(out: Path, model: str, step: int) -> tuple[dict, dict]:
@@ -145,16 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     settings = study["settings"]
     _write_strip(dest, out, settings["context"], settings["horizon"], LABELS[args.model])
-    card = (dest / "README.md").read_text()
-    if SCORES_HEADING not in card:  # convssm publish's card changed: replace nothing blindly
-        print(
-            f"error: {dest / 'README.md'} has no {SCORES_HEADING.strip()!r} section",
-            file=sys.stderr,
-        )
-        return 2
-    head = card.split(SCORES_HEADING)[0]
     title = f"# {dest.name}: {LABELS[args.model]} on MazeWorld, 32×32 pixels with actions"
-    head = re.sub(r"(?m)^# .*$", lambda _: title, head, count=1)
+    try:
+        head = card_before_scores((dest / "README.md").read_text(), title)
+    except ValueError as err:
+        print(f"error: {dest / 'README.md'}: {err}", file=sys.stderr)
+        return 2
     command = shlex.join([
         "python", "experiments/maze/publish.py", "--out", out.as_posix(), "--model", args.model,
         "--dest", dest.as_posix(),

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shlex
 import sys
 from pathlib import Path
@@ -34,13 +33,16 @@ from report import LABELS, lineage, load_run_model  # noqa: E402
 
 from convssm._files import atomic_write_text  # noqa: E402
 from convssm.train.factory import delayed_recall  # noqa: E402
-from convssm.train.publish import card_front_matter, publish_run  # noqa: E402
+from convssm.train.publish import (  # noqa: E402
+    card_before_scores,
+    card_front_matter,
+    publish_run,
+)
 from convssm.train.recall_eval import recall_predictions, recall_scores, recall_strip  # noqa: E402
 
 CARD_VIDEOS = 8
 CARD_DELAYS = (64, 1024)
 STRIP_DELAY = 1024
-SCORES_HEADING = "\n## Scores\n"
 
 
 def run_commands(phases: list[dict]) -> list[str]:
@@ -160,13 +162,10 @@ def publish(
     record = json.loads((target / "lineage.json").read_text())
     record["recall"] = recall
     atomic_write_text(target / "lineage.json", json.dumps(record, indent=1) + "\n")
-    text = (target / "README.md").read_text()
-    if SCORES_HEADING not in text:  # convssm publish's card changed: replace nothing blindly
-        raise ValueError(f"{target / 'README.md'} has no {SCORES_HEADING.strip()!r} section")
-    body = text.split("---\n", 2)[2].split(SCORES_HEADING)[0]
     title = f"# {target.name}: {LABELS[name]} on delayed recall, trained up to a delay of "
     title += f"{phases[-1]['delay']} frames"
-    body = re.sub(r"(?m)^# .*$", lambda _: title, body, count=1)
+    text = (target / "README.md").read_text()
+    body = card_before_scores(text, title, front_matter=False)  # its own front matter above
     readme = front_matter(target.name, model.config.sequence_model, scores)
     readme += body + recall_section(model, cfg, recall)
     atomic_write_text(target / "README.md", readme)

@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 
+import pytest
 import torch
 import yaml
 
@@ -170,3 +171,14 @@ def test_commands_name_paths_inside_the_working_directory_relative_to_it(tmp_pat
     assert relative_command(line, tmp_path) == (
         "convssm train /elsewhere/c.yaml --set data.root=d --set k=v"
     )
+
+
+def test_card_before_scores_cuts_retitles_and_refuses_a_changed_card():
+    from convssm.train.publish import card_before_scores
+
+    card = "---\nlibrary_name: convssm\n---\n\n# old: title\n\ntext\n\n## Scores\n\n| a |\n"
+    head = card_before_scores(card, "# new title")
+    assert head == "---\nlibrary_name: convssm\n---\n\n# new title\n\ntext\n"
+    assert card_before_scores(card, "# t", front_matter=False) == "\n# t\n\ntext\n"
+    with pytest.raises(ValueError, match="no '## Scores' section"):
+        card_before_scores(card.replace("## Scores", "## Results"), "# t")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -32,7 +33,7 @@ from convssm.train.factory import build_model
 from convssm.train.heldout import STRIP_FRAMES
 from convssm.train.runlog import read_jsonl
 
-__all__ = ["publish_run", "run_lineage", "card_front_matter", "CARD_METRICS"]
+__all__ = ["publish_run", "run_lineage", "card_front_matter", "card_before_scores", "CARD_METRICS"]
 
 # the scores a card's front matter and table show, when the run has them
 CARD_METRICS = (
@@ -128,6 +129,22 @@ def card_front_matter(name: str, tags: list[str], datasets: list[str], results: 
         "model-index": [{"name": name, "results": results}],
     }
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+
+
+SCORES_HEADING = "\n## Scores\n"
+
+
+def card_before_scores(card: str, title: str, front_matter: bool = True) -> str:
+    """The part of a card :func:`publish_run` wrote that comes before its "Scores" section,
+    with its title line replaced by ``title`` (and, unless ``front_matter``, without its YAML
+    front matter): for a study's publisher that writes its own scores below it. Refuses a
+    card without that section (a changed card is not cut blindly)."""
+    if SCORES_HEADING not in card:
+        raise ValueError(f"the card has no {SCORES_HEADING.strip()!r} section to replace")
+    head = card.split(SCORES_HEADING)[0]
+    if not front_matter:
+        head = head.split("---\n", 2)[2]
+    return re.sub(r"(?m)^# .*$", lambda _: title, head, count=1)
 
 
 def _dataset(cfg: ExperimentConfig) -> tuple[str, list[str], str]:
@@ -314,7 +331,7 @@ def _card(out, cfg, model, phases, record, row, scores) -> str:
             "\nSome processes of these runs recorded no command (trained through the Python "
             "API); their configs are in each run's `config.yaml`.\n"
         )
-    text += "\n## Scores\n\n"
+    text += SCORES_HEADING + "\n"
     if row is None:
         text += "The run scored no held-out videos at this step (`eval.score_videos`).\n"
         return text
