@@ -4,14 +4,13 @@ error on freshly drawn test videos; every card's commands parse."""
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import pytest
 import torch
 from maze_modules import maze_modules
+from published_commands import check_publish_commands
 
-from convssm.cli.main import build_parser
 from convssm.data import write_maze_folder
 from convssm.models import VideoPredictor
 
@@ -63,12 +62,4 @@ def test_published_maze_model_does_what_its_card_says(folder, study, fresh_video
 def test_published_maze_card_commands_parse(folder):
     text = (folder / "README.md").read_text()
     block = text.split("```bash\n")[1].split("```")[0]
-    commands = [c for c in block.splitlines() if c.strip()]
-    assert commands[-1].startswith("convssm publish ")
-    parser = build_parser()
-    for command in commands:
-        words = shlex.split(command)
-        assert words[0] == "convssm" and words[1] in ("train", "publish"), command
-        args = parser.parse_args(words[1:])
-        if words[1] == "train":
-            assert (ROOT / args.config).is_file(), args.config
+    check_publish_commands([c for c in block.splitlines() if c.strip()])

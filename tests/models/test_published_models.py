@@ -63,21 +63,10 @@ def test_published_run_reproduces_its_held_out_scores(card):
 def test_published_run_commands_parse_and_build_this_model(card):
     """The commands a `convssm publish` folder records parse with the CLI, the configs they
     train load from this repository, and the last one builds exactly the published model."""
-    import shlex
-
-    from convssm.cli.main import build_parser
-    from convssm.train.config import load_config
+    from published_commands import check_publish_commands
 
     commands = json.loads(card.read_text())["commands"]
     text = (card.parent / "README.md").read_text()
     assert all(c in text for c in commands)
-    parser = build_parser()
-    configs = []
-    for command in commands:
-        words = shlex.split(command)
-        assert words[0] == "convssm" and words[1] in ("train", "publish"), command
-        args = parser.parse_args(words[1:])
-        if words[1] == "train":
-            configs.append(load_config(Path(REPO, args.config)))
-    assert commands[-1].startswith("convssm publish ")
+    configs = check_publish_commands(commands)
     assert configs and configs[-1].model == VideoPredictor.from_pretrained(card.parent).config
