@@ -114,6 +114,26 @@ def test_generate_from_moving_mnist_and_from_files(trained, tmp_path):
     assert np.load(tmp_path / "g2" / "generated.npz")["pred"].shape == (5, 1, 16, 16)
 
 
+def test_threads_sets_the_thread_count_over_the_checkpoints(trained, tmp_path, capsys):
+    """--threads wins over the run's train.threads (1) and stays set for what follows."""
+    _, workdir = trained
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert main(["generate", str(workdir), "--horizon", "2", "--threads", "2",
+                     "--out", str(tmp_path / "g")]) == 0  # fmt: skip
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        assert main(["evaluate", str(workdir), "--videos", "2", "--threads", "2",
+                     "--out", str(tmp_path / "e")]) == 0  # fmt: skip
+        assert torch.get_num_threads() == 2
+        for command in ("generate", "evaluate"):
+            assert main([command, str(workdir), "--threads", "0"]) == 1
+            assert "--threads must be positive, got 0" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -76,6 +76,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")
     p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads (torch.set_num_threads; default: a training checkpoint's "
+        "train.threads, else torch's); on a small CPU one thread can be faster at batch 1",
+    )
+    p.add_argument(
         "--tokenizer",
         default=None,
         metavar="PATH",
@@ -89,6 +97,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.videos is not None and args.videos < 1:
         raise ValueError(f"--videos must be positive, got {args.videos}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be positive, got {args.threads}")
     ckpt = resolve_model(args.checkpoint)
     out = Path(args.out) if args.out else default_out_dir(ckpt, "eval")
     baselines: list[str] = []  # the trivial predictors' lines, printed after the table
@@ -100,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         key=args.key,
         num_videos=args.videos,
         device=args.device,
+        threads=args.threads,
         overrides=args.overrides,
         tokenizer=args.tokenizer,
         log=baselines.append,

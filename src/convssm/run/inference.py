@@ -159,10 +159,21 @@ def _is_published(path: Path) -> bool:
     )
 
 
-def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
+def load_trained(
+    checkpoint: str | Path, device: str = "auto", threads: int | None = None
+) -> TrainedModel:
     """Model (eval mode, on ``device``) and experiment config from a checkpoint, a run's
-    workdir, a published model folder or a hub id (see the module docstring)."""
+    workdir, a published model folder or a hub id (see the module docstring).
+
+    ``threads`` sets ``torch.set_num_threads`` (process-wide) for what follows; ``None``:
+    a training checkpoint's ``train.threads`` when it set one, else torch's default. On a
+    small CPU, one thread can be the faster choice for batch-1 generation (docs/benchmarks.md,
+    "The step on a quiet machine")."""
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be positive, got {threads}")
     dev = resolve_device(device)
+    if threads is not None:
+        torch.set_num_threads(threads)
     path = resolve_model(checkpoint)
     if _is_published(path):
         if (path / "training_state.pt").is_file():  # a checkpoint folder that lost its manifest
@@ -189,7 +200,7 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
         return TrainedModel(model.to(dev).eval(), cfg, None, dev, path, None)
     info = load_checkpoint(path, training_state=False)  # inference needs no optimizer
     cfg = info.config
-    if cfg.train.threads is not None:
+    if threads is None and cfg.train.threads is not None:
         torch.set_num_threads(cfg.train.threads)
     model = build_model(cfg.model)
     load_model_weights(model, info.weights, f"checkpoint {str(info.path)!r}")
@@ -237,6 +248,7 @@ def evaluate_checkpoint(
     key: str | None = None,
     num_videos: int | None = None,
     device: str = "auto",
+    threads: int | None = None,
     precision: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     tokenizer: str | Path | None = None,
@@ -269,9 +281,9 @@ def evaluate_checkpoint(
     Beside the model, the same videos are scored for the trivial predictors
     (:mod:`convssm.run.baselines`: an empty frame, or the training mean for fields, and
     repeating the last context frame): ``metrics.json``'s ``baselines``, dashed lines in the
-    error plot and, one line each, ``log``.
+    error plot and, one line each, ``log``. ``threads``: as :func:`load_trained`.
     """
-    tm = load_trained(checkpoint, device)
+    tm = load_trained(checkpoint, device, threads)
     latent = tokenizer is not None and kind_of(tm.config.model).predicts_codes
     if tokenizer is not None and not latent:
         raise ValueError("--tokenizer is for checkpoints of code models (latent, teco) only")
@@ -437,6 +449,7 @@ def generate_from_checkpoint(
     context: int | None = None,
     horizon: int | None = None,
     device: str = "auto",
+    threads: int | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Path]:
     """Generate from a video file, an array file or a fresh Moving-MNIST sample; write GIF,
@@ -453,9 +466,10 @@ def generate_from_checkpoint(
     Frames are written as they are generated (:class:`~convssm.run.media.MediaWriter`,
     :mod:`convssm.run.frame_files`), so memory does not grow with the horizon beyond the
     input itself; every file appears complete or not at all. A non-finite prediction stops
-    the generation with a ValueError naming the frame, and no output is left.
+    the generation with a ValueError naming the frame, and no output is left. ``threads``:
+    as :func:`load_trained`.
     """
-    tm = load_trained(checkpoint, device)
+    tm = load_trained(checkpoint, device, threads)
     _require_pixel_model(tm, "generate")
     ev = tm.config.eval
     context = context or ev.context
