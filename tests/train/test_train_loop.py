@@ -123,6 +123,13 @@ def test_time_limit_stops_with_a_checkpoint_and_the_run_resumes(tmp_path):
     assert res.step == 6 and [s for s, _ in _losses(tmp_path)] == [1, 2, 3, 4, 5, 6]
 
 
+def test_time_limit_is_checked_after_every_step_not_only_at_log_intervals(tmp_path):
+    """One process stops at the first step past the limit, whatever ``log_every`` is (a
+    slow step, 200 CPU-s at long delays, once overran its budget by a whole log interval)."""
+    res = _run(tiny_config(time_limit_s=1e-9, log_every=5, checkpoint_every=5), tmp_path)
+    assert res.step == 1 and res.checkpoint.name == "step_00000001"
+
+
 def test_bf16_autocast_on_cpu_when_asked(tmp_path):
     res = _run(tiny_config(precision="bf16", steps=2), tmp_path)
     assert res.step == 2 and res.loss is not None and res.loss == res.loss  # finite, not NaN

@@ -175,8 +175,9 @@ class TrainConfig:
 
     ``threads`` sets ``torch.set_num_threads`` for the run (``null``: torch's default);
     on a small shared CPU one thread per process is often fastest. ``time_limit_s`` stops
-    the run (with a checkpoint) once that many seconds of training have passed (checked at
-    log intervals, where the loop reads the loss back to the host anyway), counted on
+    the run (with a checkpoint) once that many seconds of training have passed (checked
+    after every step in one process; under ``torchrun`` at log intervals, where the ranks
+    agree), counted on
     ``time_clock``: ``wall`` (elapsed time) or ``cpu`` (this process's CPU time, all threads:
     a budget that other work on a shared machine does not eat into).
 

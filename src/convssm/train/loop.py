@@ -6,7 +6,8 @@ checkpoint restores the state whole), then loop {:func:`train_step`; log every
 ``train.checkpoint_every``; score on held-out videos at the steps of ``eval.score_count``
 or with every validation, when ``eval.score_videos`` asks for it}. The loss is read back
 to the host only at log intervals (and before a checkpoint), where a non-finite loss stops
-the run; ``train.time_limit_s`` is checked at log intervals too. ``train.minutes`` plans
+the run; ``train.time_limit_s`` is checked after every step in one process (a clock read,
+no sync) and at log intervals under ``torchrun``, where the ranks agree. ``train.minutes`` plans
 the steps before the loop (:mod:`convssm.train.budget`); ``train.rollout_start`` switches
 the loss from teacher forcing to the rollout inside :func:`train_step`.
 
@@ -218,7 +219,7 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after, command) 
             if logged:
                 loss = _synced_loss(metrics, step, ctx)  # host sync point (GPU waits)
             progress.advance(step, loss if logged else None, metrics["lr"])  # this step's values
-            if logged:
+            if logged or not ctx.is_distributed:  # one process: every step, no sync needed
                 out_of_time = _out_of_time(tc.time_limit_s, progress.elapsed(tc.time_clock), ctx)
             if logged or not ctx.is_distributed:  # ranks agree at log intervals only
                 stopped = _stop_requested(signals.received, ctx)
@@ -387,9 +388,10 @@ def _out_of_time(limit: float | None, elapsed: float, ctx: DistributedContext) -
     """Whether the run's time limit has passed (rank 0's clock decides for every rank)."""
     if limit is None:
         return False
+    if not ctx.is_distributed:
+        return elapsed > limit
     flag = torch.tensor([float(elapsed > limit)], device=ctx.device)
-    if ctx.is_distributed:
-        torch.distributed.broadcast(flag, src=0)
+    torch.distributed.broadcast(flag, src=0)
     return bool(flag.item())
 
 
