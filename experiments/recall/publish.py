@@ -52,10 +52,7 @@ def run_commands(phases: list[dict]) -> list[str]:
     that recorded its own command (drop_layers.py's) gets that command."""
     groups: list[list[dict]] = []
     for phase in phases:
-        # a phase read from a published folder (lineage.json, training.json) has no workdir
-        root = (
-            Path(phase["workdir"]).parent.parent.as_posix() if "workdir" in phase else "runs/recall"
-        )
+        root = Path(phase["workdir"]).parent.parent.as_posix()
         phase = {**phase, "_root": root}
         last = groups[-1][-1] if groups else None
         if (

@@ -107,12 +107,16 @@ def lineage(workdir: Path) -> list[dict]:
     """The phase records that led to ``workdir``'s model, oldest first, following each
     phase's ``init_from`` (run.py's phases of one model, and the run it started from; a
     published folder, ``publish.py``'s, lists its phases in ``lineage.json``'s ``recall``
-    record, or an older one in ``training.json``)."""
+    record)."""
     if not (workdir / "phase.json").is_file():
-        if (workdir / "lineage.json").is_file():
-            return json.loads((workdir / "lineage.json").read_text())["recall"]["phases"]
-        if (workdir / "training.json").is_file():
-            return json.loads((workdir / "training.json").read_text())["phases"]
+        published = workdir / "lineage.json"
+        recall = json.loads(published.read_text()).get("recall") if published.is_file() else None
+        if recall is None:
+            raise ValueError(
+                f"{workdir.as_posix()} is neither a phase of run.py (phase.json) nor a folder "
+                "published by publish.py (lineage.json with a recall record)"
+            )
+        return recall["phases"]
     record = json.loads((workdir / "phase.json").read_text())
     record["workdir"] = workdir.as_posix()
     before = lineage(Path(record["init_from"])) if record.get("init_from") else []

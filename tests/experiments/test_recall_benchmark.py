@@ -133,7 +133,7 @@ def test_phases_report_and_publish(tmp_path):
     assert info["commands"][2].endswith(f"--report {(report / 'recall.json').as_posix()}")
     assert all(c in card for c in info["commands"] + lineage["commands"])
     assert card.count("\n## Scores\n") == 1 and "trained up to a delay of 8 frames" in card
-    # publishing again over the folder replaces it; a folder of the older format is refused
+    # publishing again over the folder replaces it; a folder holding other files is refused
     _run(RECALL / "publish.py", runs / "convs5" / "delay_8", target, "--report",
          report / "recall.json", cwd=tmp_path)  # fmt: skip
     (target / "training.json").write_text("{}")
@@ -192,3 +192,16 @@ def test_phases_report_and_publish(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert refused.returncode != 0 and "not comparable" in refused.stderr
+
+
+def test_lineage_names_a_folder_that_is_neither_phase_nor_publication(tmp_path):
+    sys.path.insert(0, str(RECALL))
+    try:
+        from report import lineage
+    finally:
+        sys.path.remove(str(RECALL))
+    with pytest.raises(ValueError, match="neither a phase of run.py"):
+        lineage(tmp_path)
+    (tmp_path / "lineage.json").write_text(json.dumps({"phases": []}))  # convssm publish's alone
+    with pytest.raises(ValueError, match="lineage.json with a recall record"):
+        lineage(tmp_path)

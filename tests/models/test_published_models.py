@@ -32,14 +32,18 @@ FOLDERS = sorted(p for p in (PRETRAINED / "moving_mnist").iterdir() if p.is_dir(
 RUN_CARDS = [p / "lineage.json" for p in FOLDERS]
 
 
-def test_every_moving_mnist_folder_is_published_by_convssm_publish():
+def test_every_published_folder_is_written_by_convssm_publish():
+    """Every model folder in pretrained/ (Moving-MNIST, MazeWorld, recall) holds convssm
+    publish's lineage.json and no record of an earlier format (training.json)."""
     names = {p.name for p in FOLDERS}
     assert {"convs5_1digit_roll48_24", "study_convs5", "study_convlstm", "study_transformer"} <= (
         names
     )
-    for folder in FOLDERS:
-        assert (folder / "lineage.json").is_file(), folder.name
-        assert not (folder / "training.json").exists(), folder.name  # the former harness's
+    every = sorted(p.parent for p in PRETRAINED.glob("*/*/config.json"))
+    assert {p.parent.name for p in every} == {"moving_mnist", "maze", "recall"}
+    for folder in every:
+        assert (folder / "lineage.json").is_file(), folder
+        assert not (folder / "training.json").exists(), folder  # the earlier format
 
 
 @pytest.mark.parametrize("card", RUN_CARDS, ids=[c.parent.name for c in RUN_CARDS])

@@ -19,11 +19,8 @@ FOLDERS = sorted(p for p in RECALL.iterdir() if (p / "config.json").is_file())
 
 
 def _facts(folder: Path) -> dict:
-    """What publish.py recorded: ``lineage.json``'s ``recall`` record (``convssm publish``'s
-    folder), or ``training.json`` (the folders published before it)."""
-    if (folder / "lineage.json").is_file():
-        return json.loads((folder / "lineage.json").read_text())["recall"]
-    return json.loads((folder / "training.json").read_text())
+    """What publish.py recorded: ``lineage.json``'s ``recall`` record."""
+    return json.loads((folder / "lineage.json").read_text())["recall"]
 
 
 def test_the_demo_models_are_published():
@@ -72,13 +69,10 @@ def test_card_states_what_the_run_did(folder):
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
-def test_published_by_convssm_publish_or_named_as_older(folder):
-    """A folder has exactly one record: convssm publish's lineage.json (its train and publish
-    commands parse with the CLI and the configs they train load) or the older
-    training.json."""
+def test_published_by_convssm_publish(folder):
+    """Every folder is convssm publish's (lineage.json; no older record beside it): its train
+    and publish commands parse with the CLI and the configs they train load."""
     from published_commands import check_publish_commands
 
-    has = [n for n in ("lineage.json", "training.json") if (folder / n).is_file()]
-    assert len(has) == 1, has
-    if has == ["lineage.json"]:
-        check_publish_commands(json.loads((folder / "lineage.json").read_text())["commands"])
+    assert not (folder / "training.json").exists(), folder.name  # the format before it
+    check_publish_commands(json.loads((folder / "lineage.json").read_text())["commands"])
