@@ -1,5 +1,6 @@
 """Turn the library's ValueError/TypeError (and OSError: a read-only or full disk, a missing
-file) into one clear line on stderr and exit code 1."""
+file) into one clear line on stderr and exit code 1; and the options several sub-commands
+share (``--set``, ``--device`` / ``--threads``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 
-__all__ = ["reports_errors", "add_overrides_argument"]
+__all__ = ["reports_errors", "add_overrides_argument", "add_runtime_arguments"]
 
 
 def reports_errors(command: str) -> Callable:
@@ -44,4 +45,18 @@ def add_overrides_argument(
     """The repeatable ``--set KEY=VALUE`` option, collected into ``args.overrides``."""
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar=metavar, help=help
+    )
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where a trained model runs: ``--device`` (default auto) and ``--threads`` (CPU threads,
+    ``torch.set_num_threads``), for the commands that load one (generate, evaluate)."""
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads (torch.set_num_threads; default: a training checkpoint's "
+        "train.threads, else torch's); on a small CPU one thread can be faster at batch 1",
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from convssm.cli._errors import add_overrides_argument, reports_errors
+from convssm.cli._errors import add_overrides_argument, add_runtime_arguments, reports_errors
 from convssm.run.inference import default_out_dir, evaluate_checkpoint, resolve_model
 
 
@@ -74,15 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "change an evaluation setting, e.g. --set eval.metrics=[psnr,ssim,lpips,fvd]",
         metavar="eval.KEY=VALUE",
     )
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        metavar="N",
-        help="CPU threads (torch.set_num_threads; default: a training checkpoint's "
-        "train.threads, else torch's); on a small CPU one thread can be faster at batch 1",
-    )
+    add_runtime_arguments(p)
     p.add_argument(
         "--tokenizer",
         default=None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from convssm.cli._errors import reports_errors
+from convssm.cli._errors import add_runtime_arguments, reports_errors
 from convssm.run.inference import default_out_dir, generate_from_checkpoint, resolve_model
 
 
@@ -52,15 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="output (default: RUN/generate/step_N beside a training run; for a published or "
         "hub model ./convssm_outputs/NAME/generate under the working directory)",
     )
-    p.add_argument("--device", default="auto", help="cpu, cuda, ... (default auto)")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        metavar="N",
-        help="CPU threads (torch.set_num_threads; default: a training checkpoint's "
-        "train.threads, else torch's); on a small CPU one thread can be faster at batch 1",
-    )
+    add_runtime_arguments(p)
     p.set_defaults(func=run)
 
 
