@@ -128,6 +128,7 @@ def test_time_limit_is_checked_after_every_step_not_only_at_log_intervals(tmp_pa
     slow step, 200 CPU-s at long delays, once overran its budget by a whole log interval)."""
     res = _run(tiny_config(time_limit_s=1e-9, log_every=5, checkpoint_every=5), tmp_path)
     assert res.step == 1 and res.checkpoint.name == "step_00000001"
+    assert [s for s, _ in _losses(tmp_path)] == [1]  # the last step is logged, its loss read
 
 
 def test_bf16_autocast_on_cpu_when_asked(tmp_path):

@@ -134,7 +134,7 @@ def test_phase_from_another_run_scores_rel_recall_and_stops_on_cpu_time(tmp_path
     out = train_and_evaluate(
         _config(steps=1000, time_clock="cpu", time_limit_s=1e-3), tmp_path / "c"
     )
-    assert out.step == 2 and out.checkpoint is not None and out.validation["videos"] == 2
+    assert out.step == 1 and out.checkpoint is not None and out.validation["videos"] == 2
 
 
 def test_init_from_refuses_another_model(tmp_path):

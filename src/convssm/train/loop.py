@@ -215,11 +215,13 @@ def _train(cfg, workdir, ctx, resume, model_factory, data, stop_after, command) 
             metrics = train_step(state, next(batches))
             step, out_of_time = state.step, False
             scored = is_scored(step)
-            logged = step % tc.log_every == 0 or step == end or scored
+            if not ctx.is_distributed:  # one process: the clock after every step, no sync
+                out_of_time = _out_of_time(tc.time_limit_s, progress.elapsed(tc.time_clock), ctx)
+            logged = step % tc.log_every == 0 or step == end or scored or out_of_time
             if logged:
                 loss = _synced_loss(metrics, step, ctx)  # host sync point (GPU waits)
             progress.advance(step, loss if logged else None, metrics["lr"])  # this step's values
-            if logged or not ctx.is_distributed:  # one process: every step, no sync needed
+            if logged and ctx.is_distributed:  # the ranks agree at log intervals
                 out_of_time = _out_of_time(tc.time_limit_s, progress.elapsed(tc.time_clock), ctx)
             if logged or not ctx.is_distributed:  # ranks agree at log intervals only
                 stopped = _stop_requested(signals.received, ctx)
