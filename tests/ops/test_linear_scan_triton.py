@@ -155,8 +155,9 @@ def test_forced_path_dispatch_and_custom_op_registration():
     args = (pairs(a).contiguous(), pairs(b.view(6, 8)).contiguous(), pairs(x0.view(8)))
     args = (args[0].expand(2, 4, 2).reshape(8, 2).contiguous(), args[1], args[2])
     for x0_arg in (args[2], None):
-        leaf = [t.clone().requires_grad_(True) for t in args[:2]]
-        torch.library.opcheck(torch.ops.convssm.scan_triton, (*leaf, x0_arg))
+        for chunks in (0, 2):  # the chunk count, an int argument of the op (0: chosen)
+            leaf = [t.clone().requires_grad_(True) for t in args[:2]]
+            torch.library.opcheck(torch.ops.convssm.scan_triton, (*leaf, x0_arg, chunks))
     with pytest.raises(ValueError, match="scan path must be one of"):
         set_scan_path("fast")
 
@@ -171,9 +172,10 @@ def test_backward_op_registration():
     x0 = torch.randn(8, 2, generator=g)
     for x0_arg in (x0, None):
         for need_a in (True, False):
-            torch.library.opcheck(
-                torch.ops.convssm.scan_triton_backward, (a, x, x0_arg, grad, need_a)
-            )
+            for chunks in (0, 2):
+                torch.library.opcheck(
+                    torch.ops.convssm.scan_triton_backward, (a, x, x0_arg, grad, need_a, chunks)
+                )
 
 
 # --------------------------------------------------------------- "auto": the first-use check
@@ -223,7 +225,7 @@ def test_auto_falls_back_to_the_loop_with_one_warning(auto_on_cpu, monkeypatch, 
         def broken_kernels():
             raise RuntimeError("Failed to find C compiler. Please specify via CC environment")
 
-        monkeypatch.setattr(kernels, "_kernels", broken_kernels)
+        monkeypatch.setattr(kernels, "scan_kernels", broken_kernels)
         why = "raised RuntimeError: Failed to find C compiler"
     elif failure == "wrong values":
         monkeypatch.setattr(dispatch, "linear_scan_triton", lambda *a: real(*a) * 1.001)

@@ -6,9 +6,11 @@ a GPU (a type the lowering refuses, a layout ptxas rejects) would first fail on 
 Here Triton's own pipeline (Python AST -> TTIR -> TTGIR -> LLVM IR -> PTX -> cubin, the
 last step by the ptxas that ships inside the triton wheel) runs for sm_80 (A100) and sm_90
 (H100/H200) on every kernel variant the launchers produce: the variants are recorded from
-the launchers themselves (complex64 and complex128, with and without x0, with and without
-grad_a), with the same constexprs, num_warps and 16-byte pointer alignment a launch has.
-No GPU and no CUDA driver are needed.
+the launchers themselves (complex64 and complex128; one pass and three chunked passes;
+with and without x0 and grad_a), with the constexprs, num_warps and 16-byte pointer
+alignment a launch has. Then every candidate configuration of either direction is compiled
+for sm_90 and read through ``ptxas -v``: none may spill registers to local memory. No GPU
+and no CUDA driver are needed.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ pytestmark = pytest.mark.skipif(
     reason="triton is not installed (pip install 'convssm[triton]'); its kernels are untested",
 )
 
-kernels = importlib.import_module("convssm.ops.linear_scan_triton")
+launcher = importlib.import_module("convssm.ops.linear_scan_triton")
+kernels = importlib.import_module("convssm.ops.scan_triton_kernels")
+aot = importlib.import_module("convssm.ops.scan_triton_aot")
 
 ARCHS = (80, 90)
 
@@ -42,20 +46,21 @@ def _launches(monkeypatch) -> list[tuple[str, tuple, dict]]:
             return lambda *args, **options: launches.append((self.name, args, options))
 
     with monkeypatch.context() as m:
-        m.setattr(kernels, "_kernels", lambda: (Recorder("fwd"), Recorder("bwd")))
+        m.setattr(launcher, "scan_kernels", lambda: (Recorder("fwd"), Recorder("bwd")))
         for dtype in (torch.float32, torch.float64):
             a, x0 = torch.zeros(300, 2, dtype=dtype), torch.zeros(300, 2, dtype=dtype)
-            b = torch.zeros(3, 300, 2, dtype=dtype)
-            for x0_arg in (x0, None):
-                kernels._scan_op(a, b, x0_arg)
-                for need_a in (True, False):
-                    kernels._scan_backward_op(a, b, x0_arg, b, need_a)
+            b = torch.zeros(300, 300, 2, dtype=dtype)
+            for chunks in (1, 3):
+                for x0_arg in (x0, None):
+                    launcher._scan_op(a, b, x0_arg, chunks)
+                    for need_a in (True, False):
+                        launcher._scan_backward_op(a, b, x0_arg, b, need_a, chunks)
     return launches
 
 
 def _source(fn, args):
     """Triton's ASTSource for one launch: the signature, constexprs and pointer alignment
-    that launching fn(*args) on a GPU would compile (ints as i32: L and M are never
+    that launching fn(*args) on a GPU would compile (ints as i32: L, M and CHUNK are never
     specialised on their value, and check_channels keeps M within int32)."""
     from triton.compiler import ASTSource
 
@@ -65,37 +70,63 @@ def _source(fn, args):
             signature[name] = "constexpr"
             constexprs[(i,)] = arg
         elif isinstance(arg, torch.Tensor):
-            assert arg.data_ptr() % 16 == 0
             signature[name] = {torch.float32: "*fp32", torch.float64: "*fp64"}[arg.dtype]
-            attrs[(i,)] = [["tt.divisibility", 16]]
+            if arg.data_ptr() % 16 == 0:  # what the launcher's specialisation would see
+                attrs[(i,)] = [["tt.divisibility", 16]]
         else:
             assert isinstance(arg, int) and not isinstance(arg, bool), (name, arg)
             signature[name] = "i32"
     return ASTSource(fn, signature, constexprs, attrs)
 
 
-def test_every_kernel_variant_compiles_for_sm80_and_sm90(monkeypatch, tmp_path):
-    import triton
+@pytest.fixture
+def compiler(monkeypatch, tmp_path):
     from triton import knobs
-    from triton.backends.compiler import GPUTarget
 
     try:
-        knobs.nvidia.ptxas.path  # noqa: B018 - raises when the wheel has no ptxas
+        ptxas = knobs.nvidia.ptxas.path
     except RuntimeError as exc:
         pytest.skip(f"triton's bundled ptxas is missing, so no PTX or cubin can be made: {exc}")
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the GPU-compiled kernels
     monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))  # compile, do not reuse a cache
-    fwd, bwd = kernels._kernels()
-    launches = _launches(monkeypatch)
-    assert len(launches) == 2 * (2 + 4)  # dtypes x (forward: x0 or not; backward: x grad_a)
-    compiled = set()
-    for name, args, options in launches:
-        fn = {"fwd": fwd, "bwd": bwd}[name]
-        source = _source(fn, args)
+    return ptxas
+
+
+def _compile(source, arch, warps):
+    import triton
+    from triton.backends.compiler import GPUTarget
+
+    return triton.compile(source, target=GPUTarget("cuda", arch, 32), options={"num_warps": warps})
+
+
+def test_every_kernel_variant_compiles_for_sm80_and_sm90(monkeypatch, compiler):
+    fns = dict(zip(("fwd", "bwd"), kernels.scan_kernels(), strict=True))
+    variants = {}
+    for name, args, options in _launches(monkeypatch):
+        fn = fns[name]
+        flags = tuple(a for i, a in enumerate(args) if i in fn.constexprs)
+        dtype = str(args[0].dtype)
+        variants.setdefault((name, dtype, flags), (args, options))
+    # forward: one pass (x0 or not; the carry pass is one pass with x0), the chunks' ends,
+    # the final chunked pass; backward: one pass (x0 x grad_a; the carry pass is one without
+    # either), the chunks' first gradients, the final chunked pass (x0 x grad_a); per dtype
+    assert len(variants) == 2 * (4 + 9), sorted(variants)
+    for (name, _, _), (args, options) in variants.items():
+        source = _source(fns[name], args)
         for arch in ARCHS:
-            kernel = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
+            kernel = _compile(source, arch, options["num_warps"])
             assert f".target sm_{arch}" in kernel.asm["ptx"]
             assert len(kernel.asm["cubin"]) > 0
-            assert kernel.metadata.num_warps == kernels.NUM_WARPS
-            compiled.add((name, str(source.signature), str(source.constants), arch))
-    assert len(compiled) == len(launches) * len(ARCHS)  # every variant distinct
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_every_candidate_configuration_compiles_without_spills(compiler, direction):
+    """The configurations a GPU autotunes between, each in the variant with the most live
+    registers (x0 and grad_a), for sm_90: ptxas -v must report no spill stores."""
+    table = kernels.FORWARD_CONFIGS if direction == "forward" else kernels.BACKWARD_CONFIGS
+    for dtype, configs in table.items():
+        for config in configs:
+            report = aot.ptxas_report(aot.compile_ahead(direction, dtype, config, arch=90))
+            assert report["arch"] == "sm_90a" and report["registers"] <= 255
+            assert report["spill_stores"] == 0, (direction, dtype, config, report)
+            assert report["cp_async"] > 0, "the tile loads are not pipelined"

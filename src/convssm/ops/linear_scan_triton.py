@@ -1,195 +1,210 @@
 """The diagonal linear recurrence as fused Triton kernels: ``linear_scan_triton``.
 
 Same contract as :func:`convssm.ops.linear_scan` (complex64 / complex128, ``b`` (L, *S)
-time-major, ``a`` and ``x0`` broadcast to ``S``, gradients for all three), computed by two
-kernels that keep the time loop inside the kernel and run in parallel over channels:
+time-major, ``a`` and ``x0`` broadcast to ``S``, gradients for all three). The kernels
+(:mod:`convssm.ops.scan_triton_kernels`) keep the time loop inside the kernel, walk it in
+tiles of several steps loaded ahead, and run in parallel over channels:
 
-- forward: one program per block of ``BLOCK`` channels reads ``a`` (and ``x0``) once, then
-  for k = 1..L reads ``b_k``, forms ``x_k = a * x_{k-1} + b_k`` in registers and writes it:
-  ``b`` is read once and ``x`` written once, so it runs at memory bandwidth on a GPU (the
-  per-step Python loop launches L small kernels there and is launch-bound).
-- backward: the same recurrence in reverse with conj(a), ``gx_k = g_k + conj(a) gx_{k+1}``
-  (``grad_b = gx``), accumulating ``grad_a = sum_k conj(x_{k-1}) gx_k`` per channel in
-  registers; ``grad_x0 = conj(a) gx_1``. Only ``x`` is saved for it.
+- forward, ``x_k = a x_{k-1} + b_k``: ``b`` read once and ``x`` written once, so it can run
+  at memory bandwidth on a GPU (the per-step Python loop launches L small kernels there);
+- backward, the same recurrence in reverse with conj(a), ``gx_k = g_k + conj(a) gx_{k+1}``
+  (``grad_b = gx``), summing ``grad_a = sum_k conj(x_{k-1}) gx_k``; ``grad_x0 = conj(a) gx_1``.
+  Only ``x`` is saved for it.
 
-Complex numbers travel as float pairs (``torch.view_as_real``): Triton has no complex dtype.
-Inputs are made contiguous first (Triton's interpreter misreads strided tensors; the
-kernels index flat (L, M, 2) buffers), and conjugate views (``b.conj()``) are resolved into
-memory first: a kernel reads the bytes, not the view's conjugate bit. Broadcasting and the
-sums back to the shapes of ``a`` and ``x0`` are ordinary torch ops around the kernels, so
-autograd handles them.
+**Few channels, long time.** One program per block of channels leaves most of a GPU idle
+when there are few blocks (32 768 channels make 128 programs for 132 SMs). Then time is
+split into chunks, each its own program, in three launches: (1) every chunk's scan from a
+zero state, keeping only its end (forward) or its first step's gradient (backward); (2) a
+scan over the chunks with ``a^chunk`` that turns those into each chunk's true carry; (3)
+every chunk again from its carry, writing the result. ``b`` is read twice and ``x`` written
+once: one more read than a single pass, bought back by filling the GPU. :func:`time_chunks`
+decides (``time_chunks=`` forces a count); on CPU (the interpreter) it is one chunk.
 
-The kernels index channels in 32-bit integers, which bounds M = prod(b.shape[1:]) by
-:data:`MAX_CHANNELS` (about 1.07e9: 8 GiB of complex64 per time step); beyond it
-``linear_scan_triton`` raises ``ValueError`` before launching anything, and
-``linear_scan``'s ``"auto"`` takes the loop path, whose per-step kernels are not
-launch-bound at such widths.
+**Configurations.** Block, tile, pipeline depth and warps are chosen per direction from
+:data:`FORWARD_CONFIGS` / :data:`BACKWARD_CONFIGS`: on a GPU each candidate is timed once per
+(direction, dtype, channel-count bucket, chunked or not) and the fastest is kept
+(:func:`tuned_config`); elsewhere the first candidate. :func:`kernel_config` forces one.
 
-Both kernels are ``torch.library.custom_op``s with ``register_fake`` (``convssm::scan_triton``
-and ``convssm::scan_triton_backward``), so ``torch.compile(fullgraph=True)`` traces through
-the scan as one opaque op; the forward op's autograd formula is registered with
-``register_autograd``. The backward op has none: double backward is refused.
+Complex numbers travel as float pairs (``torch.view_as_real``). Inputs are made contiguous
+and conjugate views resolved first (a kernel reads the bytes, not the view's conjugate bit).
+Broadcasting, and the sums back to the shapes of ``a`` and ``x0``, are ordinary torch ops
+around the kernels. More than :data:`MAX_CHANNELS` channels (32-bit indexing) are refused
+with ``ValueError`` before any launch; ``linear_scan``'s ``"auto"`` takes the loop for them.
 
-The kernels are compiled with ``triton.jit`` on first use. With ``TRITON_INTERPRET=1`` set
-at that moment they run in Triton's interpreter on CPU tensors (slowly: that is how the
-tests run them without a GPU); they are cached per interpreter setting, so a process may
-hold both.
+Both directions are ``torch.library.custom_op``s with ``register_fake``
+(``convssm::scan_triton`` and ``convssm::scan_triton_backward``), so
+``torch.compile(fullgraph=True)`` traces through the scan as one opaque op; the forward
+op's autograd formula is registered. The backward op has none: double backward is refused.
+With ``TRITON_INTERPRET=1`` set when the kernels are first used, they run in Triton's
+interpreter on CPU tensors (slowly: that is how the tests run them without a GPU).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import os
 
 import torch
 
 from convssm.ops.scan_contract import check_scan_inputs
+from convssm.ops.scan_triton_kernels import (
+    BACKWARD_CONFIGS,
+    CHUNK_ALIGN,
+    FORWARD_CONFIGS,
+    MAX_CHANNELS,
+    ScanKernelConfig,
+    check_channels,
+    scan_kernels,
+    triton_available,
+)
 
-__all__ = ["linear_scan_triton", "triton_available", "check_channels", "BLOCK", "MAX_CHANNELS"]
+__all__ = [
+    "linear_scan_triton",
+    "triton_available",
+    "check_channels",
+    "kernel_config",
+    "time_chunks",
+    "tuned_config",
+    "MAX_CHANNELS",
+    "FORWARD_CONFIGS",
+    "BACKWARD_CONFIGS",
+]
 
-BLOCK = 256  # channels per program (a power of two); 128 threads hold 2 channels each
-NUM_WARPS = 4
-# The largest channel count the kernels index correctly in int32: a program's float offsets
-# reach 2 * (M + BLOCK) and the per-step stride is 2 * M, both below 2**31; the margin
-# covers blocks up to 4096 (the benchmarks sweep BLOCK up to 1024).
-MAX_CHANNELS = 2**30 - 4096
+MIN_CHUNK = 256  # time steps a chunk keeps at least: the carry passes must stay small
+PROGRAMS_PER_SM = 4  # programs a GPU needs in flight per SM before chunking stops paying
+_REFERENCE_BLOCK = 256  # channel programs are counted at this block, whatever is tuned
 
-# triton is optional (the ``triton`` extra) and imported on first need: importing it costs
-# seconds, which a CPU-only process should not pay. The kernels below find it as these
-# module globals when they are compiled.
-triton = None
-tl = None
-_import_error: ImportError | None = None
-
-
-def triton_available() -> bool:
-    """Whether triton imports (the kernels can then run on CUDA, or on CPU when interpreted)."""
-    global triton, tl, _import_error
-    if triton is None and _import_error is None:
-        try:
-            import triton as _triton
-            import triton.language as _tl
-        except ImportError as exc:
-            _import_error = exc
-        else:
-            triton, tl = _triton, _tl
-    return triton is not None
-
-
-def _scan_fwd_kernel(a_ptr, b_ptr, x0_ptr, x_ptr, L, M, HAS_X0: tl.constexpr, BLOCK: tl.constexpr):
-    """x[t] = a * x[t-1] + b[t] on float pairs: a, x0 (M, 2), b and x (L, M, 2), contiguous."""
-    pid = tl.program_id(0)
-    chan = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = (chan < M)[:, None]
-    offs = chan[:, None] * 2 + tl.arange(0, 2)[None, :]  # (BLOCK, 2): [re, im] per channel
-    a_re, a_im = tl.split(tl.load(a_ptr + offs, mask=mask, other=0.0))
-    if HAS_X0:
-        x_re, x_im = tl.split(tl.load(x0_ptr + offs, mask=mask, other=0.0))
-    else:
-        zero = tl.full([BLOCK], 0.0, a_re.dtype)  # (tl.zeros is a jit function)
-        x_re, x_im = zero, zero
-    b_ptrs = b_ptr + offs
-    x_ptrs = x_ptr + offs
-    step = 2 * M
-    nxt = tl.load(b_ptrs, mask=mask, other=0.0)
-    for t in range(L):
-        cur = nxt
-        b_ptrs += step
-        nxt = tl.load(b_ptrs, mask=mask & (t + 1 < L), other=0.0)  # prefetch b[t + 1]
-        b_re, b_im = tl.split(cur)
-        x_re, x_im = a_re * x_re - a_im * x_im + b_re, a_re * x_im + a_im * x_re + b_im
-        tl.store(x_ptrs, tl.join(x_re, x_im), mask=mask)
-        x_ptrs += step
+_forced: dict[str, ScanKernelConfig | None] = {"forward": None, "backward": None}
+_tuned: dict[tuple, ScanKernelConfig] = {}
 
 
-def _scan_bwd_kernel(
-    a_ptr,
-    x_ptr,
-    x0_ptr,
-    g_ptr,
-    gx_ptr,
-    ga_ptr,
-    L,
-    M,
-    HAS_X0: tl.constexpr,
-    NEED_A: tl.constexpr,
-    BLOCK: tl.constexpr,
-):
-    """gx[t] = g[t] + conj(a) gx[t+1]; ga = sum_t conj(x[t-1]) gx[t] (x[-1] = x0 or 0)."""
-    pid = tl.program_id(0)
-    chan = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = (chan < M)[:, None]
-    offs = chan[:, None] * 2 + tl.arange(0, 2)[None, :]
-    a_re, a_im = tl.split(tl.load(a_ptr + offs, mask=mask, other=0.0))
-    a_im = -a_im  # conj(a)
-    zero = tl.full([BLOCK], 0.0, a_re.dtype)  # (tl.zeros is a jit function)
-    gx_re, gx_im = zero, zero
-    acc_re, acc_im = zero, zero
-    step = 2 * M
-    last = (L - 1).to(tl.int64) * step
-    g_ptrs = g_ptr + last + offs
-    gx_ptrs = gx_ptr + last + offs
-    xp_ptrs = x_ptr + last - step + offs  # x[t - 1]
-    for i in range(L):
-        g_re, g_im = tl.split(tl.load(g_ptrs, mask=mask, other=0.0))
-        gx_re, gx_im = (
-            g_re + a_re * gx_re - a_im * gx_im,
-            g_im + a_re * gx_im + a_im * gx_re,
-        )
-        tl.store(gx_ptrs, tl.join(gx_re, gx_im), mask=mask)
-        if NEED_A:
-            xp = tl.load(xp_ptrs, mask=mask & (i < L - 1), other=0.0)
-            xp_re, xp_im = tl.split(xp)
-            acc_re += xp_re * gx_re + xp_im * gx_im  # conj(x_prev) * gx
-            acc_im += xp_re * gx_im - xp_im * gx_re
-        g_ptrs -= step
-        gx_ptrs -= step
-        xp_ptrs -= step
-    if NEED_A:
-        if HAS_X0:
-            x0_re, x0_im = tl.split(tl.load(x0_ptr + offs, mask=mask, other=0.0))
-            acc_re += x0_re * gx_re + x0_im * gx_im
-            acc_im += x0_re * gx_im - x0_im * gx_re
-        tl.store(ga_ptr + offs, tl.join(acc_re, acc_im), mask=mask)
+def _cdiv(n: int, d: int) -> int:
+    return -(-n // d)
 
 
-_KERNELS: dict[bool, tuple] = {}
+def time_chunks(m: int, length: int, device: torch.device) -> int:
+    """Chunks of time for M channels and L steps: 1 unless the channel blocks alone give a
+    GPU fewer than PROGRAMS_PER_SM programs per SM and L has room for MIN_CHUNK-step chunks."""
+    if device.type != "cuda":
+        return 1
+    want = PROGRAMS_PER_SM * torch.cuda.get_device_properties(device).multi_processor_count
+    programs = _cdiv(m, _REFERENCE_BLOCK)
+    if programs >= want:
+        return 1
+    return max(1, min(_cdiv(want, programs), length // MIN_CHUNK))
 
 
-def _kernels() -> tuple:
-    """The jitted (forward, backward) kernels for the current TRITON_INTERPRET setting."""
-    if not triton_available():
-        raise RuntimeError(
-            f"linear_scan_triton needs triton, which does not import ({_import_error}): "
-            "pip install 'convssm[triton]' (or use linear_scan's loop path)"
-        )
-    interpret = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-    if interpret not in _KERNELS:
-        # L and M are never specialised (Triton turns an int argument equal to 1 into a
-        # constant, and the kernels do arithmetic on them).
-        jit = triton.jit(do_not_specialize=["L", "M"])
-        _KERNELS[interpret] = (jit(_scan_fwd_kernel), jit(_scan_bwd_kernel))
-    return _KERNELS[interpret]
+def _chunk_length(length: int, chunks: int) -> int:
+    """Steps per chunk: L shared by ``chunks``, rounded up to CHUNK_ALIGN (no tile is cut)."""
+    return _cdiv(_cdiv(length, chunks), CHUNK_ALIGN) * CHUNK_ALIGN
 
 
-def check_channels(m: int) -> None:
-    """Raise ValueError when M channels are beyond the kernels' 32-bit indexing."""
-    if m > MAX_CHANNELS:
-        raise ValueError(
-            f"linear_scan_triton: b has {m} channels (prod(b.shape[1:])), more than the "
-            f"{MAX_CHANNELS} its kernels index in 32 bits; use the loop path "
-            "(linear_scan's 'auto' does, or set_scan_path('loop'))"
-        )
+@contextlib.contextmanager
+def kernel_config(forward: ScanKernelConfig | None = None, backward=None):
+    """Within the block, launch with these configurations (benchmarks sweep them this way)."""
+    saved = dict(_forced)
+    _forced.update(forward=forward, backward=backward)
+    try:
+        yield
+    finally:
+        _forced.update(saved)
 
 
-def _grid(m: int) -> tuple[int]:
-    return (triton.cdiv(m, BLOCK),)
+def tuned_config(direction: str, dtype: torch.dtype, m: int, chunked: bool, device, run):
+    """The configuration for one direction ("forward" / "backward") and float dtype: the
+    forced one, else on a GPU the fastest candidate for this (dtype, bucket of M, chunked),
+    timed once with ``run(config)`` and cached; elsewhere the first candidate."""
+    if _forced[direction] is not None:
+        return _forced[direction]
+    candidates = (FORWARD_CONFIGS if direction == "forward" else BACKWARD_CONFIGS)[dtype]
+    if device.type != "cuda" or len(candidates) == 1 or torch.cuda.is_current_stream_capturing():
+        return candidates[0]
+    key = (direction, dtype, device.index, m.bit_length(), chunked)
+    if key not in _tuned:
+        times = []
+        for config in candidates:
+            run(config)  # compile and warm up
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(3):
+                run(config)
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        _tuned[key] = candidates[times.index(min(times))]
+    return _tuned[key]
 
 
 def _on(device: torch.device):
     """Launch on the tensors' GPU (Triton launches on the current device)."""
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def _power(a: torch.Tensor, n: int) -> torch.Tensor:
+    """a^n for float pairs (M, 2) by squaring (2 log2 n products, not exp(n log a))."""
+    base, result = torch.view_as_complex(a), None
+    while n:
+        if n & 1:
+            result = base if result is None else result * base
+        n >>= 1
+        if n:
+            base = base * base
+    return torch.view_as_real(result).contiguous()
+
+
+def _launch(kernel, config: ScanKernelConfig, m: int, chunks: int, *args) -> None:
+    kernel[(_cdiv(m, config.block), chunks)](
+        *args, config.block, config.tile, config.stages, num_warps=config.warps
+    )
+
+
+def _forward(a, b, x0, x, chunks: int, config: ScanKernelConfig) -> None:
+    """x <- the scan of (a, b, x0) in ``chunks`` chunks of time (all float pairs)."""
+    fwd, _ = scan_kernels()
+    length, m = b.shape[0], b.shape[1]
+    chunk = _chunk_length(length, chunks)
+    n = _cdiv(length, chunk)
+    has_x0 = x0 is not None
+    if n == 1:
+        _launch(fwd, config, m, 1, a, b, x0 if has_x0 else a, x, a, length, m, chunk,
+                has_x0, False, True, False)  # fmt: skip
+        return
+    ends = b.new_empty(n, m, 2)  # (1) each chunk's end from a zero state
+    _launch(fwd, config, m, n, a, b, a, x, ends, length, m, chunk, False, False, False, True)
+    carries = b.new_empty(n, m, 2)  # (2) carries[c + 1] = a^chunk carries[c] + ends[c]
+    if has_x0:
+        carries[0] = x0
+    else:
+        carries[0].zero_()
+    _launch(fwd, config, m, 1, _power(a, chunk), ends, carries[0], carries[1:], a, n - 1, m, n,
+            True, False, True, False)  # fmt: skip
+    _launch(fwd, config, m, n, a, b, carries, x, a, length, m, chunk, True, True, True, False)
+
+
+def _backward(a, x, x0, g, gx, need_a: bool, chunks: int, config: ScanKernelConfig):
+    """gx <- the reverse scan of g with conj(a); returns grad_a per channel (M, 2) or None."""
+    _, bwd = scan_kernels()
+    length, m = x.shape[0], x.shape[1]
+    chunk = _chunk_length(length, chunks)
+    n = _cdiv(length, chunk)
+    has_x0 = x0 is not None
+    x0_arg = x0 if has_x0 else a
+    ga = a.new_empty(n, m, 2) if need_a else None
+    ga_arg = a if ga is None else ga
+    if n == 1:
+        _launch(bwd, config, m, 1, a, x, x0_arg, g, a, gx, ga_arg, a, length, m, chunk,
+                has_x0, False, need_a, True, False)  # fmt: skip
+        return None if ga is None else ga[0]
+    first = x.new_empty(n, m, 2)  # (1) gx at each chunk's first step, from a zero carry
+    _launch(bwd, config, m, n, a, x, a, g, a, gx, a, first, length, m, chunk,
+            False, False, False, False, True)  # fmt: skip
+    carries = x.new_empty(n, m, 2)  # (2) carries[c] = gx at chunk c + 1's first step
+    carries[n - 1].zero_()
+    _launch(bwd, config, m, 1, _power(a, chunk), x, a, first[1:], a, carries[: n - 1], a, a,
+            n - 1, m, n, False, False, False, True, False)  # fmt: skip
+    _launch(bwd, config, m, n, a, x, x0_arg, g, carries, gx, ga_arg, a, length, m, chunk,
+            has_x0, True, need_a, True, False)  # fmt: skip
+    return None if ga is None else ga.sum(0)
 
 
 # ----------------------------------------------------------------------------- custom ops
@@ -200,83 +215,92 @@ def _plain(t: torch.Tensor) -> torch.Tensor:
     return t.resolve_neg().resolve_conj().contiguous()
 
 
+def _chunks(requested: int, m: int, length: int, device: torch.device) -> int:
+    return requested if requested > 0 else time_chunks(m, length, device)
+
+
 @torch.library.custom_op("convssm::scan_triton", mutates_args=())
-def _scan_op(a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor | None) -> torch.Tensor:
-    """a, x0 (M, 2), b (L, M, 2) real -> x (L, M, 2)."""
-    fwd, _ = _kernels()
+def _scan_op(
+    a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor | None, chunks: int = 0
+) -> torch.Tensor:
+    """a, x0 (M, 2), b (L, M, 2) real -> x (L, M, 2); chunks 0 chooses (time_chunks)."""
     length, m = b.shape[0], b.shape[1]
     check_channels(m)
     a, b = _plain(a), _plain(b)
     x0 = None if x0 is None else _plain(x0)
     x = torch.empty_like(b)
+    if m == 0:
+        return x
+    n = _chunks(chunks, m, length, b.device)
+
+    def run(config):
+        _forward(a, b, x0, x, n, config)
+
     with _on(b.device):
-        fwd[_grid(m)](
-            a, b, a if x0 is None else x0, x, length, m, x0 is not None, BLOCK, num_warps=NUM_WARPS
-        )
+        run(tuned_config("forward", b.dtype, m, n > 1, b.device, run))
     return x
 
 
 @_scan_op.register_fake
-def _(a, b, x0):
+def _(a, b, x0, chunks=0):
     check_channels(b.shape[1])
     return torch.empty_like(b)
 
 
 @torch.library.custom_op("convssm::scan_triton_backward", mutates_args=())
 def _scan_backward_op(
-    a: torch.Tensor, x: torch.Tensor, x0: torch.Tensor | None, g: torch.Tensor, need_a: bool
+    a: torch.Tensor,
+    x: torch.Tensor,
+    x0: torch.Tensor | None,
+    g: torch.Tensor,
+    need_a: bool,
+    chunks: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns gx (L, M, 2) and grad_a (M, 2) per channel (empty (0, 2) when not need_a)."""
-    _, bwd = _kernels()
     length, m = x.shape[0], x.shape[1]
     check_channels(m)
     a, x, g = _plain(a), _plain(x), _plain(g)
     x0 = None if x0 is None else _plain(x0)
     gx = torch.empty_like(x)
-    ga = torch.empty_like(a) if need_a else a.new_empty(0, 2)
-    x0_arg = a if x0 is None else x0
+    if m == 0:
+        return gx, (torch.zeros_like(a) if need_a else a.new_empty(0, 2))
+    n = _chunks(chunks, m, length, x.device)
+    out = {}
+
+    def run(config):
+        out["ga"] = _backward(a, x, x0, g, gx, need_a, n, config)
+
     with _on(x.device):
-        bwd[_grid(m)](
-            a,
-            x,
-            x0_arg,
-            g,
-            gx,
-            ga if need_a else gx,
-            length,
-            m,
-            x0 is not None,
-            need_a,
-            BLOCK,
-            num_warps=NUM_WARPS,
-        )
-    return gx, ga
+        run(tuned_config("backward", x.dtype, m, n > 1, x.device, run))
+    return gx, (out["ga"] if need_a else a.new_empty(0, 2))
 
 
 @_scan_backward_op.register_fake
-def _(a, x, x0, g, need_a):
+def _(a, x, x0, g, need_a, chunks=0):
     check_channels(x.shape[1])
     return torch.empty_like(x), (torch.empty_like(a) if need_a else a.new_empty(0, 2))
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    a, _, x0 = inputs
+    a, _, x0, chunks = inputs
     ctx.save_for_backward(a, output, x0)
     ctx.has_x0 = x0 is not None
+    ctx.chunks = chunks
 
 
-def _backward(ctx, g):
+def _backward_formula(ctx, g):
     a, x, x0 = ctx.saved_tensors
-    need_a, need_b, need_x0 = ctx.needs_input_grad
-    gx, ga = _scan_backward_op(a, x, x0, g, need_a)
+    need_a, need_b, need_x0 = ctx.needs_input_grad[:3]
+    gx, ga = _scan_backward_op(a, x, x0, g, need_a, ctx.chunks)
     grad_x0 = None
     if ctx.has_x0 and need_x0:
         ac, g0 = torch.view_as_complex(a).conj(), torch.view_as_complex(gx[0])
         grad_x0 = torch.view_as_real(ac * g0)
-    return (ga if need_a else None), (gx if need_b else None), grad_x0
+    grads = (ga if need_a else None), (gx if need_b else None), grad_x0
+    return grads + (None,) * (len(ctx.needs_input_grad) - 3)
 
 
-_scan_op.register_autograd(_backward, setup_context=_setup_context)
+_scan_op.register_autograd(_backward_formula, setup_context=_setup_context)
 
 
 def _as_pairs(t: torch.Tensor, shape: torch.Size, rows: tuple[int, ...]) -> torch.Tensor:
@@ -290,23 +314,32 @@ def _as_pairs(t: torch.Tensor, shape: torch.Size, rows: tuple[int, ...]) -> torc
 
 
 def linear_scan_triton(
-    a: torch.Tensor, b: torch.Tensor, x0: torch.Tensor | None = None
+    a: torch.Tensor,
+    b: torch.Tensor,
+    x0: torch.Tensor | None = None,
+    *,
+    time_chunks: int | None = None,
 ) -> torch.Tensor:
     """x_k = a * x_{k-1} + b_k for k = 1..L with x_0 = x0 (zeros when None), fused kernels.
 
     Args and returns as :func:`convssm.ops.linear_scan`: ``a`` and ``x0`` complex,
     broadcastable to ``b.shape[1:]``; ``b`` complex (L, ...), any strides; returns ``x``
     (L, ...) contiguous, differentiable with respect to ``a``, ``b`` and ``x0`` (once).
-    Conjugate views are accepted (resolved by a copy). Runs on CUDA tensors, or on CPU
-    tensors when the kernels were compiled with ``TRITON_INTERPRET=1``. Shape, dtype and
-    size checks only: no value checks (no host syncs). Raises ValueError beyond
-    :data:`MAX_CHANNELS` channels (the kernels' 32-bit indexing).
+    ``time_chunks``: split time into this many chunks (forward and backward), as the
+    launcher does by itself for few channels on a GPU; None lets it decide. Conjugate views
+    are accepted (resolved by a copy). Runs on CUDA tensors, or on CPU tensors when the
+    kernels were compiled with ``TRITON_INTERPRET=1``. Shape, dtype and size checks only: no
+    value checks (no host syncs). Raises ValueError beyond :data:`MAX_CHANNELS` channels.
     """
     check_scan_inputs(a, b, x0)
+    if time_chunks is not None and (
+        isinstance(time_chunks, bool) or not isinstance(time_chunks, int) or time_chunks < 1
+    ):
+        raise ValueError(f"time_chunks must be a positive int or None, got {time_chunks!r}")
     length, state = b.shape[0], b.shape[1:]
     m = math.prod(state)
     check_channels(m)
     b2 = _as_pairs(b, b.shape, (length, m))
     x01 = None if x0 is None else _as_pairs(x0, state, (m,))
-    x = _scan_op(_as_pairs(a, state, (m,)), b2, x01)
+    x = _scan_op(_as_pairs(a, state, (m,)), b2, x01, time_chunks or 0)
     return torch.view_as_complex(x).view(b.shape)
