@@ -20,7 +20,8 @@ from convssm.ops import (
 from convssm.ops.scan_combine import combine_real_imag
 from convssm.train.objectives import video_prediction_loss
 
-# The module (its name is shadowed by the function in convssm.ops): its BLOCK is swept.
+# The module (its name is shadowed by the function in convssm.ops): its configurations
+# are swept.
 _lst = importlib.import_module("convssm.ops.linear_scan_triton")
 
 
@@ -100,68 +101,36 @@ def _values_and_grads(fn, a, b, x0, w):
 
 
 # ----------------------------------------------------------------------------- 2. scan
+# The issue's targets: forward / backward share of copy bandwidth, by channel count.
+SCAN_TARGETS = {32_768: (0.50, 0.35), 262_144: (0.70, 0.50)}
+
+
 def scan(s, shapes) -> None:
-    length, m = shapes["length"], shapes["channels"]
+    """Per width: a copy, every candidate configuration of the Triton forward and backward
+    (each checked against the loop before it is timed), the configuration the launcher
+    chooses, then the loop and torch's associative_scan; forward+backward at the widest."""
+    for m in shapes["widths"]:
+        s.attempt("scan", f"M={m}", lambda m=m: _scan_width(s, shapes["length"], m))
+    length, m = shapes["length"], shapes["widths"][-1]
     gen = torch.Generator().manual_seed(0)
     b = torch.randn(length, m, dtype=torch.complex64, generator=gen).to(s.device)
     a = _decay((m,), torch.complex64, s.device, gen)
-    dst = torch.empty_like(b)
-    gbytes = 2 * b.numel() * b.element_size() / 1e9  # read b, write x
-    copy = s.time(lambda: dst.copy_(b), repeats=10)
-    s.row(
-        "scan",
-        f"copy of b (L={length}, M={m}, complex64)",
-        1e3 * copy,
-        "ms",
-        f"{gbytes / copy:.0f} GB/s",
-    )
+    copy = s.time(lambda: torch.empty_like(b).copy_(b), repeats=5)
 
     def forward_rows(label, fn, repeats=10):
         t = s.time(fn, repeats=repeats)
-        s.row("scan", f"{label} forward", 1e3 * t, "ms", f"{copy / t:.0%} of copy bandwidth")
+        s.row("scan", f"M={m} {label} forward", 1e3 * t, "ms", f"{copy / t:.0%} of copy")
         return t
 
-    best = None
-    if s.triton_ok is False:
-        s.row("scan", "triton", "skipped", note="Triton failed the check section")
-    else:
-        with scan_path("loop"):
-            want = linear_scan(a, b, check_values=False)  # each block's result checked on it
-        default_block = _lst.BLOCK
-        try:
-            for block in shapes["blocks"]:
-                _lst.BLOCK = block
-                label = f"triton BLOCK={block}"
-                t = s.attempt(
-                    "scan",
-                    label,
-                    lambda label=label: _checked_rows(s, label, a, b, want, forward_rows),
-                )
-                if t is not None and (best is None or t < best[1]):
-                    best = (block, t)
-        finally:
-            _lst.BLOCK = default_block
-        del want
-    if best is not None:
-        s.row(
-            "scan",
-            "triton best block",
-            best[0],
-            "",
-            f"{copy / best[1]:.0%} of copy (target >= 70 %)",
-        )
     with scan_path("loop"):
         s.attempt(
             "scan",
             "loop",
             lambda: forward_rows(
-                "loop (per-step kernels)",
-                lambda: linear_scan(a, b, check_values=False),
-                repeats=3,
+                "loop (per-step kernels)", lambda: linear_scan(a, b, check_values=False), 3
             ),
         )
     s.attempt("scan", "associative_scan", lambda: _assoc_rows(s, a, b, forward_rows))
-    # forward + backward, gradients for a and b
     ar, br = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
     g = torch.randn_like(b)
 
@@ -174,18 +143,79 @@ def scan(s, shapes) -> None:
         def timed(path=path):
             with scan_path(path):
                 t = s.time(fwd_bwd, repeats=5 if path == "triton" else 2)
-            s.row("scan", f"{path} forward+backward", 1e3 * t, "ms", f"{copy / t:.0%} of one copy")
+            s.row("scan", f"M={m} {path} forward+backward", 1e3 * t, "ms", f"{copy / t:.0%}")
 
         s.attempt("scan", f"{path} forward+backward", timed)
 
 
-def _checked_rows(s, label, a, b, want, forward_rows):
-    """Time the Triton forward at the current BLOCK only after its result matched the loop's."""
-    err = _rel(linear_scan_triton(a, b), want)
-    if not err <= SCAN_RTOL:
-        s.row("scan", f"{label} forward", "MISMATCH", note=f"rel err {err:.1e} against the loop")
-        return None
-    return forward_rows(label, lambda: linear_scan_triton(a, b))
+def _config_name(config) -> str:
+    return f"block {config.block} tile {config.tile} stages {config.stages} warps {config.warps}"
+
+
+def _scan_width(s, length: int, m: int) -> None:
+    gen = torch.Generator().manual_seed(m)
+    b = torch.randn(length, m, dtype=torch.complex64, generator=gen).to(s.device)
+    a = _decay((m,), torch.complex64, s.device, gen)
+    copy = s.time(lambda: torch.empty_like(b).copy_(b), repeats=10)
+    size = b.numel() * b.element_size()
+    tag = f"M={m}"
+    s.row("scan", f"{tag} copy of b (L={length}, complex64)", 1e3 * copy, "ms",
+          f"{2 * size / 1e9 / copy:.0f} GB/s")  # fmt: skip
+    if s.triton_ok is False:
+        s.row("scan", "triton", "skipped", note="Triton failed the check section")
+        return
+    # What the kernels must reproduce: the loop's x, and its gradients for g.
+    ar, br = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    g = torch.randn_like(b)
+    with scan_path("loop"):
+        x = linear_scan(ar, br, check_values=False)
+        want_ga, want_gb = torch.autograd.grad(x, (ar, br), g)
+    x = x.detach()
+    pairs = [torch.view_as_real(t).contiguous() for t in (a, b, x, g)]
+    del ar, br
+    forward_target, backward_target = SCAN_TARGETS.get(m, (None, None))
+
+    def forward():
+        return torch.view_as_complex(torch.ops.convssm.scan_triton(pairs[0], pairs[1], None))
+
+    def backward():
+        gx, ga = torch.ops.convssm.scan_triton_backward(pairs[0], pairs[2], None, pairs[3], True)
+        return torch.view_as_complex(gx), torch.view_as_complex(ga)
+
+    def errors(direction):
+        if direction == "forward":
+            return [_rel(forward(), x)]
+        gx, ga = backward()
+        return [_rel(gx, want_gb), _rel(ga, want_ga)]
+
+    # Bytes each direction must move: forward reads b and writes x; backward reads g and
+    # x[t-1] and writes gx. Shares are of the copy's rate (2 * size bytes in `copy` s).
+    moved = {"forward": 2 * size, "backward": 3 * size}
+    targets = {"forward": forward_target, "backward": backward_target}
+    for direction, fn in (("forward", forward), ("backward", backward)):
+        configs = (_lst.FORWARD_CONFIGS if direction == "forward" else _lst.BACKWARD_CONFIGS)[
+            torch.float32
+        ]
+        for config in [*configs, None]:  # None: the launcher's own (tuned) choice
+            label = f"{tag} triton {direction} " + (
+                "as chosen" if config is None else _config_name(config)
+            )
+
+            def timed(config=config, label=label, direction=direction, fn=fn):
+                with _lst.kernel_config(**({direction: config} if config else {})):
+                    errs = errors(direction)
+                    if not max(errs) <= SCAN_RTOL:
+                        s.row("scan", label, "MISMATCH", note=f"rel err {max(errs):.1e}")
+                        return
+                    t = s.time(fn, repeats=10)
+                share = moved[direction] / t / (2 * size / copy)
+                target = targets[direction]
+                note = f"{share:.0%} of copy bandwidth" + (
+                    f" (target >= {target:.0%})" if target and config is None else ""
+                )
+                s.row("scan", label, 1e3 * t, "ms", note)
+
+            s.attempt("scan", label, timed)
 
 
 def _assoc_rows(s, a, b, forward_rows) -> None:

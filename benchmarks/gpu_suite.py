@@ -13,11 +13,14 @@ results.
 
 1. ``check``: ``linear_scan_triton`` against the loop path on the device, values and
    gradients of a, b, x0, complex64 and complex128, several lengths, broadcast a.
-2. ``scan``: forward (and forward+backward) of the Triton scan, the loop, and torch's
+2. ``scan``: at 32 768 and 262 144 channels (P 128 at 16x16, batch 1 and 8), L = 512:
+   the Triton forward and backward in every candidate configuration and as the launcher
+   chooses (tuned, chunked in time where it chunks), each checked against the loop before
+   its timing counts, as a share of a device-to-device copy's bandwidth (the forward moves
+   b and x, the backward g, x and gx). Targets: forward >= 70 % / backward >= 50 % at
+   262 144, >= 50 % / 35 % at 32 768. Then the loop, torch's
    ``associative_scan(combine_mode="pointwise")`` on real/imaginary parts (forward only:
-   it has no autograd), against a device-to-device copy of the same bytes (read b, write
-   x). Target: Triton forward >= 70 % of copy bandwidth. Triton block sizes are swept, each
-   checked against the loop's result before its timing counts.
+   it has no autograd) and forward+backward through ``linear_scan`` at the wider width.
 3. ``block``: a paper-width ConvS5Block (dim 256, P 128, 16x16) forward+backward, fp32 and
    bf16 autocast.
 4. ``train``: one training step (forward, backward, AdamW) of VideoPredictor at the paper's
@@ -56,7 +59,7 @@ MODEL = dict(image=64, widths=(64, 128, 256), dim=256, state=128, depth=8, group
 TINY_MODEL = dict(image=16, widths=(8, 16), dim=32, state=16, depth=2, groups=4)
 FULL = dict(
     check=dict(lengths=(1, 7, 300), state=(2, 16, 8, 8)),
-    scan=dict(length=300, channels=8 * 128 * 16 * 16, blocks=(128, 256, 512, 1024)),
+    scan=dict(length=512, widths=(32_768, 262_144)),  # B 1 and 8 of P 128 at 16 x 16
     block=dict(batch=4, length=100, dim=256, state=128, size=16),
     train=dict(MODEL, length=300, batch=1),
     generation=dict(
@@ -70,7 +73,7 @@ FULL = dict(
 )
 TINY = dict(
     check=dict(lengths=(1, 7), state=(2, 4, 3, 3)),
-    scan=dict(length=8, channels=600, blocks=(256, 512)),
+    scan=dict(length=70, widths=(600,)),
     block=dict(batch=1, length=4, dim=32, state=16, size=8),
     train=dict(TINY_MODEL, length=6, batch=1),
     generation=dict(
@@ -82,7 +85,7 @@ TINY = dict(
     ),
     compile=dict(dim=8, state=4, depth=2, size=6, length=4, batch=1),
 )
-ESTIMATE_S = dict(check=20, scan=70, block=25, train=100, generation=80, compile=80)
+ESTIMATE_S = dict(check=20, scan=100, block=25, train=100, generation=80, compile=80)
 # Messages of errors after which the device is unusable for the rest of the process (an
 # illegal address or a device-side assert poisons the CUDA context); out of memory is not.
 FATAL_MARKERS = (

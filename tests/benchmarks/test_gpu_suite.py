@@ -128,24 +128,33 @@ def test_failed_check_switches_later_sections_to_the_loop(suite_module, tmp_path
     rows = _json(tmp_path)["sections"]["scan"]["rows"]
     names = [r["name"] for r in rows]
     assert rows[names.index("triton")]["value"] == "skipped"
-    assert not [n for n in names if n.startswith("triton ") and n != "triton"], names
-    assert "loop forward+backward" in names and "loop (per-step kernels) forward" in names
+    assert not [n for n in names if " triton " in n], names
+    assert "M=600 loop forward+backward" in names
+    assert "M=600 loop (per-step kernels) forward" in names
 
 
-def test_each_timed_block_size_is_checked_first(suite_module, tmp_path, monkeypatch):
+def test_each_timed_configuration_is_checked_first(suite_module, tmp_path, monkeypatch):
     sections = importlib.import_module("gpu_sections")
-    blocks = sections._lst
+    launcher = sections._lst
+    bad = launcher.FORWARD_CONFIGS[torch.float32][1]
+    real = launcher._forward
 
-    def wrong_at_512(a, b, x0=None):
-        return linear_scan_ref(a, b, x0) * (1.01 if blocks.BLOCK == 512 else 1.0)
+    def wrong_for_one_configuration(a, b, x0, x, chunks, config):
+        real(a, b, x0, x, chunks, config)
+        if config == bad:
+            x.mul_(1.01)
 
-    monkeypatch.setattr(sections, "linear_scan_triton", wrong_at_512)
+    monkeypatch.setattr(launcher, "_forward", wrong_for_one_configuration)
     suite = _suite(suite_module, tmp_path)
     suite.run("scan", lambda s: sections.scan(s, suite_module.TINY["scan"]))
-    assert blocks.BLOCK == 256  # restored after the sweep
+    assert launcher._forced == {"forward": None, "backward": None}  # restored after the sweep
     record = _json(tmp_path)["sections"]["scan"]
     assert record["status"] == "ok"
     rows = {r["name"]: r for r in record["rows"]}
-    assert rows["triton BLOCK=512 forward"]["value"] == "MISMATCH"
-    assert isinstance(rows["triton BLOCK=256 forward"]["value"], float)
-    assert rows["triton best block"]["value"] == 256
+    name = sections._config_name
+    assert rows[f"M=600 triton forward {name(bad)}"]["value"] == "MISMATCH"
+    good = launcher.FORWARD_CONFIGS[torch.float32][0]
+    assert isinstance(rows[f"M=600 triton forward {name(good)}"]["value"], float)
+    assert isinstance(rows["M=600 triton forward as chosen"]["value"], float)
+    for config in launcher.BACKWARD_CONFIGS[torch.float32]:
+        assert isinstance(rows[f"M=600 triton backward {name(config)}"]["value"], float)
