@@ -5,11 +5,11 @@ the kernels are jitted on first use and cached per interpreter setting)."""
 from __future__ import annotations
 
 import importlib
-import math
 import warnings
 
 import pytest
 import torch
+from scan_inputs import decay as _decay
 
 from convssm.ops import (
     get_scan_path,
@@ -40,12 +40,6 @@ def _interpret(monkeypatch):
 
 def _gen(seed):
     return torch.Generator().manual_seed(seed)
-
-
-def _decay(shape, dtype, gen):
-    modulus = torch.rand(shape, generator=gen, dtype=torch.float64) * 0.5 + 0.45
-    phase = (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * math.pi
-    return torch.polar(modulus, phase).to(dtype)
 
 
 def _close(x, y, rtol):

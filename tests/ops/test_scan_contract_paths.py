@@ -16,6 +16,7 @@ import math
 
 import pytest
 import torch
+from scan_inputs import decay as _decay
 
 from convssm.ops import (
     linear_scan,
@@ -37,12 +38,6 @@ RTOL = {C64: 2e-5, C128: 1e-12}
 @pytest.fixture(autouse=True)
 def _interpret(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-
-
-def _decay(shape, dtype, gen):
-    modulus = torch.rand(shape, generator=gen, dtype=torch.float64) * 0.5 + 0.45
-    phase = (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * math.pi
-    return torch.polar(modulus, phase).to(dtype)
 
 
 def _randn(shape, dtype, gen):

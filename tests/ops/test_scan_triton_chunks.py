@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from scan_inputs import decay as _decay
 
 from convssm.ops import linear_scan, linear_scan_ref, scan_path, triton_available
 
@@ -28,12 +29,6 @@ RTOL = {torch.complex64: 2e-6, torch.complex128: 1e-13}
 @pytest.fixture(autouse=True)
 def _interpret(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-
-
-def _decay(shape, dtype, gen):
-    modulus = torch.rand(shape, generator=gen, dtype=torch.float64) * 0.5 + 0.45
-    phase = (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * math.pi
-    return torch.polar(modulus, phase).to(dtype)
 
 
 def _rel(x, y) -> float:
