@@ -6,12 +6,12 @@ tile of ``TILE`` time steps it
 
 1. loads the tile of ``b`` (or ``g``) as one (TILE, BLOCK, 2) block, so every thread has
    ``TILE`` loads in flight instead of one; the loop over tiles is ``tl.range`` with
-   ``num_stages=STAGES``, which lets Triton's pipeliner issue the next tiles' loads while
-   this one is computed;
-2. solves the recurrence inside the tile in registers with ``tl.associative_scan`` over its
-   rows (the affine maps x -> A x + B compose associatively), from a zero state;
-3. adds the carried state: row k of a tile gets ``a^(k+1) x_prev`` (forward) or
-   ``conj(a)^(TILE-k) gx_next`` (backward), with the powers scanned once per program;
+   ``num_stages=STAGES``, which lets Triton's pipeliner issue the next tiles' loads
+   (asynchronous copies, ``cp.async``) while this one is computed;
+2. adds the carried state to one row: ``a x_prev`` to the first (forward) or
+   ``conj(a) gx_next`` to the last (backward);
+3. solves the recurrence inside the tile in registers (``_tile_scan_fn``: log2(TILE)
+   Hillis-Steele rounds over its rows);
 4. stores the tile as one block and keeps its last (forward) or first (backward) row as
    the next carry.
 
@@ -24,9 +24,9 @@ carry from the chunks after it, or zero), accumulating ``sum_t conj(x[t-1]) gx[t
 grad_a (``x[-1] = x0``) per chunk. ``WRITE_FIRST`` stores gx at the chunk's first step.
 
 Complex numbers are float pairs (Triton has no complex dtype): ``a``, ``x0`` (M, 2), ``b``,
-``x``, ``g``, ``gx`` (L, M, 2), per-chunk buffers (chunks, M, 2), all contiguous. Time offsets
-are 64-bit (``t * 2M`` passes 2^31 long before M does); channel offsets are 32-bit, which
-bounds M by :data:`MAX_CHANNELS`.
+``x``, ``g``, ``gx`` (L, M, 2), per-chunk buffers (chunks, M, 2), all contiguous. Time and
+chunk offsets are 64-bit (``t * 2M`` passes 2^31 long before M does); channel offsets are
+32-bit, which bounds M by :data:`MAX_CHANNELS`.
 """
 
 from __future__ import annotations
@@ -185,11 +185,12 @@ def _scan_fwd_kernel(
     cmask = (chan < M)[:, None]
     offs = chan[:, None] * 2 + tl.arange(0, 2)[None, :]  # (BLOCK, 2): [re, im] per channel
     step = 2 * M
+    row = chunk.to(tl.int64) * step  # this chunk's row of a (chunks, M, 2) buffer
     a_re, a_im = tl.split(tl.load(a_ptr + offs, mask=cmask, other=0.0))
     zero = tl.full([BLOCK], 0.0, a_re.dtype)  # (tl.zeros is a jit function)
     if HAS_X0:
         if X0_PER_CHUNK:
-            x_re, x_im = tl.split(tl.load(x0_ptr + chunk * step + offs, mask=cmask, other=0.0))
+            x_re, x_im = tl.split(tl.load(x0_ptr + row + offs, mask=cmask, other=0.0))
         else:
             x_re, x_im = tl.split(tl.load(x0_ptr + offs, mask=cmask, other=0.0))
     else:
@@ -213,7 +214,7 @@ def _scan_fwd_kernel(
         x_re = _sum_rows(tl.where(last, s_re, 0.0))
         x_im = _sum_rows(tl.where(last, s_im, 0.0))
     if WRITE_END:
-        tl.store(end_ptr + chunk * step + offs, tl.join(x_re, x_im), mask=cmask)
+        tl.store(end_ptr + row + offs, tl.join(x_re, x_im), mask=cmask)
 
 
 def _scan_bwd_kernel(
@@ -247,11 +248,12 @@ def _scan_bwd_kernel(
     cmask = (chan < M)[:, None]
     offs = chan[:, None] * 2 + tl.arange(0, 2)[None, :]
     step = 2 * M
+    row = chunk.to(tl.int64) * step  # this chunk's row of a (chunks, M, 2) buffer
     a_re, a_im = tl.split(tl.load(a_ptr + offs, mask=cmask, other=0.0))
     a_im = -a_im  # conj(a)
     zero = tl.full([BLOCK], 0.0, a_re.dtype)
     if HAS_CARRY:
-        gx_re, gx_im = tl.split(tl.load(gin_ptr + chunk * step + offs, mask=cmask, other=0.0))
+        gx_re, gx_im = tl.split(tl.load(gin_ptr + row + offs, mask=cmask, other=0.0))
     else:
         gx_re, gx_im = zero, zero
     acc_re, acc_im = zero, zero
@@ -281,14 +283,14 @@ def _scan_bwd_kernel(
         gx_re = _sum_rows(tl.where(first, s_re, 0.0))
         gx_im = _sum_rows(tl.where(first, s_im, 0.0))
     if WRITE_FIRST:
-        tl.store(first_ptr + chunk * step + offs, tl.join(gx_re, gx_im), mask=cmask)
+        tl.store(first_ptr + row + offs, tl.join(gx_re, gx_im), mask=cmask)
     if NEED_A:
         if HAS_X0:
             if chunk == 0:
                 x0_re, x0_im = tl.split(tl.load(x0_ptr + offs, mask=cmask, other=0.0))
                 acc_re += x0_re * gx_re + x0_im * gx_im
                 acc_im += x0_re * gx_im - x0_im * gx_re
-        tl.store(ga_ptr + chunk * step + offs, tl.join(acc_re, acc_im), mask=cmask)
+        tl.store(ga_ptr + row + offs, tl.join(acc_re, acc_im), mask=cmask)
 
 
 _KERNELS: dict[bool, tuple] = {}
