@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import itertools
 import math
 
 import torch
@@ -58,30 +60,36 @@ def check(s, shapes) -> None:
 def _check(s, shapes) -> None:
     worst = 0.0
     for dtype, tol in ((torch.complex64, 2e-5), (torch.complex128, 1e-12)):
-        for length in shapes["lengths"]:
-            for with_x0 in (False, True):
-                gen = torch.Generator().manual_seed(length)
-                state = shapes["state"]
-                b = torch.randn(length, *state, dtype=dtype, generator=gen).to(s.device)
-                a = _decay((state[1], 1, 1), dtype, s.device, gen)  # broadcast like ConvS5
-                x0 = torch.randn(*state, dtype=dtype, generator=gen).to(s.device)
-                x0 = x0 if with_x0 else None
-                w = torch.randn(b.shape, dtype=dtype, generator=gen).to(s.device)
-                got = _values_and_grads(linear_scan_triton, a, b, x0, w)
-                with scan_path("loop"):
-                    want = _values_and_grads(linear_scan, a, b, x0, w)
-                errs = [_rel(g, r) for g, r in zip(got, want, strict=True)]
-                worst = max(worst, max(errs) / tol)
-                ok = all(e <= 10 * tol for e in errs)
-                name = f"{str(dtype)[6:]} L={length} x0={with_x0} (x, ga, gb, gx0)"
-                s.row(
-                    "check",
-                    name,
-                    "ok" if ok else "MISMATCH",
-                    note=" ".join(f"{e:.1e}" for e in errs),
-                )
-                if not ok:
-                    raise AssertionError(f"Triton scan disagrees with the loop: {name} {errs}")
+        for length, with_x0, chunks in itertools.product(
+            shapes["lengths"], (False, True), (None, 3)
+        ):
+            if chunks and length <= 128:
+                continue  # 64-step chunks: three need more than 128 steps
+            gen = torch.Generator().manual_seed(length)
+            state = shapes["state"]
+            b = torch.randn(length, *state, dtype=dtype, generator=gen).to(s.device)
+            a = _decay((state[1], 1, 1), dtype, s.device, gen)  # broadcast like ConvS5
+            x0 = torch.randn(*state, dtype=dtype, generator=gen).to(s.device)
+            x0 = x0 if with_x0 else None
+            w = torch.randn(b.shape, dtype=dtype, generator=gen).to(s.device)
+            got = _values_and_grads(
+                functools.partial(linear_scan_triton, time_chunks=chunks), a, b, x0, w
+            )
+            with scan_path("loop"):
+                want = _values_and_grads(linear_scan, a, b, x0, w)
+            errs = [_rel(g, r) for g, r in zip(got, want, strict=True)]
+            worst = max(worst, max(errs) / tol)
+            ok = all(e <= 10 * tol for e in errs)
+            name = f"{str(dtype)[6:]} L={length} x0={with_x0} chunks={chunks or 'auto'}"
+            name += " (x, ga, gb, gx0)"
+            s.row(
+                "check",
+                name,
+                "ok" if ok else "MISMATCH",
+                note=" ".join(f"{e:.1e}" for e in errs),
+            )
+            if not ok:
+                raise AssertionError(f"Triton scan disagrees with the loop: {name} {errs}")
     # The loop path on the device also agrees with the plain reference (a sanity anchor).
     b = torch.randn(5, 3, 4, dtype=torch.complex128, device=s.device)
     a = torch.full((4,), 0.9 + 0.1j, dtype=torch.complex128, device=s.device)

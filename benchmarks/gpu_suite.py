@@ -12,7 +12,8 @@ as it goes and the JSON is rewritten after every section, before any cleanup tha
 results.
 
 1. ``check``: ``linear_scan_triton`` against the loop path on the device, values and
-   gradients of a, b, x0, complex64 and complex128, several lengths, broadcast a.
+   gradients of a, b, x0, complex64 and complex128, several lengths, broadcast a, in one
+   pass and (past 128 steps) forced into three chunks of time.
 2. ``scan``: at 32 768 and 262 144 channels (P 128 at 16x16, batch 1 and 8), L = 512:
    the Triton forward and backward in every candidate configuration and as the launcher
    chooses (tuned, chunked in time where it chunks), each checked against the loop before
@@ -72,7 +73,7 @@ FULL = dict(
     compile=dict(dim=64, state=32, depth=2, size=16, length=16, batch=2),
 )
 TINY = dict(
-    check=dict(lengths=(1, 7), state=(2, 4, 3, 3)),
+    check=dict(lengths=(1, 7, 130), state=(2, 4, 3, 3)),
     scan=dict(length=70, widths=(600,)),
     block=dict(batch=1, length=4, dim=32, state=16, size=8),
     train=dict(TINY_MODEL, length=6, batch=1),

@@ -115,7 +115,9 @@ def test_json_is_written_before_a_cleanup_that_raises(suite_module, tmp_path, mo
 def test_failed_check_switches_later_sections_to_the_loop(suite_module, tmp_path, monkeypatch):
     sections = importlib.import_module("gpu_sections")
     monkeypatch.setattr(
-        sections, "linear_scan_triton", lambda a, b, x0=None: 1.01 * linear_scan_ref(a, b, x0)
+        sections,
+        "linear_scan_triton",
+        lambda a, b, x0=None, time_chunks=None: 1.01 * linear_scan_ref(a, b, x0),
     )
     suite = _suite(suite_module, tmp_path)
     suite.run("check", lambda s: sections.check(s, suite_module.TINY["check"]))
