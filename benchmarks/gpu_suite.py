@@ -74,7 +74,7 @@ FULL = dict(
 )
 TINY = dict(
     check=dict(lengths=(1, 7, 130), state=(2, 4, 3, 3)),
-    scan=dict(length=70, widths=(600,)),
+    scan=dict(length=20, widths=(600,)),
     block=dict(batch=1, length=4, dim=32, state=16, size=8),
     train=dict(TINY_MODEL, length=6, batch=1),
     generation=dict(
