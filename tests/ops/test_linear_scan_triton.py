@@ -197,14 +197,17 @@ def _small(seed=9):
 def test_auto_checks_triton_once_per_device_then_uses_it(auto_on_cpu, monkeypatch):
     calls = []
     real = dispatch.linear_scan_triton
-    monkeypatch.setattr(dispatch, "linear_scan_triton", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(
+        dispatch, "linear_scan_triton", lambda *a, **k: calls.append(k) or real(*a, **k)
+    )
     a, b, x0 = _small()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a passing check says nothing
         x = linear_scan(a, b, x0)
-        assert len(calls) == 2  # the check, then the scan itself
+        # the check (one pass, then two chunks of time), then the scan itself
+        assert calls == [{}, {"time_chunks": 2}, {}]
         linear_scan(a, b)
-    assert len(calls) == 3  # no second check
+    assert len(calls) == 4  # no second check
     assert dispatch._proven == {torch.device("cpu"): True}
     _close(x, linear_scan_ref(a, b, x0), RTOL[torch.complex64])
 
@@ -222,7 +225,7 @@ def test_auto_falls_back_to_the_loop_with_one_warning(auto_on_cpu, monkeypatch, 
         monkeypatch.setattr(kernels, "scan_kernels", broken_kernels)
         why = "raised RuntimeError: Failed to find C compiler"
     elif failure == "wrong values":
-        monkeypatch.setattr(dispatch, "linear_scan_triton", lambda *a: real(*a) * 1.001)
+        monkeypatch.setattr(dispatch, "linear_scan_triton", lambda *a, **k: real(*a, **k) * 1.001)
         why = "x differs from the loop path's by 0.001"
     else:
 
@@ -230,7 +233,9 @@ def test_auto_falls_back_to_the_loop_with_one_warning(auto_on_cpu, monkeypatch, 
             forward = staticmethod(lambda ctx, x: x.clone())
             backward = staticmethod(lambda ctx, g: g * float("nan"))
 
-        monkeypatch.setattr(dispatch, "linear_scan_triton", lambda *a: NanGrad.apply(real(*a)))
+        monkeypatch.setattr(
+            dispatch, "linear_scan_triton", lambda *a, **k: NanGrad.apply(real(*a, **k))
+        )
         why = "grad a differs from the loop path's by nan"
     a, b, x0 = _small()
     with pytest.warns(RuntimeWarning, match=f"first-use check on cpu .*{why}") as record:

@@ -135,6 +135,35 @@ def test_tuning_is_skipped_off_a_gpu_and_forced_configurations_win():
         assert launcher.tuned_config("backward", torch.float64, 10, True, device, run) == back
 
 
+def test_tuning_leaves_out_a_configuration_that_fails_and_raises_when_all_do(monkeypatch):
+    """On a GPU (faked: the timer and the capture query replaced) the fastest candidate that
+    runs is kept, a failing one is named in one warning; if none runs, its error is raised."""
+    gpu = torch.device("cuda", 0)
+    candidates = launcher.FORWARD_CONFIGS[torch.float32]
+    broken = candidates[1]
+    times = dict(zip(candidates, (3.0, 0.5, 1.0, 2.0), strict=True))
+
+    def milliseconds(run, config):
+        if config == broken:
+            raise RuntimeError("PassManager::run failed")
+        return times[config]
+
+    monkeypatch.setattr(launcher, "_milliseconds", milliseconds)
+    monkeypatch.setattr(launcher, "_tuned", {})
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: False)
+    with pytest.warns(RuntimeWarning, match=r"1 of 4 forward configurations failed.*PassManager"):
+        chosen = launcher.tuned_config("forward", torch.float32, 5000, False, gpu, None)
+    assert chosen == candidates[2]
+    assert launcher.tuned_config("forward", torch.float32, 6000, False, gpu, None) == chosen
+
+    def nothing_runs(run, config):
+        raise RuntimeError(f"no kernel for {config.block}")
+
+    monkeypatch.setattr(launcher, "_milliseconds", nothing_runs)
+    with pytest.raises(RuntimeError, match=f"no kernel for {candidates[0].block}"):
+        launcher.tuned_config("forward", torch.float32, 5000, True, gpu, None)
+
+
 @pytest.mark.parametrize("chunks", [1, 3])
 def test_realistic_width_and_length_match_the_loop(chunks):
     """32 768 channels (B 1, P 128, 16 x 16) over 512 steps, values and gradients against the

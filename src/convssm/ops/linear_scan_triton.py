@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 
 import torch
 
@@ -113,7 +114,10 @@ def kernel_config(forward: ScanKernelConfig | None = None, backward=None):
 def tuned_config(direction: str, dtype: torch.dtype, m: int, chunked: bool, device, run):
     """The configuration for one direction ("forward" / "backward") and float dtype: the
     forced one, else on a GPU the fastest candidate for this (dtype, bucket of M, chunked),
-    timed once with ``run(config)`` and cached; elsewhere the first candidate."""
+    timed once with ``run(config)`` and cached; elsewhere the first candidate.
+
+    A candidate that raises while tuning (a compile that fails on this GPU) is left out with
+    one warning naming it; when every candidate fails, the first error is raised."""
     if _forced[direction] is not None:
         return _forced[direction]
     candidates = (FORWARD_CONFIGS if direction == "forward" else BACKWARD_CONFIGS)[dtype]
@@ -121,18 +125,36 @@ def tuned_config(direction: str, dtype: torch.dtype, m: int, chunked: bool, devi
         return candidates[0]
     key = (direction, dtype, device.index, m.bit_length(), chunked)
     if key not in _tuned:
-        times = []
+        times, failures = {}, []
         for config in candidates:
-            run(config)  # compile and warm up
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(3):
-                run(config)
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        _tuned[key] = candidates[times.index(min(times))]
+            try:
+                times[config] = _milliseconds(run, config)
+            except Exception as exc:  # noqa: BLE001 - reported below, or re-raised
+                failures.append((config, exc))
+        if not times:
+            raise failures[0][1]
+        if failures:
+            warnings.warn(
+                f"linear_scan_triton: {len(failures)} of {len(candidates)} {direction} "
+                f"configurations failed on {device} and are left out: "
+                + "; ".join(f"{c} ({type(e).__name__}: {str(e)[:200]})" for c, e in failures),
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        _tuned[key] = min(times, key=times.get)
     return _tuned[key]
+
+
+def _milliseconds(run, config: ScanKernelConfig) -> float:
+    """GPU time of three ``run(config)`` after one that compiles and warms up."""
+    run(config)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(3):
+        run(config)
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end)
 
 
 def _on(device: torch.device):
