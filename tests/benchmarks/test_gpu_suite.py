@@ -149,7 +149,10 @@ def test_each_timed_configuration_is_checked_first(suite_module, tmp_path, monke
     monkeypatch.setattr(launcher, "_forward", wrong_for_one_configuration)
     suite = _suite(suite_module, tmp_path)
     suite.run("scan", lambda s: sections.scan(s, suite_module.TINY["scan"]))
-    assert launcher._forced == {"forward": None, "backward": None}  # restored after the sweep
+    assert importlib.import_module("convssm.ops.scan_triton_plan")._forced == {
+        "forward": None,
+        "backward": None,
+    }  # restored after the sweep
     record = _json(tmp_path)["sections"]["scan"]
     assert record["status"] == "ok"
     rows = {r["name"]: r for r in record["rows"]}

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.skipif(
 
 launcher = importlib.import_module("convssm.ops.linear_scan_triton")
 kernels = importlib.import_module("convssm.ops.scan_triton_kernels")
+plan = importlib.import_module("convssm.ops.scan_triton_plan")
 RTOL = {torch.complex64: 2e-6, torch.complex128: 1e-13}
 
 
@@ -69,7 +70,7 @@ def test_time_chunks_give_the_reference_values_and_gradients(
     got = _run(lambda *t: launcher.linear_scan_triton(*t, time_chunks=chunks), a, b, x0, w)
     want = _run(linear_scan_ref, a, b, x0, w)
     assert launched == [chunks]
-    assert math.ceil(length / launcher._chunk_length(length, chunks)) == used
+    assert math.ceil(length / plan.chunk_length(length, chunks)) == used
     for i, (g, r) in enumerate(zip(got, want, strict=True)):
         assert g.shape == r.shape
         assert _rel(g, r) <= (1 if i == 0 else 10) * RTOL[dtype], (i, _rel(g, r))
@@ -103,14 +104,14 @@ def test_time_chunks_rule(monkeypatch):
     """One chunk on CPU; on a GPU, chunks only while the channel blocks (of 256) give fewer
     than 4 programs per SM, each chunk at least 256 steps."""
     cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
-    assert launcher.time_chunks(1024, 100_000, cpu) == 1
+    assert plan.time_chunks(1024, 100_000, cpu) == 1
     props = SimpleNamespace(multi_processor_count=132)  # an H100
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: props)
-    assert launcher.time_chunks(32_768, 4096, gpu) == 5  # 128 programs; 528 wanted
-    assert launcher.time_chunks(32_768, 1024, gpu) == 4  # bounded by 256-step chunks
-    assert launcher.time_chunks(32_768, 300, gpu) == 1
-    assert launcher.time_chunks(262_144, 4096, gpu) == 1  # 1 024 programs fill it
-    assert launcher.time_chunks(256, 1 << 20, gpu) == 528
+    assert plan.time_chunks(32_768, 4096, gpu) == 5  # 128 programs; 528 wanted
+    assert plan.time_chunks(32_768, 1024, gpu) == 4  # bounded by 256-step chunks
+    assert plan.time_chunks(32_768, 300, gpu) == 1
+    assert plan.time_chunks(262_144, 4096, gpu) == 1  # 1 024 programs fill it
+    assert plan.time_chunks(256, 1 << 20, gpu) == 528
 
 
 def test_bad_time_chunks_are_refused():
@@ -128,11 +129,11 @@ def test_tuning_is_skipped_off_a_gpu_and_forced_configurations_win():
         raise AssertionError("nothing is timed off a GPU")
 
     first = launcher.FORWARD_CONFIGS[torch.float32][0]
-    assert launcher.tuned_config("forward", torch.float32, 10, False, device, run) == first
+    assert plan.tuned_config("forward", torch.float32, 10, False, device, run) == first
     with launcher.kernel_config(forward=cfg):
-        assert launcher.tuned_config("forward", torch.float32, 10, False, device, run) == cfg
+        assert plan.tuned_config("forward", torch.float32, 10, False, device, run) == cfg
         back = launcher.BACKWARD_CONFIGS[torch.float64][0]
-        assert launcher.tuned_config("backward", torch.float64, 10, True, device, run) == back
+        assert plan.tuned_config("backward", torch.float64, 10, True, device, run) == back
 
 
 def test_tuning_leaves_out_a_configuration_that_fails_and_raises_when_all_do(monkeypatch):
@@ -148,20 +149,20 @@ def test_tuning_leaves_out_a_configuration_that_fails_and_raises_when_all_do(mon
             raise RuntimeError("PassManager::run failed")
         return times[config]
 
-    monkeypatch.setattr(launcher, "_milliseconds", milliseconds)
-    monkeypatch.setattr(launcher, "_tuned", {})
+    monkeypatch.setattr(plan, "_milliseconds", milliseconds)
+    monkeypatch.setattr(plan, "_tuned", {})
     monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: False)
     with pytest.warns(RuntimeWarning, match=r"1 of 4 forward configurations failed.*PassManager"):
-        chosen = launcher.tuned_config("forward", torch.float32, 5000, False, gpu, None)
+        chosen = plan.tuned_config("forward", torch.float32, 5000, False, gpu, None)
     assert chosen == candidates[2]
-    assert launcher.tuned_config("forward", torch.float32, 6000, False, gpu, None) == chosen
+    assert plan.tuned_config("forward", torch.float32, 6000, False, gpu, None) == chosen
 
     def nothing_runs(run, config):
         raise RuntimeError(f"no kernel for {config.block}")
 
-    monkeypatch.setattr(launcher, "_milliseconds", nothing_runs)
+    monkeypatch.setattr(plan, "_milliseconds", nothing_runs)
     with pytest.raises(RuntimeError, match=f"no kernel for {candidates[0].block}"):
-        launcher.tuned_config("forward", torch.float32, 5000, True, gpu, None)
+        plan.tuned_config("forward", torch.float32, 5000, True, gpu, None)
 
 
 @pytest.mark.parametrize("chunks", [1, 3])

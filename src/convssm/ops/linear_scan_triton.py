@@ -43,20 +43,25 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 
 import torch
 
 from convssm.ops.scan_contract import check_scan_inputs
 from convssm.ops.scan_triton_kernels import (
     BACKWARD_CONFIGS,
-    CHUNK_ALIGN,
     FORWARD_CONFIGS,
     MAX_CHANNELS,
     ScanKernelConfig,
     check_channels,
     scan_kernels,
     triton_available,
+)
+from convssm.ops.scan_triton_plan import (
+    cdiv,
+    chunk_length,
+    kernel_config,
+    time_chunks,
+    tuned_config,
 )
 
 __all__ = [
@@ -70,91 +75,6 @@ __all__ = [
     "FORWARD_CONFIGS",
     "BACKWARD_CONFIGS",
 ]
-
-MIN_CHUNK = 256  # time steps a chunk keeps at least: the carry passes must stay small
-PROGRAMS_PER_SM = 4  # programs a GPU needs in flight per SM before chunking stops paying
-_REFERENCE_BLOCK = 256  # channel programs are counted at this block, whatever is tuned
-
-_forced: dict[str, ScanKernelConfig | None] = {"forward": None, "backward": None}
-_tuned: dict[tuple, ScanKernelConfig] = {}
-
-
-def _cdiv(n: int, d: int) -> int:
-    return -(-n // d)
-
-
-def time_chunks(m: int, length: int, device: torch.device) -> int:
-    """Chunks of time for M channels and L steps: 1 unless the channel blocks alone give a
-    GPU fewer than PROGRAMS_PER_SM programs per SM and L has room for MIN_CHUNK-step chunks."""
-    if device.type != "cuda":
-        return 1
-    want = PROGRAMS_PER_SM * torch.cuda.get_device_properties(device).multi_processor_count
-    programs = _cdiv(m, _REFERENCE_BLOCK)
-    if programs >= want:
-        return 1
-    return max(1, min(_cdiv(want, programs), length // MIN_CHUNK))
-
-
-def _chunk_length(length: int, chunks: int) -> int:
-    """Steps per chunk: L shared by ``chunks``, rounded up to CHUNK_ALIGN (no tile is cut)."""
-    return _cdiv(_cdiv(length, chunks), CHUNK_ALIGN) * CHUNK_ALIGN
-
-
-@contextlib.contextmanager
-def kernel_config(forward: ScanKernelConfig | None = None, backward=None):
-    """Within the block, launch with these configurations (benchmarks sweep them this way)."""
-    saved = dict(_forced)
-    _forced.update(forward=forward, backward=backward)
-    try:
-        yield
-    finally:
-        _forced.update(saved)
-
-
-def tuned_config(direction: str, dtype: torch.dtype, m: int, chunked: bool, device, run):
-    """The configuration for one direction ("forward" / "backward") and float dtype: the
-    forced one, else on a GPU the fastest candidate for this (dtype, bucket of M, chunked),
-    timed once with ``run(config)`` and cached; elsewhere the first candidate.
-
-    A candidate that raises while tuning (a compile that fails on this GPU) is left out with
-    one warning naming it; when every candidate fails, the first error is raised."""
-    if _forced[direction] is not None:
-        return _forced[direction]
-    candidates = (FORWARD_CONFIGS if direction == "forward" else BACKWARD_CONFIGS)[dtype]
-    if device.type != "cuda" or len(candidates) == 1 or torch.cuda.is_current_stream_capturing():
-        return candidates[0]
-    key = (direction, dtype, device.index, m.bit_length(), chunked)
-    if key not in _tuned:
-        times, failures = {}, []
-        for config in candidates:
-            try:
-                times[config] = _milliseconds(run, config)
-            except Exception as exc:  # noqa: BLE001 - reported below, or re-raised
-                failures.append((config, exc))
-        if not times:
-            raise failures[0][1]
-        if failures:
-            warnings.warn(
-                f"linear_scan_triton: {len(failures)} of {len(candidates)} {direction} "
-                f"configurations failed on {device} and are left out: "
-                + "; ".join(f"{c} ({type(e).__name__}: {str(e)[:200]})" for c, e in failures),
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        _tuned[key] = min(times, key=times.get)
-    return _tuned[key]
-
-
-def _milliseconds(run, config: ScanKernelConfig) -> float:
-    """GPU time of three ``run(config)`` after one that compiles and warms up."""
-    run(config)
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(3):
-        run(config)
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end)
 
 
 def _on(device: torch.device):
@@ -175,7 +95,7 @@ def _power(a: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _launch(kernel, config: ScanKernelConfig, m: int, chunks: int, *args) -> None:
-    kernel[(_cdiv(m, config.block), chunks)](
+    kernel[(cdiv(m, config.block), chunks)](
         *args, config.block, config.tile, config.stages, num_warps=config.warps
     )
 
@@ -184,8 +104,8 @@ def _forward(a, b, x0, x, chunks: int, config: ScanKernelConfig) -> None:
     """x <- the scan of (a, b, x0) in ``chunks`` chunks of time (all float pairs)."""
     fwd, _ = scan_kernels()
     length, m = b.shape[0], b.shape[1]
-    chunk = _chunk_length(length, chunks)
-    n = _cdiv(length, chunk)
+    chunk = chunk_length(length, chunks)
+    n = cdiv(length, chunk)
     has_x0 = x0 is not None
     if n == 1:
         _launch(fwd, config, m, 1, a, b, x0 if has_x0 else a, x, a, length, m, chunk,
@@ -207,8 +127,8 @@ def _backward(a, x, x0, g, gx, need_a: bool, chunks: int, config: ScanKernelConf
     """gx <- the reverse scan of g with conj(a); returns grad_a per channel (M, 2) or None."""
     _, bwd = scan_kernels()
     length, m = x.shape[0], x.shape[1]
-    chunk = _chunk_length(length, chunks)
-    n = _cdiv(length, chunk)
+    chunk = chunk_length(length, chunks)
+    n = cdiv(length, chunk)
     has_x0 = x0 is not None
     x0_arg = x0 if has_x0 else a
     ga = a.new_empty(n, m, 2) if need_a else None
