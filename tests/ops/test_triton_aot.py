@@ -59,24 +59,18 @@ def _launches(monkeypatch) -> list[tuple[str, tuple, dict]]:
 
 
 def _source(fn, args):
-    """Triton's ASTSource for one launch: the signature, constexprs and pointer alignment
-    that launching fn(*args) on a GPU would compile (ints as i32: L, M and CHUNK are never
-    specialised on their value, and check_channels keeps M within int32)."""
-    from triton.compiler import ASTSource
-
-    signature, constexprs, attrs = {}, {}, {}
-    for i, (name, arg) in enumerate(zip(fn.arg_names, args, strict=True)):
-        if i in fn.constexprs:
-            signature[name] = "constexpr"
-            constexprs[(i,)] = arg
-        elif isinstance(arg, torch.Tensor):
-            signature[name] = {torch.float32: "*fp32", torch.float64: "*fp64"}[arg.dtype]
-            if arg.data_ptr() % 16 == 0:  # what the launcher's specialisation would see
-                attrs[(i,)] = [["tt.divisibility", 16]]
-        else:
-            assert isinstance(arg, int) and not isinstance(arg, bool), (name, arg)
-            signature[name] = "i32"
-    return ASTSource(fn, signature, constexprs, attrs)
+    """Triton's ASTSource for one recorded launch: its constexprs, dtype and the pointer
+    alignment that launching fn(*args) on a GPU would specialise on."""
+    named = dict(zip(fn.arg_names, args, strict=True))
+    constexprs = {n: named[n] for i, n in enumerate(fn.arg_names) if i in fn.constexprs}
+    tensors = {n: a for n, a in named.items() if isinstance(a, torch.Tensor)}
+    assert all(n.endswith("_ptr") for n in tensors), sorted(tensors)
+    (dtype,) = {t.dtype for t in tensors.values()}
+    for n, a in named.items():
+        if n not in constexprs and n not in tensors:
+            assert isinstance(a, int) and not isinstance(a, bool), (n, a)
+    unaligned = {n for n, t in tensors.items() if t.data_ptr() % 16}
+    return aot.kernel_source(fn, constexprs, dtype, unaligned)
 
 
 @pytest.fixture
@@ -90,13 +84,6 @@ def compiler(monkeypatch, tmp_path):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the GPU-compiled kernels
     monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))  # compile, do not reuse a cache
     return ptxas
-
-
-def _compile(source, arch, warps):
-    import triton
-    from triton.backends.compiler import GPUTarget
-
-    return triton.compile(source, target=GPUTarget("cuda", arch, 32), options={"num_warps": warps})
 
 
 def test_every_kernel_variant_compiles_for_sm80_and_sm90(monkeypatch, compiler):
@@ -114,7 +101,7 @@ def test_every_kernel_variant_compiles_for_sm80_and_sm90(monkeypatch, compiler):
     for (name, _, _), (args, options) in variants.items():
         source = _source(fns[name], args)
         for arch in ARCHS:
-            kernel = _compile(source, arch, options["num_warps"])
+            kernel = aot.compile_source(source, arch, options["num_warps"])
             assert f".target sm_{arch}" in kernel.asm["ptx"]
             assert len(kernel.asm["cubin"]) > 0
 

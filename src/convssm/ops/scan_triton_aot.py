@@ -17,7 +17,13 @@ import torch
 
 from convssm.ops.scan_triton_kernels import ScanKernelConfig, scan_kernels
 
-__all__ = ["FULL_VARIANT", "compile_ahead", "ptxas_report"]
+__all__ = [
+    "FULL_VARIANT",
+    "kernel_source",
+    "compile_source",
+    "compile_ahead",
+    "ptxas_report",
+]
 
 # Per direction, the variant with the most live state: x0 and one chunk, writing x
 # (forward); x0, no carry, grad_a, writing gx (backward). In the kernels' constexpr order.
@@ -26,6 +32,35 @@ FULL_VARIANT = {
     "backward": dict(HAS_X0=True, HAS_CARRY=False, NEED_A=True, WRITE_GX=True, WRITE_FIRST=False),
 }
 _POINTER = {torch.float32: "*fp32", torch.float64: "*fp64"}
+
+
+def kernel_source(fn, constexprs: dict, dtype: torch.dtype, unaligned=frozenset()):
+    """Triton's ASTSource for launching kernel ``fn`` (a JITFunction of scan_kernels) with
+    these constexpr values by name, pointers to ``dtype``, 16-byte aligned except those named
+    in ``unaligned`` (the divisibility a launch specialises on), and its other arguments
+    (L, M, CHUNK) as i32: never specialised on their value, within int32 by check_channels."""
+    from triton.compiler import ASTSource
+
+    signature, consts, attrs = {}, {}, {}
+    for i, name in enumerate(fn.arg_names):
+        if name in constexprs:
+            signature[name], consts[(i,)] = "constexpr", constexprs[name]
+        elif name.endswith("_ptr"):
+            signature[name] = _POINTER[dtype]
+            if name not in unaligned:
+                attrs[(i,)] = [["tt.divisibility", 16]]
+        else:
+            signature[name] = "i32"
+    return ASTSource(fn, signature, consts, attrs)
+
+
+def compile_source(source, arch: int, warps: int):
+    """Compile an ASTSource for ``sm_{arch}`` with ``warps`` warps: Triton's CompiledKernel
+    (its ``asm["ptx"]``, ``asm["cubin"]``, ``metadata``)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+
+    return triton.compile(source, target=GPUTarget("cuda", arch, 32), options={"num_warps": warps})
 
 
 def compile_ahead(
@@ -37,28 +72,11 @@ def compile_ahead(
 ):
     """Compile one kernel (``direction`` "forward" / "backward", float ``dtype``) for
     ``sm_{arch}`` with ``config`` and the constexpr ``flags`` (default FULL_VARIANT), as a
-    launch with 16-byte aligned pointers would. Returns Triton's CompiledKernel (its
-    ``asm["ptx"]``, ``asm["cubin"]``, ``metadata``)."""
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
+    launch with 16-byte aligned pointers would (:func:`compile_source`'s result)."""
     fn = scan_kernels()[direction == "backward"]
     consts = dict(FULL_VARIANT[direction] if flags is None else flags)
     consts.update(BLOCK=config.block, TILE=config.tile, STAGES=config.stages)
-    signature, constexprs, attrs = {}, {}, {}
-    for i, name in enumerate(fn.arg_names):
-        if name in consts:
-            signature[name], constexprs[(i,)] = "constexpr", consts[name]
-        elif name.endswith("_ptr"):
-            signature[name] = _POINTER[dtype]
-            attrs[(i,)] = [["tt.divisibility", 16]]
-        else:
-            signature[name] = "i32"  # L, M, CHUNK: never specialised, within int32
-    source = ASTSource(fn, signature, constexprs, attrs)
-    return triton.compile(
-        source, target=GPUTarget("cuda", arch, 32), options={"num_warps": config.warps}
-    )
+    return compile_source(kernel_source(fn, consts, dtype), arch, config.warps)
 
 
 def ptxas_report(kernel) -> dict:
