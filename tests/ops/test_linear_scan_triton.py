@@ -10,6 +10,7 @@ import warnings
 import pytest
 import torch
 from scan_inputs import decay as _decay
+from scan_inputs import needs_triton
 
 from convssm.ops import (
     get_scan_path,
@@ -18,13 +19,9 @@ from convssm.ops import (
     linear_scan_triton,
     scan_path,
     set_scan_path,
-    triton_available,
 )
 
-pytestmark = pytest.mark.skipif(
-    not triton_available(),
-    reason="triton is not installed (pip install 'convssm[triton]'); its kernels are untested",
-)
+pytestmark = needs_triton
 
 RTOL = {torch.complex64: 2e-6, torch.complex128: 1e-13}
 

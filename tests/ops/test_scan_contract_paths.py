@@ -17,19 +17,16 @@ import math
 import pytest
 import torch
 from scan_inputs import decay as _decay
+from scan_inputs import needs_triton
 
 from convssm.ops import (
     linear_scan,
     linear_scan_ref,
     linear_scan_triton,
     scan_path,
-    triton_available,
 )
 
-pytestmark = pytest.mark.skipif(
-    not triton_available(),
-    reason="triton is not installed (pip install 'convssm[triton]'); its kernels are untested",
-)
+pytestmark = needs_triton
 
 C64, C128 = torch.complex64, torch.complex128
 RTOL = {C64: 2e-5, C128: 1e-12}

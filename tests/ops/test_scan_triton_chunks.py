@@ -13,13 +13,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 from scan_inputs import decay as _decay
+from scan_inputs import needs_triton
 
-from convssm.ops import linear_scan, linear_scan_ref, scan_path, triton_available
+from convssm.ops import linear_scan, linear_scan_ref, scan_path
 
-pytestmark = pytest.mark.skipif(
-    not triton_available(),
-    reason="triton is not installed (pip install 'convssm[triton]'); its kernels are untested",
-)
+pytestmark = needs_triton
 
 launcher = importlib.import_module("convssm.ops.linear_scan_triton")
 kernels = importlib.import_module("convssm.ops.scan_triton_kernels")

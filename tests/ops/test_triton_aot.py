@@ -19,13 +19,9 @@ import importlib
 
 import pytest
 import torch
+from scan_inputs import needs_triton
 
-from convssm.ops import triton_available
-
-pytestmark = pytest.mark.skipif(
-    not triton_available(),
-    reason="triton is not installed (pip install 'convssm[triton]'); its kernels are untested",
-)
+pytestmark = needs_triton
 
 launcher = importlib.import_module("convssm.ops.linear_scan_triton")
 kernels = importlib.import_module("convssm.ops.scan_triton_kernels")
