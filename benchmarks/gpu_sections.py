@@ -117,13 +117,13 @@ def scan(s, shapes) -> None:
     """Per width: a copy, every candidate configuration of the Triton forward and backward
     (each checked against the loop before it is timed), the configuration the launcher
     chooses, then the loop and torch's associative_scan; forward+backward at the widest."""
+    length = shapes["length"]
     for m in shapes["widths"]:
-        s.attempt("scan", f"M={m}", lambda m=m: _scan_width(s, shapes["length"], m))
-    length, m = shapes["length"], shapes["widths"][-1]
-    gen = torch.Generator().manual_seed(0)
-    b = torch.randn(length, m, dtype=torch.complex64, generator=gen).to(s.device)
-    a = _decay((m,), torch.complex64, s.device, gen)
-    copy = s.time(lambda: torch.empty_like(b).copy_(b), repeats=5)
+        widest = s.attempt("scan", f"M={m}", lambda m=m: _scan_width(s, length, m))
+    # The widest width's inputs and copy time serve the rows below (made again only when
+    # its rows failed before returning them).
+    a, b, copy = widest or _scan_inputs(s, length, shapes["widths"][-1])
+    m = b.shape[1]
 
     def forward_rows(label, fn, repeats=10):
         t = s.time(fn, repeats=repeats)
@@ -160,18 +160,24 @@ def _config_name(config) -> str:
     return f"block {config.block} tile {config.tile} stages {config.stages} warps {config.warps}"
 
 
-def _scan_width(s, length: int, m: int) -> None:
+def _scan_inputs(s, length: int, m: int):
+    """a (m,), b (length, m) complex64 on the device, and the time of one copy of b."""
     gen = torch.Generator().manual_seed(m)
     b = torch.randn(length, m, dtype=torch.complex64, generator=gen).to(s.device)
     a = _decay((m,), torch.complex64, s.device, gen)
-    copy = s.time(lambda: torch.empty_like(b).copy_(b), repeats=10)
+    return a, b, s.time(lambda: torch.empty_like(b).copy_(b), repeats=10)
+
+
+def _scan_width(s, length: int, m: int):
+    """One width's rows; returns its (a, b, copy time) for the rows after it."""
+    a, b, copy = _scan_inputs(s, length, m)
     size = b.numel() * b.element_size()
     tag = f"M={m}"
     s.row("scan", f"{tag} copy of b (L={length}, complex64)", 1e3 * copy, "ms",
           f"{2 * size / 1e9 / copy:.0f} GB/s")  # fmt: skip
     if s.triton_ok is False:
         s.row("scan", "triton", "skipped", note="Triton failed the check section")
-        return
+        return a, b, copy
     # What the kernels must reproduce: the loop's x, and its gradients for g.
     ar, br = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
     g = torch.randn_like(b)
@@ -224,6 +230,7 @@ def _scan_width(s, length: int, m: int) -> None:
                 s.row("scan", label, 1e3 * t, "ms", note)
 
             s.attempt("scan", label, timed)
+    return a, b, copy
 
 
 def _assoc_rows(s, a, b, forward_rows) -> None:
